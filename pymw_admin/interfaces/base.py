@@ -1,0 +1,55 @@
+"""The one small protocol every interface implements: move task files, report completions.
+
+An interface never decodes or runs a task itself. The master hands it ``(task_id, task_file)``
+pairs and gets back ``Completion``s: the worker's result record (bytes), or, when the engine lost
+the task (a worker died, a job was held, a work unit errored), a one-line ``failure`` saying so.
+Retries are the master's decision; ``retryable`` tells it whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass
+class Completion:
+    task_id: str
+    record: bytes | None = None  # the worker's result record, when it produced one
+    failure: str = ""  # the engine's one-line reason when there is no record
+    retryable: bool = True
+    worker: str = ""
+    stderr: str = ""  # what the engine captured of the task's stderr, when it failed
+
+
+@dataclass
+class WorkerStats:
+    name: str
+    alive: bool = True
+    tasks_done: int = 0
+    busy_seconds: float = 0.0
+    in_flight: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Interface(Protocol):
+    """An engine behind the master: local processes, MPI ranks, HTCondor jobs, BOINC work units."""
+
+    name: str
+    trusted: bool  # may results be fully unpickled? False for volunteers' results
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        """Queue one task; must not block on the task running."""
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        """Block up to ``timeout`` seconds (None: forever) for completions; [] when none came."""
+
+    def cancel(self, task_id: str) -> None:
+        """Forget a task the master no longer wants (best effort)."""
+
+    def workers(self) -> list[WorkerStats]:
+        """Per-worker figures for status displays."""
+
+    def close(self) -> None:
+        """Stop every worker or job this interface started; safe to call twice."""

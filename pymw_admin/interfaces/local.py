@@ -1,0 +1,242 @@
+"""The local (multicore) interface: persistent worker processes on this machine.
+
+Each worker is ``python -m pymw_admin.runtime.worker --serve`` talking over its stdin/stdout pipes.
+A worker is fed several tasks at a time while tasks are short (so no-op tasks are not bound by round
+trips) and at most two while they are long (so the last tasks don't wait behind a busy worker). A
+worker that dies is replaced; its tasks come back as retryable failures and the master decides.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from pymw_admin.errors import UsageError
+from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.runtime.encoding import PICKLE_PROTOCOL, decode_result_header
+
+_FRAME = struct.Struct(">I")
+SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
+DEEP_PREFETCH = 64
+SHALLOW_PREFETCH = 2
+
+
+@dataclass
+class _Worker:
+    index: int
+    name: str
+    proc: subprocess.Popen[bytes]
+    outbox: queue.SimpleQueue[bytes | None] = field(default_factory=queue.SimpleQueue)
+    in_flight: dict[str, bytes] = field(default_factory=dict)
+    alive: bool = True
+    tasks_done: int = 0
+    busy_seconds: float = 0.0
+
+    def prefetch(self) -> int:
+        if self.tasks_done >= 4 and self.busy_seconds / self.tasks_done < SHORT_TASK_SECONDS:
+            return DEEP_PREFETCH
+        return SHALLOW_PREFETCH
+
+
+class LocalInterface:
+    name = "local"
+    trusted = True
+
+    def __init__(self, num_workers: int | None = None, python: str | None = None) -> None:
+        if num_workers is None:
+            num_workers = os.cpu_count() or 1
+        if num_workers < 1:
+            raise UsageError(f"the local interface needs at least 1 worker, not {num_workers}")
+        self.num_workers = num_workers
+        self.python = python or sys.executable
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._workers: list[_Worker] = []
+        self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._closed = False
+        self._started = False
+        self._next_index = 0
+
+    # --- workers ---------------------------------------------------------------------------------
+
+    def _spawn(self) -> _Worker:
+        self._next_index += 1
+        name = f"local-{self._next_index}"
+        env = dict(os.environ)
+        # the worker imports what the master can: the script's directory and its sys.path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["PYMW_WORKER_NAME"] = name
+        proc = subprocess.Popen(
+            [self.python, "-m", "pymw_admin.runtime.worker", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=False,
+        )
+        worker = _Worker(self._next_index, name, proc)
+        threading.Thread(target=self._reader, args=(worker,), daemon=True, name=name).start()
+        threading.Thread(target=self._writer, args=(worker,), daemon=True, name=name).start()
+        return worker
+
+    def _start(self) -> None:
+        self._started = True
+        self._workers = [self._spawn() for _ in range(self.num_workers)]
+
+    def _writer(self, worker: _Worker) -> None:
+        stdin = worker.proc.stdin
+        assert stdin is not None
+        while True:
+            frame = worker.outbox.get()
+            if frame is None:
+                break
+            try:
+                stdin.write(frame)
+                stdin.flush()
+            except (BrokenPipeError, OSError):
+                break  # the reader sees the death and reports
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+    def _reader(self, worker: _Worker) -> None:
+        stdout = worker.proc.stdout
+        assert stdout is not None
+        while True:
+            head = stdout.read(_FRAME.size)
+            if len(head) < _FRAME.size:
+                break
+            body = stdout.read(_FRAME.unpack(head)[0])
+            records: list[bytes] = pickle.loads(body)
+            with self._lock:
+                for blob in records:
+                    header = decode_result_header(blob)
+                    worker.in_flight.pop(header.task_id, None)
+                    worker.tasks_done += 1
+                    worker.busy_seconds += max(0.0, header.finished - header.started)
+                    self._completions.put(
+                        Completion(header.task_id, record=blob, worker=worker.name)
+                    )
+                self._dispatch_locked()
+        self._on_death(worker)
+
+    def _on_death(self, worker: _Worker) -> None:
+        code = worker.proc.wait()
+        with self._lock:
+            worker.alive = False
+            worker.outbox.put(None)
+            if self._closed:
+                return
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            for task_id in worker.in_flight:
+                self._completions.put(
+                    Completion(
+                        task_id,
+                        failure=f"worker {worker.name} (pid {worker.proc.pid}) {how} "
+                        "while running the task",
+                        worker=worker.name,
+                    )
+                )
+            worker.in_flight.clear()
+            replacement = self._spawn()
+            self._workers[self._workers.index(worker)] = replacement
+            self._dispatch_locked()
+
+    def _dispatch_locked(self) -> None:
+        if not self._pending:
+            return
+        for worker in self._workers:
+            if not worker.alive:
+                continue
+            room = worker.prefetch() - len(worker.in_flight)
+            if room <= 0:
+                continue
+            batch: list[bytes] = []
+            while self._pending and len(batch) < room:
+                task_id, blob = self._pending.popleft()
+                worker.in_flight[task_id] = blob
+                batch.append(blob)
+            if batch:
+                body = pickle.dumps(batch, protocol=PICKLE_PROTOCOL)
+                worker.outbox.put(_FRAME.pack(len(body)) + body)
+            if not self._pending:
+                return
+
+    # --- the Interface protocol ------------------------------------------------------------------
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the local interface is closed")
+            if not self._started:
+                self._start()
+            self._pending.append((task_id, task_file))
+            self._dispatch_locked()
+
+    def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
+        with self._lock:
+            if not self._started:
+                self._start()
+            self._pending.extend(tasks)
+            self._dispatch_locked()
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        try:
+            first = self._completions.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        done = [first]
+        while True:
+            try:
+                done.append(self._completions.get_nowait())
+            except queue.Empty:
+                return done
+
+    def cancel(self, task_id: str) -> None:
+        with self._lock:
+            self._pending = deque(t for t in self._pending if t[0] != task_id)
+
+    def workers(self) -> list[WorkerStats]:
+        with self._lock:
+            return [
+                WorkerStats(
+                    name=w.name,
+                    alive=w.alive,
+                    tasks_done=w.tasks_done,
+                    busy_seconds=w.busy_seconds,
+                    in_flight=len(w.in_flight),
+                    extra={"pid": w.proc.pid},
+                )
+                for w in self._workers
+            ]
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers if w.alive]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers)
+            for w in workers:
+                w.outbox.put(None)  # closing stdin ends an idle worker
+        deadline = time.monotonic() + 2.0
+        for w in workers:
+            try:
+                w.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()  # a busy worker: its task is abandoned with the master
+                w.proc.wait()
+
+
+def build(num_workers: int | None = None, **_: object) -> LocalInterface:
+    return LocalInterface(num_workers=num_workers)

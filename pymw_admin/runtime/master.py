@@ -1,0 +1,391 @@
+"""The PyMW master: submit tasks to an interface, collect their results.
+
+The master is single-threaded from the caller's view: it encodes tasks, hands them to its
+interface, and decodes completions whenever the caller asks for a result. It never imports engine
+code; interfaces only move task files and result records.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymw_admin.interfaces import make_interface
+from pymw_admin.interfaces.base import Completion, Interface
+from pymw_admin.runtime import encoding, events
+from pymw_admin.runtime.errors import (
+    PythonVersionMismatch,
+    RemoteTraceback,
+    TaskError,
+    TaskTimeout,
+    WorkerLost,
+)
+from pymw_admin.runtime.task import Task, TaskState
+
+Executable = Callable[..., Any] | str | os.PathLike[str]
+
+
+@dataclass
+class Progress:
+    done: int
+    failed: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return (self.done + self.failed) / self.total if self.total else 1.0
+
+
+@dataclass
+class Status:
+    interface: str
+    counts: dict[str, int]
+    workers: list[dict[str, Any]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:  # PyMW's get_status() was a dict
+        return self.__dict__[key]
+
+
+_live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
+
+
+@atexit.register
+def _cleanup_at_exit() -> None:
+    for master in list(_live_masters):
+        master.cleanup()
+
+
+class Master:
+    """Hands tasks to workers through an interface and gives back their results.
+
+    With no interface, tasks run on this machine with one worker per core (``-i local``), unless
+    ``PYMW_INTERFACE`` / ``PYMW_NUM_WORKERS`` say otherwise (``pymw-admin rehearse`` sets them).
+    ``interface`` may be an Interface or a name (``"local"``, ``"mpi"``, ...). A worker lost while
+    running a task is retried ``retries`` times before the task fails with WorkerLost.
+    """
+
+    def __init__(
+        self,
+        interface: Interface | str | None = None,
+        *,
+        num_workers: int | None = None,
+        retries: int = 1,
+        use_state_dir: bool = False,  # accepted for PyMW compatibility; state lives in memory
+    ) -> None:
+        if interface is None:
+            interface = os.environ.get("PYMW_INTERFACE", "local")
+            if num_workers is None and os.environ.get("PYMW_NUM_WORKERS"):
+                num_workers = int(os.environ["PYMW_NUM_WORKERS"])
+        if isinstance(interface, str):
+            interface = make_interface(interface, num_workers=num_workers)
+        self.interface: Interface = interface
+        self.retries = retries
+        self._tasks: dict[str, Task] = {}
+        self._blobs: dict[str, bytes] = {}  # kept until the task ends, for retries
+        self._uncollected: OrderedDict[str, Task] = OrderedDict()
+        self._prefix = uuid.uuid4().hex[:8]
+        self._counter = itertools.count(1)
+        self._closed = False
+        _live_masters.add(self)
+
+    # --- context manager ---------------------------------------------------------------------
+
+    def __enter__(self) -> Master:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    # --- submitting --------------------------------------------------------------------------
+
+    def _new_task(self, name: str) -> Task:
+        return Task(task_id=f"{self._prefix}-{next(self._counter)}", name=name)
+
+    def _encode(
+        self,
+        task: Task,
+        executable: Executable,
+        input_data: Sequence[Any],
+        modules: Sequence[str],
+        dep_funcs: Sequence[Callable[..., Any]],
+        data_files: Sequence[str | os.PathLike[str]],
+        function_blob: bytes | None = None,
+    ) -> bytes:
+        try:
+            return encoding.encode_task(
+                task.task_id,
+                executable,
+                input_data,
+                modules,
+                dep_funcs,
+                encoding.read_data_files(data_files),
+                function_blob=function_blob,
+            )
+        except encoding.EncodingError as exc:
+            raise TaskError(task, "EncodingError", str(exc)) from None
+        except Exception as exc:  # cloudpickle refusing an input, say
+            raise TaskError(task, type(exc).__name__, f"cannot encode the task: {exc}") from exc
+
+    def _hand_over(self, task: Task, blob: bytes) -> None:
+        self._tasks[task.task_id] = task
+        self._blobs[task.task_id] = blob
+        task.state = TaskState.SUBMITTED
+        task.submit_time = time.time()
+        task.attempts = 1
+        events.emit("submitted", task)
+
+    def submit_task(
+        self,
+        executable: Executable,
+        input_data: Sequence[Any] = (),
+        modules: Sequence[str] = (),
+        dep_funcs: Sequence[Callable[..., Any]] = (),
+        data_files: Sequence[str | os.PathLike[str]] = (),
+    ) -> Task:
+        """Queue ``executable(*input_data)`` (or the script at that path) and return its Task."""
+        self._check_open()
+        if not callable(executable) and not isinstance(executable, str | os.PathLike):
+            raise TaskError(None, "TypeError", f"cannot run {executable!r}: not a function or path")
+        name = (
+            getattr(executable, "__qualname__", "function")
+            if callable(executable)
+            else os.path.basename(os.fspath(executable))
+        )
+        task = self._new_task(name)
+        if not isinstance(input_data, tuple | list):
+            input_data = (input_data,)
+        blob = self._encode(task, executable, input_data, modules, dep_funcs, data_files)
+        self._hand_over(task, blob)
+        self.interface.submit(task.task_id, blob)
+        return task
+
+    def map(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        *,
+        modules: Sequence[str] = (),
+        dep_funcs: Sequence[Callable[..., Any]] = (),
+        data_files: Sequence[str | os.PathLike[str]] = (),
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """``[func(x) for x in iterable]`` on the workers, in input order.
+
+        The first task that failed (in input order) raises its TaskError after all have ended.
+        """
+        tasks = self.submit_many(func, iterable, modules=modules, dep_funcs=dep_funcs,
+                                 data_files=data_files)
+        for _ in self.as_completed(tasks, timeout=timeout):
+            pass
+        results = []
+        for task in tasks:
+            task.collected = True
+            self._uncollected.pop(task.task_id, None)
+            if task._error is not None:
+                raise task._error
+            results.append(task._result)
+        return results
+
+    def submit_many(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Any],
+        *,
+        modules: Sequence[str] = (),
+        dep_funcs: Sequence[Callable[..., Any]] = (),
+        data_files: Sequence[str | os.PathLike[str]] = (),
+    ) -> list[Task]:
+        """Submit ``func(x)`` for every x: the function is pickled once for all of them."""
+        self._check_open()
+        function_blob = encoding.pickle_function(func)
+        files = encoding.read_data_files(data_files)
+        name = getattr(func, "__qualname__", "function")
+        tasks: list[Task] = []
+        batch: list[tuple[str, bytes]] = []
+        for item in iterable:
+            task = self._new_task(name)
+            try:
+                blob = encoding.encode_task(
+                    task.task_id, func, (item,), modules, dep_funcs, files,
+                    function_blob=function_blob,
+                )
+            except Exception as exc:
+                raise TaskError(task, type(exc).__name__, f"cannot encode the task: {exc}") from exc
+            self._hand_over(task, blob)
+            tasks.append(task)
+            batch.append((task.task_id, blob))
+        submit_many = getattr(self.interface, "submit_many", None)
+        if submit_many is not None:
+            submit_many(batch)
+        else:
+            for task_id, blob in batch:
+                self.interface.submit(task_id, blob)
+        return tasks
+
+    # --- collecting --------------------------------------------------------------------------
+
+    def _absorb(self, completion: Completion) -> None:
+        task = self._tasks.get(completion.task_id)
+        if task is None or task.finished:
+            return  # not ours, or a duplicate report: each result is taken once
+        if completion.record is None:
+            if completion.retryable and task.attempts <= self.retries:
+                task.attempts += 1
+                self.interface.submit(task.task_id, self._blobs[task.task_id])
+                return
+            self._finish(
+                task,
+                error=WorkerLost(task, "WorkerLost", completion.failure or "the engine lost it"),
+            )
+            task.worker = completion.worker or None
+            task.stderr = completion.stderr
+            return
+        try:
+            record = encoding.decode_result_header(completion.record)
+        except encoding.EncodingError as exc:
+            self._finish(task, error=TaskError(task, "EncodingError", str(exc)))
+            return
+        task.worker = record.worker or completion.worker or None
+        task.start_time = record.started or None
+        task.finish_time = record.finished or None
+        task.stdout, task.stderr = record.stdout, record.stderr
+        trusted = self.interface.trusted
+        if record.ok:
+            try:
+                value = encoding.decode_value(record, trusted=trusted)
+            except Exception as exc:
+                self._finish(task, error=TaskError(task, "EncodingError",
+                                                   f"cannot decode the result: {exc}"))
+                return
+            self._finish(task, result=value)
+            return
+        error_class = PythonVersionMismatch if record.error_kind == "version" else TaskError
+        original = encoding.decode_exception(record, trusted=trusted)
+        error = error_class(
+            task, record.error_type, record.error_message, record.error_traceback, original
+        )
+        if record.error_traceback:
+            error.__cause__ = RemoteTraceback(record.error_traceback)
+        self._finish(task, error=error)
+
+    def _finish(self, task: Task, result: Any = None, error: BaseException | None = None) -> None:
+        task.state = TaskState.FAILED if error is not None else TaskState.DONE
+        task._result, task._error = result, error
+        if task.finish_time is None:
+            task.finish_time = time.time()
+        self._blobs.pop(task.task_id, None)
+        self._uncollected[task.task_id] = task
+        events.emit("finished", task)
+
+    def _pump(self, deadline: float | None) -> bool:
+        """Take in completions until one arrives or the deadline passes; False on time-out."""
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        completions = self.interface.wait(remaining)
+        for completion in completions:
+            self._absorb(completion)
+        return bool(completions)
+
+    def _pick(self, wanted: Task | Sequence[Task] | None) -> Task | None:
+        if wanted is None:
+            for task in self._uncollected.values():
+                return task
+            return None
+        if isinstance(wanted, Task):
+            return wanted if wanted.finished else None
+        for task in wanted:
+            if task.finished and not task.collected:
+                return task
+        return None
+
+    def get_result(
+        self, task: Task | Sequence[Task] | None = None, timeout: float | None = None
+    ) -> tuple[Task, Any]:
+        """Wait for a task and return ``(task, result)``; a task that raised raises TaskError.
+
+        ``task`` None: any finished task not yet collected. A Task: that one. A list: one of them.
+        ``timeout`` seconds without one raises TaskTimeout; nothing is lost, ask again later.
+        """
+        if isinstance(task, Task) and task.task_id not in self._tasks:
+            raise TaskError(task, "KeyError", "that task was not submitted to this master")
+        if task is None and not self._uncollected and not self._outstanding():
+            raise TaskError(None, "LookupError", "no task is outstanding")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = self._pick(task)
+            if found is not None:
+                found.collected = True
+                self._uncollected.pop(found.task_id, None)
+                if found._error is not None:
+                    raise found._error
+                return found, found._result
+            if not self._pump(deadline) and deadline is not None and time.monotonic() >= deadline:
+                raise TaskTimeout(f"no task finished within {timeout:g} s")
+
+    def as_completed(
+        self,
+        tasks: Sequence[Task] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Task]:
+        """Yield tasks as they finish (done or failed); check ``task.state``, then get_result."""
+        pending = list(self._tasks.values()) if tasks is None else list(tasks)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiting = {t.task_id: t for t in pending}
+        while waiting:
+            for task_id in [i for i, t in waiting.items() if t.finished]:
+                yield waiting.pop(task_id)
+            if not waiting:
+                return
+            if not self._pump(deadline) and deadline is not None and time.monotonic() >= deadline:
+                raise TaskTimeout(f"{len(waiting)} task(s) still running after the timeout")
+
+    def _outstanding(self) -> int:
+        return sum(1 for t in self._tasks.values() if not t.finished)
+
+    # --- status ------------------------------------------------------------------------------
+
+    def get_status(self) -> Status:
+        """Counts of tasks by state, and per-worker figures from the interface."""
+        self._pump(0.0)
+        counts = {state.value: 0 for state in TaskState}
+        for task in self._tasks.values():
+            counts[task.state.value] += 1
+        return Status(
+            interface=self.interface.name,
+            counts=counts,
+            workers=[w.__dict__ for w in self.interface.workers()],
+        )
+
+    def get_progress(self) -> Progress:
+        self._pump(0.0)
+        done = sum(1 for t in self._tasks.values() if t.state is TaskState.DONE)
+        failed = sum(1 for t in self._tasks.values() if t.state is TaskState.FAILED)
+        return Progress(done=done, failed=failed, total=len(self._tasks))
+
+    @property
+    def tasks(self) -> list[Task]:
+        return list(self._tasks.values())
+
+    # --- ending ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TaskError(None, "RuntimeError", "this master was cleaned up")
+
+    def cleanup(self) -> None:
+        """Stop the workers; safe to call twice. Results already collected stay with their tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        self.interface.close()
+        _live_masters.discard(self)
+
+
+PyMW_Master = Master

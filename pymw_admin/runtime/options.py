@@ -1,0 +1,108 @@
+"""PyMW's command-line switches for master scripts: pick the interface with one flag.
+
+    from pymw_admin.runtime import Master, options
+    master = Master(interface=options.interface_from_args())
+
+``-i/--interface`` local (default), mpi, condor or boinc; ``-n/--num-workers``; ``-p/--project-home``
+(BOINC project directory); ``-c/--app-path`` (the worker bundle or interpreter to run);
+``-a/--app-args`` (extra arguments for it). Every other argument is left to the script:
+``options.parse_args()`` returns them as ``rest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from pymw_admin.errors import PymwError, UsageError
+from pymw_admin.interfaces import interface_names, make_interface
+from pymw_admin.interfaces.base import Interface
+
+
+@dataclass
+class Options:
+    interface: str = "local"
+    num_workers: int | None = None
+    project_home: str | None = None
+    app_path: str | None = None
+    app_args: str | None = None
+    rest: list[str] = field(default_factory=list)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-n needs a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"-n needs at least 1 worker, not {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(add_help=False, allow_abbrev=False)
+    p.add_argument("-i", "--interface", default=os.environ.get("PYMW_INTERFACE", "local"))
+    default_n = os.environ.get("PYMW_NUM_WORKERS")
+    p.add_argument("-n", "--num-workers", type=_positive,
+                   default=int(default_n) if default_n else None)
+    p.add_argument("-p", "--project-home", default=os.environ.get("PYMW_PROJECT_HOME"))
+    p.add_argument("-c", "--app-path", default=os.environ.get("PYMW_APP_PATH"))
+    p.add_argument("-a", "--app-args", default=os.environ.get("PYMW_APP_ARGS"))
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    """Read PyMW's switches from ``argv`` (default ``sys.argv[1:]``); the rest go to ``rest``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    known, rest = _parser().parse_known_args(args)
+    if known.interface.lower() not in {"local", "multicore", "generic", "mpi", "condor",
+                                       "htcondor", "boinc"}:
+        raise UsageError(
+            f"unknown interface {known.interface!r} (choose from {', '.join(interface_names())})"
+        )
+    return Options(
+        interface=known.interface.lower(),
+        num_workers=known.num_workers,
+        project_home=known.project_home,
+        app_path=known.app_path,
+        app_args=known.app_args,
+        rest=rest,
+    )
+
+
+def build_interface(opts: Options) -> Interface:
+    return make_interface(
+        opts.interface,
+        num_workers=opts.num_workers,
+        project_home=opts.project_home,
+        app_path=opts.app_path,
+        app_args=opts.app_args,
+    )
+
+
+def interface_from_args(argv: Sequence[str] | None = None, *, exit_on_error: bool = True) -> Interface:
+    """Build the interface the command line asks for.
+
+    A bad switch or a missing engine prints one line (``error: ...``) and exits non-zero, as a
+    master script should; pass ``exit_on_error=False`` to get the PymwError instead.
+    """
+    try:
+        return build_interface(parse_args(argv))
+    except PymwError as exc:
+        if not exit_on_error:
+            raise
+        fail(exc)
+
+
+def fail(exc: PymwError) -> NoReturn:
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(exc.exit_code)

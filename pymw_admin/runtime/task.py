@@ -1,0 +1,47 @@
+"""A Task: one call of a function (or run of a script) on some worker, as the master sees it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TaskState(enum.Enum):
+    QUEUED = "queued"  # made, not yet handed to the interface
+    SUBMITTED = "submitted"  # handed to the interface: waiting for or running on a worker
+    DONE = "done"  # finished and returned a value
+    FAILED = "failed"  # raised, or its worker was lost more often than retried
+
+
+@dataclass(eq=False)
+class Task:
+    """What the master knows of one task. Compare tasks by identity; ``task_id`` is unique."""
+
+    task_id: str
+    name: str
+    state: TaskState = TaskState.QUEUED
+    submit_time: float | None = None
+    start_time: float | None = None
+    finish_time: float | None = None
+    worker: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    attempts: int = 0
+    collected: bool = False
+    _result: Any = field(default=None, repr=False)
+    _error: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (TaskState.DONE, TaskState.FAILED)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the task ran on its worker, when known."""
+        if self.start_time is None or self.finish_time is None:
+            return None
+        return self.finish_time - self.start_time
+
+    def __repr__(self) -> str:
+        return f"<Task {self.task_id} {self.name} {self.state.value}>"

@@ -1,0 +1,259 @@
+"""The worker entry point every engine runs: one task in its own working directory.
+
+    python -m pymw_admin.runtime.worker TASK_FILE RESULT_FILE [--workdir DIR]
+
+runs one task file and writes its result record; it exits 0 whenever it wrote a record, even for a
+task that raised (the record says so), so engines count only real crashes as failures.
+
+    python -m pymw_admin.runtime.worker --serve
+
+is the persistent form the local interface uses: length-prefixed task frames on stdin, result
+frames on stdout, until stdin closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import pickle
+import shutil
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pymw_admin.runtime import scripting
+from pymw_admin.runtime.encoding import (
+    PICKLE_PROTOCOL,
+    EncodingError,
+    ResultRecord,
+    encode_result,
+    python_minor,
+    read_task_header,
+)
+
+_FRAME = struct.Struct(">I")
+_function_cache: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
+_FUNCTION_CACHE_SIZE = 32
+
+
+def worker_name() -> str:
+    return os.environ.get("PYMW_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _load_function(body: bytes) -> Callable[..., Any]:
+    # map() sends one pickled function many times: unpickle it once per worker
+    func = _function_cache.get(body)
+    if func is None:
+        func = pickle.loads(body)
+        _function_cache[body] = func
+        if len(_function_cache) > _FUNCTION_CACHE_SIZE:
+            _function_cache.popitem(last=False)
+    else:
+        _function_cache.move_to_end(body)
+    return func
+
+
+def _error_record(
+    task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
+) -> ResultRecord:
+    try:
+        payload = pickle.dumps(exc, protocol=PICKLE_PROTOCOL)
+        pickle.loads(payload)  # only ship what the master can rebuild
+    except Exception:
+        payload = b""
+    return ResultRecord(
+        task_id=task_id,
+        ok=False,
+        python=python_minor(),
+        worker=worker_name(),
+        started=started,
+        finished=time.time(),
+        error_type=type_name or type(exc).__name__,
+        error_message=str(exc),
+        error_traceback="".join(traceback.format_exception(exc)),
+        error_kind=kind,
+        payload=payload,
+    )
+
+
+def _call(kind: str, payload: dict[str, Any], script_globals_name: str) -> Any:
+    args = pickle.loads(payload["args"])
+    if kind == "script":
+        scripting.begin(args)
+        code = compile(payload["body"], payload["script_name"], "exec")
+        saved_argv = sys.argv
+        sys.argv = [payload["script_name"], *map(str, args)]
+        try:
+            exec(
+                code,
+                {
+                    "__name__": script_globals_name,
+                    "__file__": payload["script_name"],
+                    "pymw_get_input": scripting.pymw_get_input,
+                    "pymw_set_output": scripting.pymw_set_output,
+                },
+            )
+        finally:
+            sys.argv = saved_argv
+        return scripting.output()
+    func = _load_function(payload["body"])
+    for dep_blob in payload["deps"]:
+        dep = _load_function(dep_blob)
+        # dep_funcs are reachable under their own names from the task function's globals
+        func_globals = getattr(func, "__globals__", None)
+        if func_globals is not None:
+            func_globals.setdefault(dep.__name__, dep)
+    return func(*args)
+
+
+def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
+    """Run one task file in a fresh working directory below ``workdir_base``; never raises."""
+    started = time.time()
+    try:
+        header, raw = read_task_header(blob)
+    except EncodingError as exc:
+        return _error_record("?", exc, started)
+    if header.python != python_minor():
+        return _error_record(
+            header.task_id,
+            RuntimeError(
+                f"task was pickled by Python {header.python} but this worker runs Python "
+                f"{python_minor()}; use a worker (or bundle) built for Python {header.python}"
+            ),
+            started,
+            kind="version",
+            type_name="PythonVersionMismatch",
+        )
+    workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-", dir=workdir_base)
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd = os.getcwd()
+    try:
+        os.chdir(workdir)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                payload = pickle.loads(raw)
+                for name, data in payload["files"].items():
+                    Path(name).write_bytes(data)
+                for module in header.modules:
+                    importlib.import_module(module)
+                value = _call(header.kind, payload, "__main__")
+                record = ResultRecord(
+                    task_id=header.task_id,
+                    ok=True,
+                    python=python_minor(),
+                    worker=worker_name(),
+                    started=started,
+                    finished=time.time(),
+                    payload=pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+                    if value is not None
+                    else b"",
+                )
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a task's failure is data, sys.exit() included
+                record = _error_record(header.task_id, exc, started)
+    finally:
+        os.chdir(old_cwd)
+        shutil.rmtree(workdir, ignore_errors=True)
+    record.stdout, record.stderr = out.getvalue(), err.getvalue()
+    return record
+
+
+def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
+    blob = Path(task_path).read_bytes()
+    record = run_task(blob, workdir)
+    tmp = f"{result_path}.part"
+    Path(tmp).write_bytes(encode_result(record))
+    os.replace(tmp, result_path)
+    return 0
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
+    data = stream.read(n)
+    if not data or len(data) < n:
+        return None
+    return data
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill us when the master dies, so no worker is ever orphaned."""
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def serve() -> int:
+    """Persistent worker: frames of task batches in, frames of result batches out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's to handle
+    _die_with_parent()
+    # keep the protocol on private descriptors, so a task printing to fd 1 cannot corrupt it
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    base = tempfile.mkdtemp(prefix="pymw-worker-")
+    try:
+        while True:
+            head = _read_exact(proto_in, _FRAME.size)
+            if head is None:
+                return 0
+            body = _read_exact(proto_in, _FRAME.unpack(head)[0])
+            if body is None:
+                return 0
+            tasks: list[bytes] = pickle.loads(body)
+            done: list[bytes] = []
+            for blob in tasks:
+                t0 = time.perf_counter()
+                done.append(encode_result(run_task(blob, base)))
+                # long tasks report at once; short ones ride together to save round trips
+                if time.perf_counter() - t0 > 0.002:
+                    _send(proto_out, done)
+                    done = []
+            if done:
+                _send(proto_out, done)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _send(stream: BinaryIO, records: list[bytes]) -> None:
+    body = pickle.dumps(records, protocol=PICKLE_PROTOCOL)
+    stream.write(_FRAME.pack(len(body)) + body)
+    stream.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--serve"]:
+        return serve()
+    workdir = None
+    if "--workdir" in args:
+        i = args.index("--workdir")
+        workdir = args[i + 1]
+        del args[i : i + 2]
+    if len(args) != 2:
+        print("usage: python -m pymw_admin.runtime.worker TASK_FILE RESULT_FILE [--workdir DIR]",
+              file=sys.stderr)
+        return 2
+    return _run_one(args[0], args[1], workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

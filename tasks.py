@@ -1,0 +1,69 @@
+"""Developer and CI tasks (invoke): ``invoke test``, ``invoke testbed.up``, ``invoke bench``...
+
+``invoke test`` is the README's test command and what CI runs: it brings the testbed up (each
+engine idempotently, cached outside the repository), lints, type-checks and runs pytest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from invoke import Collection, Context, task
+
+# the engines the testbed provisions, in the order they come up
+ENGINES: list[str] = []
+
+
+def _engine(name: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"testbed.{name}")
+
+
+@task
+def up(c: Context) -> None:
+    """Provision every testbed engine (idempotent; cached)."""
+    for name in ENGINES:
+        print(f"testbed: {name} ...", flush=True)
+        _engine(name).up()
+
+
+@task
+def down(c: Context) -> None:
+    """Stop the testbed's services (what they built stays cached)."""
+    for name in reversed(ENGINES):
+        _engine(name).down()
+
+
+@task
+def status(c: Context) -> None:
+    """Say what each testbed engine is doing."""
+    for name in ENGINES:
+        print(f"{name}: {_engine(name).status()}")
+
+
+@task
+def lint(c: Context) -> None:
+    """ruff and mypy."""
+    c.run("ruff check pymw_admin tests testbed benchmarks examples tasks.py")
+    c.run("mypy")
+
+
+@task(help={"k": "pytest -k expression", "unit": "only the fast unit tests"})
+def test(c: Context, k: str = "", unit: bool = False) -> None:
+    """Bring the testbed up, lint, and run the whole test suite."""
+    if not unit:
+        up(c)
+    lint(c)
+    target = "tests/unit" if unit else "tests"
+    select = f" -k {k!r}" if k else ""
+    c.run(f"{sys.executable} -m pytest {target}{select}", pty=False)
+
+
+@task
+def bench(c: Context) -> None:
+    """Run every benchmark; each prints its ratio against the named peer."""
+    c.run(f"{sys.executable} benchmarks/local_throughput.py")
+
+
+testbed = Collection("testbed", up, down, status)
+ns = Collection(test, lint, bench, testbed)
