@@ -17,6 +17,8 @@ def cache_dir(*parts: str) -> Path:
 
 
 _apt_updated = False
+# engines come up side by side (and CI may run apt too): wait for dpkg's lock, don't fail
+_WAIT_FOR_LOCK = ("-o", "DPkg::Lock::Timeout=600")
 
 
 def apt_install(*packages: str) -> None:
@@ -27,10 +29,10 @@ def apt_install(*packages: str) -> None:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "update", "-qq", *_WAIT_FOR_LOCK], check=True, env=env)
         _apt_updated = True
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *_WAIT_FOR_LOCK, *missing],
         check=True,
         env=env,
     )
