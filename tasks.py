@@ -44,8 +44,8 @@ def status(c: Context) -> None:
 @task
 def lint(c: Context) -> None:
     """ruff and mypy."""
-    c.run("ruff check pymw_admin tests testbed benchmarks examples tasks.py")
-    c.run("mypy")
+    c.run(f"{sys.executable} -m ruff check pymw_admin tests testbed benchmarks examples tasks.py")
+    c.run(f"{sys.executable} -m mypy")
 
 
 @task(help={"k": "pytest -k expression", "unit": "only the fast unit tests"})

@@ -47,9 +47,8 @@ def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: b
     os.environ["PYMW_INTERFACE"] = "local"
     if num_workers is not None:
         os.environ["PYMW_NUM_WORKERS"] = str(num_workers)
-    argv = [str(script), "-i", "local", *args]
-    if num_workers is not None:
-        argv[2:2] = ["-n", str(num_workers)]
+    workers = ["-n", str(num_workers)] if num_workers is not None else []
+    argv = [str(script), "-i", "local", *workers, *args]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

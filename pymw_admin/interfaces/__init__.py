@@ -39,7 +39,9 @@ def make_interface(name: str, **options: Any) -> Interface:
         module = importlib.import_module(f"pymw_admin.interfaces.{module_name}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("pymw_admin.interfaces"):
-            raise EngineUnavailable(f"interface {name!r} is not available in this version") from None
+            raise EngineUnavailable(
+                f"interface {name!r} is not available in this version"
+            ) from None
         raise EngineUnavailable(
             f"interface {name!r} needs the Python module {exc.name!r}: "
             f"pip install 'pymw-admin[{module_name}]'"

@@ -8,6 +8,7 @@ worker that dies is replaced; its tasks come back as retryable failures and the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -102,10 +103,8 @@ class LocalInterface:
                 stdin.flush()
             except (BrokenPipeError, OSError):
                 break  # the reader sees the death and reports
-        try:
+        with contextlib.suppress(OSError):
             stdin.close()
-        except OSError:
-            pass
 
     def _reader(self, worker: _Worker) -> None:
         stdout = worker.proc.stdout
@@ -227,14 +226,17 @@ class LocalInterface:
                 return
             self._closed = True
             workers = list(self._workers)
+            self._pending.clear()
             for w in workers:
+                if w.in_flight:
+                    w.proc.kill()  # its tasks are abandoned with the master: don't wait for them
                 w.outbox.put(None)  # closing stdin ends an idle worker
         deadline = time.monotonic() + 2.0
         for w in workers:
             try:
                 w.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                w.proc.kill()  # a busy worker: its task is abandoned with the master
+                w.proc.kill()
                 w.proc.wait()
 
 

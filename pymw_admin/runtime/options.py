@@ -3,9 +3,9 @@
     from pymw_admin.runtime import Master, options
     master = Master(interface=options.interface_from_args())
 
-``-i/--interface`` local (default), mpi, condor or boinc; ``-n/--num-workers``; ``-p/--project-home``
-(BOINC project directory); ``-c/--app-path`` (the worker bundle or interpreter to run);
-``-a/--app-args`` (extra arguments for it). Every other argument is left to the script:
+``-i/--interface`` local (default), mpi, condor or boinc; ``-n/--num-workers``;
+``-p/--project-home`` (BOINC project directory); ``-c/--app-path`` (the worker bundle or
+interpreter to run); ``-a/--app-args`` (extra arguments for it). Every other argument is left to the script:
 ``options.parse_args()`` returns them as ``rest``.
 """
 
@@ -60,8 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: Sequence[str] | None = None) -> Options:
-    """Read PyMW's switches from ``argv`` (default ``sys.argv[1:]``); the rest go to ``rest``."""
+def parse_args(argv: Sequence[str] | None = None, *, exit_on_error: bool = True) -> Options:
+    """Read PyMW's switches from ``argv`` (default ``sys.argv[1:]``); the rest go to ``rest``.
+
+    A bad switch prints one line and exits 2, unless ``exit_on_error=False`` (then: UsageError).
+    """
+    try:
+        return _parse(argv)
+    except PymwError as exc:
+        if not exit_on_error:
+            raise
+        fail(exc)
+
+
+def _parse(argv: Sequence[str] | None) -> Options:
     args = list(sys.argv[1:] if argv is None else argv)
     known, rest = _parser().parse_known_args(args)
     if known.interface.lower() not in {"local", "multicore", "generic", "mpi", "condor",
@@ -89,14 +101,16 @@ def build_interface(opts: Options) -> Interface:
     )
 
 
-def interface_from_args(argv: Sequence[str] | None = None, *, exit_on_error: bool = True) -> Interface:
+def interface_from_args(
+    argv: Sequence[str] | None = None, *, exit_on_error: bool = True
+) -> Interface:
     """Build the interface the command line asks for.
 
     A bad switch or a missing engine prints one line (``error: ...``) and exits non-zero, as a
     master script should; pass ``exit_on_error=False`` to get the PymwError instead.
     """
     try:
-        return build_interface(parse_args(argv))
+        return build_interface(_parse(argv))
     except PymwError as exc:
         if not exit_on_error:
             raise

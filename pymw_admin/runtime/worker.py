@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import cloudpickle
+
 from pymw_admin.runtime import scripting
 from pymw_admin.runtime.encoding import (
     PICKLE_PROTOCOL,
@@ -63,11 +65,22 @@ def _load_function(body: bytes) -> Callable[..., Any]:
     return func
 
 
+def _dumps_value(value: Any) -> bytes:
+    if value is None:
+        return b""
+    try:
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        # an instance of a class the master script defined: only cloudpickle can send it back
+        return cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
+
+
 def _error_record(
     task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
 ) -> ResultRecord:
     try:
-        payload = pickle.dumps(exc, protocol=PICKLE_PROTOCOL)
+        # cloudpickle, so an exception class defined in the master script comes back as itself
+        payload = cloudpickle.dumps(exc, protocol=PICKLE_PROTOCOL)
         pickle.loads(payload)  # only ship what the master can rebuild
     except Exception:
         payload = b""
@@ -116,8 +129,24 @@ def _call(kind: str, payload: dict[str, Any], script_globals_name: str) -> Any:
     return func(*args)
 
 
+def _clear_directory(path: str) -> None:
+    """Empty a directory a task used; cheaper than a fresh one on slow file systems."""
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
 def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
-    """Run one task file in a fresh working directory below ``workdir_base``; never raises."""
+    """Run one task file in a working directory of its own; never raises.
+
+    With ``workdir_base`` (a persistent worker) the task runs in ``workdir_base/task``, which is
+    emptied after every task, so each task still starts in an empty directory. Without it, a fresh
+    temporary directory is made and removed.
+    """
     started = time.time()
     try:
         header, raw = read_task_header(blob)
@@ -134,7 +163,11 @@ def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
             kind="version",
             type_name="PythonVersionMismatch",
         )
-    workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-", dir=workdir_base)
+    if workdir_base is None:
+        workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-")
+    else:
+        workdir = os.path.join(workdir_base, "task")
+        os.makedirs(workdir, exist_ok=True)
     out, err = io.StringIO(), io.StringIO()
     old_cwd = os.getcwd()
     try:
@@ -154,9 +187,7 @@ def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
                     worker=worker_name(),
                     started=started,
                     finished=time.time(),
-                    payload=pickle.dumps(value, protocol=PICKLE_PROTOCOL)
-                    if value is not None
-                    else b"",
+                    payload=_dumps_value(value),
                 )
             except KeyboardInterrupt:
                 raise
@@ -164,7 +195,10 @@ def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
                 record = _error_record(header.task_id, exc, started)
     finally:
         os.chdir(old_cwd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir_base is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            _clear_directory(workdir)
     record.stdout, record.stderr = out.getvalue(), err.getvalue()
     return record
 

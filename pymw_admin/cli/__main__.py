@@ -1,0 +1,3 @@
+from pymw_admin.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The task encoding and result records, without any engine."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import os
+import pickle
+
+import pytest
+
+from pymw_admin.runtime import encoding, worker
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def test_task_header_is_readable_without_unpickling() -> None:
+    blob = encoding.encode_task("t1", add, (1, 2), modules=("math",))
+    header, payload = encoding.read_task_header(blob)
+    assert header.task_id == "t1"
+    assert header.kind == "function"
+    assert header.python == encoding.python_minor()
+    assert header.modules == ["math"]
+    assert len(payload) > 0
+
+
+def test_run_task_returns_a_record_with_the_value() -> None:
+    record = worker.run_task(encoding.encode_task("t1", add, (2, 3)))
+    assert record.ok
+    assert encoding.decode_value(record, trusted=True) == 5
+    assert record.python == encoding.python_minor()
+
+
+def test_a_raising_task_gives_an_error_record() -> None:
+    record = worker.run_task(encoding.encode_task("t1", lambda: 1 / 0))
+    assert not record.ok
+    assert record.error_type == "ZeroDivisionError"
+    assert "division by zero" in record.error_message
+    assert "ZeroDivisionError" in record.error_traceback
+
+
+def test_a_task_from_another_python_is_refused_before_unpickling() -> None:
+    blob = encoding.encode_task("t1", add, (1, 2))
+    header, _payload = encoding.read_task_header(blob)
+    header.python = "3.99"
+    forged = encoding.TASK_MAGIC + json.dumps(header.__dict__).encode() + b"\n" + b"garbage"
+    record = worker.run_task(forged)
+    assert not record.ok
+    assert record.error_kind == "version"
+    assert record.error_type == "PythonVersionMismatch"
+    assert "3.99" in record.error_message
+
+
+def test_garbage_is_an_error_record_not_a_crash() -> None:
+    record = worker.run_task(b"not a task")
+    assert not record.ok
+    assert record.error_type == "EncodingError"
+
+
+def test_result_record_round_trips() -> None:
+    record = worker.run_task(encoding.encode_task("t9", add, (1, 1)))
+    again = encoding.decode_result_header(encoding.encode_result(record))
+    assert again.task_id == "t9"
+    assert encoding.decode_value(again, trusted=True) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, "x", None, True, b"raw"]},
+        (1, 2, {3, 4}, frozenset({5})),
+        datetime.datetime(2024, 1, 2, 3, 4, 5),
+        decimal.Decimal("1.25"),
+        complex(1, 2),
+    ],
+)
+def test_untrusted_decoding_rebuilds_plain_data(value: object) -> None:
+    assert encoding.loads_untrusted(pickle.dumps(value, protocol=5)) == value
+
+
+class Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("echo pwned",))
+
+
+def test_untrusted_decoding_refuses_code() -> None:
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        encoding.loads_untrusted(pickle.dumps(Evil()))
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path: object) -> None:
+    with pytest.raises(encoding.EncodingError, match="cannot read data file"):
+        encoding.read_data_files(["/nonexistent/file.csv"])
+
+
+def test_worker_cli_writes_a_result_file(tmp_path: os.PathLike[str]) -> None:
+    from pathlib import Path
+
+    task = Path(tmp_path) / "in.task"
+    out = Path(tmp_path) / "out.result"
+    task.write_bytes(encoding.encode_task("t1", add, (40, 2)))
+    assert worker.main([str(task), str(out)]) == 0
+    record = encoding.decode_result_header(out.read_bytes())
+    assert encoding.decode_value(record, trusted=True) == 42
