@@ -1,0 +1,348 @@
+"""The MPI interface (mpi4py): worker ranks under mpiexec, or workers the master spawns.
+
+Two ways to start a master script:
+
+    mpiexec -n N python script.py -i mpi     # rank 0 is the master, ranks 1..N-1 are workers
+    python script.py -i mpi -n N             # the master spawns N workers (MPI_Comm_spawn)
+
+Under mpiexec every rank runs the script up to the point where it builds this interface; there the
+ranks other than 0 enter the worker loop (``mpi_worker``) and never return, so only rank 0 runs the
+master code. Task files and result records travel as MPI byte messages: data files ride inside the
+task file, so no shared file system is needed. A progress thread does all MPI calls on the master:
+it hands a free worker the next tasks (several at once while tasks are short, two while they are
+long) and collects results while the script is busy elsewhere.
+
+Each worker rank runs its tasks in a child process, so a task that kills its process comes back as
+a retryable failure. What MPI itself allows when a whole rank dies: docs/interfaces/mpi.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import queue
+import shutil
+import socket
+import sys
+import sysconfig
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pymw_admin.errors import EngineUnavailable, UsageError
+from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.mpi_worker import (
+    IDLE_POLL_SECONDS,
+    TAG_DIED,
+    TAG_HELLO,
+    TAG_RESULTS,
+    TAG_STOP,
+    TAG_TASKS,
+    serve_rank_forever,
+)
+from pymw_admin.runtime.encoding import PICKLE_PROTOCOL, decode_result_header
+
+SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
+DEEP_PREFETCH = 64
+SHALLOW_PREFETCH = 2
+CLOSE_SECONDS = 10.0  # how long close() waits for the workers to say goodbye
+
+
+@dataclass
+class _Rank:
+    rank: int
+    name: str
+    in_flight: dict[str, None] = field(default_factory=dict)  # task ids, in sending order
+    alive: bool = True
+    tasks_done: int = 0
+    busy_seconds: float = 0.0
+    host: str = ""
+    pid: int = 0
+    child_deaths: int = 0
+
+    def prefetch(self) -> int:
+        if self.tasks_done >= 4 and self.busy_seconds / self.tasks_done < SHORT_TASK_SECONDS:
+            return DEEP_PREFETCH
+        return SHALLOW_PREFETCH
+
+
+def find_mpiexec() -> str | None:
+    """The mpiexec that belongs to this Python's MPI: the environment's own first, then PATH."""
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / "mpiexec"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("mpiexec")
+
+
+def _import_mpi() -> Any:
+    # a size-1 (singleton) MPICH process starts `mpiexec` from PATH when it spawns: make sure the
+    # one installed with this environment's MPI is found first
+    mpiexec = find_mpiexec()
+    if mpiexec is not None:
+        folder = str(Path(mpiexec).parent)
+        path = os.environ.get("PATH", "")
+        if folder not in path.split(os.pathsep):
+            os.environ["PATH"] = folder + os.pathsep + path if path else folder
+    try:
+        from mpi4py import MPI
+    except ModuleNotFoundError:
+        raise  # make_interface names the missing module and the extra to install
+    except (ImportError, RuntimeError) as exc:
+        raise EngineUnavailable(
+            f"mpi4py cannot load an MPI library ({exc}); pip install 'pymw-admin[mpi]'"
+        ) from None
+    return MPI
+
+
+class MPIInterface:
+    """Master side of the MPI interface. Built on a worker rank, it never returns (see module)."""
+
+    name = "mpi"
+    trusted = True
+
+    def __init__(self, num_workers: int | None = None) -> None:
+        MPI = _import_mpi()
+        self._MPI = MPI
+        world = MPI.COMM_WORLD
+        host = socket.gethostname()
+        if world.Get_size() > 1:
+            if world.Get_rank() != 0:
+                serve_rank_forever(world, 0, f"mpi-{world.Get_rank()}@{host}")
+            self.mode = "mpiexec"
+            self._comm = world
+            self._spawned = False
+            ranks = list(range(1, world.Get_size()))
+            if num_workers is not None and num_workers != len(ranks):
+                print(
+                    f"warning: -n {num_workers} ignored: mpiexec started {len(ranks)} worker "
+                    f"rank(s) (mpiexec -n {len(ranks) + 1})",
+                    file=sys.stderr,
+                )
+            names = [f"mpi-{r}" for r in ranks]
+        else:
+            if num_workers is None:
+                num_workers = os.cpu_count() or 1
+            if num_workers < 1:
+                raise UsageError(f"the mpi interface needs at least 1 worker, not {num_workers}")
+            self.mode = "spawn"
+            self._comm = self._spawn(MPI, num_workers)
+            self._spawned = True
+            ranks = list(range(num_workers))
+            names = [f"mpi-spawn-{r}" for r in ranks]
+        self.num_workers = len(ranks)
+        self._ranks = [_Rank(r, n) for r, n in zip(ranks, names, strict=True)]
+        self._by_rank = {w.rank: w for w in self._ranks}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._closing = False
+        self._closed = False
+        self._failure: str = ""
+        self._thread = threading.Thread(target=self._progress, daemon=True, name="pymw-mpi")
+        self._thread.start()
+        atexit.register(self.close)  # mpi4py finalizes after this; the workers must be told
+
+    def _spawn(self, MPI: Any, num_workers: int) -> Any:
+        path = os.pathsep.join(p for p in sys.path if p)
+        try:
+            return MPI.COMM_SELF.Spawn(
+                sys.executable,
+                args=["-m", "pymw_admin.interfaces.mpi_worker", "--path", path],
+                maxprocs=num_workers,
+            )
+        except MPI.Exception as exc:
+            raise EngineUnavailable(
+                f"this MPI could not spawn {num_workers} worker(s) ({exc.Get_error_string()}); "
+                "start the script with mpiexec -n N+1 instead"
+            ) from None
+
+    # --- the progress thread: every MPI call on the master happens here -------------------------
+
+    def _progress(self) -> None:
+        MPI = self._MPI
+        comm = self._comm
+        status = MPI.Status()
+        sends: list[tuple[Any, bytes]] = []
+        delay = 0.0
+        try:
+            while True:
+                busy = False
+                while comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
+                    buf = bytearray(status.Get_count(MPI.BYTE))
+                    source, tag = status.Get_source(), status.Get_tag()
+                    comm.Recv([buf, MPI.BYTE], source, tag)
+                    self._on_message(source, tag, buf)
+                    busy = True
+                with self._lock:
+                    closing = self._closing
+                    batches = [] if closing else self._dispatch_locked()
+                for rank, body in batches:
+                    sends.append((comm.Isend([body, MPI.BYTE], rank, TAG_TASKS), body))
+                    busy = True
+                if sends:
+                    sends = [(req, body) for req, body in sends if not req.Test()]
+                if closing:
+                    break
+                if not busy:
+                    self._wake.wait(delay)
+                    self._wake.clear()
+                delay = 0.0 if busy else min(IDLE_POLL_SECONDS, max(delay * 2, 0.00005))
+            self._say_goodbye(sends)
+        except Exception as exc:  # an MPI error: report every task in flight, never hang
+            self._failure = f"MPI failed: {exc}"
+            with self._lock:
+                self._fail_all_locked(self._failure)
+
+    def _say_goodbye(self, sends: list[tuple[Any, bytes]]) -> None:
+        MPI = self._MPI
+        comm = self._comm
+        stops = [comm.Isend([b"", MPI.BYTE], w.rank, TAG_STOP) for w in self._ranks if w.alive]
+        deadline = time.monotonic() + CLOSE_SECONDS
+        status = MPI.Status()
+        pending = stops + [req for req, _ in sends]
+        while pending and time.monotonic() < deadline:
+            # late results are read (and dropped) so that no worker blocks on sending them
+            while comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
+                buf = bytearray(status.Get_count(MPI.BYTE))
+                comm.Recv([buf, MPI.BYTE], status.Get_source(), status.Get_tag())
+            pending = [req for req in pending if not req.Test()]
+            time.sleep(IDLE_POLL_SECONDS)
+        if self._spawned and not pending:
+            self._comm.Disconnect()  # collective with the workers, which disconnect on stop
+
+    def _on_message(self, source: int, tag: int, buf: bytearray) -> None:
+        worker = self._by_rank.get(source)
+        if worker is None:
+            return
+        if tag == TAG_RESULTS:
+            records: list[bytes] = pickle.loads(buf)
+            with self._lock:
+                for blob in records:
+                    header = decode_result_header(blob)
+                    worker.in_flight.pop(header.task_id, None)
+                    worker.tasks_done += 1
+                    worker.busy_seconds += max(0.0, header.finished - header.started)
+                    self._completions.put(
+                        Completion(header.task_id, record=blob, worker=worker.name)
+                    )
+        elif tag == TAG_DIED:
+            reason = buf.decode(errors="replace")
+            with self._lock:
+                worker.child_deaths += 1
+                for task_id in worker.in_flight:
+                    self._completions.put(
+                        Completion(
+                            task_id,
+                            failure=f"worker {worker.name}: the task's process {reason} "
+                            "while running the task",
+                            worker=worker.name,
+                        )
+                    )
+                worker.in_flight.clear()
+        elif tag == TAG_HELLO:
+            host, _, pid = buf.decode(errors="replace").partition(" ")
+            with self._lock:
+                worker.host, worker.pid = host, int(pid or 0)
+                worker.name = f"{worker.name}@{host}"
+
+    def _dispatch_locked(self) -> list[tuple[int, bytes]]:
+        batches: list[tuple[int, bytes]] = []
+        if not self._pending:
+            return batches
+        # the emptiest worker first, so that few tasks spread over all workers
+        for worker in sorted(self._ranks, key=lambda w: len(w.in_flight)):
+            if not worker.alive:
+                continue
+            room = worker.prefetch() - len(worker.in_flight)
+            if room <= 0:
+                continue
+            blobs: list[bytes] = []
+            while self._pending and len(blobs) < room:
+                task_id, blob = self._pending.popleft()
+                worker.in_flight[task_id] = None
+                blobs.append(blob)
+            if blobs:
+                batches.append((worker.rank, pickle.dumps(blobs, protocol=PICKLE_PROTOCOL)))
+            if not self._pending:
+                break
+        return batches
+
+    def _fail_all_locked(self, reason: str) -> None:
+        for worker in self._ranks:
+            for task_id in worker.in_flight:
+                self._completions.put(
+                    Completion(task_id, failure=reason, retryable=False, worker=worker.name)
+                )
+            worker.in_flight.clear()
+            worker.alive = False
+        for task_id, _ in self._pending:
+            self._completions.put(Completion(task_id, failure=reason, retryable=False))
+        self._pending.clear()
+
+    # --- the Interface protocol ------------------------------------------------------------------
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        self.submit_many([(task_id, task_file)])
+
+    def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the mpi interface is closed")
+            if self._failure:
+                for task_id, _ in tasks:
+                    self._completions.put(
+                        Completion(task_id, failure=self._failure, retryable=False)
+                    )
+                return
+            self._pending.extend(tasks)
+        self._wake.set()
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        try:
+            first = self._completions.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        done = [first]
+        while True:
+            try:
+                done.append(self._completions.get_nowait())
+            except queue.Empty:
+                return done
+
+    def cancel(self, task_id: str) -> None:
+        with self._lock:
+            self._pending = deque(t for t in self._pending if t[0] != task_id)
+
+    def workers(self) -> list[WorkerStats]:
+        with self._lock:
+            return [
+                WorkerStats(
+                    name=w.name,
+                    alive=w.alive,
+                    tasks_done=w.tasks_done,
+                    busy_seconds=w.busy_seconds,
+                    in_flight=len(w.in_flight),
+                    extra={"rank": w.rank, "host": w.host, "pid": w.pid,
+                           "child_deaths": w.child_deaths, "mode": self.mode},
+                )
+                for w in self._ranks
+            ]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        self._wake.set()
+        self._thread.join(CLOSE_SECONDS + 5.0)
+        self._closed = True
+
+
+def build(num_workers: int | None = None, **_: object) -> MPIInterface:
+    return MPIInterface(num_workers=num_workers)

@@ -1,0 +1,185 @@
+"""The MPI worker rank: forwards task batches to a guarded child process and results back.
+
+An MPI rank never runs a task itself. It keeps one child, ``python -m pymw_admin.runtime.worker
+--serve`` (the local interface's worker), and relays frames between the master's MPI messages and
+the child's pipes without unpickling them. A task that crashes its process (a segfault,
+``os._exit``, the kernel's OOM killer) therefore kills only the child: the rank reports the death,
+the master retries or fails the tasks that were in flight, and the rank starts a new child. A dead
+MPI process, by contrast, makes MPICH's process manager end the whole job (docs/interfaces/mpi.md).
+
+    python -m pymw_admin.interfaces.mpi_worker [--path SYS_PATH]
+
+is what the master starts in spawn mode; under ``mpiexec`` the ranks other than 0 call ``serve``
+from the master script when it builds the interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from typing import Any
+
+# message tags between the master and a worker rank (the bodies are bytes)
+TAG_TASKS = 11  # master -> rank: a pickled list of task files (the local worker's frame body)
+TAG_RESULTS = 12  # rank -> master: a pickled list of result records (the child's frame body)
+TAG_DIED = 13  # rank -> master: the child died; body is a one-line reason
+TAG_STOP = 14  # master -> rank: finish
+TAG_HELLO = 15  # rank -> master: "host pid", once at start
+
+_FRAME = struct.Struct(">I")
+IDLE_POLL_SECONDS = 0.001  # longest sleep between MPI polls when nothing happens
+
+
+class _Child:
+    """One ``worker --serve`` process with a writer thread, so a big batch never blocks MPI."""
+
+    def __init__(self, name: str) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["PYMW_WORKER_NAME"] = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pymw_admin.runtime.worker", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        self._buffer = bytearray()
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
+
+    def _writer(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        while True:
+            frame = self._outbox.get()
+            if frame is None:
+                break
+            try:
+                stdin.write(frame)
+                stdin.flush()
+            except (BrokenPipeError, OSError):
+                break  # the reader sees the death and reports it
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def send(self, body: bytes | bytearray) -> None:
+        self._outbox.put(_FRAME.pack(len(body)) + bytes(body))
+
+    def read_frames(self) -> list[bytes] | None:
+        """Frames the child has written so far; None once its stdout closed (it died)."""
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            return None
+        self._buffer += chunk
+        frames: list[bytes] = []
+        while len(self._buffer) >= _FRAME.size:
+            (size,) = _FRAME.unpack_from(self._buffer)
+            if len(self._buffer) < _FRAME.size + size:
+                break
+            frames.append(bytes(self._buffer[_FRAME.size : _FRAME.size + size]))
+            del self._buffer[: _FRAME.size + size]
+        return frames
+
+    def reason(self) -> str:
+        code = self.proc.wait()
+        if code < 0:
+            return f"was killed by signal {-code} ({signal.Signals(-code).name})"
+        return f"exited with status {code}"
+
+    def stop(self) -> None:
+        self._outbox.put(None)  # closing stdin ends an idle child
+        try:
+            self.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # a busy child: the master has given its task up
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def serve(comm: Any, master: int, name: str) -> None:
+    """Relay tasks from rank ``master`` of ``comm`` to a child until the master says stop."""
+    from mpi4py import MPI
+
+    child = _Child(name)
+    comm.Send([f"{socket.gethostname()} {os.getpid()}".encode(), MPI.BYTE], master, TAG_HELLO)
+    status = MPI.Status()
+    delay = 0.0
+    while True:
+        busy = False
+        while comm.Iprobe(master, MPI.ANY_TAG, status):
+            buf = bytearray(status.Get_count(MPI.BYTE))
+            comm.Recv([buf, MPI.BYTE], master, status.Get_tag())
+            if status.Get_tag() == TAG_STOP:
+                child.stop()
+                return
+            child.send(buf)
+            busy = True
+        # wait on the child's results; MPI is looked at again after at most IDLE_POLL_SECONDS
+        readable, _, _ = select.select([child.fd], [], [], delay)
+        if readable:
+            busy = True
+            frames = child.read_frames()
+            if frames is None:
+                reason = child.reason()
+                comm.Send([reason.encode(), MPI.BYTE], master, TAG_DIED)
+                child.stop()
+                child = _Child(name)
+            else:
+                for body in frames:
+                    comm.Send([body, MPI.BYTE], master, TAG_RESULTS)
+        delay = 0.0 if busy else min(IDLE_POLL_SECONDS, max(delay * 2, 0.00005))
+
+
+def serve_rank_forever(comm: Any, master: int, name: str) -> None:
+    """A worker rank under mpiexec: serve, finalize MPI and end the process without returning.
+
+    Ending with ``os._exit`` keeps the master script's own code (finally blocks, code after the
+    interface was built) from ever running on a worker rank.
+    """
+    code = 0
+    try:
+        serve(comm, master, name)
+    except BaseException as exc:  # report, then let mpiexec end the job
+        print(f"pymw mpi worker {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code == 0:
+        from mpi4py import MPI
+
+        MPI.Finalize()  # returns once the master finalizes too; mpiexec wants every rank to
+    os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Spawn mode: a worker the master started with MPI_Comm_spawn."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "--path":
+        for entry in reversed(args[1].split(os.pathsep)):
+            if entry and entry not in sys.path:
+                sys.path.insert(0, entry)
+    from mpi4py import MPI
+
+    parent = MPI.Comm.Get_parent()
+    if parent == MPI.COMM_NULL:
+        print("pymw mpi worker: not started by a master (MPI_Comm_spawn)", file=sys.stderr)
+        return 2
+    rank = MPI.COMM_WORLD.Get_rank()
+    serve(parent, 0, f"mpi-spawn-{rank}@{socket.gethostname()}")
+    parent.Disconnect()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
