@@ -53,3 +53,20 @@ class Interface(Protocol):
 
     def close(self) -> None:
         """Stop every worker or job this interface started; safe to call twice."""
+
+
+class Resumable(Protocol):
+    """Optional: an interface whose tasks outlive the master (HTCondor jobs, BOINC work units).
+
+    A master built on it first asks ``resumed_tasks()`` for the tasks an earlier master with the
+    same state left unfinished or uncollected, and adopts them: their completions then arrive
+    through ``wait()`` as usual. ``acknowledge(task_id)`` is called once the caller has been handed
+    a task's result (or error), so the interface can record it as collected and a later master
+    never collects it again: each result exactly once.
+    """
+
+    def resumed_tasks(self) -> list[tuple[str, str]]:
+        """``(task_id, name)`` of every task an earlier master submitted and did not collect."""
+
+    def acknowledge(self, task_id: str) -> None:
+        """The caller has this task's result: never report it again."""

@@ -94,7 +94,26 @@ class Master:
         self._prefix = uuid.uuid4().hex[:8]
         self._counter = itertools.count(1)
         self._closed = False
+        self.resumed: list[Task] = []  # tasks adopted from an earlier master (resume)
         _live_masters.add(self)
+        self._adopt_resumed_tasks()
+
+    def _adopt_resumed_tasks(self) -> None:
+        resumed = getattr(self.interface, "resumed_tasks", None)
+        if resumed is None:
+            return
+        for task_id, name in resumed():
+            task = Task(task_id=task_id, name=name, state=TaskState.SUBMITTED, attempts=1)
+            self._tasks[task_id] = task  # no task file here: an adopted task is not retried
+            self.resumed.append(task)
+
+    def _hand_back(self, task: Task) -> None:
+        """The caller now has this task's outcome: mark it collected, tell a resumable engine."""
+        task.collected = True
+        self._uncollected.pop(task.task_id, None)
+        acknowledge = getattr(self.interface, "acknowledge", None)
+        if acknowledge is not None:
+            acknowledge(task.task_id)
 
     # --- context manager ---------------------------------------------------------------------
 
@@ -187,8 +206,8 @@ class Master:
             pass
         results = []
         for task in tasks:
-            task.collected = True
-            self._uncollected.pop(task.task_id, None)
+            self._hand_back(task)
+        for task in tasks:
             if task._error is not None:
                 raise task._error
             results.append(task._result)
@@ -237,9 +256,10 @@ class Master:
         if task is None or task.finished:
             return  # not ours, or a duplicate report: each result is taken once
         if completion.record is None:
-            if completion.retryable and task.attempts <= self.retries:
+            blob = self._blobs.get(task.task_id)
+            if completion.retryable and blob is not None and task.attempts <= self.retries:
                 task.attempts += 1
-                self.interface.submit(task.task_id, self._blobs[task.task_id])
+                self.interface.submit(task.task_id, blob)
                 return
             self._finish(
                 task,
@@ -321,8 +341,7 @@ class Master:
         while True:
             found = self._pick(task)
             if found is not None:
-                found.collected = True
-                self._uncollected.pop(found.task_id, None)
+                self._hand_back(found)
                 if found._error is not None:
                     raise found._error
                 return found, found._result

@@ -5,8 +5,8 @@
 
 ``-i/--interface`` local (default), mpi, condor or boinc; ``-n/--num-workers``;
 ``-p/--project-home`` (BOINC project directory); ``-c/--app-path`` (the worker bundle or
-interpreter to run); ``-a/--app-args`` (extra arguments for it). Every other argument is left to the script:
-``options.parse_args()`` returns them as ``rest``.
+interpreter to run); ``-a/--app-args`` (extra arguments for it). Every other argument is left
+to the script: ``options.parse_args()`` returns them as ``rest``.
 """
 
 from __future__ import annotations
