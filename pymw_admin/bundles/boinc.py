@@ -1,0 +1,285 @@
+"""The ``boinc`` module for task code: BOINC's app API with the ``boinc_`` prefix dropped.
+
+    import boinc                        # inside a bundle (the bundle ships this as ``boinc``)
+    from pymw_admin.bundles import boinc  # anywhere pymw-admin is installed
+
+    boinc.init()
+    path = boinc.resolve_filename("in")
+    for i in range(n):
+        ...
+        boinc.fraction_done(i / n)
+        if boinc.time_to_checkpoint():
+            save_state(); boinc.checkpoint_completed()
+    boinc.finish(0)                     # does not return
+
+Three back ends, picked once by ``init()`` (or the first call that needs one):
+
+* ``library``: a BOINC client ran us. The rule is BOINC's own (api/boinc_api.cpp): an
+  ``init_data.xml`` in the working directory means a client made this slot. The calls then go
+  through ctypes to ``libboinc_api.so.7`` (Debian's libboinc-app7; a bundle carries its own copy),
+  so the client sees fraction done, checkpoints and the finish file exactly as from a C app.
+* ``slot``: an ``init_data.xml`` is there but no API library can be loaded (a platform without
+  it, or ``PYMW_BOINC_API=python``, which ``rehearse --bundle`` uses): names follow BOINC's
+  soft-link files, progress goes to the log, and ``finish`` writes ``boinc_finish_called`` so a
+  client still counts the task as a success.
+* ``standalone``: no ``init_data.xml``: names resolve to themselves, progress goes to the log.
+
+``is_standalone()`` is True unless a client is really attached (the library said so).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+INIT_DATA_FILE = "init_data.xml"
+FINISH_FILE = "boinc_finish_called"
+LIBRARY_NAME = "libboinc_api.so.7"
+DEFAULT_CHECKPOINT_PERIOD = 300.0  # seconds; the client's default disk interval
+
+log = logging.getLogger("boinc")
+
+_state: dict[str, Any] = {
+    "mode": None,  # "library" | "slot" | "standalone" once decided
+    "lib": None,
+    "initialized": False,
+    "last_checkpoint": 0.0,
+    "last_fraction": -1.0,
+}
+
+
+# --- picking the back end ----------------------------------------------------------------------
+
+
+def _library_paths() -> list[str]:
+    """Where the API library may be: next to a frozen bundle first, then the system's."""
+    paths: list[str] = []
+    bundle_dir = getattr(sys, "_MEIPASS", None)
+    if bundle_dir:
+        paths.append(os.path.join(bundle_dir, LIBRARY_NAME))
+    override = os.environ.get("PYMW_BOINC_LIBRARY")
+    if override:
+        paths.insert(0, override)
+    paths.append(LIBRARY_NAME)  # the dynamic linker's search (Debian: /usr/lib/<triplet>)
+    return paths
+
+
+def load_library() -> ctypes.CDLL | None:
+    """``libboinc_api.so.7`` through ctypes, with the signatures declared; None when absent."""
+    for path in _library_paths():
+        if os.sep in path and not os.path.exists(path):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        lib.boinc_init.restype = ctypes.c_int
+        lib.boinc_init.argtypes = []
+        # boinc_resolve_filename lives in libboinc.so.7; the api library's handle reaches it
+        lib.boinc_resolve_filename.restype = ctypes.c_int
+        lib.boinc_resolve_filename.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+        lib.boinc_fraction_done.restype = ctypes.c_int
+        lib.boinc_fraction_done.argtypes = [ctypes.c_double]
+        lib.boinc_finish.restype = None
+        lib.boinc_finish.argtypes = [ctypes.c_int]
+        lib.boinc_time_to_checkpoint.restype = ctypes.c_int
+        lib.boinc_checkpoint_completed.restype = ctypes.c_int
+        lib.boinc_is_standalone.restype = ctypes.c_int
+        return lib
+    return None
+
+
+def _decide_mode() -> str:
+    if _state["mode"] is not None:
+        return str(_state["mode"])
+    wanted = os.environ.get("PYMW_BOINC_API", "auto").lower()
+    mode = "standalone"
+    if Path(INIT_DATA_FILE).exists():
+        mode = "slot"
+        if wanted != "python":
+            lib = load_library()
+            if lib is not None:
+                _state["lib"] = lib
+                mode = "library"
+            elif wanted == "library":
+                log.warning("boinc: %s not found; running without the BOINC client", LIBRARY_NAME)
+    _state["mode"] = mode
+    return mode
+
+
+def mode() -> str:
+    """Which back end is in use: ``library``, ``slot`` or ``standalone``."""
+    return _decide_mode()
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+
+def init() -> int:
+    """``boinc_init``: attach to the client when there is one. Idempotent; returns 0 on success."""
+    if _state["initialized"]:
+        return 0
+    current = _decide_mode()
+    status = 0
+    if current == "library":
+        status = int(_state["lib"].boinc_init())
+    _state["initialized"] = True
+    _state["last_checkpoint"] = time.monotonic()
+    return status
+
+
+def is_standalone() -> bool:
+    """True unless a BOINC client is attached (then progress and finish reach the client)."""
+    if _decide_mode() == "library":
+        init()
+        return bool(_state["lib"].boinc_is_standalone())
+    return True
+
+
+def resolve_filename(logical_name: str) -> str:
+    """The physical path of a logical file name (input or output of the work unit).
+
+    Standalone, a name is itself. In a slot, a name whose file is BOINC's soft-link XML
+    (``<soft_link>../../projects/P/FILE</soft_link>``) resolves to that target.
+    """
+    current = _decide_mode()
+    if current == "library":
+        init()
+        buf = ctypes.create_string_buffer(4096)
+        status = _state["lib"].boinc_resolve_filename(
+            os.fsencode(logical_name), buf, ctypes.sizeof(buf)
+        )
+        if status == 0 and buf.value:
+            return os.fsdecode(buf.value)
+        return logical_name
+    if current == "slot":
+        return _follow_soft_link(logical_name)
+    return logical_name
+
+
+def _follow_soft_link(logical_name: str) -> str:
+    path = Path(logical_name)
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return logical_name
+    if not head.lstrip().startswith(b"<soft_link>"):
+        return logical_name
+    try:
+        target = ElementTree.fromstring(head.strip()).text or ""
+    except ElementTree.ParseError:
+        return logical_name
+    return target.strip() or logical_name
+
+
+def fraction_done(fraction: float) -> int:
+    """Report progress, 0.0 to 1.0: to the client, or to the log when there is none."""
+    fraction = min(1.0, max(0.0, float(fraction)))
+    if _decide_mode() == "library":
+        init()
+        return int(_state["lib"].boinc_fraction_done(fraction))
+    # the log gets whole percents only, so a tight loop does not flood it
+    if int(fraction * 100) != int(_state["last_fraction"] * 100):
+        print(f"boinc: fraction done {fraction:.2f}", file=sys.stderr, flush=True)
+    _state["last_fraction"] = fraction
+    return 0
+
+
+def time_to_checkpoint() -> bool:
+    """True when the task should save its state now (then call ``checkpoint_completed``)."""
+    if _decide_mode() == "library":
+        init()
+        return bool(_state["lib"].boinc_time_to_checkpoint())
+    period = _checkpoint_period()
+    return time.monotonic() - float(_state["last_checkpoint"]) >= period
+
+
+def checkpoint_completed() -> int:
+    """Tell BOINC the task's state is saved (resets the checkpoint timer)."""
+    if _decide_mode() == "library":
+        init()
+        return int(_state["lib"].boinc_checkpoint_completed())
+    _state["last_checkpoint"] = time.monotonic()
+    return 0
+
+
+def finish(status: int = 0) -> None:
+    """``boinc_finish``: end the process with ``status``; the client then counts the task.
+
+    Like the C library it does not return. Outside the library it writes the
+    ``boinc_finish_called`` file (after ``init``, as the library does) and exits.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _decide_mode() == "library":
+        init()
+        _state["lib"].boinc_finish(int(status))
+        os._exit(int(status))  # not reached: boinc_finish exits the process
+    if _state["initialized"]:
+        Path(FINISH_FILE).write_text(f"{int(status)}\n")
+    raise SystemExit(int(status))
+
+
+def get_app_name() -> str:
+    """The application's name as the project knows it (``app_name`` in init_data.xml).
+
+    Standalone it is the program's own name.
+    """
+    name = _init_data().get("app_name")
+    if name:
+        return name
+    return Path(sys.executable if getattr(sys, "frozen", False) else sys.argv[0]).stem or "python"
+
+
+def init_data() -> dict[str, str]:
+    """The simple fields of init_data.xml (empty when standalone)."""
+    return dict(_init_data())
+
+
+def _init_data() -> dict[str, str]:
+    path = Path(INIT_DATA_FILE)
+    if not path.exists():
+        return {}
+    try:
+        # stdlib XML here: the bundle stays small (lxml is for the admin side)
+        root = ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError):
+        return {}
+    return {
+        str(child.tag): (child.text or "").strip()
+        for child in root
+        if isinstance(child.tag, str) and len(child) == 0
+    }
+
+
+def _checkpoint_period() -> float:
+    try:
+        return float(_init_data().get("checkpoint_period", DEFAULT_CHECKPOINT_PERIOD))
+    except ValueError:
+        return DEFAULT_CHECKPOINT_PERIOD
+
+
+def _reset() -> None:
+    """Forget the chosen back end (tests; a worker that changed directory)."""
+    _state.update(mode=None, lib=None, initialized=False, last_checkpoint=0.0, last_fraction=-1.0)
+
+
+__all__ = [
+    "checkpoint_completed",
+    "finish",
+    "fraction_done",
+    "get_app_name",
+    "init",
+    "init_data",
+    "is_standalone",
+    "mode",
+    "resolve_filename",
+    "time_to_checkpoint",
+]

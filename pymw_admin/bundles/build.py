@@ -1,0 +1,263 @@
+"""Build the PyBOINC worker bundle for this platform with PyInstaller.
+
+The recipe is ``pyboinc_bundles/pymw-worker.spec`` (one directory: it starts in tens of
+milliseconds where one-file bundles unpack themselves on every start). What goes in: this
+interpreter, the whole standard library (PyInstaller only bundles what it sees imported, and a task
+may import anything), cloudpickle, the worker entry point, the ``boinc`` module, the packages named
+with ``--with``, and Debian's ``libboinc_api.so.7`` when this machine has it (volunteers don't).
+
+The result is ``DIST/<platform>/bundle/`` plus ``DIST/<platform>/manifest.json``; it is built in a
+scratch directory and renamed into place, so a failed build never leaves half a bundle.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from pymw_admin.bundles import manifest as mf
+from pymw_admin.errors import ConfigError, EngineUnavailable
+
+SPEC_NAME = "pymw-worker.spec"
+ENTRY_NAME = "pymw_worker.py"
+PROGRAM = "pymw-worker"
+BOINC_LIBRARY = "libboinc_api.so.7"
+
+# never useful to a task on a volunteer's machine, and some drag in a GUI toolkit
+_STDLIB_EXCLUDES = frozenset({
+    "tkinter", "_tkinter", "turtle", "turtledemo", "idlelib", "test", "ensurepip", "venv",
+    "lib2to3", "distutils", "pydoc_data", "antigravity", "this", "__phello__", "_xxtestfuzz",
+    "xxlimited", "xxlimited_35", "xxsubtype", "_testbuffer", "_testcapi", "_testclinic",
+    "_testimportmultiple", "_testinternalcapi", "_testmultiphase", "_ctypes_test",
+    "_xxsubinterpreters",
+})
+_SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__"})
+
+
+def recipes_dir() -> Path:
+    """The tracked ``pyboinc_bundles/`` directory holding the spec and the entry script."""
+    candidates = []
+    if os.environ.get("PYMW_BUNDLE_RECIPES"):
+        candidates.append(Path(os.environ["PYMW_BUNDLE_RECIPES"]))
+    candidates.append(Path.cwd() / "pyboinc_bundles")
+    # an installed-from-checkout pymw-admin finds the checkout's recipes
+    candidates.append(Path(__file__).resolve().parents[2] / "pyboinc_bundles")
+    for path in candidates:
+        if (path / SPEC_NAME).is_file() and (path / ENTRY_NAME).is_file():
+            return path
+    raise ConfigError(
+        f"no bundle recipe ({SPEC_NAME}) found in ./pyboinc_bundles; run from the project "
+        "checkout or set PYMW_BUNDLE_RECIPES"
+    )
+
+
+def default_dist() -> Path:
+    return recipes_dir() / "dist"
+
+
+def stdlib_modules() -> list[str]:
+    """Every standard-library module and submodule name, found on disk without importing."""
+    names: set[str] = set()
+    for top in sorted(sys.stdlib_module_names):
+        if top in _STDLIB_EXCLUDES or top.startswith("_test"):
+            continue
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue  # another platform's module
+        names.add(top)
+        for location in spec.submodule_search_locations or ():
+            names.update(_walk_package(top, Path(location)))
+    return sorted(names)
+
+
+def _walk_package(prefix: str, directory: Path) -> Iterable[str]:
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir():
+            if entry.name in _SKIP_DIRS or not (entry / "__init__.py").exists():
+                continue
+            yield f"{prefix}.{entry.name}"
+            yield from _walk_package(f"{prefix}.{entry.name}", entry)
+        elif entry.suffix == ".py" and entry.stem != "__init__" and entry.stem != "__main__":
+            yield f"{prefix}.{entry.stem}"
+
+
+def find_boinc_library() -> Path | None:
+    """Debian's libboinc_api.so.7 (package libboinc-app7) on this machine, if any."""
+    if sys.platform != "linux":
+        return None
+    patterns = [f"/usr/lib/*/{BOINC_LIBRARY}", f"/usr/lib/{BOINC_LIBRARY}",
+                f"/usr/local/lib/{BOINC_LIBRARY}"]
+    for pattern in patterns:
+        for hit in sorted(glob.glob(pattern)):
+            return Path(hit)
+    return None
+
+
+def _boinc_binaries(library: Path) -> list[str]:
+    # the API library needs libboinc.so.7 (boinc_resolve_filename lives there): ship both
+    found = [str(library)]
+    companion = library.with_name("libboinc.so.7")
+    if companion.exists():
+        found.append(str(companion))
+    return found
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(
+            f"--with {name}: the package is not installed in this Python ({sys.executable}); "
+            f"pip install {name} first"
+        ) from None
+
+
+def _import_name(dist_name: str) -> str:
+    """The top-level module a distribution installs (PyYAML -> yaml), for PyInstaller."""
+    try:
+        top = importlib.metadata.distribution(dist_name).read_text("top_level.txt")
+    except importlib.metadata.PackageNotFoundError:
+        top = None
+    if top and top.split():
+        return top.split()[0]
+    return dist_name.replace("-", "_").lower()
+
+
+def source_key(with_packages: Sequence[str] = (), recipes: Path | None = None,
+               boinc_library: bool = False) -> str:
+    """A hash of everything a bundle is made from: rebuild when it changes."""
+    recipes = recipes or recipes_dir()
+    h = hashlib.sha256()
+    package_root = Path(__file__).resolve().parents[1]
+    for path in sorted(package_root.rglob("*.py")):
+        h.update(path.relative_to(package_root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    for name in (SPEC_NAME, ENTRY_NAME):
+        h.update((recipes / name).read_bytes())
+    h.update(f"{platform.python_version()}|{sys.executable}|{_pyinstaller_version()}".encode())
+    h.update(json.dumps(sorted(with_packages)).encode())
+    h.update(b"boinc" if boinc_library else b"-")
+    return h.hexdigest()[:20]
+
+
+def _pyinstaller_version() -> str:
+    try:
+        return importlib.metadata.version("pyinstaller")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def build(
+    dist: Path | None = None,
+    with_packages: Sequence[str] = (),
+    *,
+    boinc_library: str = "auto",
+    say: Callable[[str], None] = lambda _line: None,
+    log_path: Path | None = None,
+) -> mf.Bundle:
+    """Build this platform's bundle into ``dist/<platform>/`` and return it.
+
+    ``boinc_library``: ``auto`` ships libboinc_api.so.7 when found, ``yes`` insists,
+    ``no`` omits it.
+    """
+    if not _pyinstaller_version():
+        raise EngineUnavailable(
+            "building a bundle needs PyInstaller: pip install 'pymw-admin[bundle]'"
+        )
+    recipes = recipes_dir()
+    dist = (dist or recipes / "dist").resolve()
+    platform_id = mf.platform_name()
+    packages = {"pymw-admin": _package_version("pymw-admin"),
+                "cloudpickle": _package_version("cloudpickle")}
+    for name in with_packages:
+        packages[name] = _package_version(name)
+
+    library = None
+    if boinc_library != "no":
+        library = find_boinc_library()
+        if library is None and boinc_library == "yes":
+            raise ConfigError(f"{BOINC_LIBRARY} not found: apt-get install libboinc-app7")
+
+    recipe = {
+        "entry": str(recipes / ENTRY_NAME),
+        "name": PROGRAM,
+        "pathex": [str(recipes)],
+        "hidden_imports": [*stdlib_modules(), "pymw_admin.bundles.boinc",
+                           "pymw_admin.bundles.entry", "pymw_admin.runtime.scripting"],
+        "collect": [_import_name(name) for name in with_packages],
+        "binaries": _boinc_binaries(library) if library else [],
+        "excludes": sorted(_STDLIB_EXCLUDES),
+        "strip": sys.platform != "win32" and shutil.which("strip") is not None,
+    }
+    dist.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".build-{platform_id}-", dir=dist))
+    try:
+        say(f"freezing the worker for {platform_id} (Python {platform.python_version()})")
+        env = dict(os.environ, PYMW_BUNDLE_RECIPE=json.dumps(recipe))
+        cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+               "--distpath", str(scratch / "dist"), "--workpath", str(scratch / "work"),
+               str(recipes / SPEC_NAME)]
+        log = log_path or scratch / "pyinstaller.log"
+        with log.open("w") as out:
+            result = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if result.returncode != 0:
+            tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+            kept = dist / f"{platform_id}-pyinstaller.log"
+            shutil.copy(log, kept)
+            raise ConfigError(f"PyInstaller failed (exit {result.returncode}): {tail[0]} "
+                              f"(full log: {kept})")
+        staged = scratch / platform_id
+        staged.mkdir()
+        (scratch / "dist" / PROGRAM).rename(staged / mf.BUNDLE_DIR_NAME)
+        say("hashing the files")
+        manifest = mf.Manifest(
+            platform=platform_id,
+            python=f"{sys.version_info.major}.{sys.version_info.minor}",
+            python_full=platform.python_version(),
+            main_program=PROGRAM + (".exe" if sys.platform == "win32" else ""),
+            packages=packages,
+            files=mf.scan(staged / mf.BUNDLE_DIR_NAME),
+            built_with=f"PyInstaller {_pyinstaller_version()}",
+            source_key=source_key(with_packages, recipes, library is not None),
+            boinc_library=library is not None,
+        )
+        mf.write(manifest, staged)
+        target = dist / platform_id
+        if target.exists():
+            old = scratch / "old"
+            target.rename(old)
+        staged.rename(target)
+        return mf.Bundle(target, manifest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def current(
+    dist: Path, with_packages: Sequence[str] = (), *, boinc_library: bool
+) -> mf.Bundle | None:
+    """This platform's bundle in ``dist`` if built from today's sources, else None."""
+    root = dist / mf.platform_name()
+    try:
+        bundle = mf.open_bundle(root)
+    except ConfigError:
+        return None
+    key = source_key(with_packages, boinc_library=boinc_library)
+    if bundle.manifest.source_key != key:
+        return None
+    if mf.check(bundle.manifest, bundle.dir, hashes=False):
+        return None
+    return bundle

@@ -1,0 +1,113 @@
+"""The bundle's main program: one task through the worker entry point, the BOINC way.
+
+    pymw-worker                      # under BOINC: logical names pymw_task -> pymw_result
+    pymw-worker TASK RESULT [--workdir DIR]
+    pymw-worker --serve              # the persistent worker the local interface speaks to
+    pymw-worker -m pymw_admin.runtime.worker ...   # so the bundle can stand in for ``python``
+    pymw-worker --about              # python version, platform, packages (JSON)
+
+It resolves the logical input and output names through the ``boinc`` module, reports fraction done,
+runs ``pymw_admin.runtime.worker.run_task`` and calls ``boinc.finish(0)`` once a result record is
+written (a task that raised is still a record: the master reports it). A task pickled by another
+Python minor version is refused before its payload is touched, with one clear line on stderr and a
+``PythonVersionMismatch`` record for the master.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from pymw_admin.bundles import boinc
+from pymw_admin.runtime import worker
+from pymw_admin.runtime.encoding import EncodingError, encode_result, python_minor, read_task_header
+
+TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
+RESULT_NAME = "pymw_result"
+USAGE = "usage: pymw-worker [TASK RESULT] [--workdir DIR] | --serve | --about"
+
+
+def about() -> dict[str, object]:
+    import cloudpickle
+
+    from pymw_admin import __version__
+    from pymw_admin.bundles.manifest import platform_name
+
+    return {
+        "python": python_minor(),
+        "python_full": platform.python_version(),
+        "platform": platform_name(),
+        "frozen": bool(getattr(sys, "frozen", False)),
+        "packages": {"pymw-admin": __version__, "cloudpickle": cloudpickle.__version__},
+    }
+
+
+def run(task_name: str, result_name: str, workdir: str | None) -> int:
+    boinc.init()
+    task_path = boinc.resolve_filename(task_name)
+    result_path = boinc.resolve_filename(result_name)
+    try:
+        blob = Path(task_path).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read the task file {task_name} ({task_path}): "
+              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        boinc.finish(1)
+        return 1  # not reached
+    try:
+        header = read_task_header(blob)[0]
+    except EncodingError:
+        header = None  # run_task turns it into an error record
+    if header is not None and header.python != python_minor():
+        # the payload is never unpickled: a function pickled by another minor version can crash
+        print(f"error: task {header.task_id} was pickled by Python {header.python} but this "
+              f"bundle runs Python {python_minor()}; run the master with Python {python_minor()} "
+              f"or build a bundle with Python {header.python} (pymw-admin bundle build)",
+              file=sys.stderr, flush=True)
+    boinc.fraction_done(0.0)
+    record = worker.run_task(blob, workdir)
+    # what the task printed, also where BOINC keeps it (stderr.txt), for the admin
+    if record.stderr:
+        sys.stderr.write(record.stderr)
+    tmp = f"{result_path}.part"
+    Path(tmp).write_bytes(encode_result(record))
+    os.replace(tmp, result_path)
+    boinc.fraction_done(1.0)
+    boinc.finish(0)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    # tutorial-style task code says ``import boinc``: the bundle's boinc is this module
+    sys.modules.setdefault("boinc", boinc)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["-m", "pymw_admin.runtime.worker"]:
+        return worker.main(args[2:])
+    if args == ["--serve"]:
+        return worker.serve()
+    if args == ["--about"]:
+        print(json.dumps(about(), indent=1))
+        return 0
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    workdir = None
+    if "--workdir" in args:
+        i = args.index("--workdir")
+        if i + 1 >= len(args):
+            print(USAGE, file=sys.stderr)
+            return 2
+        workdir = args[i + 1]
+        del args[i : i + 2]
+    if not args:
+        args = [TASK_NAME, RESULT_NAME]
+    if len(args) != 2 or any(a.startswith("-") for a in args):
+        print(USAGE, file=sys.stderr)
+        return 2
+    return run(args[0], args[1], workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

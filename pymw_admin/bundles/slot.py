@@ -1,0 +1,132 @@
+"""A BOINC-like slot directory on this machine: run one task through a bundle as a client would.
+
+The layout copies the client's (client/app_start.cpp)::
+
+    BASE/projects/PROJECT/        the work unit's input file and, afterwards, the output file
+    BASE/slots/N/                 the bundle's files (copy_file), soft-link XML files for the
+                                  logical input and output names, init_data.xml
+
+The main program runs with the slot as working directory, stderr goes to ``stderr.txt``, and
+afterwards the ``boinc_finish_called`` file is checked: exiting 0 without it is what makes a real
+client restart a task forever, so a rehearsal reports it as an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from pymw_admin.bundles.boinc import FINISH_FILE, INIT_DATA_FILE
+from pymw_admin.bundles.entry import RESULT_NAME, TASK_NAME
+from pymw_admin.bundles.manifest import Bundle
+
+PROJECT = "127.0.0.1_rehearsal"
+APP_NAME = "pymw"
+
+
+@dataclass
+class SlotRun:
+    task_id: str
+    slot: Path
+    exit_code: int
+    finished: bool  # boinc_finish_called present
+    result: bytes | None
+    stderr: str
+    seconds: float
+
+    def failure(self) -> str:
+        """The client's view of the run in one line; empty when it would count as a success."""
+        if self.exit_code < 0:
+            return f"the bundle was killed by signal {-self.exit_code}"
+        if self.exit_code != 0:
+            last = self.stderr.strip().splitlines()[-1:] or [""]
+            return f"the bundle exited with status {self.exit_code}: {last[0]}".rstrip(": ")
+        if not self.finished:
+            return (f"the bundle exited with zero status but no '{FINISH_FILE}' file "
+                    "(a BOINC client would restart the task)")
+        if self.result is None:
+            return "the bundle finished but wrote no result file"
+        return ""
+
+
+def soft_link_xml(target: str) -> bytes:
+    """BOINC's soft-link file: the slot's stand-in for a file kept in the project directory."""
+    el = etree.Element("soft_link")
+    el.text = target
+    return bytes(etree.tostring(el)) + b"\n"
+
+
+def init_data_xml(*, slot: int, wu_name: str, app_name: str = APP_NAME,
+                  checkpoint_period: float = 60.0) -> bytes:
+    root = etree.Element("app_init_data")
+    for tag, value in (
+        ("major_version", "7"), ("minor_version", "20"), ("release", "5"),
+        ("app_name", app_name), ("project_dir", f"../../projects/{PROJECT}"),
+        ("boinc_dir", "../.."), ("slot", str(slot)), ("wu_name", wu_name),
+        ("result_name", f"{wu_name}_0"), ("checkpoint_period", f"{checkpoint_period:g}"),
+        ("shmem_seg_name", "0"), ("rehearsal", "1"),
+    ):
+        etree.SubElement(root, tag).text = value
+    return bytes(etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))
+
+
+def _place(src: Path, dst: Path) -> None:
+    """copy_file: a hard link where possible (same contents, no copy cost), else a copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: bytes) -> Path:
+    """Make slot ``index`` under ``base`` holding ``task_file`` for ``bundle``; returns the slot."""
+    project = base / "projects" / PROJECT
+    project.mkdir(parents=True, exist_ok=True)
+    slot = base / "slots" / str(index)
+    if slot.exists():
+        shutil.rmtree(slot)
+    slot.mkdir(parents=True)
+    wu_name = f"pymw_{task_id}"
+    (project / f"{wu_name}_task").write_bytes(task_file)
+    (project / f"{wu_name}_0_result").unlink(missing_ok=True)
+    for rel in bundle.manifest.files:
+        _place(bundle.dir / rel, slot / rel)
+    rel_project = f"../../projects/{PROJECT}"
+    (slot / TASK_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_task"))
+    (slot / RESULT_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_0_result"))
+    (slot / INIT_DATA_FILE).write_bytes(init_data_xml(slot=index, wu_name=wu_name))
+    return slot
+
+
+def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "python",
+        timeout: float | None = None) -> SlotRun:
+    """Run the main program in ``slot`` with a client-like bare environment."""
+    env = {"PATH": "/usr/bin:/bin", "PYMW_BOINC_API": api}
+    started = time.monotonic()
+    with (slot / "stderr.txt").open("wb") as err:
+        try:
+            proc = subprocess.run([str(slot / bundle.manifest.main_program)], cwd=slot, env=env,
+                                  stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                  timeout=timeout)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = -9
+    stderr = (slot / "stderr.txt").read_text(errors="replace")
+    result_path = base / "projects" / PROJECT / f"pymw_{task_id}_0_result"
+    result = result_path.read_bytes() if result_path.is_file() else None
+    return SlotRun(task_id, slot, code, (slot / FINISH_FILE).is_file(), result, stderr,
+                   time.monotonic() - started)
+
+
+def cleanup(base: Path, slot: Path, task_id: str) -> None:
+    shutil.rmtree(slot, ignore_errors=True)
+    project = base / "projects" / PROJECT
+    for name in (f"pymw_{task_id}_task", f"pymw_{task_id}_0_result"):
+        (project / name).unlink(missing_ok=True)

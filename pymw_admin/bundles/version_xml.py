@@ -1,0 +1,76 @@
+"""An app version's ``version.xml`` (BOINC's update_versions input), made with lxml from a manifest.
+
+A one-directory bundle is many files. Every one is listed with ``<copy_file/>`` and its path in the
+bundle as the logical name: the client creates the subdirectories of a logical name in the slot
+(client/app_start.cpp, create_dirs_for_logical_name) and copies the file there, so the slot holds
+the bundle's real tree and its main program finds ``_internal/`` next to itself. (Without
+copy_file the slot would hold XML soft-link files, which a frozen program cannot load.)
+
+Physical names carry the file's content hash: BOINC wants a physical name never to change
+contents, and an unchanged file is then shared by successive app versions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath
+
+from lxml import etree
+
+from pymw_admin.bundles.manifest import FileEntry, Manifest
+
+VERSION_XML = "version.xml"
+
+
+def physical_name(rel: str, entry: FileEntry) -> str:
+    return f"pymw_{entry.sha256[:16]}_{PurePosixPath(rel).name}"
+
+
+def build(manifest: Manifest, *, api_version: str | None = None) -> etree._Element:
+    """The ``<version>`` element for a bundle: the main program first, then every other file."""
+    root = etree.Element("version")
+    others = sorted(r for r in manifest.files if r != manifest.main_program)
+    order = [manifest.main_program, *others]
+    for rel in order:
+        entry = manifest.files[rel]
+        file_el = etree.SubElement(root, "file")
+        etree.SubElement(file_el, "physical_name").text = physical_name(rel, entry)
+        etree.SubElement(file_el, "logical_name").text = rel
+        etree.SubElement(file_el, "copy_file")
+        if rel == manifest.main_program:
+            etree.SubElement(file_el, "main_program")
+    if api_version:
+        etree.SubElement(root, "api_version").text = api_version
+    return root
+
+
+def to_bytes(root: etree._Element) -> bytes:
+    return bytes(etree.tostring(root, pretty_print=True, xml_declaration=False, encoding="utf-8"))
+
+
+def stage(
+    manifest: Manifest, bundle_dir: Path, dest: Path, *, api_version: str | None = None
+) -> Path:
+    """Lay out an app version directory for update_versions: files by physical name + version.xml.
+
+    File modes are kept (update_versions marks a file executable from its mode).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel, entry in manifest.files.items():
+        target = dest / physical_name(rel, entry)
+        if not target.exists():
+            shutil.copy2(bundle_dir / rel, target)
+    path = dest / VERSION_XML
+    path.write_bytes(to_bytes(build(manifest, api_version=api_version)))
+    return path
+
+
+def logical_names(root: etree._Element) -> dict[str, str]:
+    """``{logical name: physical name}`` of a version.xml element (tests, deploy checks)."""
+    return {
+        str(f.findtext("logical_name")): str(f.findtext("physical_name"))
+        for f in root.iter("file")
+    }
+
+
+__all__ = ["VERSION_XML", "build", "logical_names", "physical_name", "stage", "to_bytes"]

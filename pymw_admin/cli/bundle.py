@@ -1,0 +1,73 @@
+"""``pymw-admin bundle``: build and inspect the PyBOINC worker bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pymw_admin.bundles import build as builder
+from pymw_admin.bundles import manifest as mf
+from pymw_admin.bundles import version_xml
+from pymw_admin.cli.app import app, console, fail
+
+bundle_app = typer.Typer(help="Build and inspect the self-contained worker bundles (PyBOINC).",
+                         no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("build")
+def build_cmd(
+    with_packages: Annotated[list[str] | None, typer.Option(
+        "--with", help="An extra installed package to ship (repeatable), e.g. numpy.")] = None,
+    dist: Annotated[Path | None, typer.Option(
+        help="Output directory (default: pyboinc_bundles/dist).")] = None,
+    boinc_library: Annotated[str, typer.Option(
+        help="Ship libboinc_api.so.7: auto (when found), yes, no.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Build this platform's bundle: interpreter, whole stdlib, worker, `boinc` module."""
+    if boinc_library not in ("auto", "yes", "no"):
+        raise fail(f"--boinc-library must be auto, yes or no, not {boinc_library!r}", 2)
+    with console.status("building the bundle...") as status:
+        bundle = builder.build(dist, with_packages or [], boinc_library=boinc_library,
+                               say=lambda line: status.update(line))
+    stage = bundle.root / version_xml.VERSION_XML
+    stage.write_bytes(version_xml.to_bytes(version_xml.build(bundle.manifest)))
+    if as_json:
+        print(bundle.manifest.to_json(), end="")
+        return
+    size = sum(f.size for f in bundle.manifest.files.values())
+    console.print(f"built {bundle.manifest.platform} bundle (Python {bundle.manifest.python}, "
+                  f"{len(bundle.manifest.files)} files, {size / 1e6:.1f} MB) in {bundle.root}")
+
+
+@bundle_app.command("list")
+def list_cmd(
+    dist: Annotated[Path | None, typer.Option(
+        help="Bundle directory (default: pyboinc_bundles/dist).")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every file's hash.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The bundles present (one per platform), checked against their manifests."""
+    found = mf.find_bundles(dist or builder.default_dist())
+    rows: list[dict[str, Any]] = []
+    bad = False
+    for bundle in found:
+        problems = mf.check(bundle.manifest, bundle.dir, hashes=verify)
+        bad = bad or bool(problems)
+        rows.append({"platform": bundle.manifest.platform, "python": bundle.manifest.python,
+                     "files": len(bundle.manifest.files), "path": str(bundle.root),
+                     "problems": problems})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    elif not rows:
+        console.print("no bundles built yet: pymw-admin bundle build")
+    for row in rows if not as_json else []:
+        state = "ok" if not row["problems"] else f"{len(row['problems'])} problem(s)"
+        console.print(f"{row['platform']}  Python {row['python']}  {row['files']} files  "
+                      f"{state}  {row['path']}")
+    if bad:
+        raise typer.Exit(1)
