@@ -1,6 +1,9 @@
 """The ``pymw-admin`` command: thin commands over the library, one module a command group."""
 
-from pymw_admin.cli import rehearse  # noqa: F401  (registers its commands)
+from pymw_admin.cli import (
+    bundle,  # noqa: F401
+    rehearse,  # noqa: F401  (registers its commands)
+)
 from pymw_admin.cli.app import app, run
 
 

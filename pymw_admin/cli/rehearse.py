@@ -31,6 +31,9 @@ def rehearse(
         int | None, typer.Option("-n", "--num-workers", help="Worker processes (default: cores).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    bundle: Annotated[bool, typer.Option(
+        "--bundle", help="Run each task through the built PyBOINC bundle in a BOINC-like slot."
+    )] = False,
 ) -> None:
     """Run a master script on the local interface, showing tasks done / submitted.
 
@@ -40,15 +43,16 @@ def rehearse(
         raise fail(f"no such script: {script}", 2)
     if num_workers is not None and num_workers < 1:
         raise fail(f"-n needs at least 1 worker, not {num_workers}", 2)
-    _run_script(script, list(ctx.args), num_workers, quiet)
+    _run_script(script, list(ctx.args), num_workers, quiet, "bundle" if bundle else "local")
 
 
-def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: bool) -> None:
-    os.environ["PYMW_INTERFACE"] = "local"
+def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: bool,
+                interface: str = "local") -> None:
+    os.environ["PYMW_INTERFACE"] = interface
     if num_workers is not None:
         os.environ["PYMW_NUM_WORKERS"] = str(num_workers)
     workers = ["-n", str(num_workers)] if num_workers is not None else []
-    argv = [str(script), "-i", "local", *workers, *args]
+    argv = [str(script), "-i", interface, *workers, *args]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -21,6 +21,7 @@ INTERFACES: dict[str, str] = {
     "condor": "condor",
     "htcondor": "condor",
     "boinc": "boinc",
+    "bundle": "bundle",  # the PyBOINC bundle in local slot directories (rehearse --bundle)
 }
 
 

@@ -77,7 +77,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
     args = list(sys.argv[1:] if argv is None else argv)
     known, rest = _parser().parse_known_args(args)
     if known.interface.lower() not in {"local", "multicore", "generic", "mpi", "condor",
-                                       "htcondor", "boinc"}:
+                                       "htcondor", "boinc", "bundle"}:
         raise UsageError(
             f"unknown interface {known.interface!r} (choose from {', '.join(interface_names())})"
         )
