@@ -1,0 +1,127 @@
+"""``pymw-admin init-project NAME --host HOST``: turn a Debian/Ubuntu host into a BOINC server.
+
+Thin: parse options, connect, run the provisioning plan (pymw_admin.server.provision) with
+step-by-step progress, write pymw-admin.toml. Safe to re-run: a converged host changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pymw_admin import config
+from pymw_admin.cli.app import app, console
+from pymw_admin.remote import HostSpec, connect
+from pymw_admin.server import provision
+from pymw_admin.server.boinc_build import parse_source, tree_dir
+from pymw_admin.server.plan import Context, Step, StepFailed, StepReport, run_plan
+from pymw_admin.server.spec import DEFAULT_BOINC_SOURCE, ProjectSpec, check_name, check_user
+
+_MARK = {"already done": "[green]✓[/]", "changed": "[yellow]✎[/]",
+         "would change": "[cyan]→[/]", "failed": "[bold red]✗[/]"}
+
+
+@app.command("init-project")
+def init_project(
+    name: Annotated[str, typer.Argument(help="Project short name (a-z, 0-9, _).")],
+    host: Annotated[str, typer.Option("--host", help="Host address or ssh-config alias; "
+                                      "'local' for this machine.")],
+    user: Annotated[str | None, typer.Option("--user", help="SSH login user.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="SSH port.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="SSH private key file.")] = None,
+    ssh_config: Annotated[str | None, typer.Option("--ssh-config",
+                                                   help="An ssh config file for aliases.")] = None,
+    url_base: Annotated[str | None, typer.Option(
+        "--url-base", help="Base URL of the web server (default http://HOST/).")] = None,
+    host_name: Annotated[str | None, typer.Option(
+        "--host-name", help="BOINC's project host: the server's short host name "
+                            "(default: what `hostname` prints there).")] = None,
+    owner: Annotated[str, typer.Option("--owner", help="User owning the project.")] = "boincadm",
+    db_host: Annotated[str, typer.Option("--db-host",
+                                         help="Database host (default: local MariaDB).")] = "",
+    boinc_source: Annotated[str, typer.Option(
+        "--boinc-source", help="git URL.git@REF, a .tar.gz, or a directory on the host "
+                               "(built in place; a built tree is reused).")] = DEFAULT_BOINC_SOURCE,
+    project_dir: Annotated[str, typer.Option("--project-dir",
+                                             help="Default ~OWNER/projects/NAME.")] = "",
+    long_name: Annotated[str, typer.Option("--long-name", help="Human-readable name.")] = "",
+    https_cert: Annotated[str, typer.Option("--https-cert",
+                                            help="Certificate file on the host.")] = "",
+    https_key: Annotated[str, typer.Option("--https-key", help="Its key file on the host.")] = "",
+    project_file: Annotated[Path, typer.Option(
+        "--project-file", help="Where to write the project file.")] = Path(config.DEFAULT_FILE),
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Print the plan; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print step reports as JSON.")] = False,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout",
+                                                   help="Seconds to wait for SSH.")] = 10.0,
+) -> None:
+    """Provision a BOINC server project on HOST over SSH, idempotently."""
+    check_name(name)  # bad input fails before anything is contacted
+    check_user(owner)
+    parse_source(boinc_source)
+    started = time.monotonic()
+    remote = connect(HostSpec(host, user, port, key, ssh_config, connect_timeout))
+    try:
+        address = getattr(remote, "address", "localhost")
+        spec = ProjectSpec(
+            name=name, url_base=url_base or f"http://{address}/",
+            host_name=host_name or remote.run("hostname").stdout.strip(), owner=owner,
+            db_host=db_host, boinc_source=boinc_source, project_dir=project_dir,
+            long_name=long_name, https_cert=https_cert, https_key=https_key,
+        )
+        reports = _run(Context(remote, spec), dry_run, as_json)
+    finally:
+        remote.close()
+    changes = sum(len(r.actions) for r in reports)
+    seconds = time.monotonic() - started
+    if not dry_run:
+        host_spec = HostSpec(host, user, port, key, ssh_config)
+        config.save(config.ProjectFile.from_specs(
+            host_spec, spec, tree_dir(parse_source(spec.boinc_source))), project_file)
+    if as_json:
+        print(json.dumps({"project": name, "dry_run": dry_run, "changes": changes,
+                          "seconds": round(seconds, 2),
+                          "steps": [r.as_dict() for r in reports]}, indent=2))
+        return
+    if dry_run:
+        console.print(f"dry run: {changes} change(s) would be made; nothing was changed")
+    elif changes:
+        console.print(f"[bold green]project {name} is up[/] at {spec.master_url} "
+                      f"({changes} change(s), {seconds:.1f} s); wrote {project_file}")
+    else:
+        console.print(f"[bold green]project {name} is up[/] at {spec.master_url}: already "
+                      f"converged, nothing changed ({seconds:.1f} s)")
+
+
+def _run(ctx: Context, dry_run: bool, quiet: bool) -> list[StepReport]:
+    steps = provision.STEPS
+    total = len(steps)
+    if quiet:
+        try:
+            return run_plan(ctx, steps, dry_run=dry_run)
+        except StepFailed as exc:
+            print(json.dumps({"error": str(exc), "step": exc.report.as_dict()}))
+            raise
+    status = console.status("")
+
+    def start(index: int, step: Step) -> None:
+        status.update(f"[{index + 1}/{total}] {step.title} ...")
+
+    def log(message: str) -> None:
+        status.update(f"[dim]{message}[/]")
+
+    def done(index: int, report: StepReport) -> None:
+        detail = ("; ".join(report.actions) if report.actions and report.status != "already done"
+                  else "")
+        console.print(f"{_MARK[report.status]} [{index + 1}/{total}] {report.title}: "
+                      f"{report.status}" + (f" — {detail}" if detail else "")
+                      + f" [dim]({report.seconds:.1f} s)[/]", highlight=False)
+
+    ctx.log = log
+    with status:
+        return run_plan(ctx, steps, dry_run=dry_run, on_start=start, on_done=done)

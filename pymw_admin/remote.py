@@ -1,0 +1,333 @@
+"""One Host interface over SSH (fabric) and a local twin: run, sudo, put, get, read and write files.
+
+Provisioning steps talk to a :class:`Host`, never to paramiko. Commands are shell strings run by the
+remote user's shell; ``sudo=True`` wraps them in ``sudo -n`` (never prompts: CI has no stdin) unless
+we already are root. Secrets travel on a command's standard input (``stdin=``) or through
+:meth:`Host.write_file`, never in argv. Every failure to reach, log in or become root is a
+:class:`~pymw_admin.errors.RemoteError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pymw_admin.errors import RemoteError, UsageError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one command did on a host."""
+
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def last_line(self) -> str:
+        """The most telling line of the output, for one-line error messages."""
+        for text in (self.stderr, self.stdout):
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            if lines:
+                return lines[-1][:300]
+        return f"exit status {self.exit_code}"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to reach a host: an address or ssh-config alias, and optional user, port and key."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    key: str | None = None
+    ssh_config: str | None = None
+    connect_timeout: float = 10.0
+
+    @property
+    def is_local(self) -> bool:
+        return self.host in ("local", "localhost-local")
+
+
+def _sudo_wrap(command: str, user: str | None) -> str:
+    as_user = f"-u {shlex.quote(user)} " if user else ""
+    # -H: the target user's HOME; sh -c keeps cd/pipes/redirections inside the privileged shell
+    return f"sudo -n -H {as_user}-- sh -c {shlex.quote(command)}"
+
+
+_NO_SUDO_MARKERS = ("a password is required", "is not in the sudoers", "not allowed to execute",
+                    "may not run sudo", "sudo: command not found", "sudo: not found")
+
+
+class Host:
+    """A machine we provision. Subclasses implement :meth:`_exec`, :meth:`put`, :meth:`get`."""
+
+    name: str
+    login_user: str
+    address: str = "localhost"  # the host's network address, for default URLs
+
+    def __init__(self) -> None:
+        self.facts: dict[str, Any] = {}
+        self._is_root: bool | None = None
+
+    # -- to implement -------------------------------------------------------------------------
+    def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
+        raise NotImplementedError
+
+    def put(self, local: str | Path, remote: str) -> None:
+        raise NotImplementedError
+
+    def get(self, remote: str, local: str | Path) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the connection (a no-op locally)."""
+
+    # -- commands -----------------------------------------------------------------------------
+    def run(
+        self,
+        command: str,
+        *,
+        sudo: bool = False,
+        user: str | None = None,
+        stdin: str | bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        what: str = "",
+    ) -> Result:
+        """Run a shell command; ``sudo`` as root (or ``user``); raise RemoteError if it fails."""
+        wrapped = command
+        if sudo or user:
+            if user and user != "root":
+                wrapped = _sudo_wrap(command, user)
+            elif not self.is_root():
+                wrapped = _sudo_wrap(command, None)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        result = self._exec(wrapped, data, timeout)
+        if sudo or user:
+            self._check_sudo(result)
+        if check and not result.ok:
+            label = what or command.split("\n", 1)[0][:80]
+            raise RemoteError(f"{self.name}: {label} failed: {result.last_line()}")
+        return Result(command, result.exit_code, result.stdout, result.stderr)
+
+    def sudo(self, command: str, **kwargs: Any) -> Result:
+        return self.run(command, sudo=True, **kwargs)
+
+    def is_root(self) -> bool:
+        if self._is_root is None:
+            self._is_root = self._exec("id -u", None, 30).stdout.strip() == "0"
+        return self._is_root
+
+    def _check_sudo(self, result: Result) -> None:
+        if result.ok or self.is_root():
+            return
+        if any(marker in result.stderr for marker in _NO_SUDO_MARKERS):
+            raise RemoteError(
+                f"{self.login_user}@{self.name} cannot use sudo without a password; give that "
+                "user passwordless sudo (or connect as root with --user root)"
+            )
+
+    def check_sudo(self) -> None:
+        """Fail early, with one line, when we cannot become root."""
+        self.run("true", sudo=True, what="sudo")
+
+    # -- files ----------------------------------------------------------------------------------
+    def exists(self, path: str, *, sudo: bool = True) -> bool:
+        return self.run(f"test -e {shlex.quote(path)}", sudo=sudo, check=False).ok
+
+    def read_text(self, path: str, *, sudo: bool = True) -> str | None:
+        """The file's text, or None when it does not exist."""
+        result = self.run(f"cat {shlex.quote(path)}", sudo=sudo, check=False)
+        if not result.ok:
+            if "No such file" in result.stderr or "Not a directory" in result.stderr:
+                return None
+            raise RemoteError(f"{self.name}: cannot read {path}: {result.last_line()}")
+        return result.stdout
+
+    def write_file(
+        self,
+        path: str,
+        content: str | bytes,
+        *,
+        mode: int = 0o644,
+        owner: str = "root",
+        group: str | None = None,
+        sudo: bool = True,
+    ) -> None:
+        """Write a file atomically through stdin: it is never readable by others, even briefly."""
+        q = shlex.quote(path)
+        og = shlex.quote(f"{owner}:{group or owner}")
+        script = (
+            f'f=$(mktemp {q}.XXXXXX) && cat > "$f" && chown {og} "$f" '
+            f'&& chmod {mode:o} "$f" && mv -f "$f" {q} || {{ rm -f "$f"; exit 1; }}'
+        )
+        self.run(script, sudo=sudo, stdin=content, what=f"writing {path}")
+
+    def fact(self, name: str, read: Callable[[], T]) -> T:
+        """A cached reading of the host; :meth:`forget` drops it after a change."""
+        if name not in self.facts:
+            self.facts[name] = read()
+        return self.facts[name]  # type: ignore[no-any-return,unused-ignore]
+
+    def forget(self, *names: str) -> None:
+        for name in names or list(self.facts):
+            self.facts.pop(name, None)
+
+
+class LocalHost(Host):
+    """This machine, through /bin/sh: the twin of :class:`SSHHost` for local provisioning."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "localhost"
+        self.login_user = os.environ.get("USER") or str(os.getuid())
+
+    def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
+        try:
+            proc = subprocess.run(
+                ["/bin/sh", "-c", command],
+                input=stdin if stdin is not None else b"",
+                capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RemoteError(
+                f"localhost: timed out after {timeout:.0f} s: {command[:80]}"
+            ) from exc
+        return Result(
+            command,
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+        )
+
+    def put(self, local: str | Path, remote: str) -> None:
+        self.run(f"cp {shlex.quote(str(local))} {shlex.quote(remote)}")
+
+    def get(self, remote: str, local: str | Path) -> None:
+        self.run(f"cp {shlex.quote(remote)} {shlex.quote(str(local))}")
+
+
+@dataclass
+class SSHHost(Host):
+    """A host over SSH: fabric makes the connection (ssh config aliases, keys, agent)."""
+
+    spec: HostSpec
+    _conn: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        Host.__init__(self)
+        self.name = self.spec.host
+        self.login_user = self.spec.user or ""
+
+    def connect(self) -> SSHHost:
+        import paramiko
+        from fabric import Config, Connection
+
+        spec = self.spec
+        if spec.key and not Path(spec.key).expanduser().is_file():
+            raise UsageError(f"no such key file: {spec.key}")
+        if spec.ssh_config and not Path(spec.ssh_config).expanduser().is_file():
+            raise UsageError(f"no such ssh config file: {spec.ssh_config}")
+        config = Config(runtime_ssh_path=spec.ssh_config) if spec.ssh_config else Config()
+        kwargs: dict[str, Any] = {"banner_timeout": 15,
+                                  "auth_timeout": 15}
+        if spec.key:
+            kwargs["key_filename"] = [str(Path(spec.key).expanduser())]
+            kwargs["look_for_keys"] = False
+        conn = Connection(spec.host, user=spec.user, port=spec.port, config=config,
+                          connect_kwargs=kwargs, connect_timeout=spec.connect_timeout)
+        where = f"{conn.user}@{conn.host}:{conn.port}"
+        self.login_user = conn.user
+        self.address = conn.host
+        self.name = conn.host if spec.host == conn.host else f"{spec.host} ({conn.host})"
+        try:
+            conn.open()
+        except paramiko.AuthenticationException as exc:
+            raise RemoteError(
+                f"{where} refused our key ({exc}); check --user and --key, or the ssh agent"
+            ) from None
+        except paramiko.SSHException as exc:
+            text = str(exc)
+            if "private key" in text.lower() or "not a valid" in text.lower():
+                raise RemoteError(f"cannot use the key for {where}: {text}") from None
+            raise RemoteError(f"ssh to {where} failed: {text}") from None
+        except (TimeoutError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError | socket.timeout):
+                reason = f"no answer within {spec.connect_timeout:.0f} s"
+            raise RemoteError(f"cannot reach {where}: {reason}") from None
+        self._conn = conn
+        return self
+
+    def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
+        if self._conn is None:
+            self.connect()
+        transport = self._conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError(f"{self.name}: the ssh connection was lost")
+        chan = transport.open_session()
+        try:
+            chan.exec_command(command)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout if timeout else None
+            while True:
+                busy = False
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    busy = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    busy = True
+                pending = chan.recv_ready() or chan.recv_stderr_ready()
+                if chan.exit_status_ready() and not pending:
+                    break
+                if deadline and time.monotonic() > deadline:
+                    raise RemoteError(
+                        f"{self.name}: timed out after {timeout:.0f} s: {command[:80]}"
+                    )
+                if not busy:
+                    time.sleep(0.002)
+            code = chan.recv_exit_status()
+        finally:
+            chan.close()
+        return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def put(self, local: str | Path, remote: str) -> None:
+        if self._conn is None:
+            self.connect()
+        self._conn.put(str(local), remote)
+
+    def get(self, remote: str, local: str | Path) -> None:
+        if self._conn is None:
+            self.connect()
+        self._conn.get(remote, str(local))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def connect(spec: HostSpec) -> Host:
+    """Open a Host for ``spec``: ``local`` means this machine, anything else SSH."""
+    if spec.is_local:
+        return LocalHost()
+    return SSHHost(spec).connect()

@@ -1,0 +1,118 @@
+"""Pre-flight: a supported OS, root through sudo, and no foreign project under our name.
+
+Nothing changes on the host until this step has passed; its one action records the project as
+ours (a root-only directory under /etc/pymw-admin), which later runs recognise.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from pymw_admin.errors import UsageError
+from pymw_admin.server.plan import Action, Context, Step
+from pymw_admin.server.spec import ProjectSpec
+
+# the oldest releases whose packages the server build was seen to work with
+MIN_VERSION = {"debian": (12,), "ubuntu": (22, 4)}
+
+
+@dataclass(frozen=True)
+class OSFacts:
+    os_release: dict[str, str]
+    hostname: str = "host"
+    marker: bool = False  # /etc/pymw-admin/NAME/project exists
+    project_dir: bool = False
+    database_dir: bool = False  # /var/lib/mysql/NAME exists
+    has_apt: bool = True
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
+
+
+def os_family(os_release: dict[str, str]) -> str | None:
+    """'debian' or 'ubuntu' (its derivatives included), else None."""
+    ids = [os_release.get("ID", "").lower(), *os_release.get("ID_LIKE", "").lower().split()]
+    for family in ("ubuntu", "debian"):
+        if family in ids:
+            return family
+    return None
+
+
+def check_supported(os_release: dict[str, str]) -> None:
+    pretty = os_release.get("PRETTY_NAME") or os_release.get("ID") or "an unknown OS"
+    family = os_family(os_release)
+    if family is None:
+        raise UsageError(f"unsupported OS: {pretty}; init-project needs Debian >= 12 or "
+                         "Ubuntu >= 22.04 (or a derivative)")
+    own = os_release.get("ID", "").lower()
+    if own in MIN_VERSION:
+        version = _version(os_release.get("VERSION_ID", ""))
+        if version and version < MIN_VERSION[own]:
+            need = ".".join(f"{v:02d}" if i else str(v) for i, v in enumerate(MIN_VERSION[own]))
+            raise UsageError(f"unsupported OS: {pretty}; {own} {need} or newer is needed")
+
+
+def gather(ctx: Context) -> OSFacts:
+    host, spec = ctx.host, ctx.spec
+    host.check_sudo()
+    script = (
+        "cat /etc/os-release 2>/dev/null; echo '@@'; hostname; echo '@@'; "
+        f"test -e {shlex.quote(spec.marker_file)} && echo marker; "
+        f"test -e {shlex.quote(spec.project_dir)} && echo project_dir; "
+        f"test -d /var/lib/mysql/{spec.db_name} && echo database_dir; "
+        "command -v apt-get >/dev/null && echo apt"
+    )
+    out = host.sudo(script, what="reading the OS").stdout
+    release, hostname, flags = ([*out.split("@@\n"), "", ""])[:3]
+    found = set(flags.split())
+    facts = OSFacts(parse_os_release(release), hostname.strip() or "host", "marker" in found,
+                    "project_dir" in found, "database_dir" in found, "apt" in found)
+    ctx.notes["hostname"] = facts.hostname
+    return facts
+
+
+def decide(facts: OSFacts, spec: ProjectSpec) -> list[Action]:
+    check_supported(facts.os_release)
+    if not facts.has_apt:
+        raise UsageError("unsupported OS: no apt-get on the host")
+    if not facts.marker:
+        if facts.project_dir:
+            raise UsageError(
+                f"a project directory {spec.project_dir} exists but was not made by pymw-admin; "
+                "choose another project name or remove it"
+            )
+        if facts.database_dir:
+            raise UsageError(
+                f"a database named {spec.db_name} exists but was not made by pymw-admin; "
+                "choose another project name or drop it"
+            )
+        return [Action("claim", f"record {spec.name} as managed by pymw-admin")]
+    return []
+
+
+def apply(ctx: Context, actions: list[Action]) -> None:
+    spec = ctx.spec
+    ctx.host.sudo(f"install -d -m 700 -o root -g root {shlex.quote(spec.secrets_dir)}")
+    ctx.host.write_file(spec.marker_file, f"name = {spec.name!r}\nowner = {spec.owner!r}\n"
+                        f"project_dir = {spec.project_dir!r}\n", mode=0o600)
+
+
+STEP = Step("preflight", "check the OS, sudo and the project name", gather, decide, apply,
+            hint="fix the cause and run the same command again")

@@ -1,0 +1,157 @@
+"""The admin tests' host "vm": a real sshd in its own network namespace, with its own address.
+
+``ip netns`` + a veth pair give it 10.201.6.2 (this machine keeps 10.201.6.1); sshd runs inside with
+its own config, host key and pid file, key-only auth and ``UsePAM no``. Users: ``pymwadm`` (has
+passwordless sudo) and ``pymwnosudo`` (has none). The namespace shares this machine's file system,
+so the Debian packages the BOINC server needs are installed here with apt, and whatever the
+provisioning starts over SSH (MariaDB, Apache, cron, the project daemons) runs inside the namespace,
+answering on the vm's address. Only the address made here is ever a target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed.cache import CACHE, apt_install, cache_dir
+
+NETNS = "pymwadm"
+HOST_IF, VM_IF = "pymwadm0", "pymwadm1"
+HOST_ADDR, VM_ADDR = "10.201.6.1", "10.201.6.2"
+SUDO_USER, NOSUDO_USER = "pymwadm", "pymwnosudo"
+SSH_DIR = CACHE / "admin-vm"
+
+
+@dataclass(frozen=True)
+class VM:
+    address: str
+    port: int
+    user: str
+    nosudo_user: str
+    key: Path
+    wrong_key: Path
+    ssh_config: Path  # defines the alias "vm"
+
+
+def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+def _server_packages() -> tuple[str, ...]:
+    from pymw_admin.server.packages import server_packages
+
+    return server_packages()
+
+
+def _vm() -> VM:
+    return VM(VM_ADDR, 22, SUDO_USER, NOSUDO_USER, SSH_DIR / "id_ed25519",
+              SSH_DIR / "wrong_ed25519", SSH_DIR / "ssh_config")
+
+
+def _answers(timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((VM_ADDR, 22), timeout=timeout) as s:
+            return s.recv(4).startswith(b"SSH")
+    except OSError:
+        return False
+
+
+def up() -> VM:
+    """Bring the vm up (idempotent, about a second when it already runs)."""
+    if _answers():
+        return _vm()
+    apt_install("openssh-server", "sudo", "iproute2", "openssl", *_server_packages())
+    _network()
+    _users()
+    _sshd()
+    return _vm()
+
+
+def _network() -> None:
+    if NETNS not in _sh("ip", "netns", "list").stdout.split():
+        _sh("ip", "netns", "add", NETNS)
+    if _sh("ip", "link", "show", HOST_IF, check=False).returncode != 0:
+        _sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", VM_IF)
+        _sh("ip", "link", "set", VM_IF, "netns", NETNS)
+        _sh("ip", "addr", "add", f"{HOST_ADDR}/24", "dev", HOST_IF)
+        _sh("ip", "netns", "exec", NETNS, "ip", "addr", "add", f"{VM_ADDR}/24", "dev", VM_IF)
+    _sh("ip", "link", "set", HOST_IF, "up")
+    _sh("ip", "netns", "exec", NETNS, "ip", "link", "set", VM_IF, "up")
+    _sh("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+
+
+def _users() -> None:
+    for user in (SUDO_USER, NOSUDO_USER):
+        if _sh("id", user, check=False).returncode != 0:
+            _sh("useradd", "-m", "-s", "/bin/bash", user)
+        # sshd (UsePAM no) refuses a locked account: give it a random, unknown password
+        hashed = _sh("openssl", "passwd", "-6", os.urandom(16).hex()).stdout.strip()
+        _sh("usermod", "-p", hashed, user)
+    sudoers = Path("/etc/sudoers.d/pymw-admin-testbed")
+    if not sudoers.exists():
+        sudoers.write_text(f"{SUDO_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+        sudoers.chmod(0o440)
+    SSH_DIR.mkdir(parents=True, exist_ok=True)
+    cache_dir("admin-vm")
+    for name in ("id_ed25519", "wrong_ed25519"):
+        if not (SSH_DIR / name).exists():
+            _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"pymw-admin-{name}",
+                "-f", str(SSH_DIR / name))
+    public = (SSH_DIR / "id_ed25519.pub").read_text()
+    for user in (SUDO_USER, NOSUDO_USER):
+        home = Path(f"/home/{user}")
+        ssh = home / ".ssh"
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        (ssh / "authorized_keys").write_text(public)
+        (ssh / "authorized_keys").chmod(0o600)
+        shutil.chown(ssh, user, user)
+        shutil.chown(ssh / "authorized_keys", user, user)
+    (SSH_DIR / "ssh_config").write_text(
+        f"Host vm\n  HostName {VM_ADDR}\n  User {SUDO_USER}\n  Port 22\n"
+        f"  IdentityFile {SSH_DIR / 'id_ed25519'}\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n"
+    )
+
+
+def _sshd() -> None:
+    host_key = SSH_DIR / "ssh_host_ed25519_key"
+    if not host_key.exists():
+        _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
+    config = SSH_DIR / "sshd_config"
+    config.write_text(
+        f"ListenAddress {VM_ADDR}\nPort 22\nHostKey {host_key}\nPidFile {SSH_DIR / 'sshd.pid'}\n"
+        "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        f"UsePAM no\nPermitRootLogin no\nAllowUsers {SUDO_USER} {NOSUDO_USER}\n"
+        "Subsystem sftp internal-sftp\nStrictModes yes\nMaxSessions 50\nMaxStartups 50\n"
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    _sh("ip", "netns", "exec", NETNS, "/usr/sbin/sshd", "-f", str(config))
+    for _ in range(100):
+        if _answers():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the test host's sshd does not answer on {VM_ADDR}:22")
+
+
+def down() -> None:
+    """Stop the vm's sshd (users, keys and packages stay)."""
+    pid_file = SSH_DIR / "sshd.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().split()[0]), 15)
+        pid_file.unlink(missing_ok=True)
+
+
+def status() -> str:
+    return f"sshd on {VM_ADDR}:22 " + ("answers" if _answers() else "is down")
+
+
+def run_in_vm(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run a command as root inside the vm's namespace (for test set-up and clean-up)."""
+    return _sh("ip", "netns", "exec", NETNS, *command, check=False)
