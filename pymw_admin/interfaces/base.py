@@ -20,6 +20,7 @@ class Completion:
     retryable: bool = True
     worker: str = ""
     stderr: str = ""  # what the engine captured of the task's stderr, when it failed
+    error_type: str = ""  # the engine's name for the failure (default: WorkerLost)
 
 
 @dataclass

@@ -263,7 +263,8 @@ class Master:
                 return
             self._finish(
                 task,
-                error=WorkerLost(task, "WorkerLost", completion.failure or "the engine lost it"),
+                error=WorkerLost(task, completion.error_type or "WorkerLost",
+                                 completion.failure or "the engine lost it"),
             )
             task.worker = completion.worker or None
             task.stderr = completion.stderr

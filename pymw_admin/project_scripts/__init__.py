@@ -1,0 +1,19 @@
+"""Scripts deploy-app installs into a BOINC project's ``bin/``, run there by BOINC's daemons.
+
+They use only the standard library (the server's own python3 runs them, without pymw-admin):
+
+- ``pymw_assimilator.py``: called by ``script_assimilator --script pymw_assimilator``; files each
+  canonical result, keyed by work-unit name, where the BOINC interface finds it.
+- ``pymw_compare.py``: called by ``script_validator --compare_script pymw_compare``; with
+  replication, two results agree when their outcome and value agree (timings and host differ).
+"""
+
+from pathlib import Path
+
+SCRIPTS_DIR = Path(__file__).resolve().parent
+ASSIMILATOR = "pymw_assimilator"
+COMPARER = "pymw_compare"
+
+
+def script_source(name: str) -> str:
+    return (SCRIPTS_DIR / f"{name}.py").read_text()

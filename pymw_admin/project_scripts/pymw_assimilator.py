@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""File a finished BOINC work unit where the pymw-admin BOINC interface finds it.
+
+BOINC's script_assimilator runs this from PROJECT/tmp_HOST with PROJECT/bin/ as ``../bin``:
+
+    pymw_assimilator WU_ID FILE...                      a canonical result exists
+    pymw_assimilator --error MASK WU_NAME WU_ID BATCH   the work unit failed
+
+A result goes to PROJECT/pymw/results/WU_NAME.result (copied: the file deleter removes the upload
+soon after); a failure to WU_NAME.error, a JSON record with BOINC's error mask, its meaning and the
+stderr the task's hosts reported. Files appear whole (written aside, then renamed). Standard
+library only: the server's python3 runs it. Exit 0 on success; BOINC retries on non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+WU_ERRORS = {
+    1: "could not send a result",
+    2: "too many error results",
+    4: "too many success results without agreement",
+    8: "too many total results",
+    16: "cancelled",
+    32: "no canonical result",
+}
+# upload names are RESULTNAME_rRANDOM_INDEX (older servers: RESULTNAME_INDEX); RESULTNAME is
+# WUNAME_REPLICA: the work unit's name comes from the server's path, never from the file's content
+UPLOAD_NAME = re.compile(r"^(?P<wu>.+)_\d+(?:_r\d+)?_\d+$")
+
+
+def project_dir() -> str:
+    # we run in PROJECT/tmp_HOST; the project root holds config.xml
+    here = os.getcwd()
+    for candidate in (here, os.path.dirname(here)):
+        if os.path.exists(os.path.join(candidate, "config.xml")):
+            return candidate
+    return os.path.dirname(here)
+
+
+def results_dir() -> str:
+    path = os.path.join(project_dir(), "pymw", "results")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def place(data_path: str, target: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".part-")
+    os.close(fd)
+    shutil.copyfile(data_path, tmp)
+    os.chmod(tmp, 0o664)
+    os.replace(tmp, target)
+
+
+def write_json(record: dict[str, object], target: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".part-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    os.chmod(tmp, 0o664)
+    os.replace(tmp, target)
+
+
+def db_config() -> dict[str, str]:
+    root = ET.parse(os.path.join(project_dir(), "config.xml")).getroot()
+    config = root.find("config")
+    if config is None:
+        config = root
+
+    def get(tag: str, default: str = "") -> str:
+        node = config.find(tag)
+        return node.text.strip() if node is not None and node.text else default
+
+    return {
+        "name": get("db_name"),
+        "user": get("db_user"),
+        "password": get("db_passwd"),
+        "host": get("db_host", "localhost"),
+    }
+
+
+def stderr_of(wu_id: str) -> str:
+    """The stderr its hosts reported for the work unit's results (from the project database)."""
+    try:
+        db = db_config()
+        # the password goes through a 0600 option file, never the command line
+        fd, option_file = tempfile.mkstemp(prefix="pymw-db-")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"[client]\nuser={db['user']}\npassword={db['password']}\nhost={db['host']}\n")
+        try:
+            out = subprocess.run(
+                ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B", "-r", db["name"],
+                 "-e", f"select outcome, exit_status, stderr_out from result "
+                       f"where workunitid={int(wu_id)} order by id"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        finally:
+            os.unlink(option_file)
+        return out.stdout.strip()
+    except Exception as exc:  # the error record matters more than its stderr
+        return f"(stderr unavailable: {exc})"
+
+
+def describe(mask: int) -> str:
+    parts = [text for bit, text in WU_ERRORS.items() if mask & bit]
+    return ", ".join(parts) or f"error mask {mask}"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--error"]:
+        if len(argv) < 4:
+            print("usage: pymw_assimilator --error MASK WU_NAME WU_ID [BATCH]", file=sys.stderr)
+            return 2
+        mask, wu_name, wu_id = int(argv[1]), argv[2], argv[3]
+        record: dict[str, object] = {
+            "wu_name": wu_name,
+            "wu_id": int(wu_id),
+            "error_mask": mask,
+            "error": describe(mask),
+            "stderr": stderr_of(wu_id),
+        }
+        write_json(record, os.path.join(results_dir(), wu_name + ".error"))
+        return 0
+    if len(argv) < 2:
+        print("usage: pymw_assimilator WU_ID FILE...", file=sys.stderr)
+        return 2
+    for path in argv[1:]:
+        match = UPLOAD_NAME.match(os.path.basename(path))
+        if match is None:
+            print(f"pymw_assimilator: unexpected upload name {path}", file=sys.stderr)
+            return 1
+        place(path, os.path.join(results_dir(), match.group("wu") + ".result"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
