@@ -155,3 +155,31 @@ def status() -> str:
 def run_in_vm(*command: str) -> subprocess.CompletedProcess[str]:
     """Run a command as root inside the vm's namespace (for test set-up and clean-up)."""
     return _sh("ip", "netns", "exec", NETNS, *command, check=False)
+
+
+def forget_project(name: str, owner: str = "boincadm") -> None:
+    """Remove every trace of a project init-project made on the vm (test clean-up, as root)."""
+    project = Path(f"/home/{owner}/projects/{name}")
+    if (project / "bin" / "stop").exists():
+        run_in_vm("sudo", "-u", owner, "-H", "sh", "-c",
+                  f"cd {project} && PATH=/usr/sbin:/usr/bin:/sbin:/bin bin/stop")
+    # the feeder leaves shared memory behind after bin/stop
+    ipcs = _sh("ipcs", "-m", check=False).stdout.splitlines()
+    for line in ipcs:
+        parts = line.split()
+        if len(parts) > 2 and parts[2] == owner:
+            _sh("ipcrm", "-m", parts[1], check=False)
+    _sh("mysql", "-e", f"DROP DATABASE IF EXISTS `{name}`; DROP USER IF EXISTS "
+        f"'{name}'@'localhost';", check=False)
+    shutil.rmtree(project, ignore_errors=True)
+    shutil.rmtree(f"/etc/pymw-admin/{name}", ignore_errors=True)
+    site = Path(f"/etc/apache2/sites-enabled/pymw-{name}.conf")
+    if site.exists() or site.is_symlink():
+        site.unlink()
+        Path(f"/etc/apache2/sites-available/pymw-{name}.conf").unlink(missing_ok=True)
+        run_in_vm("apache2ctl", "graceful")
+    tab = _sh("crontab", "-l", "-u", owner, check=False).stdout
+    kept = [line for line in tab.splitlines() if f"/projects/{name}/bin/start" not in line]
+    if kept != tab.splitlines():
+        subprocess.run(["crontab", "-u", owner, "-"], input="\n".join(kept) + "\n", text=True,
+                       check=False)

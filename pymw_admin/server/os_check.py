@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from pymw_admin.errors import UsageError
+from pymw_admin.server.boinc_build import parse_source
 from pymw_admin.server.plan import Action, Context, Step
 from pymw_admin.server.spec import ProjectSpec
 
@@ -25,6 +26,7 @@ class OSFacts:
     project_dir: bool = False
     database_dir: bool = False  # /var/lib/mysql/NAME exists
     has_apt: bool = True
+    source_dir: bool = True  # a --boinc-source directory on the host exists
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,11 +81,15 @@ def gather(ctx: Context) -> OSFacts:
         f"test -d /var/lib/mysql/{spec.db_name} && echo database_dir; "
         "command -v apt-get >/dev/null && echo apt"
     )
+    source = parse_source(spec.boinc_source)
+    if source.kind == "dir":
+        script += f"; test -d {shlex.quote(source.location)} || echo no_source"
     out = host.sudo(script, what="reading the OS").stdout
     release, hostname, flags = ([*out.split("@@\n"), "", ""])[:3]
     found = set(flags.split())
     facts = OSFacts(parse_os_release(release), hostname.strip() or "host", "marker" in found,
-                    "project_dir" in found, "database_dir" in found, "apt" in found)
+                    "project_dir" in found, "database_dir" in found, "apt" in found,
+                    "no_source" not in found)
     ctx.notes["hostname"] = facts.hostname
     return facts
 
@@ -92,6 +98,9 @@ def decide(facts: OSFacts, spec: ProjectSpec) -> list[Action]:
     check_supported(facts.os_release)
     if not facts.has_apt:
         raise UsageError("unsupported OS: no apt-get on the host")
+    if not facts.source_dir:
+        raise UsageError(f"no BOINC source directory {spec.boinc_source} on the host; give "
+                         "--boinc-source a directory there, a git URL or a tarball")
     if not facts.marker:
         if facts.project_dir:
             raise UsageError(

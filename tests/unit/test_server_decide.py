@@ -55,6 +55,7 @@ def test_preflight_decides(facts: os_check.OSFacts, expected: list[str]) -> None
     (os_check.OSFacts(DEBIAN12, has_apt=False), "no apt-get"),
     (os_check.OSFacts(DEBIAN12, project_dir=True), "was not made by pymw-admin"),
     (os_check.OSFacts(DEBIAN12, database_dir=True), "database named sandbox exists"),
+    (os_check.OSFacts(DEBIAN12, source_dir=False), "no BOINC source directory /srv/boinc"),
 ])
 def test_preflight_refuses(facts: os_check.OSFacts, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
