@@ -12,7 +12,7 @@ import sys
 from invoke import Collection, Context, task
 
 # the engines the testbed provisions, in the order they come up
-ENGINES: list[str] = ["bundle", "condor"]
+ENGINES: list[str] = ["bundle", "condor", "ssh_host"]
 
 
 def _engine(name: str):  # type: ignore[no-untyped-def]
