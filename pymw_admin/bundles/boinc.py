@@ -30,20 +30,16 @@ Three back ends, picked once by ``init()`` (or the first call that needs one):
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 INIT_DATA_FILE = "init_data.xml"
 FINISH_FILE = "boinc_finish_called"
 LIBRARY_NAME = "libboinc_api.so.7"
 DEFAULT_CHECKPOINT_PERIOD = 300.0  # seconds; the client's default disk interval
-
-log = logging.getLogger("boinc")
 
 _state: dict[str, Any] = {
     "mode": None,  # "library" | "slot" | "standalone" once decided
@@ -108,7 +104,8 @@ def _decide_mode() -> str:
                 _state["lib"] = lib
                 mode = "library"
             elif wanted == "library":
-                log.warning("boinc: %s not found; running without the BOINC client", LIBRARY_NAME)
+                print(f"boinc: {LIBRARY_NAME} not found; running without the BOINC client",
+                      file=sys.stderr, flush=True)
     _state["mode"] = mode
     return mode
 
@@ -172,6 +169,8 @@ def _follow_soft_link(logical_name: str) -> str:
         return logical_name
     if not head.lstrip().startswith(b"<soft_link>"):
         return logical_name
+    from xml.etree import ElementTree  # only in a slot: keeps start-up short
+
     try:
         target = ElementTree.fromstring(head.strip()).text or ""
     except ElementTree.ParseError:
@@ -247,6 +246,8 @@ def _init_data() -> dict[str, str]:
     path = Path(INIT_DATA_FILE)
     if not path.exists():
         return {}
+    from xml.etree import ElementTree
+
     try:
         # stdlib XML here: the bundle stays small (lxml is for the admin side)
         root = ElementTree.parse(path).getroot()

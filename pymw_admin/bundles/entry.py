@@ -15,9 +15,7 @@ Python minor version is refused before its payload is touched, with one clear li
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -31,6 +29,8 @@ USAGE = "usage: pymw-worker [TASK RESULT] [--workdir DIR] | --serve | --about"
 
 
 def about() -> dict[str, object]:
+    import platform
+
     import cloudpickle
 
     from pymw_admin import __version__
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["--serve"]:
         return worker.serve()
     if args == ["--about"]:
+        import json
+
         print(json.dumps(about(), indent=1))
         return 0
     if args and args[0] in ("-h", "--help"):
