@@ -108,8 +108,9 @@ def apply(ctx: Context, actions: list[Action]) -> None:
     hostname = spec.host_name or ctx.notes.get("hostname", "")
     for action in actions:
         if action.kind == "make_project":
-            host.run(f"mkdir -p {shlex.quote(spec.project_dir.rsplit('/', 1)[0])}",
-                     user=spec.owner)
+            parent = shlex.quote(spec.project_dir.rsplit("/", 1)[0] or "/")
+            owner = shlex.quote(spec.owner)
+            host.sudo(f"test -d {parent} || install -d -m 755 -o {owner} -g {owner} {parent}")
             result = host.run(make_project_command(spec, tree, hostname), user=spec.owner,
                               check=False, timeout=600)
             if not result.ok:

@@ -54,6 +54,7 @@ def test_foreign_project_is_left_alone(vm: ssh_host.VM, tmp_path: Path) -> None:
     ssh_host.forget_project(name)
     foreign = Path(f"/home/boincadm/projects/{name}")
     foreign.mkdir(parents=True, exist_ok=True)
+    shutil.chown(foreign.parent, "boincadm", "boincadm")
     (foreign / "config.xml").write_text("<boinc/>\n")
     try:
         result = pymw_admin("init-project", name, "--host", "vm", "--ssh-config",
