@@ -98,3 +98,15 @@ def test_dry_run_changes_nothing(vm: ssh_host.VM, boinc_src: Path,
     assert result.returncode == 0, result.stderr
     assert "0 change(s) would be made" in result.stdout
     assert config_xml.stat().st_mtime == before
+
+
+def test_rerun_repairs_only_what_drifted(vm: ssh_host.VM, boinc_src: Path,
+                                         provisioned: tuple[Path, dict, float]) -> None:  # type: ignore[type-arg]
+    project = f"/home/boincadm/projects/{NAME}"
+    ssh_host.run_in_vm("sudo", "-u", "boincadm", "-H", "sh", "-c",
+                       f"cd {project} && PATH=/usr/bin:/bin bin/stop")
+    ssh_host.run_in_vm("crontab", "-r", "-u", "boincadm")
+    out = json_out(pymw_admin("init-project", NAME, "--host", "vm", "--ssh-config",
+                              str(vm.ssh_config), "--boinc-source", str(boinc_src), "--json"))
+    changed = {s["step"] for s in out["steps"] if s["status"] == "changed"}
+    assert changed == {"cron", "daemons"}
