@@ -169,6 +169,9 @@ def forget_project(name: str, owner: str = "boincadm") -> None:
         parts = line.split()
         if len(parts) > 2 and parts[2] == owner:
             _sh("ipcrm", "-m", parts[1], check=False)
+    if Path(f"/var/lib/mysql/{name}").exists() and _sh("mysql", "-e", "SELECT 1",
+                                                       check=False).returncode != 0:
+        run_in_vm("service", "mariadb", "start")  # a database can only be dropped by its server
     _sh("mysql", "-e", f"DROP DATABASE IF EXISTS `{name}`; DROP USER IF EXISTS "
         f"'{name}'@'localhost';", check=False)
     shutil.rmtree(project, ignore_errors=True)
