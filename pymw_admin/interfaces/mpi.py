@@ -99,6 +99,27 @@ def _import_mpi() -> Any:
     return MPI
 
 
+_failed: list[int] = []
+
+
+def _watch_for_a_failing_script() -> None:
+    """Note an uncaught exception in the master script (its hook runs before exit handlers)."""
+    previous = sys.excepthook
+    if getattr(previous, "_pymw_mpi", False):
+        return
+
+    def hook(*args: Any) -> None:
+        _failed.append(1)
+        previous(*args)
+
+    hook._pymw_mpi = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+def _script_failed() -> int:
+    return 1 if _failed else 0
+
+
 class MPIInterface:
     """Master side of the MPI interface. Built on a worker rank, it never returns (see module)."""
 
@@ -124,6 +145,7 @@ class MPIInterface:
                     file=sys.stderr,
                 )
             names = [f"mpi-{r}" for r in ranks]
+            _watch_for_a_failing_script()
         else:
             if num_workers is None:
                 num_workers = os.cpu_count() or 1
@@ -202,7 +224,8 @@ class MPIInterface:
     def _say_goodbye(self, sends: list[tuple[Any, bytes]]) -> None:
         MPI = self._MPI
         comm = self._comm
-        stops = [comm.Isend([b"", MPI.BYTE], w.rank, TAG_STOP) for w in self._ranks if w.alive]
+        code = str(_script_failed()).encode()
+        stops = [comm.Isend([code, MPI.BYTE], w.rank, TAG_STOP) for w in self._ranks if w.alive]
         deadline = time.monotonic() + CLOSE_SECONDS
         status = MPI.Status()
         pending = stops + [req for req, _ in sends]

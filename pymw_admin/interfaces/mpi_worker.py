@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 # message tags between the master and a worker rank (the bodies are bytes)
@@ -36,6 +37,7 @@ TAG_HELLO = 15  # rank -> master: "host pid", once at start
 
 _FRAME = struct.Struct(">I")
 IDLE_POLL_SECONDS = 0.001  # longest sleep between MPI polls when nothing happens
+EXIT_PAUSE_SECONDS = 0.1
 
 
 class _Child:
@@ -107,8 +109,11 @@ class _Child:
             self.proc.stdout.close()
 
 
-def serve(comm: Any, master: int, name: str) -> None:
-    """Relay tasks from rank ``master`` of ``comm`` to a child until the master says stop."""
+def serve(comm: Any, master: int, name: str) -> int:
+    """Relay tasks from rank ``master`` of ``comm`` to a child until the master says stop.
+
+    Returns the exit status the master asks the worker to end with (its own, when it failed).
+    """
     from mpi4py import MPI
 
     child = _Child(name)
@@ -122,7 +127,7 @@ def serve(comm: Any, master: int, name: str) -> None:
             comm.Recv([buf, MPI.BYTE], master, status.Get_tag())
             if status.Get_tag() == TAG_STOP:
                 child.stop()
-                return
+                return int(buf or b"0")
             child.send(buf)
             busy = True
         # wait on the child's results; MPI is looked at again after at most IDLE_POLL_SECONDS
@@ -147,18 +152,21 @@ def serve_rank_forever(comm: Any, master: int, name: str) -> None:
     Ending with ``os._exit`` keeps the master script's own code (finally blocks, code after the
     interface was built) from ever running on a worker rank.
     """
-    code = 0
     try:
-        serve(comm, master, name)
+        code = serve(comm, master, name)
     except BaseException as exc:  # report, then let mpiexec end the job
         print(f"pymw mpi worker {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        code = 1
+        sys.stderr.flush()
+        os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()
-    if code == 0:
-        from mpi4py import MPI
+    from mpi4py import MPI
 
-        MPI.Finalize()  # returns once the master finalizes too; mpiexec wants every rank to
+    MPI.Finalize()  # returns once the master finalizes too; mpiexec wants every rank to
+    # Leaving at once after MPI_Finalize made MPICH's hydra SIGKILL the still finalizing rank 0
+    # in about one run in five; a short pause (as a normal interpreter exit takes) never did.
+    time.sleep(EXIT_PAUSE_SECONDS)
+    # mpiexec does not always report rank 0's status when the others exit 0: echo the master's
     os._exit(code)
 
 
