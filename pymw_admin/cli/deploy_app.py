@@ -1,0 +1,129 @@
+"""``pymw-admin deploy-app [APP]``: the app, its versions (one per bundle), templates and daemons.
+
+Thin: read the project file (or flags), find the bundles, run pymw_admin.apps.deploy with
+step-by-step progress. Safe to re-run: nothing changed, nothing done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pymw_admin import config
+from pymw_admin.apps.deploy import deploy, find_bundles
+from pymw_admin.apps.spec import DEFAULT_APP, AppSpec, check_app_name
+from pymw_admin.cli.app import app, console
+from pymw_admin.errors import UsageError
+from pymw_admin.remote import HostSpec, connect
+from pymw_admin.server.plan import Context, Step, StepFailed, StepReport
+from pymw_admin.server.spec import ProjectSpec
+
+_MARK = {"already done": "[green]✓[/]", "changed": "[yellow]✎[/]",
+         "would change": "[cyan]→[/]", "failed": "[bold red]✗[/]"}
+
+
+def _default_dist() -> Path:
+    local = Path("pyboinc_bundles") / "dist"
+    if local.is_dir():
+        return local
+    from pymw_admin.bundles.build import default_dist
+
+    return default_dist()
+
+
+@app.command("deploy-app")
+def deploy_app(
+    name: Annotated[str, typer.Argument(help="The app's name.")] = DEFAULT_APP,
+    project_file: Annotated[Path, typer.Option(
+        "--project-file", help="The project file init-project wrote.")] = Path(config.DEFAULT_FILE),
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Host (default: the project file's); 'local' for this machine.")] = None,
+    ssh_config: Annotated[str | None, typer.Option("--ssh-config")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="SSH login user.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="SSH private key file.")] = None,
+    project: Annotated[str | None, typer.Option(
+        "--project", help="Project name (without a project file).")] = None,
+    owner: Annotated[str, typer.Option("--owner", help="With --project: its owner.")] = "boincadm",
+    project_dir: Annotated[str, typer.Option("--project-dir", help="With --project.")] = "",
+    bundles: Annotated[Path | None, typer.Option(
+        "--bundles", help="Bundle directory, one subdirectory per platform "
+                          "(default: pyboinc_bundles/dist).")] = None,
+    sign_key: Annotated[Path | None, typer.Option(
+        "--sign-key", help="Sign here with this BOINC code-signing private key (kept off the "
+                           "server); default: the server signs with keys/code_sign_private.")
+    ] = None,
+    friendly_name: Annotated[str, typer.Option("--friendly-name",
+                                               help="The app's name shown to volunteers.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Print the plan; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print step reports as JSON.")] = False,
+) -> None:
+    """Deploy APP on the project: register it, install one app version per bundle (signed),
+    the templates, the assimilator and validator, and start them. Idempotent."""
+    check_app_name(name)
+    if sign_key is not None and not sign_key.is_file():
+        raise UsageError(f"no such signing key: {sign_key}")
+    found = find_bundles(bundles or _default_dist())
+    if project:
+        host_spec = HostSpec(host or "local", user, None, key, ssh_config)
+        spec = ProjectSpec(name=project, url_base="http://localhost/", host_name="",
+                           owner=owner, project_dir=project_dir)
+    else:
+        loaded = config.load(project_file)
+        base = loaded.host_spec()
+        host_spec = HostSpec(host or base.host, user or base.user, base.port, key or base.key,
+                             ssh_config or base.ssh_config)
+        spec = loaded.project_spec()
+    wanted = AppSpec(name, friendly_name, found, sign_key)
+    started = time.monotonic()
+    remote = connect(host_spec)
+    try:
+        reports = _run(Context(remote, spec), wanted, dry_run, as_json)
+    finally:
+        remote.close()
+    changes = sum(len(r.actions) for r in reports)
+    seconds = time.monotonic() - started
+    if as_json:
+        print(json.dumps({"app": name, "project": spec.name, "dry_run": dry_run,
+                          "changes": changes, "seconds": round(seconds, 2),
+                          "platforms": sorted(wanted.digests()),
+                          "steps": [r.as_dict() for r in reports]}, indent=2))
+    elif dry_run:
+        console.print(f"dry run: {changes} change(s) would be made; nothing was changed")
+    elif changes:
+        console.print(f"[bold green]app {name} is deployed[/] on {spec.name} "
+                      f"({changes} change(s), {seconds:.1f} s)")
+    else:
+        console.print(f"[bold green]app {name} is deployed[/] on {spec.name}: already "
+                      f"up to date, nothing changed ({seconds:.1f} s)")
+
+
+def _run(ctx: Context, wanted: AppSpec, dry_run: bool, quiet: bool) -> list[StepReport]:
+    if quiet:
+        try:
+            return deploy(ctx, wanted, dry_run=dry_run)
+        except StepFailed as exc:
+            print(json.dumps({"error": str(exc), "step": exc.report.as_dict()}))
+            raise
+    status = console.status("")
+    total = 4
+
+    def start(index: int, step: Step) -> None:
+        status.update(f"[{index + 1}/{total}] {step.title} ...")
+
+    def log(message: str) -> None:
+        status.update(f"[dim]{message}[/]")
+
+    def done(index: int, report: StepReport) -> None:
+        detail = "; ".join(report.actions) if report.status != "already done" else ""
+        console.print(f"{_MARK[report.status]} [{index + 1}/{total}] {report.title}: "
+                      f"{report.status}" + (f" — {detail}" if detail else "")
+                      + f" [dim]({report.seconds:.1f} s)[/]", highlight=False)
+
+    ctx.log = log
+    with status:
+        return deploy(ctx, wanted, dry_run=dry_run, on_start=start, on_done=done)
