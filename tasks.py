@@ -12,7 +12,7 @@ import sys
 from invoke import Collection, Context, task
 
 # the engines the testbed provisions, in the order they come up
-ENGINES: list[str] = ["bundle", "condor", "ssh_host"]
+ENGINES: list[str] = ["bundle", "condor", "mpi", "ssh_host"]
 
 
 def _engine(name: str):  # type: ignore[no-untyped-def]
@@ -63,6 +63,7 @@ def test(c: Context, k: str = "", unit: bool = False) -> None:
 def bench(c: Context) -> None:
     """Run every benchmark; each prints its ratio against the named peer."""
     c.run(f"{sys.executable} benchmarks/local_throughput.py")
+    c.run(f"{sys.executable} benchmarks/mpi_throughput.py")
 
 
 testbed = Collection("testbed", up, down, status)
