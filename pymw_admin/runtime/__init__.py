@@ -6,19 +6,60 @@
         tasks = [master.submit_task(f, input_data=(x,)) for x in range(10)]
         for _ in tasks:
             task, result = master.get_result()
+
+Names load on first use: a worker imports ``pymw_admin.runtime.worker`` and should not pay for
+the master, its options and the interfaces (a third of a frozen worker's start-up).
 """
 
-from pymw_admin.runtime import options
-from pymw_admin.runtime.errors import (
-    PythonVersionMismatch,
-    RemoteTraceback,
-    TaskError,
-    TaskTimeout,
-    WorkerLost,
-)
-from pymw_admin.runtime.master import Master, Progress, PyMW_Master, Status
-from pymw_admin.runtime.scripting import pymw_get_input, pymw_set_output
-from pymw_admin.runtime.task import Task, TaskState
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pymw_admin.runtime import options
+    from pymw_admin.runtime.errors import (
+        PythonVersionMismatch,
+        RemoteTraceback,
+        TaskError,
+        TaskTimeout,
+        WorkerLost,
+    )
+    from pymw_admin.runtime.master import Master, Progress, PyMW_Master, Status
+    from pymw_admin.runtime.scripting import pymw_get_input, pymw_set_output
+    from pymw_admin.runtime.task import Task, TaskState
+
+_WHERE = {
+    "options": "pymw_admin.runtime.options",
+    "PythonVersionMismatch": "pymw_admin.runtime.errors",
+    "RemoteTraceback": "pymw_admin.runtime.errors",
+    "TaskError": "pymw_admin.runtime.errors",
+    "TaskTimeout": "pymw_admin.runtime.errors",
+    "WorkerLost": "pymw_admin.runtime.errors",
+    "Master": "pymw_admin.runtime.master",
+    "Progress": "pymw_admin.runtime.master",
+    "PyMW_Master": "pymw_admin.runtime.master",
+    "Status": "pymw_admin.runtime.master",
+    "pymw_get_input": "pymw_admin.runtime.scripting",
+    "pymw_set_output": "pymw_admin.runtime.scripting",
+    "Task": "pymw_admin.runtime.task",
+    "TaskState": "pymw_admin.runtime.task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'pymw_admin.runtime' has no attribute {name!r}")
+    module = importlib.import_module(where)
+    value = module if name == "options" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "Master",
