@@ -53,7 +53,9 @@ ALLOW_CONFIG = */127.0.0.1
 START = TRUE
 SUSPEND = FALSE
 PREEMPT = FALSE
-KILL = FALSE
+# a vacated job (the master removed it) dies at once instead of holding its slot for minutes
+KILL = TRUE
+MachineMaxVacateTime = 2
 WANT_SUSPEND = FALSE
 WANT_VACATE = FALSE
 CONTINUE = TRUE
@@ -192,11 +194,20 @@ def _install(root: Path) -> None:
     marker.write_text("htcondor\n")
 
 
+def _pool_config_file(root: Path) -> Path:
+    return root / "etc/condor/config.d/00-pymw-personal-pool.conf"
+
+
+def _configured(root: Path) -> bool:
+    config = _pool_config_file(root)
+    return (_marker(root, "configured").exists() and config.exists()
+            and config.read_text() == _POOL_CONFIG)
+
+
 def _configure(root: Path) -> None:
-    marker = _marker(root, "configured")
-    config = root / "etc/condor/config.d/00-pymw-personal-pool.conf"
-    if marker.exists() and config.exists() and config.read_text() == _POOL_CONFIG:
+    if _configured(root):
         return
+    config = _pool_config_file(root)
     passwd = (root / "etc/passwd").read_text()
     if f"\n{USER}:" not in f"\n{passwd}":
         _run(root, "useradd", "--uid", str(USER_UID), "--create-home", "--shell", "/bin/sh", USER)
@@ -216,7 +227,7 @@ def _configure(root: Path) -> None:
         _run(root, "install", "-d", "-o", "condor", "-g", "condor", "-m", f"{mode:o}", f"/{rel}")
     # the pool signing key belongs to root
     _run(root, "chown", "root:root", "/etc/condor/passwords.d", "/etc/condor/tokens.d")
-    marker.write_text("configured\n")
+    _marker(root, "configured").write_text("configured\n")
 
 
 # --- the daemons ---------------------------------------------------------------------------------
@@ -289,13 +300,16 @@ def up() -> Pool:
     """Provision and start the pool (idempotent; about a millisecond when it already runs)."""
     root = _root()
     config = CLIENT / "condor_config"
-    if config.exists() and _master_pid(root) is not None and _marker(root, "configured").exists():
+    running = _master_pid(root) is not None
+    if config.exists() and running and _configured(root):
         return Pool(root=root, condor_config=config)
     cache_dir()
     _make_root(root)
     _mount(root)
     _install(root)
     _configure(root)
+    if running:  # the pool configuration changed under a running pool
+        _run(root, "condor_reconfig")
     _start(root)
     return Pool(root=root, condor_config=_client_config(root))
 

@@ -503,6 +503,11 @@ class CondorInterface:
             self._collect(completed)
         for job, ad in held:
             reason = str(ad.get("HoldReason") or "no reason given")
+            code = ad.get("ExitCode")
+            if isinstance(code, int) and not isinstance(code, bool):
+                reason += f" (the worker exited with status {code})"
+            elif ad.get("ExitBySignal") is True:
+                reason += f" (the worker was killed by signal {ad.get('ExitSignal')})"
             self._remove([job], "held")
             self._report_failure(job, f"HTCondor held job {job}: {reason}")
         for job in [j for j in self._by_job if j not in seen]:
