@@ -127,6 +127,20 @@ class Host:
     def sudo(self, command: str, **kwargs: Any) -> Result:
         return self.run(command, sudo=True, **kwargs)
 
+    def stream(self, command: str, write: Callable[[bytes], object], *, sudo: bool = False,
+               user: str | None = None) -> int:
+        """Run a command, passing its output (stdout and stderr merged) to ``write`` as it comes;
+        return its exit status. For following logs; Ctrl-C stops only the local end."""
+        wrapped = command
+        if user and user != "root":
+            wrapped = _sudo_wrap(command, user)
+        elif (sudo or user) and not self.is_root():
+            wrapped = _sudo_wrap(command, None)
+        return self._stream(wrapped, write)
+
+    def _stream(self, command: str, write: Callable[[bytes], object]) -> int:
+        raise NotImplementedError
+
     def is_root(self) -> bool:
         if self._is_root is None:
             self._is_root = self._exec("id -u", None, 30).stdout.strip() == "0"
@@ -214,6 +228,20 @@ class LocalHost(Host):
             proc.stdout.decode(errors="replace"),
             proc.stderr.decode(errors="replace"),
         )
+
+    def _stream(self, command: str, write: Callable[[bytes], object]) -> int:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        try:
+            while chunk := os.read(proc.stdout.fileno(), 65536):
+                write(chunk)
+            return proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+            proc.stdout.close()
 
     def put(self, local: str | Path, remote: str) -> None:
         self.run(f"cp {shlex.quote(str(local))} {shlex.quote(remote)}")
@@ -309,6 +337,34 @@ class SSHHost(Host):
         finally:
             chan.close()
         return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _stream(self, command: str, write: Callable[[bytes], object]) -> int:
+        if self._conn is None:
+            self.connect()
+        transport = self._conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError(f"{self.name}: the ssh connection was lost")
+        chan = transport.open_session()
+        try:
+            chan.set_combine_stderr(True)
+            chan.exec_command(command)
+            chan.shutdown_write()
+            chan.settimeout(1.0)
+            while True:
+                try:
+                    chunk = chan.recv(65536)
+                except TimeoutError:
+                    if not transport.is_active():
+                        raise RemoteError(f"{self.name}: the ssh connection was lost") from None
+                    continue
+                if not chunk:
+                    break
+                write(chunk)
+            if not chan.exit_status_ready() and not transport.is_active():
+                raise RemoteError(f"{self.name}: the ssh connection was lost")
+            return chan.recv_exit_status()
+        finally:
+            chan.close()
 
     def put(self, local: str | Path, remote: str) -> None:
         if self._conn is None:

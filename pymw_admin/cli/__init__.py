@@ -5,6 +5,8 @@ from pymw_admin.cli import (
     deploy_app,  # noqa: F401
     init_project,  # noqa: F401
     rehearse,  # noqa: F401  (registers its commands)
+    runs,  # noqa: F401
+    status,  # noqa: F401
 )
 from pymw_admin.cli.app import app, run
 

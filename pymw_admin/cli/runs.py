@@ -1,0 +1,204 @@
+"""``pymw-admin run SCRIPT [-- ARGS]``, ``runs``, ``logs ID``, ``attach ID``, ``stop ID``.
+
+Thin: resolve the project (pymw-admin.toml or flags), connect, call pymw_admin.runs, render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pymw_admin import runs, target
+from pymw_admin.cli.app import app, console, err_console
+from pymw_admin.errors import RemoteError
+from pymw_admin.remote import Host, connect
+
+ProjectFileOpt = Annotated[Path | None, typer.Option(
+    "--project-file", help="The project file (default ./pymw-admin.toml).")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="Host (overrides the project file).")]
+UserOpt = Annotated[str | None, typer.Option("--user", help="SSH login user.")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="SSH port.")]
+KeyOpt = Annotated[str | None, typer.Option("--key", help="SSH private key file.")]
+SshConfigOpt = Annotated[str | None, typer.Option("--ssh-config", help="An ssh config file.")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project name.")]
+OwnerOpt = Annotated[str | None, typer.Option("--owner", help="The project's owner user.")]
+ProjectDirOpt = Annotated[str | None, typer.Option("--project-dir",
+                                                   help="The project directory on the host.")]
+TimeoutOpt = Annotated[float, typer.Option("--connect-timeout", help="Seconds to wait for SSH.")]
+
+
+@contextlib.contextmanager
+def opened(project_file: Path | None, host: str | None, user: str | None, port: int | None,
+           key: str | None, ssh_config: str | None, project: str | None, owner: str | None,
+           project_dir: str | None, connect_timeout: float,
+           ) -> Iterator[tuple[Host, target.ProjectTarget]]:
+    """The project and a connection to its host, closed afterwards."""
+    where = target.resolve(project_file, host=host, user=user, port=port, key=key,
+                           ssh_config=ssh_config, name=project, owner=owner,
+                           project_dir=project_dir, connect_timeout=connect_timeout)
+    remote = connect(where.host)
+    try:
+        yield remote, where
+    finally:
+        remote.close()
+
+
+def _write(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+def _follow(remote: Host, where: target.ProjectTarget, run_id: str) -> int:
+    """Stream a run to the end; Ctrl-C or a lost connection leave it running on the server."""
+    try:
+        info = runs.follow(remote, where, run_id, _write)
+    except KeyboardInterrupt:
+        err_console.print(f"detached: run {run_id} goes on on the server "
+                          f"(`pymw-admin attach {run_id}`, `pymw-admin stop {run_id}`)")
+        return 130
+    except RemoteError as exc:
+        raise RemoteError(f"{exc}; run {run_id} goes on on the server "
+                          f"(`pymw-admin attach {run_id}`)") from None
+    err_console.print(f"run {run_id}: {info.state}", highlight=False)
+    if info.exit_code is not None:
+        return info.exit_code
+    return 0 if info.running else 1
+
+
+@app.command("run", context_settings={"allow_extra_args": True,
+                                      "ignore_unknown_options": True})
+def run_command(
+    script: Annotated[Path, typer.Argument(help="The master script on this machine.")],
+    args: Annotated[list[str] | None, typer.Argument(
+        help="Arguments for the script, after --. Default switches: -i boinc -p PROJECT.")] = None,
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", "-d", help="A data file or directory the script reads (repeatable).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start it and return at once.")] = False,
+    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
+    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
+    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
+    connect_timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Run a master script on the project's server, detached; follow its output while connected."""
+    plan = runs.RunPlan.make(script, args or [], data or [])  # bad input fails before connecting
+    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+                connect_timeout) as (remote, where):
+        runs.check_project(remote, where)
+        with console.status("preparing the project's Python environment ...") as spinner:
+            python = runs.ensure_environment(remote, where, lambda m: spinner.update(m + " ..."))
+            spinner.update("uploading and starting ...")
+            run_id = runs.start(remote, where, plan, python)
+        extra = f" with {len(plan.modules)} module(s)" if plan.modules else ""
+        extra += f" and {len(plan.data)} data item(s)" if plan.data else ""
+        err_console.print(f"run {run_id}: {script.name}{extra} on {remote.name}", highlight=False)
+        if detach:
+            print(run_id)
+            return
+        code = _follow(remote, where, run_id)
+    raise typer.Exit(code)
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+def _duration(info: runs.RunInfo) -> str:
+    if not info.started:
+        return "-"
+    seconds = int((info.ended or time.time()) - info.started)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def runs_table(items: list[runs.RunInfo]) -> Table:
+    table = Table(title="runs", title_justify="left")
+    for column in ("id", "state", "started", "time", "script"):
+        table.add_column(column, justify="right" if column == "id" else "left")
+    colours = {"running": "green", "killed": "yellow", "lost": "red"}
+    for info in items:
+        state = info.state
+        colour = colours.get(state, "red" if info.exit_code else "")
+        table.add_row(info.id, f"[{colour}]{state}[/]" if colour else state, _when(info.started),
+                      _duration(info), info.script)
+    return table
+
+
+@app.command("runs")
+def runs_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
+    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
+    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
+    connect_timeout: TimeoutOpt = 10.0,
+) -> None:
+    """List the project's runs: id, state (running, exited(N), killed, lost), start, script."""
+    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+                connect_timeout) as (remote, where):
+        items = runs.list_runs(remote, where)
+    if as_json:
+        print(json.dumps([r.as_dict() for r in items], indent=2))
+    elif items:
+        console.print(runs_table(items))
+    else:
+        console.print(f"no runs in project {where.name}")
+
+
+@app.command("logs")
+def logs_command(
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run's id.")],
+    tail: Annotated[int | None, typer.Option("--tail", "-n", help="Only the last N lines.")] = None,
+    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
+    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
+    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
+    connect_timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Print a run's output (stdout and stderr) so far."""
+    runs.check_run_id(run_id)
+    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+                connect_timeout) as (remote, where):
+        sys.stdout.write(runs.read_log(remote, where, run_id, tail))
+
+
+@app.command("attach")
+def attach_command(
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run's id.")],
+    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
+    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
+    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
+    connect_timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Follow a run's output from its start until it ends; exit with its exit status."""
+    runs.check_run_id(run_id)
+    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+                connect_timeout) as (remote, where):
+        code = _follow(remote, where, run_id)
+    raise typer.Exit(code)
+
+
+@app.command("stop")
+def stop_command(
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run's id.")],
+    grace: Annotated[float, typer.Option("--grace", help="Seconds between TERM and KILL.")] = (
+        runs.STOP_GRACE),
+    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
+    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
+    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
+    connect_timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Stop a run: TERM its process group, then KILL after --grace seconds."""
+    runs.check_run_id(run_id)
+    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+                connect_timeout) as (remote, where):
+        before = runs.get_run(remote, where, run_id)
+        info = runs.stop(remote, where, run_id, grace)
+    if before.running:
+        console.print(f"run {run_id} stopped: {info.state}", highlight=False)
+    else:
+        console.print(f"run {run_id} was not running: {info.state}", highlight=False)

@@ -1,0 +1,115 @@
+"""``pymw-admin status [--json] [--watch]``: daemons, work by state per app, failures, runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pymw_admin import project_status, runs
+from pymw_admin.cli.app import app, console, fail
+from pymw_admin.cli.runs import (
+    HostOpt,
+    KeyOpt,
+    OwnerOpt,
+    PortOpt,
+    ProjectDirOpt,
+    ProjectFileOpt,
+    ProjectOpt,
+    SshConfigOpt,
+    TimeoutOpt,
+    UserOpt,
+    opened,
+    runs_table,
+)
+
+_LABELS = {"unsent": "unsent", "in_progress": "in progress", "done": "done",
+           "errored": "errored", "not_needed": "not needed"}
+
+
+def render(status: project_status.Status) -> RenderableType:
+    parts: list[RenderableType] = []
+    when = time.strftime("%H:%M:%S", time.localtime(status.time))
+    parts.append(Text.from_markup(f"[bold]{status.project}[/] on {status.host} at {when}"))
+    daemons = Table(title="daemons", title_justify="left")
+    daemons.add_column("daemon")
+    daemons.add_column("state")
+    for name, up in status.daemons.items():
+        daemons.add_row(name, "[green]up[/]" if up else "[red]down[/]")
+    if status.daemons_disabled:
+        daemons.add_row("(all)", "[yellow]disabled: stop_daemons file present[/]")
+    if not status.daemons:
+        daemons.add_row("-", "[red]none configured[/]")
+    parts.append(daemons)
+    if status.database_error:
+        parts.append(Text(f"database: {status.database_error}", style="red"))
+    else:
+        work = Table(title="work (work units / results)", title_justify="left")
+        work.add_column("app")
+        for state in project_status.RESULT_STATES:
+            work.add_column(_LABELS[state], justify="right")
+        for counts in status.apps:
+            cells = []
+            for state in project_status.RESULT_STATES:
+                wus = counts.workunits.get(state)
+                res = counts.results[state]
+                text = f"{wus} / {res}" if wus is not None else f"- / {res}"
+                cells.append(f"[red]{text}[/]" if state == "errored" and (wus or res) else text)
+            work.add_row(counts.name, *cells)
+        if not status.apps:
+            work.add_row("(no apps)", *["-"] * len(project_status.RESULT_STATES))
+        parts.append(work)
+        if status.failures:
+            failures = Table(title="recent failures", title_justify="left")
+            for column in ("when", "app", "what", "reason"):
+                failures.add_column(column, overflow="fold")
+            for f in status.failures:
+                failures.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(f.when)), f.app,
+                                 f"{f.kind} {f.name}", f.reason)
+            parts.append(failures)
+    parts.append(runs_table(status.runs) if status.runs else Text("no runs", style="dim"))
+    return Group(*parts)
+
+
+@app.command("status")
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 5,
+    failures: Annotated[int, typer.Option("--failures", help="How many recent failures.")] = (
+        project_status.FAILURE_LIMIT),
+    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
+    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
+    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
+    connect_timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Show daemons, work units and results by state per app, recent failures, and runs."""
+    if watch and as_json:
+        raise fail("--watch and --json do not go together", 2)
+    if interval <= 0:
+        raise fail("--interval must be positive", 2)
+    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+                connect_timeout) as (remote, where):
+        runs.check_project(remote, where)
+        reading = project_status.gather(remote, where, failures)
+        if as_json:
+            print(json.dumps(reading.as_dict(), indent=2))
+            return
+        if not watch:
+            console.print(render(reading))
+            return
+        try:
+            with Live(render(reading), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(render(project_status.gather(remote, where, failures)),
+                                refresh=True)
+        except KeyboardInterrupt:
+            return
+
