@@ -1,0 +1,182 @@
+"""Runs: the listing's parsing and states, what a run uploads, the server's wheel tags, targets."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pymw_admin import runs, target
+from pymw_admin.errors import ConfigError, UsageError
+from pymw_admin.runs import FIELD_SEP, RunInfo, RunPlan, ServerPython
+
+
+def _line(*fields: str) -> str:
+    return FIELD_SEP.join(fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        (("1", "100", "1", "", "1700000000", "", "", "a.py"), "running"),
+        (("2", "101", "0", "0", "1700000000", "1700000005", "", "a.py"), "exited(0)"),
+        (("3", "102", "0", "3", "1700000000", "1700000005", "", "a.py"), "exited(3)"),
+        (("4", "103", "0", "143", "1700000000", "1700000005", "1", "a.py"), "killed"),
+        (("5", "104", "0", "", "1700000000", "", "1", "a.py"), "killed"),
+        (("6", "105", "0", "", "1700000000", "", "", "a.py"), "lost"),
+        # pid file not written yet, process not found: nothing to follow
+        (("7", "", "0", "", "", "", "", "a.py"), "lost"),
+    ],
+)
+def test_states(fields: tuple[str, ...], state: str) -> None:
+    [info] = runs.parse_listing(_line(*fields))
+    assert info.state == state
+    assert info.as_dict()["state"] == state
+
+
+def test_listing_sorted_numerically_and_junk_skipped() -> None:
+    text = "\n".join([
+        _line("10", "1", "0", "0", "1", "2", "", "b.py"),
+        "garbage line",
+        _line("9", "1", "0", "1", "1", "2", "", "a.py"),
+        _line("x", "1", "0", "1", "1", "2", "", "a.py"),
+    ])
+    infos = runs.parse_listing(text)
+    assert [i.id for i in infos] == ["9", "10"]
+    assert infos[1] == RunInfo("10", "b.py", 1, False, 0, 1.0, 2.0, False)
+
+
+@pytest.mark.parametrize("bad", ["", "0", "01", "-1", "1a", "../1"])
+def test_bad_run_ids(bad: str) -> None:
+    with pytest.raises(UsageError):
+        runs.check_run_id(bad)
+
+
+def test_listing_command_quotes_the_id() -> None:
+    t = target.ProjectTarget(target.HostSpec("h"), "p", "o", "/home/o/projects/p")
+    assert "for d in 12;" in runs.listing_command(t, "12")
+    assert "for d in *;" in runs.listing_command(t)
+
+
+def _tree(tmp_path: Path) -> Path:
+    (tmp_path / "helper.py").write_text("import json\nimport deeper\n")
+    (tmp_path / "deeper.py").write_text("X = 1\n")
+    (tmp_path / "unused.py").write_text("")
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from . import sub\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "m.py").write_text("")
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "x.py").write_text("")
+    script = tmp_path / "master.py"
+    script.write_text("import os, helper\nfrom pkg.sub import m\nfrom pymw_admin.runtime import "
+                      "Master\ntry:\n    import missing_thing\nexcept ImportError:\n    pass\n")
+    return script
+
+
+def test_local_modules_follow_imports(tmp_path: Path) -> None:
+    script = _tree(tmp_path)
+    assert [str(p) for p in runs.local_modules(script)] == [
+        "deeper.py", "helper.py", "pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/m.py"]
+
+
+def test_a_script_with_a_syntax_error_is_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "bad.py"
+    script.write_text("def (:\n")
+    with pytest.raises(UsageError, match="not valid Python"):
+        runs.local_modules(script)
+
+
+def test_data_placement(tmp_path: Path) -> None:
+    script = _tree(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "t.csv").write_text("1\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("x")
+    placed = runs.data_placement(script, [tmp_path / "data" / "t.csv", outside])
+    assert [name for _, name in placed] == ["data/t.csv", outside.name]
+    with pytest.raises(UsageError, match="no such data file"):
+        runs.data_placement(script, [tmp_path / "nope.csv"])
+
+
+def test_missing_script_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such script"):
+        RunPlan.make(tmp_path / "nope.py")
+
+
+def test_tarball_holds_everything_a_run_needs(tmp_path: Path) -> None:
+    script = _tree(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "t.csv").write_text("1\n")
+    plan = RunPlan.make(script, ["--tasks", "3", "it's"], [tmp_path / "data"])
+    blob = plan.tarball("/home/o/.pymw-admin/venv/bin/python", "/home/o/projects/p")
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        names = set(tar.getnames())
+        wrapper = tar.extractfile("run.sh").read().decode()  # type: ignore[union-attr]
+        mode = tar.getmember("run.sh").mode
+    assert {"master.py", "helper.py", "deeper.py", "pkg/sub/m.py", "data/t.csv", "run.sh",
+            "meta.json", "script_name"} <= names
+    assert "unused.py" not in names
+    assert mode & 0o100
+    assert "-u master.py --tasks 3 'it'\"'\"'s'" in wrapper
+    assert "PYMW_INTERFACE=boinc PYMW_PROJECT_HOME=/home/o/projects/p" in wrapper
+    assert "echo $$ > pid.tmp" in wrapper and "trap" in wrapper
+
+
+def test_server_python_tags() -> None:
+    sp = ServerPython.parse("3 11 x86_64 glibc 2.36\n")
+    assert sp.tag == "cp311-x86_64-glibc2.36"
+    args = sp.pip_platform_args()
+    platforms = [args[i + 1] for i, a in enumerate(args) if a == "--platform"]
+    assert platforms[:2] == ["linux_x86_64", "manylinux_2_36_x86_64"]
+    assert "manylinux_2_17_x86_64" in platforms and "manylinux2014_x86_64" in platforms
+    assert "--python-version" in args and args[args.index("--python-version") + 1] == "3.11"
+    musl = ServerPython.parse("3 12 aarch64")
+    assert musl.pip_platform_args().count("--platform") == 1
+    with pytest.raises(Exception, match="Python version"):
+        ServerPython.parse("Python not found")
+
+
+def test_source_hash_changes_with_sources(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("x")
+    (tmp_path / "pymw_admin").mkdir()
+    (tmp_path / "pymw_admin" / "a.py").write_text("1")
+    first = runs.source_hash(tmp_path)
+    (tmp_path / "pymw_admin" / "__pycache__").mkdir()
+    (tmp_path / "pymw_admin" / "__pycache__" / "a.pyc").write_text("junk")
+    assert runs.source_hash(tmp_path) == first
+    (tmp_path / "pymw_admin" / "a.py").write_text("2")
+    assert runs.source_hash(tmp_path) != first
+
+
+def test_target_from_flags_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    t = target.resolve(host="10.0.0.5", name="proj", user="admin")
+    assert (t.host.host, t.host.user, t.owner) == ("10.0.0.5", "admin", "boincadm")
+    assert t.project_dir == "/home/boincadm/projects/proj"
+    assert t.db_client_cnf == "/etc/pymw-admin/proj/client.cnf"
+    with pytest.raises(ConfigError, match="init-project"):
+        target.resolve()
+    with pytest.raises(UsageError, match="invalid project name"):
+        target.resolve(host="h", name="Bad-Name")
+
+
+def test_target_from_project_file_with_overrides(tmp_path: Path) -> None:
+    from pymw_admin import config
+    from pymw_admin.remote import HostSpec
+    from pymw_admin.server.spec import ProjectSpec
+
+    spec = ProjectSpec(name="proj", url_base="http://h/", host_name="h", owner="adm",
+                       project_dir="/srv/proj")
+    path = config.save(config.ProjectFile.from_specs(HostSpec("h", "me", 2222), spec),
+                       tmp_path / "p.toml")
+    t = target.resolve(path)
+    assert (t.host.host, t.host.user, t.host.port, t.owner, t.project_dir) == (
+        "h", "me", 2222, "adm", "/srv/proj")
+    t2 = target.resolve(path, host="other", user="root")
+    assert (t2.host.host, t2.host.user, t2.project_dir) == ("other", "root", "/srv/proj")
+    t3 = target.resolve(path, name="second")
+    assert t3.project_dir == "/home/adm/projects/second"
