@@ -64,6 +64,7 @@ def bench(c: Context) -> None:
     """Run every benchmark; each prints its ratio against the named peer."""
     c.run(f"{sys.executable} benchmarks/local_throughput.py")
     c.run(f"{sys.executable} benchmarks/mpi_throughput.py")
+    c.run(f"{sys.executable} benchmarks/condor_overhead.py")
 
 
 testbed = Collection("testbed", up, down, status)
