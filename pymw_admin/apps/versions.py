@@ -32,6 +32,13 @@ from pymw_admin.server.plan import Action, Context
 from pymw_admin.server.spec import ProjectSpec
 
 DIGEST_FILE = ".pymw-digest"
+# how a bundle becomes a version directory; a new layout is a new version of the same bundle
+LAYOUT = "launcher1"
+
+
+def marker(digest: str) -> str:
+    """What ``.pymw-digest`` holds for a bundle: its manifest digest and the layout."""
+    return f"{digest}/{LAYOUT}"
 ADDED = "App version added successfully"
 
 
@@ -77,7 +84,7 @@ def decide(facts: VersionFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]
     known = {v for v, _ in facts.dirs} | {v for v, _ in facts.db}
     next_version = max(known, default=0) + 1
     for platform, digest in sorted(app.digests().items()):
-        same = [v for (v, p), d in facts.dirs.items() if p == platform and d == digest]
+        same = [v for (v, p), d in facts.dirs.items() if p == platform and d == marker(digest)]
         if same:
             version = max(same)
             if (version, platform) not in facts.db:
@@ -90,8 +97,10 @@ def decide(facts: VersionFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]
 
 def stage(bundle: Bundle, dest: Path, key: signing.PrivateKey | None) -> None:
     """An app version directory as update_versions reads it, signed when a key is given."""
-    version_xml.stage(bundle.manifest, bundle.dir, dest)
-    (dest / DIGEST_FILE).write_text(bundle.manifest.digest() + "\n")
+    # a client runs the main program from the project directory: Unix bundles get a launcher
+    launcher = not bundle.manifest.platform.startswith("windows")
+    version_xml.stage(bundle.manifest, bundle.dir, dest, launcher=launcher)
+    (dest / DIGEST_FILE).write_text(marker(bundle.manifest.digest()) + "\n")
     if key is not None:
         for path in sorted(dest.iterdir()):
             if path.name != version_xml.VERSION_XML and not path.name.startswith("."):

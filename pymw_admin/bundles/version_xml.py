@@ -8,10 +8,16 @@ copy_file the slot would hold XML soft-link files, which a frozen program cannot
 
 Physical names carry the file's content hash: BOINC wants a physical name never to change
 contents, and an unchanged file is then shared by successive app versions.
+
+The client starts the main program from the project directory (``../../projects/URL/PHYSICAL``,
+client/app_start.cpp), not from the slot, and a frozen program looks for ``_internal/`` next to
+its own path. So for a client, ``launcher=True`` makes the main program a small shell launcher
+that runs the slot's copy of the bundle's program (its working directory is the slot).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path, PurePosixPath
 
@@ -20,15 +26,40 @@ from lxml import etree
 from pymw_admin.bundles.manifest import FileEntry, Manifest
 
 VERSION_XML = "version.xml"
+LAUNCHER_LOGICAL = "pymw-launcher"
+# exec keeps the pid the client watches; the mode is restored in case a copy lost it
+LAUNCHER = """#!/bin/sh
+# pymw-admin: run the bundle's program from the slot, where its files are
+[ -x "./{program}" ] || chmod u+x "./{program}"
+exec "./{program}" "$@"
+"""
+
+
+def launcher_text(manifest: Manifest) -> str:
+    return LAUNCHER.format(program=manifest.main_program)
+
+
+def launcher_name(manifest: Manifest) -> str:
+    digest = hashlib.sha256(launcher_text(manifest).encode()).hexdigest()
+    return f"pymw_{digest[:16]}_{LAUNCHER_LOGICAL}.sh"
 
 
 def physical_name(rel: str, entry: FileEntry) -> str:
     return f"pymw_{entry.sha256[:16]}_{PurePosixPath(rel).name}"
 
 
-def build(manifest: Manifest, *, api_version: str | None = None) -> etree._Element:
-    """The ``<version>`` element for a bundle: the main program first, then every other file."""
+def build(manifest: Manifest, *, api_version: str | None = None,
+          launcher: bool = False) -> etree._Element:
+    """The ``<version>`` element for a bundle: the main program first, then every other file.
+
+    ``launcher``: the main program is the launcher (see above), the bundle's program a plain file.
+    """
     root = etree.Element("version")
+    if launcher:
+        file_el = etree.SubElement(root, "file")
+        etree.SubElement(file_el, "physical_name").text = launcher_name(manifest)
+        etree.SubElement(file_el, "logical_name").text = LAUNCHER_LOGICAL
+        etree.SubElement(file_el, "main_program")
     others = sorted(r for r in manifest.files if r != manifest.main_program)
     order = [manifest.main_program, *others]
     for rel in order:
@@ -37,7 +68,7 @@ def build(manifest: Manifest, *, api_version: str | None = None) -> etree._Eleme
         etree.SubElement(file_el, "physical_name").text = physical_name(rel, entry)
         etree.SubElement(file_el, "logical_name").text = rel
         etree.SubElement(file_el, "copy_file")
-        if rel == manifest.main_program:
+        if rel == manifest.main_program and not launcher:
             etree.SubElement(file_el, "main_program")
     if api_version:
         etree.SubElement(root, "api_version").text = api_version
@@ -49,7 +80,8 @@ def to_bytes(root: etree._Element) -> bytes:
 
 
 def stage(
-    manifest: Manifest, bundle_dir: Path, dest: Path, *, api_version: str | None = None
+    manifest: Manifest, bundle_dir: Path, dest: Path, *, api_version: str | None = None,
+    launcher: bool = False,
 ) -> Path:
     """Lay out an app version directory for update_versions: files by physical name + version.xml.
 
@@ -60,8 +92,12 @@ def stage(
         target = dest / physical_name(rel, entry)
         if not target.exists():
             shutil.copy2(bundle_dir / rel, target)
+    if launcher:
+        script = dest / launcher_name(manifest)
+        script.write_text(launcher_text(manifest))
+        script.chmod(0o755)
     path = dest / VERSION_XML
-    path.write_bytes(to_bytes(build(manifest, api_version=api_version)))
+    path.write_bytes(to_bytes(build(manifest, api_version=api_version, launcher=launcher)))
     return path
 
 

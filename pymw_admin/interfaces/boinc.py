@@ -36,6 +36,7 @@ from pymw_admin.interfaces.base import Completion, WorkerStats
 DEFAULT_APP = "pymw"
 POLL_SECONDS = 0.5
 BULK_LIMIT = 5000  # work units per create_work process
+MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
 
@@ -193,6 +194,11 @@ class BoincInterface:
             "--result_template", f"templates/{self.app_name}_out",
             "--min_quorum", str(self.min_quorum),
             "--target_nresults", str(self.target_nresults),
+            # the server's defaults allow one result in total: a host that fails once (a crash,
+            # a lost upload) would end the work unit; a task that raised is a success here
+            "--max_error_results", str(MAX_ERROR_RESULTS),
+            "--max_total_results", str(2 * self.target_nresults + MAX_ERROR_RESULTS),
+            "--max_success_results", str(2 * self.target_nresults + 1),
             "--stdin",
         ]
         if self.delay_bound:

@@ -102,9 +102,35 @@ def stderr_of(wu_id: str) -> str:
             )
         finally:
             os.unlink(option_file)
-        return out.stdout.strip()
+        return clean_stderr(out.stdout)
     except Exception as exc:  # the error record matters more than its stderr
         return f"(stderr unavailable: {exc})"
+
+
+STDERR_TXT = re.compile(r"<stderr_txt>\n?(.*?)</stderr_txt>", re.S)
+MESSAGE = re.compile(r"<message>\s*(.*?)\s*</message>", re.S)
+
+
+def clean_stderr(rows: str) -> str:
+    """Each replica's stderr (what the task wrote) from ``outcome\texit\tstderr_out`` rows.
+
+    BOINC wraps it: ``<core_client_version>``, a CDATA section, a ``<message>`` from the client
+    and the task's own output in ``<stderr_txt>``. The task's output comes last, so a reader's
+    "last line" is the task's, not the wrapping.
+    """
+    parts = []
+    for row in re.split(r"\n(?=\d+\t-?\d+\t)", rows.strip()):
+        fields = row.split("\t", 2)
+        if len(fields) < 3:
+            continue
+        outcome, exit_status, text = fields
+        message = MESSAGE.search(text)
+        body = STDERR_TXT.search(text)
+        head = f"[replica outcome {outcome}, exit status {exit_status}]"
+        if message:
+            head += f" {' '.join(message.group(1).split())}"
+        parts.append(head + "\n" + (body.group(1).rstrip() if body else text.strip()))
+    return "\n".join(parts)
 
 
 def describe(mask: int) -> str:
