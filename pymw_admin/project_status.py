@@ -130,16 +130,16 @@ class Status:
             "daemons": {"up": self.daemons_up, "disabled": self.daemons_disabled,
                         "running": self.daemons},
             "apps": [asdict(a) for a in self.apps],
-            "totals": {"workunits": _totals(a.workunits for a in self.apps),
-                       "results": _totals(a.results for a in self.apps)},
+            "totals": {"workunits": _totals(WU_STATES, (a.workunits for a in self.apps)),
+                       "results": _totals(RESULT_STATES, (a.results for a in self.apps))},
             "failures": [asdict(f) for f in self.failures],
             "runs": [r.as_dict() for r in self.runs],
             "database_error": self.database_error or None,
         }
 
 
-def _totals(counts: Iterable[dict[str, int]]) -> dict[str, int]:
-    total: dict[str, int] = {}
+def _totals(states: Iterable[str], counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total = dict.fromkeys(states, 0)
     for one in counts:
         for key, value in one.items():
             total[key] = total.get(key, 0) + value

@@ -1,0 +1,79 @@
+"""Fixtures for runs and status: the sshd test host "vm", a bare project for runs, and (when a
+BOINC server tree is present) a real project made by init-project for status.
+
+A run needs only a project directory with a config.xml, owned by the project's owner: the bare
+project gives the runs tests a real host, real sudo and real detached processes without a BOINC
+build. The status tests need BOINC's database and daemons, so they use init-project.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pymw_admin import config
+from pymw_admin.remote import HostSpec
+from pymw_admin.server.spec import ProjectSpec
+from testbed import boinc_tree, ssh_host
+from tests.integration.admin.conftest import json_out, pymw_admin
+
+BARE_NAME = "pymwrun"  # also its owner's login name
+STATUS_NAME = "pymwstat"
+
+
+@pytest.fixture(scope="session")
+def vm() -> ssh_host.VM:
+    return ssh_host.up()
+
+
+def _write_project_file(path: Path, vm: ssh_host.VM, spec: ProjectSpec) -> Path:
+    host = HostSpec("vm", ssh_config=str(vm.ssh_config))
+    config.save(config.ProjectFile.from_specs(host, spec), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bare_project(vm: ssh_host.VM, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project directory (config.xml only) owned by its own user; returns its project file."""
+    owner = BARE_NAME
+    if subprocess.run(["id", owner], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", owner], check=True)
+    spec = ProjectSpec(name=BARE_NAME, url_base=f"http://{vm.address}/", host_name="vm",
+                       owner=owner)
+    project = Path(spec.project_dir)
+    shutil.rmtree(project / "pymw" / "runs", ignore_errors=True)
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "config.xml").write_text("<boinc><config><master_url>http://vm/pymwrun/"
+                                        "</master_url></config><daemons/></boinc>\n")
+    subprocess.run(["chown", "-R", f"{owner}:{owner}", str(project.parent)], check=True)
+    return _write_project_file(tmp_path_factory.mktemp("runs") / "pymw-admin.toml", vm, spec)
+
+
+@pytest.fixture(scope="session")
+def boinc_src() -> Path:
+    tree = boinc_tree.find()
+    if tree is None:
+        pytest.skip(boinc_tree.missing_reason())
+    return tree
+
+
+@pytest.fixture(scope="session")
+def status_project(vm: ssh_host.VM, boinc_src: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real project made by init-project (reused when it is already up); its project file."""
+    project_file = tmp_path_factory.mktemp("status") / "pymw-admin.toml"
+    json_out(pymw_admin("init-project", STATUS_NAME, "--host", "vm", "--ssh-config",
+                        str(vm.ssh_config), "--boinc-source", str(boinc_src),
+                        "--project-file", str(project_file), "--json"))
+    return project_file
+
+
+def cli_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
+
+
+__all__ = ["json_out", "pymw_admin"]
