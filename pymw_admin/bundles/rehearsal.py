@@ -19,7 +19,7 @@ from pymw_admin.bundles import slot as slots
 from pymw_admin.bundles.build import default_dist
 from pymw_admin.bundles.manifest import Bundle, open_bundle, platform_name
 from pymw_admin.errors import ConfigError, EngineUnavailable, UsageError
-from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.runtime.encoding import python_minor
 
 
@@ -117,15 +117,7 @@ class BundleInterface:
             self._cond.notify_all()
 
     def wait(self, timeout: float | None) -> list[Completion]:
-        try:
-            done = [self._completions.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                done.append(self._completions.get_nowait())
-            except queue.Empty:
-                return done
+        return drain(self._completions, timeout)
 
     def cancel(self, task_id: str) -> None:
         with self._cond:

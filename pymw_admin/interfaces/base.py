@@ -8,6 +8,7 @@ Retries are the master's decision; ``retryable`` tells it whether trying again c
 
 from __future__ import annotations
 
+import queue
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,3 +72,19 @@ class Resumable(Protocol):
 
     def acknowledge(self, task_id: str) -> None:
         """The caller has this task's result: never report it again."""
+
+
+def drain(completions: queue.SimpleQueue[Completion], timeout: float | None) -> list[Completion]:
+    """Wait up to ``timeout`` for one completion, then take every other one already there.
+
+    The ``wait`` of interfaces whose worker threads feed a queue.
+    """
+    try:
+        done = [completions.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            done.append(completions.get_nowait())
+        except queue.Empty:
+            return done

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from pymw_admin.errors import UsageError
-from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.runtime.encoding import PICKLE_PROTOCOL, decode_result_header
 
 _FRAME = struct.Struct(">I")
@@ -188,16 +188,7 @@ class LocalInterface:
             self._dispatch_locked()
 
     def wait(self, timeout: float | None) -> list[Completion]:
-        try:
-            first = self._completions.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        done = [first]
-        while True:
-            try:
-                done.append(self._completions.get_nowait())
-            except queue.Empty:
-                return done
+        return drain(self._completions, timeout)
 
     def cancel(self, task_id: str) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pymw_admin.errors import EngineUnavailable, UsageError
-from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.interfaces.mpi_worker import (
     IDLE_POLL_SECONDS,
     TAG_DIED,
@@ -327,16 +327,7 @@ class MPIInterface:
         self._wake.set()
 
     def wait(self, timeout: float | None) -> list[Completion]:
-        try:
-            first = self._completions.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        done = [first]
-        while True:
-            try:
-                done.append(self._completions.get_nowait())
-            except queue.Empty:
-                return done
+        return drain(self._completions, timeout)
 
     def cancel(self, task_id: str) -> None:
         with self._lock:
