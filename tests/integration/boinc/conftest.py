@@ -1,0 +1,162 @@
+"""The BOINC end-to-end fixtures: a project on the sshd test host (init-project), the app deployed
+(deploy-app with the testbed's bundle), a real BOINC client attached, and the master's Python.
+
+The project is ``pymwtest`` owned by ``boincpymw`` (its own owner: other projects' clean-ups
+never touch its daemons). The test host shares this machine's file system, so masters run here
+as the owner, the way an admin runs them on the server. Skips, naming what is missing, without a
+BOINC server tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from testbed import boinc_client, boinc_tree, ssh_host
+from testbed import bundle as bundle_bed
+from testbed.cache import CACHE
+
+NAME = "pymwtest"
+OWNER = boinc_client.USER
+PROJECT_DIR = Path(f"/home/{OWNER}/projects/{NAME}")
+MASTER_URL = f"http://{ssh_host.VM_ADDR}/{NAME}/"
+WORK = CACHE / "boinc-tests"  # scripts and the master's venv, readable by the owner
+REPO = Path(__file__).resolve().parents[3]
+
+
+def pymw_admin(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("pymw-admin", path=str(Path(sys.executable).parent))
+    command = [exe] if exe else [sys.executable, "-c", "from pymw_admin.cli import main; main()"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
+                          check=False, cwd=REPO)
+
+
+def _record(key: str, value: object) -> None:
+    """Timings where the closing notes can read them."""
+    path = CACHE / "boinc-timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=2))
+
+
+@dataclass
+class Project:
+    project_file: Path
+    dir: Path = PROJECT_DIR
+    master_url: str = MASTER_URL
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    if boinc_tree.find() is None:
+        pytest.skip(boinc_tree.missing_reason())
+    vm = ssh_host.up()
+    WORK.mkdir(parents=True, exist_ok=True)
+    WORK.chmod(0o755)
+    project_file = WORK / "pymw-admin.toml"
+    started = time.monotonic()
+    out = pymw_admin("init-project", NAME, "--host", "vm", "--ssh-config", str(vm.ssh_config),
+                     "--owner", OWNER, "--boinc-source", str(boinc_tree.find()),
+                     "--project-file", str(project_file), "--json")
+    assert out.returncode == 0, out.stderr + out.stdout
+    timings = {"init_project_s": round(time.monotonic() - started, 1)}
+    bundle = bundle_bed.up()
+    started = time.monotonic()
+    out = pymw_admin("deploy-app", "--project-file", str(project_file), "--bundles",
+                     str(bundle.root.parent), "--json")
+    assert out.returncode == 0, out.stderr + out.stdout
+    timings["deploy_app_s"] = round(time.monotonic() - started, 1)
+    boinc_client.up()
+    boinc_client.attach(MASTER_URL)
+    _record("setup", timings)
+    return Project(project_file, timings=timings)
+
+
+@pytest.fixture(scope="session")
+def master_python(project: Project) -> str:
+    """A Python the owner can run, of the bundle's minor version, with pymw-admin installed."""
+    venv = WORK / "master-venv"
+    python = venv / "bin" / "python"
+    wanted = bundle_bed.up().manifest.python
+    if python.exists():
+        probe = subprocess.run(
+            ["sudo", "-n", "-u", OWNER, str(python), "-c",
+             "import sys, pymw_admin; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+            capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.strip() == wanted:
+            return str(python)
+        shutil.rmtree(venv)
+    base = shutil.which(f"python{wanted}", path="/usr/bin:/usr/local/bin")
+    if base is None:
+        pytest.skip(f"no system python{wanted} (the bundle's minor version) for the owner")
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(REPO)], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
+    return str(python)
+
+
+@dataclass
+class MasterRun:
+    proc: subprocess.Popen[str]
+    started: float
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+
+    def finish(self, timeout: float = 300) -> MasterRun:
+        try:
+            self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.stdout, self.stderr = self.proc.communicate()
+            raise AssertionError(f"the master did not end in {timeout} s:\n{self.stderr[-2000:]}"
+                                 f"\nclient: {boinc_client.messages()[-3000:]}") from None
+        self.seconds = time.monotonic() - self.started
+        return self
+
+
+def start_master(python: str, script: Path, *args: str) -> MasterRun:
+    """Run a master script on the server as the project owner."""
+    proc = subprocess.Popen(
+        ["sudo", "-n", "-u", OWNER, "-H", python, str(script), "-i", "boinc", "-p",
+         str(PROJECT_DIR), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+    return MasterRun(proc, time.monotonic())
+
+
+@pytest.fixture(scope="session")
+def kicker(project: Project) -> Iterator[None]:
+    """Ask the scheduler for work every few seconds: the client backs off after "no work"."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(4.0):
+            boinc_client.update(MASTER_URL)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+def write_script(name: str, text: str) -> Path:
+    path = WORK / name
+    path.write_text(text)
+    path.chmod(0o644)
+    return path
+
+
+def tag(label: str) -> str:
+    return f"{label}{os.getpid()}{int(time.time()) % 100000}"

@@ -1,0 +1,207 @@
+"""Python tasks through a real BOINC server and a real BOINC client, end to end.
+
+All masters of this module start together (one round trip for all, the client has two CPUs):
+monte_pi prints pi; a task that raises comes back as that error; a task reporting progress through
+the ``boinc`` module shows it in ``boinccmd --get_tasks``; a master killed after submitting and
+restarted with the same tag collects each earlier result exactly once; a replicated run
+(min_quorum=2, target_nresults=2) agrees through pymw_compare.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from testbed import boinc_client
+from tests.integration.boinc.conftest import (
+    PROJECT_DIR,
+    REPO,
+    WORK,
+    MasterRun,
+    Project,
+    _record,
+    start_master,
+    tag,
+    write_script,
+)
+
+pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
+
+CHECKS = '''
+import sys
+from pymw_admin.runtime import Master, options
+from pymw_admin.runtime.errors import TaskError
+
+
+def boom(x):
+    raise ValueError(f"boom {x}")
+
+
+def slow(steps):
+    import time
+
+    import boinc
+    for i in range(steps):
+        boinc.fraction_done(i / steps)
+        time.sleep(1.0)
+    return steps * 2
+
+
+with Master(interface=options.interface_from_args()) as master:
+    master.submit_task(boom, (42,))
+    master.submit_task(slow, (int(sys.argv[-1]),))
+    for _ in range(2):
+        try:
+            task, value = master.get_result()
+            print("RESULT", task.name, value, flush=True)
+        except TaskError as exc:
+            print("ERROR", exc.task.name, exc.remote_type, exc.remote_message, flush=True)
+'''
+
+RESUMABLE = '''
+import sys
+from pymw_admin.runtime import Master, options
+
+
+def square(x):
+    return x * x
+
+
+master = Master(interface=options.interface_from_args())
+if sys.argv[-1] == "submit":
+    tasks = [master.submit_task(square, (i,)) for i in range(3)]
+    master.interface.flush()  # the work units exist now
+    print("SUBMITTED", len(tasks), flush=True)
+    import time
+    time.sleep(3600)  # killed here, before collecting anything
+else:
+    print("RESUMED", len(master.resumed), flush=True)
+    for _ in master.resumed:
+        task, value = master.get_result()
+        print("GOT", task.task_id, value, flush=True)
+    master.cleanup()
+'''
+
+
+class Runs:
+    def __init__(self) -> None:
+        self.pi: MasterRun
+        self.checks: MasterRun
+        self.replicated: MasterRun
+        self.resume_tag = ""
+        self.fractions: list[float] = []
+        self.first_submit: MasterRun
+
+
+def _watch_fractions(runs: Runs, stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        for task in boinc_client.tasks():
+            if "slow" in task.get("WU name", "") or "checks" in task.get("WU name", ""):
+                value = task.get("fraction done")
+                if value is not None and task.get("active_task_state") == "EXECUTING":
+                    runs.fractions.append(float(value))
+
+
+@pytest.fixture(scope="module")
+def runs(project: Project, master_python: str, kicker: None) -> Iterator[Runs]:
+    result = Runs()
+    checks = write_script("boinc_checks.py", CHECKS)
+    resumable = write_script("boinc_resumable.py", RESUMABLE)
+    result.resume_tag = tag("resume")
+    started = time.monotonic()
+    result.pi = start_master(master_python, REPO / "examples" / "monte_pi.py", "-a",
+                             f"tag={tag('pi')}", "--tasks", "4", "--darts", "200000")
+    result.checks = start_master(master_python, checks, "-a", f"tag={tag('checks')}", "12")
+    result.first_submit = start_master(master_python, resumable, "-a",
+                                       f"tag={result.resume_tag}", "submit")
+    result.replicated = start_master(
+        master_python, REPO / "examples" / "monte_pi.py", "-a",
+        f"min_quorum=2 target_nresults=2 tag={tag('replicated')}", "--tasks", "2",
+        "--darts", "100000")
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_fractions, args=(result, stop), daemon=True)
+    watcher.start()
+    yield result
+    stop.set()
+    watcher.join(timeout=5)
+    _record("all_round_trips_s", round(time.monotonic() - started, 1))
+    for run in (result.pi, result.checks, result.replicated, result.first_submit):
+        if run.proc.poll() is None:
+            run.proc.kill()
+
+
+def test_monte_pi_prints_pi(runs: Runs) -> None:
+    run = runs.pi.finish()
+    _record("monte_pi_s", round(run.seconds, 1))
+    assert run.proc.returncode == 0, run.stderr[-3000:]
+    match = re.search(r"pi is about ([0-9.]+)", run.stdout)
+    assert match, run.stdout
+    assert abs(float(match.group(1)) - math.pi) < 0.05
+
+
+def test_task_error_and_result(runs: Runs) -> None:
+    run = runs.checks.finish()
+    _record("error_and_progress_s", round(run.seconds, 1))
+    assert run.proc.returncode == 0, run.stderr[-3000:]
+    assert "ERROR boom ValueError boom 42" in run.stdout, run.stdout + run.stderr[-2000:]
+    assert "RESULT slow 24" in run.stdout
+
+
+def test_fraction_done_reaches_the_client(runs: Runs) -> None:
+    runs.checks.finish()
+    inside = [f for f in runs.fractions if 0.0 < f < 1.0]
+    assert inside, f"no fraction done between 0 and 1 seen: {runs.fractions[:20]}"
+    assert max(inside) > min(inside)  # it rose while the task ran
+
+
+def _wait_results(wanted_tag: str, count: int, timeout: float = 240) -> None:
+    journal = PROJECT_DIR / "pymw" / "masters" / wanted_tag / "submitted.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if journal.exists():
+            names = [json.loads(line)["wu"] for line in journal.read_text().splitlines()]
+            results = PROJECT_DIR / "pymw" / "results"
+            done = [n for n in names if (results / f"{n}.result").exists()]
+            if len(names) == count and len(done) == count:
+                return
+        time.sleep(1)
+    raise AssertionError(f"the {count} work units of {wanted_tag} were not assimilated")
+
+
+def test_resume_collects_each_result_once(runs: Runs, master_python: str) -> None:
+    first = runs.first_submit
+    deadline = time.monotonic() + 60
+    line = ""
+    while time.monotonic() < deadline and "SUBMITTED" not in line:
+        line = first.proc.stdout.readline() if first.proc.stdout else ""
+    assert "SUBMITTED 3" in line
+    first.proc.send_signal(signal.SIGKILL)  # sudo passes it on; the master dies uncollected
+    first.proc.wait(timeout=30)
+    _wait_results(runs.resume_tag, 3)  # they finish with no master running
+    script = WORK / "boinc_resumable.py"
+    second = start_master(master_python, script, "-a", f"tag={runs.resume_tag}",
+                          "collect").finish(timeout=120)
+    assert second.proc.returncode == 0, second.stderr[-3000:]
+    assert "RESUMED 3" in second.stdout
+    values = sorted(int(v) for v in re.findall(r"GOT \S+ (\d+)", second.stdout))
+    assert values == [0, 1, 4]
+    third = start_master(master_python, script, "-a", f"tag={runs.resume_tag}",
+                         "collect").finish(timeout=60)
+    assert "RESUMED 0" in third.stdout, third.stdout + third.stderr[-2000:]
+    assert "GOT" not in third.stdout
+
+
+def test_replicated_work_units_agree(runs: Runs) -> None:
+    run = runs.replicated.finish(timeout=400)
+    _record("replicated_s", round(run.seconds, 1))
+    assert run.proc.returncode == 0, run.stderr[-3000:]
+    match = re.search(r"pi is about ([0-9.]+)", run.stdout)
+    assert match, run.stdout
+    assert abs(float(match.group(1)) - math.pi) < 0.1
