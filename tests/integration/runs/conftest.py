@@ -64,11 +64,18 @@ def boinc_src() -> Path:
 @pytest.fixture(scope="session")
 def status_project(vm: ssh_host.VM, boinc_src: Path,
                    tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real project made by init-project (reused when it is already up); its project file."""
+    """A real project made by init-project with the pymw app deployed; its project file."""
+    import testbed.bundle
+
+    testbed.bundle.up()  # the app's worker: built once, cached
+    ssh_host.forget_project(STATUS_NAME)  # fresh counts every session
     project_file = tmp_path_factory.mktemp("status") / "pymw-admin.toml"
     json_out(pymw_admin("init-project", STATUS_NAME, "--host", "vm", "--ssh-config",
                         str(vm.ssh_config), "--boinc-source", str(boinc_src),
                         "--project-file", str(project_file), "--json"))
+    deployed = pymw_admin("deploy-app", "--project-file", str(project_file), "--bundles",
+                          str(testbed.bundle.DIST))
+    assert deployed.returncode == 0, deployed.stderr + deployed.stdout
     return project_file
 
 
