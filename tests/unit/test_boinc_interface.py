@@ -1,0 +1,223 @@
+"""The BOINC interface against a fake project directory: layout, bulk create_work, journal,
+resume, collecting results and errors filed by the real assimilator script.
+
+The fake ``bin/create_work`` records its command line and stdin and, like a quick volunteer, runs
+each task with the worker entry point and hands the output to ``pymw_assimilator`` the way
+script_assimilator does (from PROJECT/tmp_HOST, ``WU_ID FILE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pymw_admin.errors import EngineUnavailable, UsageError
+from pymw_admin.interfaces import boinc
+from pymw_admin.project_scripts import SCRIPTS_DIR
+from pymw_admin.runtime import Master
+from pymw_admin.runtime.errors import TaskError
+
+FAKE_CREATE_WORK = '''#!{python}
+import hashlib, json, os, subprocess, sys
+root = os.getcwd()
+lines = sys.stdin.read().splitlines()
+with open(os.path.join(root, "create_work.log"), "a") as f:
+    f.write(json.dumps({{"argv": sys.argv[1:], "lines": lines}}) + "\\n")
+if os.environ.get("FAKE_CREATE_WORK_FAIL"):
+    print("can't create job: database is gone", file=sys.stderr)
+    sys.exit(1)
+if os.environ.get("FAKE_CREATE_WORK_QUEUE"):
+    sys.exit(0)  # work units exist; nobody runs them yet
+for n, line in enumerate(lines, 1):
+    _, wu, name = line.split()
+    h = hashlib.md5(name.encode()).hexdigest()
+    task = os.path.join(root, "download", "%x" % (int(h[1:8], 16) % 1024), name)
+    out = os.path.join(root, "upload", wu + "_0_r12345_0")
+    subprocess.run([{python!r}, "-m", "pymw_admin.runtime.worker", task, out], check=True)
+    subprocess.run([{python!r}, os.path.join(root, "bin", "pymw_assimilator"), str(n), out],
+                   cwd=os.path.join(root, "tmp_vm"), check=True)
+'''
+
+
+def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
+    root = tmp_path / "proj"
+    for d in ("bin", "templates", "download", "upload", "tmp_vm"):
+        (root / d).mkdir(parents=True)
+    (root / "config.xml").write_text(
+        f"<boinc><config><download_dir>{root}/download</download_dir>"
+        "<uldl_dir_fanout>1024</uldl_dir_fanout><host>vm</host>"
+        "<master_url>http://example.org/p/</master_url></config></boinc>\n")
+    create = root / "bin" / "create_work"
+    create.write_text(FAKE_CREATE_WORK.format(python=sys.executable))
+    create.chmod(0o755)
+    assimilator = root / "bin" / "pymw_assimilator"
+    assimilator.write_text((SCRIPTS_DIR / "pymw_assimilator.py").read_text())
+    assimilator.chmod(0o755)
+    if templates:
+        (root / "templates" / "pymw_in").write_text("<input_template/>")
+        (root / "templates" / "pymw_out").write_text("<output_template/>")
+    return root
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail(x: int) -> int:
+    raise ValueError(f"bad {x}")
+
+
+def calls(root: Path) -> list[dict[str, list[str]]]:
+    log = root / "create_work.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_layout_follows_dir_hier_path(tmp_path: Path) -> None:
+    layout = boinc.ProjectLayout.read(make_project(tmp_path))
+    digest = hashlib.md5(b"pymw_x_1.task").hexdigest()
+    assert layout.download_path("pymw_x_1.task") == (
+        layout.download_dir / f"{int(digest[1:8], 16) % 1024:x}" / "pymw_x_1.task")
+    assert layout.master_url == "http://example.org/p/"
+
+
+def test_missing_project_or_app_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EngineUnavailable, match="not a BOINC project directory"):
+        boinc.BoincInterface(tmp_path)
+    root = make_project(tmp_path, templates=False)
+    with pytest.raises(EngineUnavailable, match="deploy-app pymw"):
+        boinc.BoincInterface(root)
+
+
+def test_build_options() -> None:
+    with pytest.raises(UsageError, match="-p PROJECT_HOME"):
+        boinc.build()
+    assert boinc._parse_app_args("min_quorum=2 target_nresults=3 tag=run1") == {
+        "min_quorum": 2, "target_nresults": 3, "tag": "run1"}
+    with pytest.raises(UsageError, match="bad -a setting"):
+        boinc._parse_app_args("quorum=2")
+    with pytest.raises(UsageError, match="bad value"):
+        boinc._parse_app_args("min_quorum=two")
+
+
+def test_one_create_work_for_a_batch_and_results_come_back(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    with Master(boinc.BoincInterface(root, tag="t1", poll_seconds=0.01)) as master:
+        assert master.map(square, range(5)) == [0, 1, 4, 9, 16]
+    [call] = calls(root)
+    assert len(call["lines"]) == 5
+    assert call["lines"][0].startswith("--wu_name pymw_t1_")
+    argv = call["argv"]
+    assert argv[argv.index("--min_quorum") + 1] == "1"
+    assert argv[argv.index("--wu_template") + 1] == "templates/pymw_in"
+    assert "--stdin" in argv
+    # collected results are cleaned up; the journal remembers them
+    assert list((root / "pymw" / "results").iterdir()) == []
+    state = root / "pymw" / "masters" / "t1"
+    assert len((state / "submitted.jsonl").read_text().splitlines()) == 5
+    assert len((state / "collected.jsonl").read_text().splitlines()) == 5
+
+
+def test_replication_settings_reach_create_work(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    iface = boinc.build(project_home=str(root),
+                        app_args="min_quorum=2 target_nresults=3 tag=rep")
+    iface.submit("a", b"x")
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
+    try:
+        iface.flush()
+    finally:
+        del os.environ["FAKE_CREATE_WORK_QUEUE"]
+    argv = calls(root)[0]["argv"]
+    assert argv[argv.index("--min_quorum") + 1] == "2"
+    assert argv[argv.index("--target_nresults") + 1] == "3"
+    assert int(argv[argv.index("--max_success_results") + 1]) >= 3
+
+
+def test_a_task_that_raises_is_that_error(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    with Master(boinc.BoincInterface(root, tag="t2", poll_seconds=0.01)) as master:
+        task = master.submit_task(fail, (7,))
+        with pytest.raises(TaskError) as info:
+            master.get_result(task)
+    assert info.value.remote_type == "ValueError"
+    assert info.value.remote_message == "bad 7"
+    assert info.value.exception is None  # untrusted: never rebuilt from the volunteer's pickle
+
+
+def test_errored_work_unit_carries_boinc_error_and_stderr(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    iface = boinc.BoincInterface(root, tag="t3", poll_seconds=0.01)
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
+    try:
+        iface.submit("a", b"task")
+        iface.flush()
+    finally:
+        del os.environ["FAKE_CREATE_WORK_QUEUE"]
+    record = {"wu_name": iface.wu_name("a"), "wu_id": 1, "error_mask": 2,
+              "error": "too many error results",
+              "stderr": "[replica outcome 3, exit status 1]\nTraceback...\nMemoryError"}
+    (root / "pymw" / "results" / f"{iface.wu_name('a')}.error").write_text(json.dumps(record))
+    [done] = iface.wait(1)
+    assert done.record is None and not done.retryable
+    assert "too many error results" in done.failure
+    assert done.failure.endswith("stderr: MemoryError")
+    assert "Traceback" in done.stderr
+
+
+def test_create_work_failure_is_one_line(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    iface = boinc.BoincInterface(root, tag="t4")
+    iface.submit("a", b"task")
+    os.environ["FAKE_CREATE_WORK_FAIL"] = "1"
+    try:
+        with pytest.raises(EngineUnavailable, match="create_work failed: can't create job"):
+            iface.flush()
+    finally:
+        del os.environ["FAKE_CREATE_WORK_FAIL"]
+
+
+def test_resume_collects_each_result_once(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
+    try:
+        first = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
+        tasks = [first.submit_task(square, (i,)) for i in range(3)]
+        first.interface.flush()  # type: ignore[attr-defined]
+    finally:
+        del os.environ["FAKE_CREATE_WORK_QUEUE"]
+    # the master dies; its work units run and are assimilated meanwhile
+    for n, task in enumerate(tasks, 1):
+        name = f"pymw_t5_{task.task_id.replace('-', '_')}"
+        layout = boinc.ProjectLayout.read(root)
+        out = root / "upload" / f"{name}_0_r1_0"
+        subprocess.run([sys.executable, "-m", "pymw_admin.runtime.worker",
+                        str(layout.download_path(f"{name}.task")), str(out)], check=True)
+        subprocess.run([sys.executable, str(root / "bin" / "pymw_assimilator"), str(n),
+                        str(out)], cwd=root / "tmp_vm", check=True)
+    second = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
+    assert len(second.resumed) == 3
+    values = sorted(second.get_result()[1] for _ in range(3))
+    assert values == [0, 1, 4]
+    second.cleanup()
+    third = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
+    assert third.resumed == []
+    third.cleanup()
+
+
+def test_other_tags_are_not_adopted(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
+    try:
+        iface = boinc.BoincInterface(root, tag="mine")
+        iface.submit("a", b"x")
+        iface.flush()
+    finally:
+        del os.environ["FAKE_CREATE_WORK_QUEUE"]
+    assert boinc.BoincInterface(root, tag="theirs").resumed_tasks() == []
+    assert [t for t, _ in boinc.BoincInterface(root, tag="mine").resumed_tasks()] == ["a"]

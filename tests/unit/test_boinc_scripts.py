@@ -1,0 +1,124 @@
+"""pymw_assimilator and pymw_compare run as scripts (as BOINC's daemons run them), fake inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pymw_admin.project_scripts import SCRIPTS_DIR
+from pymw_admin.runtime.encoding import ResultRecord, encode_result
+
+ASSIMILATOR = SCRIPTS_DIR / "pymw_assimilator.py"
+COMPARE = SCRIPTS_DIR / "pymw_compare.py"
+
+
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    (root / "tmp_vm").mkdir(parents=True)
+    (root / "config.xml").write_text("<boinc><config><db_name>x</db_name></config></boinc>")
+    return root
+
+
+def run(script: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # -I: the server's python3 with nothing of ours on its path, as the daemons run it
+    return subprocess.run([sys.executable, "-I", str(script), *args], capture_output=True,
+                          text=True, cwd=cwd, check=False)
+
+
+def test_assimilator_files_a_result_by_work_unit_name(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    upload = tmp_path / "pymw_run_ab12_3_0_r998877_0"
+    upload.write_bytes(b"record")
+    done = run(ASSIMILATOR, "17", str(upload), cwd=root / "tmp_vm")
+    assert done.returncode == 0, done.stderr
+    assert (root / "pymw" / "results" / "pymw_run_ab12_3.result").read_bytes() == b"record"
+    assert upload.exists()  # copied: the file deleter owns the upload
+    assert not list((root / "pymw" / "results").glob(".part-*"))
+
+
+def test_assimilator_older_upload_names(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    upload = tmp_path / "pymw_t_1_0_0"
+    upload.write_bytes(b"r")
+    assert run(ASSIMILATOR, "1", str(upload), cwd=root / "tmp_vm").returncode == 0
+    assert (root / "pymw" / "results" / "pymw_t_1.result").exists()
+
+
+def test_assimilator_error_record(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    done = run(ASSIMILATOR, "--error", "6", "pymw_t_9", "41", "0", cwd=root / "tmp_vm")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((root / "pymw" / "results" / "pymw_t_9.error").read_text())
+    assert record["error_mask"] == 6 and record["wu_id"] == 41
+    assert record["error"] == "too many error results, too many success results without agreement"
+    assert isinstance(record["stderr"], str)  # no database here: says so instead of failing
+
+
+def test_assimilator_bad_arguments(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    assert run(ASSIMILATOR, cwd=root / "tmp_vm").returncode == 2
+    odd = tmp_path / "no-replica-suffix"
+    odd.write_bytes(b"")
+    done = run(ASSIMILATOR, "1", str(odd), cwd=root / "tmp_vm")
+    assert done.returncode == 1 and "unexpected upload name" in done.stderr
+
+
+def test_clean_stderr_keeps_the_tasks_output_last() -> None:
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import pymw_assimilator
+    finally:
+        sys.path.pop(0)
+    rows = ("3\t1\t<core_client_version>7.20.5</core_client_version>\n<![CDATA[\n<message>\n"
+            "process exited with code 1</message>\n<stderr_txt>\nTraceback\nMemoryError\n"
+            "</stderr_txt>\n]]>\n3\t1\tplain text")
+    text = pymw_assimilator.clean_stderr(rows)
+    assert text.splitlines()[:3] == [
+        "[replica outcome 3, exit status 1] process exited with code 1", "Traceback",
+        "MemoryError"]
+    assert text.splitlines()[-1] == "plain text"
+
+
+def record(tmp_path: Path, name: str, ok: bool, value: bytes = b"", worker: str = "h",
+           message: str = "boom") -> str:
+    rec = ResultRecord(task_id="t", ok=ok, python="3.11", worker=worker, started=1.0,
+                       finished=2.0)
+    if ok:
+        rec.payload = value
+    else:
+        rec.error_type, rec.error_message = "ValueError", message
+    path = tmp_path / name
+    path.write_bytes(encode_result(rec))
+    return str(path)
+
+
+def test_compare_agrees_on_same_value_different_hosts(tmp_path: Path) -> None:
+    a = record(tmp_path, "a", True, b"\x80\x05K\x03.", worker="host1")
+    b = record(tmp_path, "b", True, b"\x80\x05K\x03.", worker="host2")
+    assert run(COMPARE, a, b).returncode == 0
+
+
+def test_compare_disagrees(tmp_path: Path) -> None:
+    a = record(tmp_path, "a", True, b"\x80\x05K\x03.")
+    b = record(tmp_path, "b", True, b"\x80\x05K\x04.")
+    c = record(tmp_path, "c", False)
+    d = record(tmp_path, "d", False, message="other")
+    assert run(COMPARE, a, b).returncode == 1
+    assert run(COMPARE, a, c).returncode == 1
+    assert run(COMPARE, c, d).returncode == 1
+    assert run(COMPARE, c, record(tmp_path, "e", False)).returncode == 0
+
+
+def test_compare_never_unpickles_and_refuses_garbage(tmp_path: Path) -> None:
+    # a payload that would run code if unpickled: compared as bytes only
+    evil = b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR."
+    a = record(tmp_path, "a", True, evil)
+    b = record(tmp_path, "b", True, evil)
+    assert run(COMPARE, a, b).returncode == 0
+    assert not (tmp_path / "pwned").exists()
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a record")
+    assert run(COMPARE, str(junk), str(junk)).returncode == 1
+    assert run(COMPARE, a).returncode == 2
