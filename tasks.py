@@ -12,7 +12,7 @@ import sys
 from invoke import Collection, Context, task
 
 # the engines the testbed provisions, in the order they come up
-ENGINES: list[str] = ["bundle", "condor", "mpi", "ssh_host"]
+ENGINES: list[str] = ["bundle", "condor", "mpi", "ssh_host", "boinc_client"]
 
 
 def _engine(name: str):  # type: ignore[no-untyped-def]
