@@ -31,6 +31,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -357,19 +358,29 @@ _PYTHON_FACTS = ("python3 -c 'import sys, platform; print(sys.version_info[0], s
                  " platform.machine(), *platform.libc_ver())'")
 
 
+def _requirements(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(meta).decode()
+    return sorted(line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("Requires-Dist:") and "extra ==" not in line)
+
+
 def wheelhouse(wheel: Path, server: ServerPython, cache: Path | None = None) -> Path:
-    """This wheel and every dependency for the server's Python, downloaded here once.
+    """The wheel's dependencies for the server's Python, downloaded here once per requirement set.
 
     The server needs no package index: everything it installs comes over the SSH connection.
     """
     cache = cache or Path.home() / ".cache" / "pymw-admin" / "wheelhouse"
-    out = cache / f"{wheel.stem}-{server.tag}"
-    if (out / ".complete").is_file() and (out / wheel.name).is_file():
+    requirements = _requirements(wheel)
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    out = cache / f"{server.tag}-{key}"
+    if (out / ".complete").is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--dest", str(out), *server.pip_platform_args(), str(wheel)],
+         "--dest", str(out), *server.pip_platform_args(), *requirements],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
@@ -381,10 +392,10 @@ def wheelhouse(wheel: Path, server: ServerPython, cache: Path | None = None) -> 
     return out
 
 
-def _tar_dir(directory: Path) -> bytes:
+def _tar_wheels(wheels: Iterable[Path]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path in sorted(directory.glob("*.whl")):
+        for path in wheels:
             tar.add(str(path), arcname=path.name)
     return buf.getvalue()
 
@@ -418,7 +429,7 @@ def ensure_environment(host: Host, target: ProjectTarget,
         server = ServerPython.parse(host.run(_PYTHON_FACTS, what="python3 on the server").stdout)
         log(f"fetching dependencies for the server's Python {server.major}.{server.minor}")
         house = wheelhouse(wheel, server)
-        payload: bytes | None = _tar_dir(house)
+        payload: bytes | None = _tar_wheels([wheel, *sorted(house.glob("*.whl"))])
         wheels = f"{qd}/wheels"
         want = f"{wheels}/{shlex.quote(wheel.name)}"
         install = (f"rm -rf {wheels}; mkdir -p {wheels}; tar -xf - -C {wheels}; "

@@ -180,3 +180,14 @@ def test_target_from_project_file_with_overrides(tmp_path: Path) -> None:
     assert (t2.host.host, t2.host.user, t2.project_dir) == ("other", "root", "/srv/proj")
     t3 = target.resolve(path, name="second")
     assert t3.project_dir == "/home/adm/projects/second"
+
+
+def test_requirements_read_from_the_wheel(tmp_path: Path) -> None:
+    import zipfile
+
+    wheel = tmp_path / "pymw_admin-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("pymw_admin-0.1.0.dist-info/METADATA",
+                         "Name: pymw-admin\nRequires-Dist: lxml>=5\nRequires-Dist: cloudpickle>=3.0"
+                         "\nRequires-Dist: mpi4py>=4.0; extra == 'mpi'\n")
+    assert runs._requirements(wheel) == ["cloudpickle>=3.0", "lxml>=5"]
