@@ -20,7 +20,6 @@ from pathlib import Path
 from testbed.cache import CACHE, apt_install, cache_dir
 
 SUITE = "trixie"
-FALLBACK_MIRROR = "http://deb.debian.org/debian"
 # written last: its presence means the tree is complete
 _DONE = ".pymw-rootfs-complete"
 
@@ -64,7 +63,9 @@ def mirror() -> str:
         ):
             if "security" not in url and url.rstrip("/").endswith("debian"):
                 return url
-    return FALLBACK_MIRROR
+    raise RuntimeError(
+        "no Debian mirror found in /etc/apt/sources.list(.d): debootstrap needs the one apt uses"
+    )
 
 
 def status() -> str:
