@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -157,12 +158,29 @@ def run_in_vm(*command: str) -> subprocess.CompletedProcess[str]:
     return _sh("ip", "netns", "exec", NETNS, *command, check=False)
 
 
+def _kill_processes_in(directory: Path) -> None:
+    """SIGKILL whatever still runs in the project: daemons 1.6.2's bin/stop did not wait for,
+    master scripts of runs. Found by working directory, so other projects' processes stay."""
+    inside = str(directory) + "/"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if (cwd + "/").startswith(inside):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
 def forget_project(name: str, owner: str = "boincadm") -> None:
     """Remove every trace of a project init-project made on the vm (test clean-up, as root)."""
     project = Path(f"/home/{owner}/projects/{name}")
     if (project / "bin" / "stop").exists():
         run_in_vm("sudo", "-u", owner, "-H", "sh", "-c",
                   f"cd {project} && PATH=/usr/sbin:/usr/bin:/sbin:/bin bin/stop")
+    _kill_processes_in(project)
     # the feeder leaves shared memory behind after bin/stop
     ipcs = _sh("ipcs", "-m", check=False).stdout.splitlines()
     for line in ipcs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +21,7 @@ import pytest
 
 from testbed import boinc_client
 from tests.integration.boinc.conftest import (
+    OWNER,
     PROJECT_DIR,
     REPO,
     WORK,
@@ -135,6 +136,9 @@ def runs(project: Project, master_python: str, kicker: None) -> Iterator[Runs]:
     for run in (result.pi, result.checks, result.replicated, result.first_submit):
         if run.proc.poll() is None:
             run.proc.kill()
+    # killing sudo leaves its child: end every master still running on this project
+    subprocess.run(["pkill", "-KILL", "-u", OWNER, "-f", "--", f"-i boinc -p {PROJECT_DIR}"],
+                   check=False)
 
 
 def test_monte_pi_prints_pi(runs: Runs) -> None:
@@ -182,7 +186,9 @@ def test_resume_collects_each_result_once(runs: Runs, master_python: str) -> Non
     while time.monotonic() < deadline and "SUBMITTED" not in line:
         line = first.proc.stdout.readline() if first.proc.stdout else ""
     assert "SUBMITTED 3" in line
-    first.proc.send_signal(signal.SIGKILL)  # sudo passes it on; the master dies uncollected
+    # SIGKILL can't be relayed by sudo: kill the owner's master process itself, uncollected
+    subprocess.run(["pkill", "-KILL", "-u", OWNER, "-f", f"tag={runs.resume_tag} submit"],
+                   check=False)
     first.proc.wait(timeout=30)
     _wait_results(runs.resume_tag, 3)  # they finish with no master running
     script = WORK / "boinc_resumable.py"
