@@ -20,12 +20,10 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import struct
 import sys
 import tempfile
 import time
-import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +47,8 @@ _FUNCTION_CACHE_SIZE = 32
 
 
 def worker_name() -> str:
-    return os.environ.get("PYMW_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+    # os.uname, not socket.gethostname: a frozen worker starts faster without the socket module
+    return os.environ.get("PYMW_WORKER_NAME") or f"{os.uname().nodename}:{os.getpid()}"
 
 
 def _load_function(body: bytes) -> Callable[..., Any]:
@@ -75,6 +74,12 @@ def _dumps_value(value: Any) -> bytes:
         return cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
 
 
+def _format_traceback(exc: BaseException) -> str:
+    import traceback  # only failing tasks need it: keep it off the worker's start-up
+
+    return "".join(traceback.format_exception(exc))
+
+
 def _error_record(
     task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
 ) -> ResultRecord:
@@ -93,7 +98,7 @@ def _error_record(
         finished=time.time(),
         error_type=type_name or type(exc).__name__,
         error_message=str(exc),
-        error_traceback="".join(traceback.format_exception(exc)),
+        error_traceback=_format_traceback(exc),
         error_kind=kind,
         payload=payload,
     )
