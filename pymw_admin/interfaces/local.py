@@ -8,12 +8,8 @@ worker that dies is replaced; its tasks come back as retryable failures and the 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pickle
 import queue
-import struct
-import subprocess
 import sys
 import threading
 import time
@@ -22,9 +18,10 @@ from dataclasses import dataclass, field
 
 from pymw_admin.errors import UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
-from pymw_admin.runtime.encoding import PICKLE_PROTOCOL, decode_result_header
+from pymw_admin.interfaces.serve_child import ServeChild
+from pymw_admin.runtime.encoding import decode_result_header
+from pymw_admin.runtime.framing import pack_batch, unpack_batch
 
-_FRAME = struct.Struct(">I")
 SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
 DEEP_PREFETCH = 64
 SHALLOW_PREFETCH = 2
@@ -32,14 +29,15 @@ SHALLOW_PREFETCH = 2
 
 @dataclass
 class _Worker:
-    index: int
-    name: str
-    proc: subprocess.Popen[bytes]
-    outbox: queue.SimpleQueue[bytes | None] = field(default_factory=queue.SimpleQueue)
+    child: ServeChild
     in_flight: dict[str, bytes] = field(default_factory=dict)
     alive: bool = True
     tasks_done: int = 0
     busy_seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.child.name
 
     def prefetch(self) -> int:
         if self.tasks_done >= 4 and self.busy_seconds / self.tasks_done < SHORT_TASK_SECONDS:
@@ -70,76 +68,42 @@ class LocalInterface:
 
     def _spawn(self) -> _Worker:
         self._next_index += 1
-        name = f"local-{self._next_index}"
-        env = dict(os.environ)
-        # the worker imports what the master can: the script's directory and its sys.path
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env["PYMW_WORKER_NAME"] = name
-        proc = subprocess.Popen(
-            [self.python, "-m", "pymw_admin.runtime.worker", "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            start_new_session=False,
-        )
-        worker = _Worker(self._next_index, name, proc)
-        threading.Thread(target=self._reader, args=(worker,), daemon=True, name=name).start()
-        threading.Thread(target=self._writer, args=(worker,), daemon=True, name=name).start()
+        worker = _Worker(ServeChild(f"local-{self._next_index}", self.python))
+        threading.Thread(target=self._reader, args=(worker,), daemon=True,
+                         name=worker.name).start()
         return worker
 
     def _start(self) -> None:
         self._started = True
         self._workers = [self._spawn() for _ in range(self.num_workers)]
 
-    def _writer(self, worker: _Worker) -> None:
-        stdin = worker.proc.stdin
-        assert stdin is not None
-        while True:
-            frame = worker.outbox.get()
-            if frame is None:
-                break
-            try:
-                stdin.write(frame)
-                stdin.flush()
-            except (BrokenPipeError, OSError):
-                break  # the reader sees the death and reports
-        with contextlib.suppress(OSError):
-            stdin.close()
-
     def _reader(self, worker: _Worker) -> None:
-        stdout = worker.proc.stdout
-        assert stdout is not None
-        while True:
-            head = stdout.read(_FRAME.size)
-            if len(head) < _FRAME.size:
-                break
-            body = stdout.read(_FRAME.unpack(head)[0])
-            records: list[bytes] = pickle.loads(body)
+        while (bodies := worker.child.read_frames()) is not None:
             with self._lock:
-                for blob in records:
-                    header = decode_result_header(blob)
-                    worker.in_flight.pop(header.task_id, None)
-                    worker.tasks_done += 1
-                    worker.busy_seconds += max(0.0, header.finished - header.started)
-                    self._completions.put(
-                        Completion(header.task_id, record=blob, worker=worker.name)
-                    )
+                for body in bodies:
+                    for blob in unpack_batch(body):
+                        header = decode_result_header(blob)
+                        worker.in_flight.pop(header.task_id, None)
+                        worker.tasks_done += 1
+                        worker.busy_seconds += max(0.0, header.finished - header.started)
+                        self._completions.put(
+                            Completion(header.task_id, record=blob, worker=worker.name)
+                        )
                 self._dispatch_locked()
         self._on_death(worker)
 
     def _on_death(self, worker: _Worker) -> None:
-        code = worker.proc.wait()
+        how = worker.child.reason()
         with self._lock:
             worker.alive = False
-            worker.outbox.put(None)
+            worker.child.close_input()
             if self._closed:
                 return
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             for task_id in worker.in_flight:
                 self._completions.put(
                     Completion(
                         task_id,
-                        failure=f"worker {worker.name} (pid {worker.proc.pid}) {how} "
+                        failure=f"worker {worker.name} (pid {worker.child.pid}) {how} "
                         "while running the task",
                         worker=worker.name,
                     )
@@ -164,8 +128,7 @@ class LocalInterface:
                 worker.in_flight[task_id] = blob
                 batch.append(blob)
             if batch:
-                body = pickle.dumps(batch, protocol=PICKLE_PROTOCOL)
-                worker.outbox.put(_FRAME.pack(len(body)) + body)
+                worker.child.send(pack_batch(batch))
             if not self._pending:
                 return
 
@@ -203,13 +166,13 @@ class LocalInterface:
                     tasks_done=w.tasks_done,
                     busy_seconds=w.busy_seconds,
                     in_flight=len(w.in_flight),
-                    extra={"pid": w.proc.pid},
+                    extra={"pid": w.child.pid},
                 )
                 for w in self._workers
             ]
 
     def pids(self) -> list[int]:
-        return [w.proc.pid for w in self._workers if w.alive]
+        return [w.child.pid for w in self._workers if w.alive]
 
     def close(self) -> None:
         with self._lock:
@@ -220,15 +183,10 @@ class LocalInterface:
             self._pending.clear()
             for w in workers:
                 if w.in_flight:
-                    w.proc.kill()  # its tasks are abandoned with the master: don't wait for them
-                w.outbox.put(None)  # closing stdin ends an idle worker
+                    w.child.kill()  # its tasks are abandoned with the master: don't wait for them
         deadline = time.monotonic() + 2.0
         for w in workers:
-            try:
-                w.proc.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
+            w.child.stop(grace=max(0.05, deadline - time.monotonic()))
 
 
 def build(num_workers: int | None = None, **_: object) -> LocalInterface:

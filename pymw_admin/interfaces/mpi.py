@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import pickle
 import queue
 import shutil
 import socket
@@ -44,7 +43,8 @@ from pymw_admin.interfaces.mpi_worker import (
     TAG_TASKS,
     serve_rank_forever,
 )
-from pymw_admin.runtime.encoding import PICKLE_PROTOCOL, decode_result_header
+from pymw_admin.runtime.encoding import decode_result_header
+from pymw_admin.runtime.framing import pack_batch, unpack_batch
 
 SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
 DEEP_PREFETCH = 64
@@ -244,7 +244,7 @@ class MPIInterface:
         if worker is None:
             return
         if tag == TAG_RESULTS:
-            records: list[bytes] = pickle.loads(buf)
+            records = unpack_batch(buf)
             with self._lock:
                 for blob in records:
                     header = decode_result_header(blob)
@@ -291,7 +291,7 @@ class MPIInterface:
                 worker.in_flight[task_id] = None
                 blobs.append(blob)
             if blobs:
-                batches.append((worker.rank, pickle.dumps(blobs, protocol=PICKLE_PROTOCOL)))
+                batches.append((worker.rank, pack_batch(blobs)))
             if not self._pending:
                 break
         return batches

@@ -15,18 +15,14 @@ from the master script when it builds the interface.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import select
-import signal
 import socket
-import struct
-import subprocess
 import sys
-import threading
 import time
 from typing import Any
+
+from pymw_admin.interfaces.serve_child import ServeChild
 
 # message tags between the master and a worker rank (the bodies are bytes)
 TAG_TASKS = 11  # master -> rank: a pickled list of task files (the local worker's frame body)
@@ -35,78 +31,8 @@ TAG_DIED = 13  # rank -> master: the child died; body is a one-line reason
 TAG_STOP = 14  # master -> rank: finish
 TAG_HELLO = 15  # rank -> master: "host pid", once at start
 
-_FRAME = struct.Struct(">I")
 IDLE_POLL_SECONDS = 0.001  # longest sleep between MPI polls when nothing happens
 EXIT_PAUSE_SECONDS = 0.1
-
-
-class _Child:
-    """One ``worker --serve`` process with a writer thread, so a big batch never blocks MPI."""
-
-    def __init__(self, name: str) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env["PYMW_WORKER_NAME"] = name
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pymw_admin.runtime.worker", "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        self._buffer = bytearray()
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
-
-    def _writer(self) -> None:
-        stdin = self.proc.stdin
-        assert stdin is not None
-        while True:
-            frame = self._outbox.get()
-            if frame is None:
-                break
-            try:
-                stdin.write(frame)
-                stdin.flush()
-            except (BrokenPipeError, OSError):
-                break  # the reader sees the death and reports it
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-    def send(self, body: bytes | bytearray) -> None:
-        self._outbox.put(_FRAME.pack(len(body)) + bytes(body))
-
-    def read_frames(self) -> list[bytes] | None:
-        """Frames the child has written so far; None once its stdout closed (it died)."""
-        chunk = os.read(self.fd, 1 << 20)
-        if not chunk:
-            return None
-        self._buffer += chunk
-        frames: list[bytes] = []
-        while len(self._buffer) >= _FRAME.size:
-            (size,) = _FRAME.unpack_from(self._buffer)
-            if len(self._buffer) < _FRAME.size + size:
-                break
-            frames.append(bytes(self._buffer[_FRAME.size : _FRAME.size + size]))
-            del self._buffer[: _FRAME.size + size]
-        return frames
-
-    def reason(self) -> str:
-        code = self.proc.wait()
-        if code < 0:
-            return f"was killed by signal {-code} ({signal.Signals(-code).name})"
-        return f"exited with status {code}"
-
-    def stop(self) -> None:
-        self._outbox.put(None)  # closing stdin ends an idle child
-        try:
-            self.proc.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # a busy child: the master has given its task up
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def serve(comm: Any, master: int, name: str) -> int:
@@ -116,7 +42,7 @@ def serve(comm: Any, master: int, name: str) -> int:
     """
     from mpi4py import MPI
 
-    child = _Child(name)
+    child = ServeChild(name)
     comm.Send([f"{socket.gethostname()} {os.getpid()}".encode(), MPI.BYTE], master, TAG_HELLO)
     status = MPI.Status()
     delay = 0.0
@@ -139,7 +65,7 @@ def serve(comm: Any, master: int, name: str) -> int:
                 reason = child.reason()
                 comm.Send([reason.encode(), MPI.BYTE], master, TAG_DIED)
                 child.stop()
-                child = _Child(name)
+                child = ServeChild(name)
             else:
                 for body in frames:
                     comm.Send([body, MPI.BYTE], master, TAG_RESULTS)

@@ -20,7 +20,6 @@ import os
 import pickle
 import shutil
 import signal
-import struct
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from typing import Any, BinaryIO
 
 import cloudpickle
 
-from pymw_admin.runtime import scripting
+from pymw_admin.runtime import framing, scripting
 from pymw_admin.runtime.encoding import (
     PICKLE_PROTOCOL,
     EncodingError,
@@ -41,7 +40,6 @@ from pymw_admin.runtime.encoding import (
     read_task_header,
 )
 
-_FRAME = struct.Struct(">I")
 _function_cache: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
 _FUNCTION_CACHE_SIZE = 32
 
@@ -217,13 +215,6 @@ def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
     return 0
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
-    data = stream.read(n)
-    if not data or len(data) < n:
-        return None
-    return data
-
-
 def _die_with_parent() -> None:
     """Ask Linux to kill us when the master dies, so no worker is ever orphaned."""
     if sys.platform != "linux":
@@ -250,16 +241,9 @@ def serve() -> int:
     os.dup2(2, 1)
     base = tempfile.mkdtemp(prefix="pymw-worker-")
     try:
-        while True:
-            head = _read_exact(proto_in, _FRAME.size)
-            if head is None:
-                return 0
-            body = _read_exact(proto_in, _FRAME.unpack(head)[0])
-            if body is None:
-                return 0
-            tasks: list[bytes] = pickle.loads(body)
+        while (body := framing.read_body(proto_in)) is not None:
             done: list[bytes] = []
-            for blob in tasks:
+            for blob in framing.unpack_batch(body):
                 t0 = time.perf_counter()
                 done.append(encode_result(run_task(blob, base)))
                 # long tasks report at once; short ones ride together to save round trips
@@ -268,13 +252,13 @@ def serve() -> int:
                     done = []
             if done:
                 _send(proto_out, done)
+        return 0
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 def _send(stream: BinaryIO, records: list[bytes]) -> None:
-    body = pickle.dumps(records, protocol=PICKLE_PROTOCOL)
-    stream.write(_FRAME.pack(len(body)) + body)
+    stream.write(framing.frame(framing.pack_batch(records)))
     stream.flush()
 
 

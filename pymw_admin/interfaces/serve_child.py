@@ -1,0 +1,100 @@
+"""One persistent worker process, ``python -m pymw_admin.runtime.worker --serve``, and its pipes.
+
+The local interface runs several of these; an MPI worker rank runs one and relays to it, so a task
+that kills its process kills only this child. Writes go through a thread of their own, so a large
+batch never blocks the caller (and a caller holding a lock never deadlocks against a worker that
+is itself blocked writing results).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+
+from pymw_admin.runtime.framing import FrameBuffer, frame
+
+READ_CHUNK = 1 << 20
+
+
+class ServeChild:
+    def __init__(self, name: str, python: str | None = None) -> None:
+        self.name = name
+        env = dict(os.environ)
+        # the worker imports what the master can: the script's directory and its sys.path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["PYMW_WORKER_NAME"] = name
+        self.proc = subprocess.Popen(
+            [python or sys.executable, "-m", "pymw_admin.runtime.worker", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        self._frames = FrameBuffer()
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _writer(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        while True:
+            data = self._outbox.get()
+            if data is None:
+                break
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except (BrokenPipeError, OSError):
+                break  # whoever reads the child's output sees the death and reports it
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def send(self, body: bytes | bytearray) -> None:
+        """Queue one frame (a packed batch of task files) for the child."""
+        self._outbox.put(frame(bytes(body)))
+
+    def close_input(self) -> None:
+        """Close the child's stdin once queued frames are written: an idle child then exits."""
+        self._outbox.put(None)
+
+    def read_frames(self) -> list[bytes] | None:
+        """Frame bodies the child has written so far (blocks until some bytes come);
+        None once its output closed, i.e. it died or stopped."""
+        try:
+            chunk = os.read(self.fd, READ_CHUNK)
+        except OSError:  # closed by stop() meanwhile
+            return None
+        if not chunk:
+            return None
+        return self._frames.feed(chunk)
+
+    def reason(self) -> str:
+        """How the child ended, for a one-line failure."""
+        code = self.proc.wait()
+        if code < 0:
+            return f"was killed by signal {-code} ({signal.Signals(-code).name})"
+        return f"exited with status {code}"
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def stop(self, grace: float = 2.0) -> None:
+        """End the child: at once when idle, killed after ``grace`` seconds when busy."""
+        self.close_input()
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # a busy child: the master has given its task up
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
