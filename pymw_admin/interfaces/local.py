@@ -14,35 +14,18 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pymw_admin.errors import UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.interfaces.serve_child import ServeChild
-from pymw_admin.runtime.encoding import decode_result_header
+from pymw_admin.interfaces.worker_load import WorkerLoad, deal
 from pymw_admin.runtime.framing import pack_batch, unpack_batch
 
-SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
-DEEP_PREFETCH = 64
-SHALLOW_PREFETCH = 2
 
-
-@dataclass
-class _Worker:
+@dataclass(kw_only=True)
+class _Worker(WorkerLoad):
     child: ServeChild
-    in_flight: dict[str, bytes] = field(default_factory=dict)
-    alive: bool = True
-    tasks_done: int = 0
-    busy_seconds: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.child.name
-
-    def prefetch(self) -> int:
-        if self.tasks_done >= 4 and self.busy_seconds / self.tasks_done < SHORT_TASK_SECONDS:
-            return DEEP_PREFETCH
-        return SHALLOW_PREFETCH
 
 
 class LocalInterface:
@@ -68,7 +51,8 @@ class LocalInterface:
 
     def _spawn(self) -> _Worker:
         self._next_index += 1
-        worker = _Worker(ServeChild(f"local-{self._next_index}", self.python))
+        name = f"local-{self._next_index}"
+        worker = _Worker(name=name, child=ServeChild(name, self.python))
         threading.Thread(target=self._reader, args=(worker,), daemon=True,
                          name=worker.name).start()
         return worker
@@ -82,13 +66,7 @@ class LocalInterface:
             with self._lock:
                 for body in bodies:
                     for blob in unpack_batch(body):
-                        header = decode_result_header(blob)
-                        worker.in_flight.pop(header.task_id, None)
-                        worker.tasks_done += 1
-                        worker.busy_seconds += max(0.0, header.finished - header.started)
-                        self._completions.put(
-                            Completion(header.task_id, record=blob, worker=worker.name)
-                        )
+                        self._completions.put(worker.finished(blob))
                 self._dispatch_locked()
         self._on_death(worker)
 
@@ -114,23 +92,8 @@ class LocalInterface:
             self._dispatch_locked()
 
     def _dispatch_locked(self) -> None:
-        if not self._pending:
-            return
-        for worker in self._workers:
-            if not worker.alive:
-                continue
-            room = worker.prefetch() - len(worker.in_flight)
-            if room <= 0:
-                continue
-            batch: list[bytes] = []
-            while self._pending and len(batch) < room:
-                task_id, blob = self._pending.popleft()
-                worker.in_flight[task_id] = blob
-                batch.append(blob)
-            if batch:
-                worker.child.send(pack_batch(batch))
-            if not self._pending:
-                return
+        for worker, blobs in deal(self._workers, self._pending):
+            worker.child.send(pack_batch(blobs))
 
     # --- the Interface protocol ------------------------------------------------------------------
 

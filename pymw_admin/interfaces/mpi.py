@@ -28,7 +28,7 @@ import sysconfig
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,31 +43,18 @@ from pymw_admin.interfaces.mpi_worker import (
     TAG_TASKS,
     serve_rank_forever,
 )
-from pymw_admin.runtime.encoding import decode_result_header
+from pymw_admin.interfaces.worker_load import WorkerLoad, deal
 from pymw_admin.runtime.framing import pack_batch, unpack_batch
 
-SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
-DEEP_PREFETCH = 64
-SHALLOW_PREFETCH = 2
 CLOSE_SECONDS = 10.0  # how long close() waits for the workers to say goodbye
 
 
-@dataclass
-class _Rank:
+@dataclass(kw_only=True)
+class _Rank(WorkerLoad):
     rank: int
-    name: str
-    in_flight: dict[str, None] = field(default_factory=dict)  # task ids, in sending order
-    alive: bool = True
-    tasks_done: int = 0
-    busy_seconds: float = 0.0
     host: str = ""
     pid: int = 0
     child_deaths: int = 0
-
-    def prefetch(self) -> int:
-        if self.tasks_done >= 4 and self.busy_seconds / self.tasks_done < SHORT_TASK_SECONDS:
-            return DEEP_PREFETCH
-        return SHALLOW_PREFETCH
 
 
 def find_mpiexec() -> str | None:
@@ -157,7 +144,7 @@ class MPIInterface:
             ranks = list(range(num_workers))
             names = [f"mpi-spawn-{r}" for r in ranks]
         self.num_workers = len(ranks)
-        self._ranks = [_Rank(r, n) for r, n in zip(ranks, names, strict=True)]
+        self._ranks = [_Rank(rank=r, name=n) for r, n in zip(ranks, names, strict=True)]
         self._by_rank = {w.rank: w for w in self._ranks}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -247,13 +234,7 @@ class MPIInterface:
             records = unpack_batch(buf)
             with self._lock:
                 for blob in records:
-                    header = decode_result_header(blob)
-                    worker.in_flight.pop(header.task_id, None)
-                    worker.tasks_done += 1
-                    worker.busy_seconds += max(0.0, header.finished - header.started)
-                    self._completions.put(
-                        Completion(header.task_id, record=blob, worker=worker.name)
-                    )
+                    self._completions.put(worker.finished(blob))
         elif tag == TAG_DIED:
             reason = buf.decode(errors="replace")
             with self._lock:
@@ -275,26 +256,8 @@ class MPIInterface:
                 worker.name = f"{worker.name}@{host}"
 
     def _dispatch_locked(self) -> list[tuple[int, bytes]]:
-        batches: list[tuple[int, bytes]] = []
-        if not self._pending:
-            return batches
-        # the emptiest worker first, so that few tasks spread over all workers
-        for worker in sorted(self._ranks, key=lambda w: len(w.in_flight)):
-            if not worker.alive:
-                continue
-            room = worker.prefetch() - len(worker.in_flight)
-            if room <= 0:
-                continue
-            blobs: list[bytes] = []
-            while self._pending and len(blobs) < room:
-                task_id, blob = self._pending.popleft()
-                worker.in_flight[task_id] = None
-                blobs.append(blob)
-            if blobs:
-                batches.append((worker.rank, pack_batch(blobs)))
-            if not self._pending:
-                break
-        return batches
+        return [(worker.rank, pack_batch(blobs))
+                for worker, blobs in deal(self._ranks, self._pending)]
 
     def _fail_all_locked(self, reason: str) -> None:
         for worker in self._ranks:
