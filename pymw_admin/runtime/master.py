@@ -135,23 +135,24 @@ class Master:
         input_data: Sequence[Any],
         modules: Sequence[str],
         dep_funcs: Sequence[Callable[..., Any]],
-        data_files: Sequence[str | os.PathLike[str]],
+        files: dict[str, bytes],
         function_blob: bytes | None = None,
     ) -> bytes:
+        """A task file for ``task``; whatever cannot be encoded is a TaskError naming the task."""
         try:
-            return encoding.encode_task(
-                task.task_id,
-                executable,
-                input_data,
-                modules,
-                dep_funcs,
-                encoding.read_data_files(data_files),
-                function_blob=function_blob,
-            )
+            return encoding.encode_task(task.task_id, executable, input_data, modules, dep_funcs,
+                                        files, function_blob=function_blob)
         except encoding.EncodingError as exc:
             raise TaskError(task, "EncodingError", str(exc)) from None
         except Exception as exc:  # cloudpickle refusing an input, say
             raise TaskError(task, type(exc).__name__, f"cannot encode the task: {exc}") from exc
+
+    @staticmethod
+    def _read_files(data_files: Sequence[str | os.PathLike[str]]) -> dict[str, bytes]:
+        try:
+            return encoding.read_data_files(data_files)
+        except encoding.EncodingError as exc:
+            raise TaskError(None, "EncodingError", str(exc)) from None
 
     def _hand_over(self, task: Task, blob: bytes) -> None:
         self._tasks[task.task_id] = task
@@ -181,7 +182,8 @@ class Master:
         task = self._new_task(name)
         if not isinstance(input_data, tuple | list):
             input_data = (input_data,)
-        blob = self._encode(task, executable, input_data, modules, dep_funcs, data_files)
+        blob = self._encode(task, executable, input_data, modules, dep_funcs,
+                            self._read_files(data_files))
         self._hand_over(task, blob)
         self.interface.submit(task.task_id, blob)
         return task
@@ -225,19 +227,13 @@ class Master:
         """Submit ``func(x)`` for every x: the function is pickled once for all of them."""
         self._check_open()
         function_blob = encoding.pickle_function(func)
-        files = encoding.read_data_files(data_files)
+        files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
         tasks: list[Task] = []
         batch: list[tuple[str, bytes]] = []
         for item in iterable:
             task = self._new_task(name)
-            try:
-                blob = encoding.encode_task(
-                    task.task_id, func, (item,), modules, dep_funcs, files,
-                    function_blob=function_blob,
-                )
-            except Exception as exc:
-                raise TaskError(task, type(exc).__name__, f"cannot encode the task: {exc}") from exc
+            blob = self._encode(task, func, (item,), modules, dep_funcs, files, function_blob)
             self._hand_over(task, blob)
             tasks.append(task)
             batch.append((task.task_id, blob))

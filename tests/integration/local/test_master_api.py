@@ -289,3 +289,12 @@ def test_a_cleaned_up_master_refuses_work() -> None:
 
 def test_math_module_name_unused_import_guard() -> None:
     assert math.sqrt(4) == 2  # keeps the module-level import honest for ruff
+
+
+def test_a_missing_data_file_is_a_clear_task_error(master: Master, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(TaskError, match="cannot read data file .*nope.csv"):
+        master.submit_task(square, (1,), data_files=(missing,))
+    with pytest.raises(TaskError, match="cannot read data file"):
+        master.map(square, [1, 2], data_files=(missing,))
+    assert master.get_progress().total == 0  # nothing half-submitted
