@@ -293,7 +293,7 @@ def test_math_module_name_unused_import_guard() -> None:
 
 def test_a_missing_data_file_is_a_clear_task_error(master: Master, tmp_path: Path) -> None:
     missing = tmp_path / "nope.csv"
-    with pytest.raises(TaskError, match="cannot read data file .*nope.csv"):
+    with pytest.raises(TaskError, match=r"cannot read data file .*nope\.csv"):
         master.submit_task(square, (1,), data_files=(missing,))
     with pytest.raises(TaskError, match="cannot read data file"):
         master.map(square, [1, 2], data_files=(missing,))
