@@ -122,17 +122,7 @@ class LocalInterface:
 
     def workers(self) -> list[WorkerStats]:
         with self._lock:
-            return [
-                WorkerStats(
-                    name=w.name,
-                    alive=w.alive,
-                    tasks_done=w.tasks_done,
-                    busy_seconds=w.busy_seconds,
-                    in_flight=len(w.in_flight),
-                    extra={"pid": w.child.pid},
-                )
-                for w in self._workers
-            ]
+            return [w.stats(pid=w.child.pid) for w in self._workers]
 
     def pids(self) -> list[int]:
         return [w.child.pid for w in self._workers if w.alive]

@@ -298,18 +298,8 @@ class MPIInterface:
 
     def workers(self) -> list[WorkerStats]:
         with self._lock:
-            return [
-                WorkerStats(
-                    name=w.name,
-                    alive=w.alive,
-                    tasks_done=w.tasks_done,
-                    busy_seconds=w.busy_seconds,
-                    in_flight=len(w.in_flight),
-                    extra={"rank": w.rank, "host": w.host, "pid": w.pid,
-                           "child_deaths": w.child_deaths, "mode": self.mode},
-                )
-                for w in self._ranks
-            ]
+            return [w.stats(rank=w.rank, host=w.host, pid=w.pid, child_deaths=w.child_deaths,
+                            mode=self.mode) for w in self._ranks]
 
     def close(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pymw_admin.interfaces.base import Completion
+from pymw_admin.interfaces.base import Completion, WorkerStats
 from pymw_admin.runtime.encoding import decode_result_header
 
 SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
@@ -35,6 +35,11 @@ class WorkerLoad:
 
     def room(self) -> int:
         return self.prefetch() - len(self.in_flight) if self.alive else 0
+
+    def stats(self, **extra: object) -> WorkerStats:
+        return WorkerStats(name=self.name, alive=self.alive, tasks_done=self.tasks_done,
+                           busy_seconds=self.busy_seconds, in_flight=len(self.in_flight),
+                           extra=dict(extra))
 
     def finished(self, record: bytes) -> Completion:
         """Account for a result record this worker sent; the Completion to report."""
