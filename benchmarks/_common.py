@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -34,3 +36,13 @@ def report(title: str, count: int, ours: float, peer: float, peer_name: str, tar
         f"tasks/s ({peer:.2f} s); ratio {ratio:.2f}x ({verdict} target {target:.2f}x)"
     )
     return ratio >= target
+
+
+def throughput_args(doc: str | None) -> argparse.Namespace:
+    """The options the throughput benchmarks share: workers, repeats and the two task sets."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--noops", type=int, default=10_000)
+    parser.add_argument("--cpu-tasks", type=int, default=200)
+    return parser.parse_args()

@@ -9,26 +9,19 @@ runs is taken for each. Prints tasks/s for both and the ratio (targets: >= 1.0x 
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import noop, report, spin, timed
+from _common import noop, report, spin, throughput_args, timed
 
 from pymw_admin.runtime import Master
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--noops", type=int, default=10_000)
-    parser.add_argument("--cpu-tasks", type=int, default=200)
-    args = parser.parse_args()
+    args = throughput_args(__doc__)
     print(f"local interface vs ProcessPoolExecutor, {args.workers} workers, best of {args.repeat}")
 
     ok = True

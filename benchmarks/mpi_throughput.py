@@ -10,26 +10,19 @@ the best of ``--repeat`` runs is taken for each. Prints tasks/s for both and the
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import noop, report, spin, timed
+from _common import noop, report, spin, throughput_args, timed
 
 from pymw_admin.interfaces.mpi import MPIInterface
 from pymw_admin.runtime import Master
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--noops", type=int, default=10_000)
-    parser.add_argument("--cpu-tasks", type=int, default=200)
-    args = parser.parse_args()
+    args = throughput_args(__doc__)
     print(f"mpi interface vs MPIPoolExecutor, {args.workers} spawned workers, "
           f"best of {args.repeat}")
     sets = (("no-op", noop, args.noops, 1.0), ("cpu-20ms", spin, args.cpu_tasks, 1.0))

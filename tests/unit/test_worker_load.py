@@ -1,0 +1,67 @@
+"""How tasks are dealt to workers: spread evenly, deep queues only while tasks stay short."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from pymw_admin.interfaces.worker_load import (
+    DEEP_PREFETCH,
+    SHALLOW_PREFETCH,
+    WorkerLoad,
+    deal,
+)
+from pymw_admin.runtime import encoding
+
+
+def _pending(n: int) -> deque[tuple[str, bytes]]:
+    return deque((f"t{i}", b"task") for i in range(n))
+
+
+def _record(task_id: str, seconds: float) -> bytes:
+    now = time.time()
+    return encoding.encode_result(encoding.ResultRecord(
+        task_id=task_id, ok=True, python=encoding.python_minor(), started=now - seconds,
+        finished=now))
+
+
+def _short_task_worker(name: str) -> WorkerLoad:
+    worker = WorkerLoad(name=name)
+    for i in range(5):
+        worker.in_flight[f"warm{i}"] = None
+        worker.finished(_record(f"warm{i}", 0.0001))
+    return worker
+
+
+def test_new_workers_get_two_tasks_each() -> None:
+    workers = [WorkerLoad(name="a"), WorkerLoad(name="b")]
+    pending = _pending(10)
+    batches = deal(workers, pending)
+    assert [len(blobs) for _, blobs in batches] == [SHALLOW_PREFETCH, SHALLOW_PREFETCH]
+    assert len(pending) == 10 - 2 * SHALLOW_PREFETCH
+
+
+def test_short_tasks_fill_deep_queues_but_spread_evenly() -> None:
+    workers = [_short_task_worker("a"), _short_task_worker("b")]
+    assert workers[0].prefetch() == DEEP_PREFETCH
+    batches = deal(workers, _pending(20))
+    assert sorted(len(blobs) for _, blobs in batches) == [10, 10]
+
+
+def test_long_tasks_bring_the_queue_back_to_two() -> None:
+    worker = _short_task_worker("a")
+    worker.in_flight["slow"] = None
+    worker.finished(_record("slow", 0.5))
+    assert worker.prefetch() == SHALLOW_PREFETCH
+
+
+def test_a_worker_silent_for_longer_than_a_short_task_gets_no_more() -> None:
+    worker = _short_task_worker("a")
+    worker.in_flight["running"] = None
+    worker.last_progress = time.monotonic() - 1.0
+    assert worker.prefetch() == SHALLOW_PREFETCH
+
+
+def test_dead_workers_get_nothing() -> None:
+    dead = WorkerLoad(name="dead", alive=False)
+    assert deal([dead], _pending(3)) == []
