@@ -34,11 +34,15 @@ class WorkerLoad:
     recent_seconds: float = 0.0  # moving average of the latest task durations
     last_progress: float = 0.0  # monotonic time of the last result, or of work given to it idle
 
+    def stuck(self) -> bool:
+        """Holding tasks but silent for longer than a short task takes: busy with a long one."""
+        return bool(self.in_flight) and (
+            time.monotonic() - self.last_progress > SHORT_TASK_SECONDS)
+
     def prefetch(self) -> int:
         """How many tasks this worker should hold at once."""
-        quiet_for = time.monotonic() - self.last_progress
         if (self.tasks_done >= 4 and self.recent_seconds < SHORT_TASK_SECONDS
-                and not (self.in_flight and quiet_for > SHORT_TASK_SECONDS)):
+                and not self.stuck()):
             return DEEP_PREFETCH
         return SHALLOW_PREFETCH
 
@@ -69,25 +73,28 @@ W = TypeVar("W", bound=WorkerLoad)
 
 
 def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]]) -> list[tuple[W, list[bytes]]]:
-    """Move pending tasks onto workers with room, the emptiest first and no worker more than its
-    share, so a few tasks spread over all workers; returns each worker's new batch of task files,
-    to send as one frame."""
-    batches: list[tuple[W, list[bytes]]] = []
+    """Move pending tasks onto workers with room; returns each worker's new batch of task files,
+    to send as one frame.
+
+    Workers that are idle or turning tasks around come first, each taking no more than its share
+    of what is pending, so a few tasks spread over all of them; only then does a worker stuck on
+    a long task get its next one queued (so it never idles between two long tasks).
+    """
+    batches: dict[int, tuple[W, list[bytes]]] = {}
     open_workers = [w for w in workers if w.room() > 0]
-    if not open_workers or not pending:
-        return batches
-    share = -(-len(pending) // len(open_workers))
-    for worker in sorted(open_workers, key=lambda w: len(w.in_flight)):
-        if not pending:
-            break
-        room = min(worker.room(), share)
-        if room > 0 and not worker.in_flight:
-            worker.last_progress = time.monotonic()
-        blobs: list[bytes] = []
-        while pending and len(blobs) < room:
-            task_id, blob = pending.popleft()
-            worker.in_flight[task_id] = None
-            blobs.append(blob)
-        if blobs:
-            batches.append((worker, blobs))
-    return batches
+    responsive = [w for w in open_workers if not w.stuck()]
+    stuck = [w for w in open_workers if w.stuck()]
+    for group in (responsive, stuck):
+        if not pending or not group:
+            continue
+        share = -(-len(pending) // len(group))
+        for worker in sorted(group, key=lambda w: len(w.in_flight)):
+            room = min(worker.room(), share)
+            if room > 0 and not worker.in_flight:
+                worker.last_progress = time.monotonic()  # its silence counts from now
+            while pending and room > 0:
+                task_id, blob = pending.popleft()
+                worker.in_flight[task_id] = None
+                batches.setdefault(id(worker), (worker, []))[1].append(blob)
+                room -= 1
+    return list(batches.values())

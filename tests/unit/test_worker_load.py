@@ -65,3 +65,12 @@ def test_a_worker_silent_for_longer_than_a_short_task_gets_no_more() -> None:
 def test_dead_workers_get_nothing() -> None:
     dead = WorkerLoad(name="dead", alive=False)
     assert deal([dead], _pending(3)) == []
+
+
+def test_a_worker_stuck_on_a_long_task_comes_after_a_busy_quick_one() -> None:
+    stuck, quick = _short_task_worker("stuck"), _short_task_worker("quick")
+    stuck.in_flight["long"] = None
+    stuck.last_progress = time.monotonic() - 2.0
+    quick.in_flight["short"] = None
+    (chosen, _blobs), = deal([stuck, quick], _pending(1))
+    assert chosen is quick
