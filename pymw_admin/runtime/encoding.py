@@ -174,8 +174,8 @@ def read_task_header(blob: bytes) -> tuple[TaskHeader, memoryview]:
     """Split a task file into its header and its (still pickled) payload."""
     if not blob.startswith(TASK_MAGIC):
         raise EncodingError("not a pymw task file")
-    end = blob.index(b"\n", len(TASK_MAGIC))
     try:
+        end = blob.index(b"\n", len(TASK_MAGIC))
         header = TaskHeader(**json.loads(blob[len(TASK_MAGIC) : end]))
     except (ValueError, TypeError) as exc:
         raise EncodingError(f"malformed task header: {exc}") from None

@@ -206,12 +206,15 @@ def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
     return record
 
 
-def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
-    blob = Path(task_path).read_bytes()
-    record = run_task(blob, workdir)
-    tmp = f"{result_path}.part"
+def write_record(path: str | os.PathLike[str], record: ResultRecord) -> None:
+    """Write a result record whole: aside first, then renamed, so no engine ships half of one."""
+    tmp = f"{os.fspath(path)}.part"
     Path(tmp).write_bytes(encode_result(record))
-    os.replace(tmp, result_path)
+    os.replace(tmp, path)
+
+
+def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
+    write_record(result_path, run_task(Path(task_path).read_bytes(), workdir))
     return 0
 
 

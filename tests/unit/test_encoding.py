@@ -105,3 +105,12 @@ def test_worker_cli_writes_a_result_file(tmp_path: os.PathLike[str]) -> None:
     assert worker.main([str(task), str(out)]) == 0
     record = encoding.decode_result_header(out.read_bytes())
     assert encoding.decode_value(record, trusted=True) == 42
+
+
+@pytest.mark.parametrize(
+    "blob", [b"PYMW-TASK 1\n", b'PYMW-TASK 1\n{"task_id": "x"', b"PYMW-TASK 1\n{}\n"]
+)
+def test_a_truncated_task_file_is_an_error_record_not_a_crash(blob: bytes) -> None:
+    record = worker.run_task(blob)
+    assert not record.ok
+    assert record.error_type == "EncodingError"
