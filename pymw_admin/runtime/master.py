@@ -108,7 +108,11 @@ class Master:
             self.resumed.append(task)
 
     def _hand_back(self, task: Task) -> None:
-        """The caller now has this task's outcome: mark it collected, tell a resumable engine."""
+        """The caller now has this task's outcome: mark it collected, tell a resumable engine
+        (once: asking again for a collected task hands it back without a second acknowledgement).
+        """
+        if task.collected:
+            return
         task.collected = True
         self._uncollected.pop(task.task_id, None)
         acknowledge = getattr(self.interface, "acknowledge", None)
@@ -154,6 +158,13 @@ class Master:
         except encoding.EncodingError as exc:
             raise TaskError(None, "EncodingError", str(exc)) from None
 
+    def _forget(self, tasks: Iterable[Task]) -> None:
+        """Tasks the interface refused: never counted as outstanding, so nothing waits for them."""
+        for task in tasks:
+            self._tasks.pop(task.task_id, None)
+            self._blobs.pop(task.task_id, None)
+            task.state = TaskState.QUEUED
+
     def _hand_over(self, task: Task, blob: bytes) -> None:
         self._tasks[task.task_id] = task
         self._blobs[task.task_id] = blob
@@ -185,7 +196,11 @@ class Master:
         blob = self._encode(task, executable, input_data, modules, dep_funcs,
                             self._read_files(data_files))
         self._hand_over(task, blob)
-        self.interface.submit(task.task_id, blob)
+        try:
+            self.interface.submit(task.task_id, blob)
+        except BaseException:
+            self._forget([task])
+            raise
         return task
 
     def map(
@@ -229,20 +244,27 @@ class Master:
         function_blob = encoding.pickle_function(func)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
-        tasks: list[Task] = []
-        batch: list[tuple[str, bytes]] = []
+        # encode everything before handing anything over: a task that cannot be encoded must
+        # not leave its predecessors registered with no engine running them
+        encoded = []
         for item in iterable:
             task = self._new_task(name)
-            blob = self._encode(task, func, (item,), modules, dep_funcs, files, function_blob)
+            encoded.append((task, self._encode(task, func, (item,), modules, dep_funcs, files,
+                                               function_blob)))
+        for task, blob in encoded:
             self._hand_over(task, blob)
-            tasks.append(task)
-            batch.append((task.task_id, blob))
-        submit_many = getattr(self.interface, "submit_many", None)
-        if submit_many is not None:
-            submit_many(batch)
-        else:
-            for task_id, blob in batch:
-                self.interface.submit(task_id, blob)
+        tasks = [task for task, _ in encoded]
+        batch = [(task.task_id, blob) for task, blob in encoded]
+        try:
+            submit_many = getattr(self.interface, "submit_many", None)
+            if submit_many is not None:
+                submit_many(batch)
+            else:
+                for task_id, blob in batch:
+                    self.interface.submit(task_id, blob)
+        except BaseException:
+            self._forget(tasks)
+            raise
         return tasks
 
     # --- collecting --------------------------------------------------------------------------
@@ -334,6 +356,9 @@ class Master:
             raise TaskError(task, "KeyError", "that task was not submitted to this master")
         if task is None and not self._uncollected and not self._outstanding():
             raise TaskError(None, "LookupError", "no task is outstanding")
+        if (not isinstance(task, Task) and task is not None
+                and not any(not t.finished or not t.collected for t in task)):
+            raise TaskError(None, "LookupError", "every one of these tasks was collected already")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found = self._pick(task)

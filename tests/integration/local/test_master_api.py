@@ -298,3 +298,31 @@ def test_a_missing_data_file_is_a_clear_task_error(master: Master, tmp_path: Pat
     with pytest.raises(TaskError, match="cannot read data file"):
         master.map(square, [1, 2], data_files=(missing,))
     assert master.get_progress().total == 0  # nothing half-submitted
+
+
+def test_a_batch_with_an_unencodable_item_submits_nothing(master: Master) -> None:
+    import threading
+
+    with pytest.raises(TaskError, match="cannot encode the task"):
+        master.map(square, [1, threading.Lock(), 3])
+    assert master.get_progress().total == 0
+    with pytest.raises(TaskError, match="no task is outstanding"):
+        master.get_result(timeout=1)
+
+
+def test_a_task_the_interface_refuses_is_not_waited_for() -> None:
+    with Master("local", num_workers=1) as master:
+        master.interface.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            master.submit_task(square, (2,))
+        with pytest.raises(TaskError, match="no task is outstanding"):
+            master.get_result(timeout=1)
+
+
+def test_collected_tasks_are_not_waited_for_again(master: Master) -> None:
+    a, b = master.submit_task(square, (2,)), master.submit_task(square, (3,))
+    master.get_result([a, b], timeout=30)
+    master.get_result([a, b], timeout=30)
+    with pytest.raises(TaskError, match="collected already"):
+        master.get_result([a, b], timeout=1)
+    assert master.get_result(a, timeout=1) == (a, 4)  # one task: handed back again
