@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from pymw_admin import __version__
 from pymw_admin.errors import PymwError
@@ -41,9 +42,16 @@ def _root(
     _state["debug"] = debug
 
 
+def error_line(message: str) -> None:
+    """Print ``error: MESSAGE`` on stderr. The message is text, never markup: paths, remote
+    output and volunteers' error messages may hold brackets."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False,
+                      soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line; ``raise fail(...)`` ends the command with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_line(message)
     return typer.Exit(code)
 
 
@@ -65,10 +73,10 @@ def run() -> None:
         sys.exit(1)
     except Exception as exc:  # click's usage errors (typer may vendor click: duck-type them)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            err_console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
+            error_line(exc.format_message())
             sys.exit(exc.exit_code)
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        error_line(f"{type(exc).__name__}: {exc}")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

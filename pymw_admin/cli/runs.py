@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pymw_admin import runs, target
 from pymw_admin.cli.app import app, console, err_console
@@ -67,7 +68,7 @@ def _follow(remote: Host, where: target.ProjectTarget, run_id: str) -> int:
     except RemoteError as exc:
         raise RemoteError(f"{exc}; run {run_id} goes on on the server "
                           f"(`pymw-admin attach {run_id}`)") from None
-    err_console.print(f"run {run_id}: {info.state}", highlight=False)
+    err_console.print(f"run {run_id}: {info.state}", highlight=False, markup=False)
     if info.exit_code is not None:
         return info.exit_code
     return 0 if info.running else 1
@@ -98,7 +99,8 @@ def run_command(
             run_id = runs.start(remote, where, plan, python)
         extra = f" with {len(plan.modules)} module(s)" if plan.modules else ""
         extra += f" and {len(plan.data)} data item(s)" if plan.data else ""
-        err_console.print(f"run {run_id}: {script.name}{extra} on {remote.name}", highlight=False)
+        err_console.print(f"run {run_id}: {script.name}{extra} on {remote.name}", highlight=False,
+                          markup=False)
         if detach:
             print(run_id)
             return
@@ -125,8 +127,8 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
     for info in items:
         state = info.state
         colour = colours.get(state, "red" if info.exit_code else "")
-        table.add_row(info.id, f"[{colour}]{state}[/]" if colour else state, _when(info.started),
-                      _duration(info), info.script)
+        table.add_row(info.id, Text(state, style=colour), _when(info.started),
+                      _duration(info), Text(info.script))
     return table
 
 
@@ -147,7 +149,7 @@ def runs_command(
     elif items:
         console.print(runs_table(items))
     else:
-        console.print(f"no runs in project {where.name}")
+        console.print(f"no runs in project {where.name}", markup=False)
 
 
 @app.command("logs")
@@ -199,6 +201,7 @@ def stop_command(
         before = runs.get_run(remote, where, run_id)
         info = runs.stop(remote, where, run_id, grace)
     if before.running:
-        console.print(f"run {run_id} stopped: {info.state}", highlight=False)
+        console.print(f"run {run_id} stopped: {info.state}", highlight=False, markup=False)
     else:
-        console.print(f"run {run_id} was not running: {info.state}", highlight=False)
+        console.print(f"run {run_id} was not running: {info.state}", highlight=False,
+                      markup=False)

@@ -61,7 +61,7 @@ def render(status: project_status.Status) -> RenderableType:
                 res = counts.results[state]
                 text = f"{wus} / {res}" if wus is not None else f"- / {res}"
                 cells.append(f"[red]{text}[/]" if state == "errored" and (wus or res) else text)
-            work.add_row(counts.name, *cells)
+            work.add_row(Text(counts.name), *cells)
         if not status.apps:
             work.add_row("(no apps)", *["-"] * len(project_status.RESULT_STATES))
         parts.append(work)
@@ -70,8 +70,9 @@ def render(status: project_status.Status) -> RenderableType:
             for column in ("when", "app", "what", "reason"):
                 failures.add_column(column, overflow="fold")
             for f in status.failures:
-                failures.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(f.when)), f.app,
-                                 f"{f.kind} {f.name}", f.reason)
+                # names and reasons come from the database and volunteers: text, not markup
+                failures.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(f.when)),
+                                 Text(f.app), Text(f"{f.kind} {f.name}"), Text(f.reason))
             parts.append(failures)
     parts.append(runs_table(status.runs) if status.runs else Text("no runs", style="dim"))
     return Group(*parts)

@@ -1,0 +1,47 @@
+"""The CLI's one error line survives any text: brackets in paths, remote or volunteers' output."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+from pymw_admin.cli import status as status_cli
+from pymw_admin.cli.app import fail
+from pymw_admin.cli.runs import runs_table
+
+
+@pytest.mark.parametrize("message", ["no such file [/x]", "[bold]not bold[/bold]", "a [b] c"])
+def test_fail_prints_the_message_as_text(message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    exit_ = fail(message, 2)
+    assert isinstance(exit_, typer.Exit)
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {message}"
+
+
+def test_tables_take_names_as_text() -> None:
+    from rich.console import Console
+
+    from pymw_admin import runs
+
+    info = runs.RunInfo(id="1", script="[/x].py", pid=None, alive=False, exit_code=1,
+                        started=None, ended=None, stopped=False)
+    console = Console(record=True, width=120)
+    console.print(runs_table([info]))
+    assert "[/x].py" in console.export_text()
+
+
+def test_status_failures_take_volunteers_text_as_text() -> None:
+    from rich.console import Console
+
+    from pymw_admin import project_status
+
+    failure = project_status.Failure(kind="result", name="wu_1", workunit="wu", app="[/a]",
+                                     when=0.0, reason="Traceback [/x] ]]>")
+    status = project_status.Status(
+        project="p", host="h", time=0.0, daemons={"feeder": True}, daemons_disabled=False,
+        apps=[project_status.AppCounts(name="[/a]")], failures=[failure], runs=[])
+    console = Console(record=True, width=200)
+    console.print(status_cli.render(status))
+    text = console.export_text()
+    assert "Traceback [/x] ]]>" in text
+    assert "[/a]" in text
