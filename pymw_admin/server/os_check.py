@@ -6,6 +6,7 @@ ours (a root-only directory under /etc/pymw-admin), which later runs recognise.
 
 from __future__ import annotations
 
+import ast
 import shlex
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ class OSFacts:
     os_release: dict[str, str]
     hostname: str = "host"
     marker: bool = False  # /etc/pymw-admin/NAME/project exists
+    marker_project_dir: str = ""  # the project_dir recorded in that marker
     project_dir: bool = False
     database_dir: bool = False  # /var/lib/mysql/NAME exists
     has_apt: bool = True
@@ -71,12 +73,29 @@ def check_supported(os_release: dict[str, str]) -> None:
             raise UsageError(f"unsupported OS: {pretty}; {own} {need} or newer is needed")
 
 
+def parse_marker(text: str) -> dict[str, str]:
+    """The marker's ``key = 'value'`` lines (written by :func:`apply`)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        try:
+            parsed = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(parsed, str):
+            values[key.strip()] = parsed
+    return values
+
+
 def gather(ctx: Context) -> OSFacts:
     host, spec = ctx.host, ctx.spec
     host.check_sudo()
     script = (
         "cat /etc/os-release 2>/dev/null; echo '@@'; hostname; echo '@@'; "
-        f"test -e {shlex.quote(spec.marker_file)} && echo marker; "
+        f"test -e {shlex.quote(spec.marker_file)} && echo marker; echo '@@'; "
+        f"cat {shlex.quote(spec.marker_file)} 2>/dev/null; echo '@@'; "
         f"test -e {shlex.quote(spec.project_dir)} && echo project_dir; "
         f"test -d /var/lib/mysql/{spec.db_name} && echo database_dir; "
         "command -v apt-get >/dev/null && echo apt"
@@ -85,11 +104,11 @@ def gather(ctx: Context) -> OSFacts:
     if source.kind == "dir":
         script += f"; test -d {shlex.quote(source.location)} || echo no_source"
     out = host.sudo(script, what="reading the OS").stdout
-    release, hostname, flags = ([*out.split("@@\n"), "", ""])[:3]
-    found = set(flags.split())
+    release, hostname, marker_flag, marker, flags = ([*out.split("@@\n"), "", "", "", ""])[:5]
+    found = set(flags.split()) | set(marker_flag.split())
     facts = OSFacts(parse_os_release(release), hostname.strip() or "host", "marker" in found,
-                    "project_dir" in found, "database_dir" in found, "apt" in found,
-                    "no_source" not in found)
+                    parse_marker(marker).get("project_dir", ""), "project_dir" in found,
+                    "database_dir" in found, "apt" in found, "no_source" not in found)
     ctx.notes["hostname"] = facts.hostname
     return facts
 
@@ -113,6 +132,13 @@ def decide(facts: OSFacts, spec: ProjectSpec) -> list[Action]:
                 "choose another project name or drop it"
             )
         return [Action("claim", f"record {spec.name} as managed by pymw-admin")]
+    if facts.marker_project_dir and facts.marker_project_dir != spec.project_dir:
+        # the marker vouches for one directory only; another one may be someone else's
+        raise UsageError(
+            f"project {spec.name} was made in {facts.marker_project_dir}, not in "
+            f"{spec.project_dir}; pass --project-dir {facts.marker_project_dir} or choose "
+            "another project name"
+        )
     return []
 
 

@@ -3,7 +3,8 @@
 make_project runs as the owner with ``--no_db`` so no password is ever on its command line; this
 step loads BOINC's schema itself and writes the password into config.xml (mode 0640: the owner and
 Apache's group only). If make_project fails, the half-made directory is removed, so a re-run
-starts clean.
+starts clean; a directory this step did not create is never removed: an existing project directory
+without config.xml is refused (it may hold the only copy of a project's keys).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from pymw_admin.errors import RemoteError
+from pymw_admin.errors import RemoteError, UsageError
 from pymw_admin.server import database
 from pymw_admin.server.boinc_build import parse_source, tree_dir
 from pymw_admin.server.plan import Action, Context, Step
@@ -31,6 +32,7 @@ class ProjectFacts:
     config_password_ok: bool
     config_mode_ok: bool
     db_revision: bool
+    dir_exists: bool = False  # the project directory exists (it always does with config.xml)
 
 
 def config_path(spec: ProjectSpec) -> str:
@@ -62,7 +64,8 @@ def gather(ctx: Context) -> ProjectFacts:
     host, spec = ctx.host, ctx.spec
     text = host.read_text(config_path(spec))
     if text is None:
-        return ProjectFacts(False, 0, False, False, False)
+        exists = host.exists(spec.project_dir)
+        return ProjectFacts(False, 0, False, False, False, dir_exists=exists)
     count = host.sudo(
         f"{database.admin_mysql(spec)} -N -B -e \"SELECT COUNT(*) FROM information_schema.tables "
         f"WHERE table_schema='{spec.db_name}'\"", check=False
@@ -72,11 +75,16 @@ def gather(ctx: Context) -> ProjectFacts:
                     check=False).stdout.strip()
     rev = host.sudo(f"test -s {shlex.quote(spec.project_dir)}/db_revision", check=False).ok
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
-                        bool(password) and db_password_in(text) == password, mode == "640", rev)
+                        bool(password) and db_password_in(text) == password, mode == "640", rev,
+                        dir_exists=True)
 
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
     actions = []
+    if not facts.config_xml and facts.dir_exists:
+        # make_project would refuse it anyway, and a failure must never lead to removing it
+        raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore config.xml "
+                         "or remove the directory yourself")
     if not facts.config_xml:
         actions.append(Action("make_project", f"{spec.name} in {spec.project_dir}"))
     if facts.tables == 0:
@@ -111,10 +119,14 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             parent = shlex.quote(spec.project_dir.rsplit("/", 1)[0] or "/")
             owner = shlex.quote(spec.owner)
             host.sudo(f"test -d {parent} || install -d -m 755 -o {owner} -g {owner} {parent}")
+            if host.exists(spec.project_dir):  # appeared since gather: not ours to remove
+                raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore "
+                                 "config.xml or remove the directory yourself")
             result = host.run(make_project_command(spec, tree, hostname), user=spec.owner,
                               check=False, timeout=600)
             if not result.ok:
-                host.sudo(f"rm -rf {shlex.quote(spec.project_dir)}")  # nothing half-made stays
+                # make_project made the directory (it was absent just above): nothing half-made
+                host.sudo(f"rm -rf {shlex.quote(spec.project_dir)}")
                 raise RemoteError(f"make_project failed: {result.last_line()}")
         elif action.kind == "load-schema":
             files = " ".join(shlex.quote(f"{tree}/db/{name}") for name in SCHEMA)

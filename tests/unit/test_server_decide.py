@@ -40,6 +40,8 @@ def kinds(actions: list[Action]) -> list[str]:
     (os_check.OSFacts({"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_ID": "21"}),
      ["claim"]),
     (os_check.OSFacts(DEBIAN12, marker=True, project_dir=True, database_dir=True), []),
+    (os_check.OSFacts(DEBIAN12, marker=True, marker_project_dir=SPEC.project_dir,
+                      project_dir=True), []),
 ])
 def test_preflight_decides(facts: os_check.OSFacts, expected: list[str]) -> None:
     assert kinds(os_check.decide(facts, SPEC)) == expected
@@ -56,11 +58,20 @@ def test_preflight_decides(facts: os_check.OSFacts, expected: list[str]) -> None
     (os_check.OSFacts(DEBIAN12, project_dir=True), "was not made by pymw-admin"),
     (os_check.OSFacts(DEBIAN12, database_dir=True), "database named sandbox exists"),
     (os_check.OSFacts(DEBIAN12, source_dir=False), "no BOINC source directory /srv/boinc"),
+    # the marker is keyed by the name only: it vouches for the directory it records, no other
+    (os_check.OSFacts(DEBIAN12, marker=True, marker_project_dir="/srv/other", project_dir=True),
+     "was made in /srv/other, not in /home/boincadm/projects/sandbox"),
 ])
 def test_preflight_refuses(facts: os_check.OSFacts, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         os_check.decide(facts, SPEC)
     assert "\n" not in str(info.value)
+
+
+def test_marker_parsing() -> None:
+    text = "name = 'sandbox'\nowner = 'boincadm'\nproject_dir = '/srv/p x'\n"
+    assert os_check.parse_marker(text)["project_dir"] == "/srv/p x"
+    assert os_check.parse_marker("garbage\nproject_dir = not quoted\n") == {}
 
 
 def test_os_release_parsing() -> None:
@@ -153,9 +164,19 @@ def test_boinc_build_fetches_git_and_refuses_a_missing_directory() -> None:
      ["make_project", "load-schema", "set-db-password", "db-revision"]),
     (project.ProjectFacts(True, 60, False, True, True), ["set-db-password"]),
     (project.ProjectFacts(True, 60, True, False, True), ["set-db-password"]),
+    (project.ProjectFacts(False, 0, False, False, False, dir_exists=False),
+     ["make_project", "load-schema", "set-db-password", "db-revision"]),
 ])
 def test_project(facts: project.ProjectFacts, expected: list[str]) -> None:
     assert kinds(project.decide(facts, SPEC)) == expected
+
+
+def test_project_refuses_a_directory_without_config_xml() -> None:
+    # a failed make_project removes the directory, so it must never run on one we did not make
+    facts = project.ProjectFacts(False, 0, False, False, False, dir_exists=True)
+    with pytest.raises(UsageError, match=r"sandbox exists but has no config\.xml") as info:
+        project.decide(facts, SPEC)
+    assert "\n" not in str(info.value)
 
 
 def test_make_project_command_has_no_password() -> None:

@@ -1,0 +1,51 @@
+"""A project directory this tool did not create is never removed: a claimed project whose
+config.xml went missing, or a name claimed for another directory, is refused with one line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pymw_admin.errors import UsageError
+from pymw_admin.remote import Host
+from pymw_admin.server import os_check, project
+from pymw_admin.server.plan import Context, run_plan
+from pymw_admin.server.spec import ProjectSpec
+from testbed import ssh_host
+
+pytestmark = pytest.mark.ssh
+
+NAME = "ciguard"
+
+
+def spec(project_dir: str = "") -> ProjectSpec:
+    return ProjectSpec(NAME, url_base=f"http://{ssh_host.VM_ADDR}/", host_name="vm",
+                       boinc_source="https://example.invalid/boinc.git@v1",
+                       project_dir=project_dir)
+
+
+def test_existing_directory_without_config_xml_is_kept(vm: ssh_host.VM, vm_host: Host) -> None:
+    ssh_host.forget_project(NAME)
+    other = Path(f"/home/boincadm/projects/{NAME}-other")
+    try:
+        # the name is ours (the marker exists), as after a first run
+        run_plan(Context(vm_host, spec()), [os_check.STEP])
+        live = Path(spec().project_dir)
+        (live / "keys").mkdir(parents=True)
+        (live / "keys" / "upload_private").write_text("the only copy\n")
+
+        with pytest.raises(UsageError, match=r"exists but has no config\.xml") as info:
+            run_plan(Context(vm_host, spec()), [os_check.STEP, project.STEP])
+        assert "\n" not in str(info.value)
+        assert (live / "keys" / "upload_private").read_text() == "the only copy\n"
+
+        # the same name pointed at another existing directory: the marker does not vouch for it
+        (other / "upload").mkdir(parents=True)
+        with pytest.raises(UsageError, match=f"was made in {live}, not in {other}"):
+            run_plan(Context(vm_host, spec(str(other))), [os_check.STEP, project.STEP])
+        assert (other / "upload").is_dir()
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+        ssh_host.forget_project(NAME)
