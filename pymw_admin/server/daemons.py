@@ -2,10 +2,13 @@
 bin/start as the owner. Running means: a live process behind each pid_HOST/NAME.pid.
 
 (bin/status in server 1.6.2 prints only "BOINC is ENABLED", so it is not used as the fact.)
+config.xml is the owner's file: a pid file name from it is only used when it is a plain file name,
+and the check runs as the owner, never as root.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -15,6 +18,9 @@ from pymw_admin.remote import Host
 from pymw_admin.server.plan import Action, Context, Step
 from pymw_admin.server.project import SYSTEM_PATH, config_path
 from pymw_admin.server.spec import ProjectSpec
+
+# a pid file name as BOINC makes them; anything else in config.xml is never put into a shell
+PID_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,9 @@ def daemon_names(config_xml: str) -> tuple[str, str]:
             continue
         cmd = (daemon.findtext("cmd") or "").split()
         if cmd:
-            names.append(daemon.findtext("pid_file") or cmd[0].rsplit("/", 1)[-1] + ".pid")
+            name = (daemon.findtext("pid_file") or cmd[0].rsplit("/", 1)[-1] + ".pid").strip()
+            if PID_NAME_RE.match(name) and name not in (".", ".."):
+                names.append(name)
     return " ".join(names), (root.findtext("config/host") or "").strip()
 
 
@@ -44,10 +52,12 @@ def status(host: Host, spec: ProjectSpec) -> DaemonFacts:
         return DaemonFacts((), frozenset())
     names, project_host = daemon_names(text)
     pid_dir = shlex.quote(f"{spec.project_dir}/pid_{project_host}")
-    out = host.sudo(
+    quoted = " ".join(shlex.quote(n) for n in names.split())
+    # as the owner: it only reads the owner's pid files, and kill -0 works on the owner's daemons
+    out = host.run(
         f"test -e {shlex.quote(spec.project_dir)}/stop_daemons && echo @disabled; "
-        f"for f in {names}; do p=$(cat {pid_dir}/$f 2>/dev/null) && kill -0 \"$p\" 2>/dev/null "
-        "&& echo $f; done", check=False
+        f"for f in {quoted}; do p=$(cat {pid_dir}/\"$f\" 2>/dev/null) && "
+        "kill -0 \"$p\" 2>/dev/null && echo \"$f\"; done", user=spec.owner, check=False
     ).stdout.split()
     configured = tuple(n.removesuffix(".pid") for n in names.split())
     running = frozenset(n.removesuffix(".pid") for n in out if n != "@disabled")

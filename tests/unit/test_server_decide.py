@@ -267,6 +267,16 @@ def test_daemon_names_from_config_xml() -> None:
     assert daemons.daemon_names(xml) == ("feeder.pid transitioner.pid a.pid", "vm")
 
 
+@pytest.mark.parametrize("pid_file", ["$(id>/tmp/x).pid", "a;rm -rf ~", "`id`", "../x", "a b",
+                                      "..", "x\ny"])
+def test_daemon_names_refuse_shell_text(pid_file: str) -> None:
+    # config.xml is the owner's file; its names reach a shell, so only plain file names pass
+    xml = (f"<boinc><config><host>vm</host></config><daemons>"
+           f"<daemon><cmd>feeder</cmd><pid_file>{pid_file.replace('<', '&lt;')}</pid_file>"
+           "</daemon><daemon><cmd>transitioner</cmd></daemon></daemons></boinc>")
+    assert daemons.daemon_names(xml) == ("transitioner.pid", "vm")
+
+
 @pytest.mark.parametrize("name", ["Sandbox", "1abc", "a-b", "", "x" * 33, "a b", "a;rm"])
 def test_invalid_names(name: str) -> None:
     with pytest.raises(UsageError, match="invalid project name"):
