@@ -14,7 +14,7 @@ import shlex
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,8 +107,16 @@ class Host:
         check: bool = True,
         timeout: float | None = None,
         what: str = "",
+        redact: Sequence[str] = (),
     ) -> Result:
-        """Run a shell command; ``sudo`` as root (or ``user``); raise RemoteError if it fails."""
+        """Run a shell command; ``sudo`` as root (or ``user``); raise RemoteError if it fails.
+
+        ``redact``: secrets the command's stdin carries. A program's error line may quote its
+        input (MariaDB quotes the statement), so each is shown as ``***`` in an error; such a
+        command needs ``what`` to name it.
+        """
+        if redact and not what:
+            raise ValueError("a command whose stdin carries a secret needs what=")
         wrapped = command
         if sudo or user:
             if user and user != "root":
@@ -116,12 +124,23 @@ class Host:
             elif not self.is_root():
                 wrapped = _sudo_wrap(command, None)
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        result = self._exec(wrapped, data, timeout)
+        try:
+            result = self._exec(wrapped, data, timeout)
+        except RemoteError as exc:
+            if not what or "timed out" not in str(exc):
+                raise
+            # a timeout names `what`, never the command line
+            raise RemoteError(f"{self.name}: {what} timed out after {timeout or 0:.0f} s"
+                              ) from None
         if sudo or user:
             self._check_sudo(result)
         if check and not result.ok:
             label = what or command.split("\n", 1)[0][:80]
-            raise RemoteError(f"{self.name}: {label} failed: {result.last_line()}")
+            line = result.last_line()
+            for secret in redact:
+                if secret:
+                    line = line.replace(secret, "***")
+            raise RemoteError(f"{self.name}: {label} failed: {line}")
         return Result(command, result.exit_code, result.stdout, result.stderr)
 
     def sudo(self, command: str, **kwargs: Any) -> Result:

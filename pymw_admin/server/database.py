@@ -12,6 +12,7 @@ import secrets
 import shlex
 from dataclasses import dataclass
 
+from pymw_admin.errors import RemoteError
 from pymw_admin.remote import Host
 from pymw_admin.server import services
 from pymw_admin.server.plan import Action, Context, Step
@@ -35,8 +36,20 @@ def user_mysql(spec: ProjectSpec) -> str:
     return f"mysql --defaults-extra-file={shlex.quote(spec.db_client_cnf)} {spec.db_name}"
 
 
-def sql(host: Host, spec: ProjectSpec, statements: str, *, what: str = "mysql") -> str:
-    return host.sudo(f"{admin_mysql(spec)} -N -B", stdin=statements, what=what).stdout
+def sql(host: Host, spec: ProjectSpec, statements: str, *, what: str = "mysql",
+        secrets: tuple[str, ...] = ()) -> str:
+    """Run SQL as the admin. ``secrets``: what in ``statements`` an error must never show
+    (MariaDB's syntax errors quote the statement from the failing point on)."""
+    if not secrets:
+        return host.sudo(f"{admin_mysql(spec)} -N -B", stdin=statements, what=what).stdout
+    try:
+        return host.sudo(f"{admin_mysql(spec)} -N -B", stdin=statements, what=what,
+                         redact=secrets).stdout
+    except RemoteError as exc:
+        # "... near '<the rest of the statement>' at line 1": the quote may cut a secret short,
+        # where no replacement finds it, so the quote goes altogether
+        message = str(exc).split(" near '", 1)[0]
+        raise RemoteError(f"{message} (the statement is not shown: it holds a secret)") from None
 
 
 def gather(ctx: Context) -> DatabaseFacts:
@@ -91,13 +104,14 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             sql(host, spec, f"CREATE DATABASE IF NOT EXISTS `{spec.db_name}` CHARACTER SET "
                 "utf8mb4 COLLATE utf8mb4_unicode_ci;", what="CREATE DATABASE")
         elif action.kind == "create-user":
-            password = db_password(host, spec).replace("\\", "\\\\").replace("'", "\\'")
+            raw = db_password(host, spec)
+            password = raw.replace("\\", "\\\\").replace("'", "\\'")
             who = f"'{spec.db_user}'@'{user_host}'"
             sql(host, spec,
                 f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY '{password}';\n"
                 f"ALTER USER {who} IDENTIFIED BY '{password}';\n"
                 f"GRANT ALL PRIVILEGES ON `{spec.db_name}`.* TO {who};\nFLUSH PRIVILEGES;\n",
-                what="CREATE USER")
+                what="CREATE USER", secrets=(raw, password))
 
 
 STEP = Step("database", "create the database and its user", gather, decide, apply,
