@@ -7,11 +7,14 @@ program, its logical names, its init_data.xml and its finish file are the ones a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
+import subprocess
 import tempfile
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from pymw_admin.bundles.manifest import Bundle, open_bundle, platform_name
 from pymw_admin.errors import ConfigError, EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.runtime.encoding import python_minor
+
+_GRACE = 5.0  # seconds a bundle gets to exit after SIGTERM at close()
 
 
 def locate(app_path: str | None = None) -> Bundle:
@@ -65,6 +70,7 @@ class BundleInterface:
         self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._stats = [WorkerStats(name=f"slot-{i}") for i in range(num_workers)]
         self._threads: list[threading.Thread] = []
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}  # slot -> its running bundle
         self._closed = False
 
     def _start(self) -> None:
@@ -83,24 +89,44 @@ class BundleInterface:
                     return
                 task_id, blob = self._pending.popleft()
                 stats.in_flight = 1
-            slot_dir = slots.prepare(self.base, index, self.bundle, task_id, blob)
-            outcome = slots.run(self.base, slot_dir, self.bundle, task_id, api=self.api,
-                                timeout=self.timeout)
-            failure = outcome.failure()
+            started = time.monotonic()
+            slot_dir: Path | None = None
+            try:
+                slot_dir = slots.prepare(self.base, index, self.bundle, task_id, blob)
+                outcome = slots.run(self.base, slot_dir, self.bundle, task_id, api=self.api,
+                                    timeout=self.timeout,
+                                    on_start=lambda proc: self._started(index, proc))
+                done = self._completion(outcome, stats.name)
+            except Exception as exc:  # a broken slot fails its task; the thread serves on
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                done = Completion(task_id, failure=f"slot {index}: {text}", worker=stats.name)
+            finally:
+                with self._cond:
+                    self._procs.pop(index, None)
             with self._cond:
                 stats.in_flight = 0
                 stats.tasks_done += 1
-                stats.busy_seconds += outcome.seconds
+                stats.busy_seconds += time.monotonic() - started
                 if task_id in self._cancelled or self._closed:
                     continue
-            if failure:
-                self._completions.put(Completion(task_id, failure=failure, worker=stats.name,
-                                                 stderr=outcome.stderr[-4000:]))
-            else:
-                self._completions.put(Completion(task_id, record=outcome.result,
-                                                 worker=stats.name))
-            if not self.keep_slots:
-                slots.cleanup(self.base, slot_dir, task_id)
+            self._completions.put(done)
+            if slot_dir is not None and not self.keep_slots:
+                with contextlib.suppress(OSError):
+                    slots.cleanup(self.base, slot_dir, task_id)
+
+    @staticmethod
+    def _completion(outcome: slots.SlotRun, worker: str) -> Completion:
+        failure = outcome.failure()
+        if failure:
+            return Completion(outcome.task_id, failure=failure, worker=worker,
+                              stderr=outcome.stderr[-4000:])
+        return Completion(outcome.task_id, record=outcome.result, worker=worker)
+
+    def _started(self, index: int, proc: subprocess.Popen[bytes]) -> None:
+        with self._cond:
+            self._procs[index] = proc
+            if self._closed:  # close() has already looked: stop this one here
+                proc.kill()
 
     # --- the Interface protocol ------------------------------------------------------------------
 
@@ -133,9 +159,21 @@ class BundleInterface:
             if self._closed:
                 return
             self._closed = True
+            running = list(self._procs.values())
             self._cond.notify_all()
+        # stop the bundles first (as a client does on exit): joining would wait out whole tasks,
+        # and the slot tree must not be removed under a running program
+        for proc in running:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        deadline = time.monotonic() + _GRACE
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
         for t in self._threads:
-            t.join(timeout=(self.timeout or 30.0))
+            t.join(timeout=_GRACE)
         if not self.keep_slots:
             shutil.rmtree(self.base, ignore_errors=True)
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,18 +107,27 @@ def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: byt
 
 
 def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "python",
-        timeout: float | None = None) -> SlotRun:
-    """Run the main program in ``slot`` with a client-like bare environment."""
+        timeout: float | None = None,
+        on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> SlotRun:
+    """Run the main program in ``slot`` with a client-like bare environment.
+
+    ``on_start`` receives the running process, so an owner can stop it (as a client does on exit).
+    """
     env = {"PATH": "/usr/bin:/bin", "PYMW_BOINC_API": api}
     started = time.monotonic()
     with (slot / "stderr.txt").open("wb") as err:
+        proc = subprocess.Popen([str(slot / bundle.manifest.main_program)], cwd=slot, env=env,
+                                stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         try:
-            proc = subprocess.run([str(slot / bundle.manifest.main_program)], cwd=slot, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                  timeout=timeout)
-            code = proc.returncode
+            if on_start is not None:
+                on_start(proc)
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             code = -9
+        finally:
+            if proc.returncode is None:  # timed out, or on_start raised: never leave it running
+                proc.kill()
+                proc.wait()
     stderr = (slot / "stderr.txt").read_text(errors="replace")
     result_path = base / "projects" / PROJECT / f"pymw_{task_id}_0_result"
     result = result_path.read_bytes() if result_path.is_file() else None

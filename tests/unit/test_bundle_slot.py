@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import slot
 from pymw_admin.bundles.rehearsal import BundleInterface
 from pymw_admin.errors import ConfigError
+from pymw_admin.interfaces.base import Completion
+from pymw_admin.runtime import Master
+from pymw_admin.runtime.errors import WorkerLost
 
 
 def script_bundle(root: Path, body: str, python: str = "3.11") -> mf.Bundle:
@@ -69,3 +74,49 @@ def test_interface_refuses_another_python(tmp_path: Path) -> None:
     bundle = script_bundle(tmp_path / "b", "exit 0\n", python="2.7")
     with pytest.raises(ConfigError, match=r"runs Python 2\.7"):
         BundleInterface(bundle)
+
+
+def test_a_slot_that_raises_fails_its_task_and_keeps_serving(tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path / "b", "exit 0\n")
+    (bundle.dir / "pymw-worker").unlink()  # prepare() cannot place the main program
+    interface = BundleInterface(bundle, num_workers=1, api="python")
+    try:
+        interface.submit_many([("a", b"task"), ("b", b"task")])
+        done: list[Completion] = []
+        deadline = time.monotonic() + 20
+        while len(done) < 2 and time.monotonic() < deadline:
+            done += interface.wait(1)
+        assert sorted(c.task_id for c in done) == ["a", "b"]  # the one slot served both
+        assert all(c.record is None and c.failure.startswith("slot 0: ") for c in done)
+        assert "pymw-worker" in done[0].failure and "\n" not in done[0].failure
+        assert interface.workers()[0].in_flight == 0
+    finally:
+        interface.close()
+
+
+def test_close_stops_running_bundles_before_removing_the_slots(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    bundle = script_bundle(tmp_path / "b", f"echo $$ > {pid_file}\nexec sleep 60\n")
+    interface = BundleInterface(bundle, num_workers=1, api="python")
+    interface.submit("a", b"task")
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline, "the bundle never started"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    started = time.monotonic()
+    interface.close()
+    assert time.monotonic() - started < 10  # not a wait for the task (60 s) or a 30 s join
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped, not left running over a removed slot tree
+    assert not interface.base.exists()
+    assert interface.wait(0) == []  # a task cut short by close() is not reported
+
+
+def test_master_gets_a_failure_not_a_hang_when_a_slot_raises(tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path / "b", "exit 0\n")
+    (bundle.dir / "pymw-worker").chmod(0o644)  # not executable: Popen raises PermissionError
+    with Master(interface=BundleInterface(bundle, num_workers=1, api="python")) as master:
+        task = master.submit_task(abs, input_data=(-1,))
+        with pytest.raises(WorkerLost, match=r"slot 0: .*Permission denied"):
+            master.get_result(task, timeout=20)
