@@ -18,6 +18,7 @@ It runs on the project's server (``-p`` names the project directory), as the pro
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from lxml import etree
 
@@ -120,12 +122,33 @@ class BoincInterface:
         self.state_dir = self.layout.root / "pymw" / "masters" / self.tag
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = self._claim_tag()
         self._submitted_log = self.state_dir / "submitted.jsonl"
         self._collected_log = self.state_dir / "collected.jsonl"
         self._queued: list[tuple[str, str]] = []  # (task_id, work-unit name) not yet created
         self._open: dict[str, str] = {}  # task_id -> work-unit name, awaiting a result
-        self._reported: set[str] = set()
+        self._ready: list[Completion] = []  # failures known before any work unit ran
         self._done_count = 0
+
+    def _claim_tag(self) -> IO[str]:
+        """One live master per tag: a second one would adopt the first one's work units and
+        both would collect the same results."""
+        lock = (self.state_dir / "lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise UsageError(
+                f"tag {self.tag!r} is in use by a running master (pid {holder}); "
+                "give this one its own with -a tag=NAME"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        return lock
 
     # --- the project ---------------------------------------------------------------------------
 
@@ -151,9 +174,11 @@ class BoincInterface:
         entries = []
         for line in path.read_text().splitlines():
             try:
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 continue  # a line cut short by a crash: the rest of the journal still counts
+            if isinstance(entry, dict) and isinstance(entry.get("task_id"), str):
+                entries.append(entry)
         return entries
 
     @staticmethod
@@ -212,10 +237,16 @@ class BoincInterface:
         result = subprocess.run(command, input=lines, cwd=self.layout.root, capture_output=True,
                                 text=True, check=False)
         if result.returncode != 0:
+            # no work unit exists: each task fails now (the master may retry it), and the
+            # journal says so, so a resumed master never waits for them
             reason = (result.stderr or result.stdout).strip().splitlines()
-            raise EngineUnavailable(
-                "create_work failed: " + (reason[-1] if reason else f"exit {result.returncode}")
-            )
+            failure = "create_work failed: " + (reason[-1] if reason
+                                                else f"exit {result.returncode}")
+            self._append_log(self._submitted_log,
+                             [{"task_id": t, "wu": n, "failed": failure} for t, n in batch])
+            self._ready += [Completion(t, failure=failure, worker=f"boinc:{n}")
+                            for t, n in batch]
+            return
         for task_id, name in batch:
             self._open[task_id] = name
 
@@ -223,7 +254,7 @@ class BoincInterface:
         self.flush()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = self._collect()
+            found, self._ready = self._ready + self._collect(), []
             if found or not self._open:
                 return found
             if deadline is not None and time.monotonic() >= deadline:
@@ -235,13 +266,18 @@ class BoincInterface:
 
     def _collect(self) -> list[Completion]:
         found: list[Completion] = []
+        if not self._open:
+            return found
+        # one directory listing a poll, not two stat calls per open work unit
+        with os.scandir(self.results_dir) as entries:
+            present = {entry.name for entry in entries}
         for task_id, name in list(self._open.items()):
             result_file = self.results_dir / f"{name}.result"
             error_file = self.results_dir / f"{name}.error"
-            if result_file.exists():
+            if result_file.name in present:
                 found.append(Completion(task_id, record=result_file.read_bytes(),
                                         worker=f"boinc:{name}"))
-            elif error_file.exists():
+            elif error_file.name in present:
                 try:
                     info = json.loads(error_file.read_text())
                 except ValueError:
@@ -260,16 +296,18 @@ class BoincInterface:
             else:
                 continue
             del self._open[task_id]
-            self._reported.add(task_id)
             self._done_count += 1
         return found
 
     def resumed_tasks(self) -> list[tuple[str, str]]:
         collected = {e["task_id"] for e in self._read_log(self._collected_log)}
-        adopted = []
+        latest: dict[str, dict[str, str]] = {}  # a retried task's last entry is what counts
         for entry in self._read_log(self._submitted_log):
-            task_id = entry["task_id"]
-            if task_id in collected or task_id in self._open:
+            latest[entry["task_id"]] = entry
+        adopted = []
+        for task_id, entry in latest.items():
+            if (task_id in collected or "failed" in entry or task_id in self._open
+                    or not isinstance(entry.get("wu"), str)):
                 continue
             self._open[task_id] = entry["wu"]
             adopted.append((task_id, entry["wu"]))
@@ -291,7 +329,12 @@ class BoincInterface:
 
     def close(self) -> None:
         # work units outlive the master on purpose: a later master with this tag collects them
-        self.flush()
+        if self._lock_file.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._lock_file.close()  # releases the tag
 
 
 def build(

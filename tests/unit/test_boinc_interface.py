@@ -21,7 +21,7 @@ from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
 from pymw_admin.project_scripts import SCRIPTS_DIR
 from pymw_admin.runtime import Master
-from pymw_admin.runtime.errors import TaskError
+from pymw_admin.runtime.errors import TaskError, WorkerLost
 
 FAKE_CREATE_WORK = '''#!{python}
 import hashlib, json, os, subprocess, sys
@@ -170,16 +170,30 @@ def test_errored_work_unit_carries_boinc_error_and_stderr(tmp_path: Path) -> Non
     assert "Traceback" in done.stderr
 
 
-def test_create_work_failure_is_one_line(tmp_path: Path) -> None:
+def test_a_failed_create_work_fails_its_tasks_and_is_not_resumed(tmp_path: Path) -> None:
     root = make_project(tmp_path)
-    iface = boinc.BoincInterface(root, tag="t4")
-    iface.submit("a", b"task")
     os.environ["FAKE_CREATE_WORK_FAIL"] = "1"
     try:
-        with pytest.raises(EngineUnavailable, match="create_work failed: can't create job"):
-            iface.flush()
+        with Master(boinc.BoincInterface(root, tag="t4", poll_seconds=0.01)) as master:
+            task = master.submit_task(square, (3,))
+            with pytest.raises(WorkerLost, match="create_work failed: can't create job"):
+                master.get_result(task, timeout=10)  # retried once, then reported; no hang
+            assert task.attempts == 2
     finally:
         del os.environ["FAKE_CREATE_WORK_FAIL"]
+    again = boinc.BoincInterface(root, tag="t4")
+    assert again.resumed_tasks() == []
+    again.close()
+
+
+def test_one_live_master_per_tag(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    first = boinc.BoincInterface(root, tag="t6")
+    in_use = f"tag 't6' is in use by a running master .pid {os.getpid()}"
+    with pytest.raises(UsageError, match=in_use):
+        boinc.BoincInterface(root, tag="t6")
+    first.close()
+    boinc.BoincInterface(root, tag="t6").close()  # free again once the first one ended
 
 
 def test_resume_collects_each_result_once(tmp_path: Path) -> None:
@@ -189,6 +203,7 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
         first = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
         tasks = [first.submit_task(square, (i,)) for i in range(3)]
         first.interface.flush()  # type: ignore[attr-defined]
+        first.interface.close()  # the master dies: its tag is free again
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
     # the master dies; its work units run and are assimilated meanwhile
@@ -216,8 +231,12 @@ def test_other_tags_are_not_adopted(tmp_path: Path) -> None:
     try:
         iface = boinc.BoincInterface(root, tag="mine")
         iface.submit("a", b"x")
-        iface.flush()
+        iface.close()
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
-    assert boinc.BoincInterface(root, tag="theirs").resumed_tasks() == []
-    assert [t for t, _ in boinc.BoincInterface(root, tag="mine").resumed_tasks()] == ["a"]
+    theirs = boinc.BoincInterface(root, tag="theirs")
+    assert theirs.resumed_tasks() == []
+    mine = boinc.BoincInterface(root, tag="mine")
+    assert [t for t, _ in mine.resumed_tasks()] == ["a"]
+    theirs.close()
+    mine.close()
