@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pymw_admin.errors import UsageError
+from pymw_admin.remote import Host
 from pymw_admin.server.plan import Action, Context, Step
 from pymw_admin.server.spec import ProjectSpec
 
@@ -105,6 +106,31 @@ def decide(facts: BuildFacts, spec: ProjectSpec) -> list[Action]:
     return actions
 
 
+def _fetch_tarball(host: Host, archive: str, into: str) -> None:
+    """Unpack a tarball (this machine's file, or a URL the host downloads) into ``into``.
+
+    The archive goes to a fresh ``mktemp -d`` directory on the host, never a fixed /tmp name
+    another local user could have made first, and is removed afterwards.
+    """
+    if archive.startswith(("http://", "https://")):
+        host.sudo(f'd=$(mktemp -d) && {{ curl -fsSL -o "$d/boinc.tar" {shlex.quote(archive)} '
+                  f'&& mkdir -p {into} && tar -xf "$d/boinc.tar" -C {into} '
+                  '--strip-components=1; rc=$?; rm -rf "$d"; exit $rc; }', timeout=1800,
+                  what="downloading and unpacking the BOINC tarball")
+        return
+    if not Path(archive).is_file():
+        raise UsageError(f"no such tarball: {archive}")
+    # the login user uploads; root only reads it (the directory is the login user's, mode 700)
+    tmpdir = host.run("mktemp -d", what="making a temporary directory").stdout.strip()
+    try:
+        remote = f"{tmpdir}/{Path(archive).name}"
+        host.put(archive, remote)
+        host.sudo(f"mkdir -p {into} && tar -xf {shlex.quote(remote)} -C {into} "
+                  "--strip-components=1", timeout=600, what="unpacking the BOINC tarball")
+    finally:
+        host.run(f"rm -rf {shlex.quote(tmpdir)}", check=False)
+
+
 def apply(ctx: Context, actions: list[Action]) -> None:
     host = ctx.host
     source = parse_source(ctx.spec.boinc_source)
@@ -121,19 +147,7 @@ def apply(ctx: Context, actions: list[Action]) -> None:
                 host.sudo(f"git clone -q --depth 1 {branch}{shlex.quote(source.location)} {tmp}",
                           timeout=1800, what="git clone of the BOINC source")
             else:
-                archive = source.location
-                if not archive.startswith(("http://", "https://")):
-                    if not Path(archive).is_file():
-                        raise UsageError(f"no such tarball: {archive}")
-                    remote = f"/tmp/pymw-admin-boinc-{Path(archive).name}"
-                    host.put(archive, remote)
-                    archive_q = shlex.quote(remote)
-                else:
-                    archive_q = "/tmp/pymw-admin-boinc.tar"
-                    host.sudo(f"curl -fsSL -o {archive_q} {shlex.quote(archive)}", timeout=1800,
-                              what="downloading the BOINC tarball")
-                host.sudo(f"mkdir -p {tmp} && tar -xf {archive_q} -C {tmp} --strip-components=1",
-                          timeout=600, what="unpacking the BOINC tarball")
+                _fetch_tarball(host, source.location, tmp)
             host.sudo(f"mv {tmp} {q}")
         elif action.kind == "autosetup":
             ctx.log("running _autosetup")
