@@ -122,3 +122,28 @@ def test_compare_never_unpickles_and_refuses_garbage(tmp_path: Path) -> None:
     junk.write_bytes(b"not a record")
     assert run(COMPARE, str(junk), str(junk)).returncode == 1
     assert run(COMPARE, a).returncode == 2
+
+
+def test_compare_agrees_on_equal_values_pickled_differently(tmp_path: Path) -> None:
+    import pickle
+
+    # the same set, pickled in two different orders (as two processes' string hashing would)
+    first = pickle.dumps({"a", "b", "c"}, protocol=5)
+    second = first.replace(b"\x8c\x01a", b"\x8c\x01X").replace(b"\x8c\x01c", b"\x8c\x01a")
+    second = second.replace(b"\x8c\x01X", b"\x8c\x01c")
+    assert first != second and pickle.loads(first) == pickle.loads(second)
+    a = record(tmp_path, "a", True, first)
+    b = record(tmp_path, "b", True, second)
+    assert run(COMPARE, a, b).returncode == 0
+
+
+def test_compare_restricts_like_the_master() -> None:
+    import importlib.util
+
+    from pymw_admin.runtime import encoding
+
+    spec = importlib.util.spec_from_file_location("pymw_compare", COMPARE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.SAFE_GLOBALS == encoding._SAFE_GLOBALS
