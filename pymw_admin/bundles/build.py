@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.errors import ConfigError, EngineUnavailable
+from pymw_admin.runtime.encoding import python_minor
 
 SPEC_NAME = "pymw-worker.spec"
 ENTRY_NAME = "pymw_worker.py"
@@ -226,7 +227,7 @@ def build(
         say("hashing the files")
         manifest = mf.Manifest(
             platform=platform_id,
-            python=f"{sys.version_info.major}.{sys.version_info.minor}",
+            python=python_minor(),  # the very string a worker compares a task header with
             python_full=platform.python_version(),
             main_program=PROGRAM + (".exe" if sys.platform == "win32" else ""),
             packages=packages,
