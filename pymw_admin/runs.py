@@ -39,9 +39,9 @@ from pathlib import Path
 import pymw_admin
 from pymw_admin.errors import PymwError, RemoteError, UsageError
 from pymw_admin.remote import Host
+from pymw_admin.server.project import SYSTEM_PATH
 from pymw_admin.target import ProjectTarget
 
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUN_FILES = ("pid", "started", "ended", "exit", "stopped", "log", "run.sh", "meta.json",
              "script_name")
 STOP_GRACE = 10.0

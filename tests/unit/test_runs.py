@@ -191,3 +191,11 @@ def test_requirements_read_from_the_wheel(tmp_path: Path) -> None:
                          "Name: pymw-admin\nRequires-Dist: lxml>=5\nRequires-Dist: cloudpickle>=3.0"
                          "\nRequires-Dist: mpi4py>=4.0; extra == 'mpi'\n")
     assert runs._requirements(wheel) == ["cloudpickle>=3.0", "lxml>=5"]
+
+
+def test_runs_use_the_one_system_path() -> None:
+    # BOINC's tools and the run script need the same plain PATH: one definition, not two copies
+    from pymw_admin import runs
+    from pymw_admin.server import project
+
+    assert runs.SYSTEM_PATH is project.SYSTEM_PATH
