@@ -15,13 +15,12 @@ Python minor version is refused before its payload is touched, with one clear li
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from pymw_admin.bundles import boinc
 from pymw_admin.runtime import worker
-from pymw_admin.runtime.encoding import EncodingError, encode_result, python_minor, read_task_header
+from pymw_admin.runtime.encoding import EncodingError, python_minor, read_task_header
 
 TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
 RESULT_NAME = "pymw_result"
@@ -71,9 +70,7 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
     # what the task printed, also where BOINC keeps it (stderr.txt), for the admin
     if record.stderr:
         sys.stderr.write(record.stderr)
-    tmp = f"{result_path}.part"
-    Path(tmp).write_bytes(encode_result(record))
-    os.replace(tmp, result_path)
+    worker.write_record(result_path, record)
     boinc.fraction_done(1.0)
     boinc.finish(0)
     return 0  # not reached
