@@ -68,6 +68,7 @@ class LocalInterface:
                     for blob in unpack_batch(body):
                         self._completions.put(worker.finished(blob))
                 self._dispatch_locked()
+        worker.child.close_output()  # the reader owns the output: closed once reading is over
         self._on_death(worker)
 
     def _on_death(self, worker: _Worker) -> None:
@@ -108,6 +109,8 @@ class LocalInterface:
 
     def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the local interface is closed")
             if not self._started:
                 self._start()
             self._pending.extend(tasks)

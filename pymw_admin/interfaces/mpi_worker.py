@@ -53,6 +53,7 @@ def serve(comm: Any, master: int, name: str) -> int:
             comm.Recv([buf, MPI.BYTE], master, status.Get_tag())
             if status.Get_tag() == TAG_STOP:
                 child.stop()
+                child.close_output()
                 return int(buf or b"0")
             child.send(buf)
             busy = True
@@ -65,6 +66,7 @@ def serve(comm: Any, master: int, name: str) -> int:
                 reason = child.reason()
                 comm.Send([reason.encode(), MPI.BYTE], master, TAG_DIED)
                 child.stop()
+                child.close_output()
                 child = ServeChild(name)
             else:
                 for body in frames:

@@ -70,10 +70,7 @@ class ServeChild:
     def read_frames(self) -> list[bytes] | None:
         """Frame bodies the child has written so far (blocks until some bytes come);
         None once its output closed, i.e. it died or stopped."""
-        try:
-            chunk = os.read(self.fd, READ_CHUNK)
-        except OSError:  # closed by stop() meanwhile
-            return None
+        chunk = os.read(self.fd, READ_CHUNK)
         if not chunk:
             return None
         return self._frames.feed(chunk)
@@ -96,5 +93,10 @@ class ServeChild:
         except subprocess.TimeoutExpired:
             self.proc.kill()  # a busy child: the master has given its task up
             self.proc.wait()
+
+
+    def close_output(self) -> None:
+        """Close our end of the child's output; for whoever reads it, once reading is over
+        (closing it under a reader could hand its descriptor number to another pipe)."""
         if self.proc.stdout is not None:
             self.proc.stdout.close()

@@ -22,6 +22,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -218,18 +219,25 @@ def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
     return 0
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill us when the master dies, so no worker is ever orphaned."""
-    if sys.platform != "linux":
-        return
-    try:
-        import ctypes
+PARENT_CHECK_SECONDS = 0.5
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+
+def _die_with_parent() -> None:
+    """End this worker when its master dies, even in the middle of a task: no orphan.
+
+    An idle worker already ends on the end of its input; a busy one learns of it here, when it
+    is handed to a new parent. (Linux's PR_SET_PDEATHSIG would fire when the master's *thread*
+    that started us ends, which need not be the master.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def serve() -> int:

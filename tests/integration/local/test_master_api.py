@@ -326,3 +326,18 @@ def test_collected_tasks_are_not_waited_for_again(master: Master) -> None:
     with pytest.raises(TaskError, match="collected already"):
         master.get_result([a, b], timeout=1)
     assert master.get_result(a, timeout=1) == (a, 4)  # one task: handed back again
+
+
+def test_workers_outlive_the_thread_that_started_them() -> None:
+    import threading
+
+    with Master("local", num_workers=1) as master:
+        first = threading.Thread(target=lambda: master.map(square, [1, 2]))
+        first.start()
+        first.join()  # the thread that spawned the worker has ended
+        assert isinstance(master.interface, LocalInterface)
+        [pid] = master.interface.pids()
+        time.sleep(0.5)
+        task = master.submit_task(square, (3,))
+        assert master.get_result(task, timeout=30)[1] == 9
+        assert task.attempts == 1 and master.interface.pids() == [pid]
