@@ -20,7 +20,7 @@ from typing import Any
 
 from pymw_admin.interfaces import make_interface
 from pymw_admin.interfaces.base import Completion, Interface
-from pymw_admin.runtime import encoding, events
+from pymw_admin.runtime import encoding, events, options
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
     RemoteTraceback,
@@ -82,8 +82,8 @@ class Master:
     ) -> None:
         if interface is None:
             interface = os.environ.get("PYMW_INTERFACE", "local")
-            if num_workers is None and os.environ.get("PYMW_NUM_WORKERS"):
-                num_workers = int(os.environ["PYMW_NUM_WORKERS"])
+            if num_workers is None:
+                num_workers = options.workers_from_environment()
         if isinstance(interface, str):
             interface = make_interface(interface, num_workers=num_workers)
         self.interface: Interface = interface

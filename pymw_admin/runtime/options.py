@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from pymw_admin.errors import PymwError, UsageError
-from pymw_admin.interfaces import interface_names, make_interface
+from pymw_admin.interfaces import INTERFACES, interface_names, make_interface
 from pymw_admin.interfaces.base import Interface
 
 
@@ -38,6 +38,17 @@ class _OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def workers_from_environment() -> int | None:
+    """``PYMW_NUM_WORKERS``, checked like -n; None when unset."""
+    text = os.environ.get("PYMW_NUM_WORKERS")
+    if not text:
+        return None
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"PYMW_NUM_WORKERS: {exc}") from None
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -51,9 +62,7 @@ def _positive(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = _OneLineParser(add_help=False, allow_abbrev=False)
     p.add_argument("-i", "--interface", default=os.environ.get("PYMW_INTERFACE", "local"))
-    default_n = os.environ.get("PYMW_NUM_WORKERS")
-    p.add_argument("-n", "--num-workers", type=_positive,
-                   default=int(default_n) if default_n else None)
+    p.add_argument("-n", "--num-workers", type=_positive, default=workers_from_environment())
     p.add_argument("-p", "--project-home", default=os.environ.get("PYMW_PROJECT_HOME"))
     p.add_argument("-c", "--app-path", default=os.environ.get("PYMW_APP_PATH"))
     p.add_argument("-a", "--app-args", default=os.environ.get("PYMW_APP_ARGS"))
@@ -76,8 +85,7 @@ def parse_args(argv: Sequence[str] | None = None, *, exit_on_error: bool = True)
 def _parse(argv: Sequence[str] | None) -> Options:
     args = list(sys.argv[1:] if argv is None else argv)
     known, rest = _parser().parse_known_args(args)
-    if known.interface.lower() not in {"local", "multicore", "generic", "mpi", "condor",
-                                       "htcondor", "boinc", "bundle"}:
+    if known.interface.lower() not in INTERFACES:
         raise UsageError(
             f"unknown interface {known.interface!r} (choose from {', '.join(interface_names())})"
         )

@@ -95,3 +95,11 @@ def test_a_failing_rehearsed_script_is_one_line(tmp_path: Path, clean_env: dict[
     assert out.returncode != 0
     assert "ZeroDivisionError: division by zero" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_a_bad_worker_count_in_the_environment_is_one_line(clean_env: dict[str, str]) -> None:
+    env = dict(clean_env, PYMW_NUM_WORKERS="many")
+    out = subprocess.run([sys.executable, str(EXAMPLES / "monte_pi.py")], capture_output=True,
+                         text=True, timeout=60, env=env, check=False)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: PYMW_NUM_WORKERS: -n needs a whole number, not 'many'"
