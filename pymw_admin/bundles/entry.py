@@ -57,8 +57,10 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
         return 1  # not reached
     try:
         header = read_task_header(blob)[0]
-    except EncodingError:
-        header = None  # run_task turns it into an error record
+    except EncodingError as exc:
+        # one line for the volunteer's stderr.txt; run_task turns it into the master's error record
+        print(f"error: {task_name} is not a usable task file: {exc}", file=sys.stderr, flush=True)
+        header = None
     if header is not None and header.python != python_minor():
         # the payload is never unpickled: a function pickled by another minor version can crash
         print(f"error: task {header.task_id} was pickled by Python {header.python} but this "

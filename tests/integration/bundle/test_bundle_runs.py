@@ -134,6 +134,23 @@ def test_refuses_other_python_minor_before_unpickling(  # type: ignore[no-untype
     assert record.error_type == "PythonVersionMismatch"
 
 
+def test_truncated_task_file_is_one_line_and_an_error_record(  # type: ignore[no-untyped-def]
+    run_bundle, tmp_path: Path
+) -> None:
+    write_task(tmp_path / "whole", stdlib_task, 3)
+    whole = (tmp_path / "whole").read_bytes()
+    (tmp_path / "task").write_bytes(whole[: whole.index(b"\n", len(TASK_MAGIC))])  # no header end
+    done = run_bundle("task", "result", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and "task is not a usable task file" in errors[0], done.stderr
+    assert "malformed task header" in errors[0]
+    # a record was written, so the client uploads it and the master reports the failure
+    assert done.returncode == 0
+    record = decode_result_header((tmp_path / "result").read_bytes())
+    assert not record.ok and "malformed task header" in record.error_message
+
+
 def test_missing_task_file_is_one_line(run_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     done = run_bundle("nope", "result", cwd=tmp_path)
     assert done.returncode == 1
