@@ -14,16 +14,14 @@ from typing import Annotated
 import typer
 
 from pymw_admin import config
-from pymw_admin.apps.deploy import deploy, find_bundles
+from pymw_admin.apps.deploy import find_bundles, steps
 from pymw_admin.apps.spec import DEFAULT_APP, AppSpec, check_app_name
+from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
 from pymw_admin.errors import UsageError
 from pymw_admin.remote import HostSpec, connect
-from pymw_admin.server.plan import Context, Step, StepFailed, StepReport
+from pymw_admin.server.plan import Context, StepReport
 from pymw_admin.server.spec import ProjectSpec
-
-_MARK = {"already done": "[green]✓[/]", "changed": "[yellow]✎[/]",
-         "would change": "[cyan]→[/]", "failed": "[bold red]✗[/]"}
 
 
 def _default_dist() -> Path:
@@ -103,27 +101,4 @@ def deploy_app(
 
 
 def _run(ctx: Context, wanted: AppSpec, dry_run: bool, quiet: bool) -> list[StepReport]:
-    if quiet:
-        try:
-            return deploy(ctx, wanted, dry_run=dry_run)
-        except StepFailed as exc:
-            print(json.dumps({"error": str(exc), "step": exc.report.as_dict()}))
-            raise
-    status = console.status("")
-    total = 4
-
-    def start(index: int, step: Step) -> None:
-        status.update(f"[{index + 1}/{total}] {step.title} ...")
-
-    def log(message: str) -> None:
-        status.update(f"[dim]{message}[/]")
-
-    def done(index: int, report: StepReport) -> None:
-        detail = "; ".join(report.actions) if report.status != "already done" else ""
-        console.print(f"{_MARK[report.status]} [{index + 1}/{total}] {report.title}: "
-                      f"{report.status}" + (f" — {detail}" if detail else "")
-                      + f" [dim]({report.seconds:.1f} s)[/]", highlight=False)
-
-    ctx.log = log
-    with status:
-        return deploy(ctx, wanted, dry_run=dry_run, on_start=start, on_done=done)
+    return plan_view.run(ctx, steps(wanted), console, dry_run=dry_run, quiet=quiet)

@@ -14,15 +14,13 @@ from typing import Annotated
 import typer
 
 from pymw_admin import config
+from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
 from pymw_admin.remote import HostSpec, connect
 from pymw_admin.server import provision
 from pymw_admin.server.boinc_build import parse_source, tree_dir
-from pymw_admin.server.plan import Context, Step, StepFailed, StepReport, run_plan
+from pymw_admin.server.plan import Context, StepReport
 from pymw_admin.server.spec import DEFAULT_BOINC_SOURCE, ProjectSpec, check_name, check_user
-
-_MARK = {"already done": "[green]✓[/]", "changed": "[yellow]✎[/]",
-         "would change": "[cyan]→[/]", "failed": "[bold red]✗[/]"}
 
 
 @app.command("init-project")
@@ -99,29 +97,4 @@ def init_project(
 
 
 def _run(ctx: Context, dry_run: bool, quiet: bool) -> list[StepReport]:
-    steps = provision.STEPS
-    total = len(steps)
-    if quiet:
-        try:
-            return run_plan(ctx, steps, dry_run=dry_run)
-        except StepFailed as exc:
-            print(json.dumps({"error": str(exc), "step": exc.report.as_dict()}))
-            raise
-    status = console.status("")
-
-    def start(index: int, step: Step) -> None:
-        status.update(f"[{index + 1}/{total}] {step.title} ...")
-
-    def log(message: str) -> None:
-        status.update(f"[dim]{message}[/]")
-
-    def done(index: int, report: StepReport) -> None:
-        detail = ("; ".join(report.actions) if report.actions and report.status != "already done"
-                  else "")
-        console.print(f"{_MARK[report.status]} [{index + 1}/{total}] {report.title}: "
-                      f"{report.status}" + (f" — {detail}" if detail else "")
-                      + f" [dim]({report.seconds:.1f} s)[/]", highlight=False)
-
-    ctx.log = log
-    with status:
-        return run_plan(ctx, steps, dry_run=dry_run, on_start=start, on_done=done)
+    return plan_view.run(ctx, provision.STEPS, console, dry_run=dry_run, quiet=quiet)

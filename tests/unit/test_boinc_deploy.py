@@ -223,3 +223,20 @@ def test_project_xml_edit_is_idempotent() -> None:
     assert boincxml.project_platforms(once) == {"x", LINUX}
     assert boincxml.add_app(once, "pymw", "PyMW") == once
     assert boincxml.add_platform(once, LINUX) == once
+
+
+def test_plan_view_counts_the_plan_and_shows_step_text_as_is() -> None:
+    # init-project and deploy-app share one view; its step count comes from the plan itself
+    from rich.console import Console
+
+    from pymw_admin.cli import plan_view
+    from pymw_admin.remote import LocalHost
+    from pymw_admin.server.plan import Context, Step
+
+    plan = [Step(f"s{i}", f"step {i} in [/x]", lambda ctx: None, lambda facts, spec: [],
+                 lambda ctx, actions: None) for i in range(5)]
+    console = Console(record=True, width=200)
+    reports = plan_view.run(Context(LocalHost(), SPEC), plan, console, dry_run=False, quiet=False)
+    shown = console.export_text()
+    assert [r.status for r in reports] == ["already done"] * 5
+    assert "[5/5] step 4 in [/x]: already done" in shown
