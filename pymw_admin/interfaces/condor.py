@@ -79,12 +79,18 @@ def _self_extracting(header_template: str, payload: Path, out: Path) -> None:
         if len(header) == offset:
             break
         offset = len(header)
-    tmp = out.with_suffix(".part")
-    with tmp.open("wb") as f, payload.open("rb") as src:
-        f.write(header)
-        shutil.copyfileobj(src, f)
-    tmp.chmod(0o755)
-    os.replace(tmp, out)
+    # a name of our own: two masters packing the same worker must not write one file
+    fd, name = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f, payload.open("rb") as src:
+            f.write(header)
+            shutil.copyfileobj(src, f)
+        tmp.chmod(0o755)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 _BUNDLE_HEADER = """\
