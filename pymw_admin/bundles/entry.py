@@ -94,14 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    workdir = None
-    if "--workdir" in args:
-        i = args.index("--workdir")
-        if i + 1 >= len(args):
-            print(USAGE, file=sys.stderr)
-            return 2
-        workdir = args[i + 1]
-        del args[i : i + 2]
+    split = worker.split_workdir(args)
+    if split is None:
+        print(USAGE, file=sys.stderr)
+        return 2
+    args, workdir = split
     if not args:
         args = [TASK_NAME, RESULT_NAME]
     if len(args) != 2 or any(a.startswith("-") for a in args):

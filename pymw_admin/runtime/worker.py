@@ -273,16 +273,24 @@ def _send(stream: BinaryIO, records: list[bytes]) -> None:
     stream.flush()
 
 
+def split_workdir(args: list[str]) -> tuple[list[str], str | None] | None:
+    """``(the other arguments, DIR)`` from ``... --workdir DIR ...``; None when DIR is missing."""
+    if "--workdir" not in args:
+        return args, None
+    i = args.index("--workdir")
+    if i + 1 >= len(args):
+        return None
+    return args[:i] + args[i + 2 :], args[i + 1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--serve"]:
         return serve()
-    workdir = None
-    if "--workdir" in args:
-        i = args.index("--workdir")
-        workdir = args[i + 1]
-        del args[i : i + 2]
-    if len(args) != 2:
+    split = split_workdir(args)
+    if split is not None:
+        args, workdir = split
+    if split is None or len(args) != 2:
         print("usage: python -m pymw_admin.runtime.worker TASK_FILE RESULT_FILE [--workdir DIR]",
               file=sys.stderr)
         return 2

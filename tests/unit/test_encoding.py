@@ -114,3 +114,11 @@ def test_a_truncated_task_file_is_an_error_record_not_a_crash(blob: bytes) -> No
     record = worker.run_task(blob)
     assert not record.ok
     assert record.error_type == "EncodingError"
+
+
+def test_worker_cli_without_a_workdir_value_is_usage_not_a_crash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert worker.main(["in.task", "out.result", "--workdir"]) == 2
+    assert "usage:" in capsys.readouterr().err
+    assert worker.split_workdir(["a", "--workdir", "d", "b"]) == (["a", "b"], "d")
