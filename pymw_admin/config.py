@@ -8,7 +8,7 @@ flags. It holds no secrets: the database and ops passwords stay in root-only fil
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +47,9 @@ class ProjectSection:
 
 
 @dataclass(frozen=True)
-class PathsSection:
-    """Where things are on the server (informative; derived from the project section)."""
-
-    boinc_tree: str = ""
-    config_xml: str = ""
-    secrets_dir: str = ""
-    db_client_cnf: str = ""
-    ops_password_file: str = ""
-    apache_site: str = ""
-    master_url: str = ""
-    ops_url: str = ""
-
-
-@dataclass(frozen=True)
 class ProjectFile:
     host: HostSection
     project: ProjectSection
-    paths: PathsSection = field(default_factory=PathsSection)
 
     def host_spec(self) -> HostSpec:
         return self.host.spec()
@@ -81,16 +66,13 @@ class ProjectFile:
         return ProjectSpec(**kwargs)
 
     @classmethod
-    def from_specs(cls, host: HostSpec, spec: ProjectSpec, boinc_tree: str = "") -> ProjectFile:
+    def from_specs(cls, host: HostSpec, spec: ProjectSpec) -> ProjectFile:
         return cls(
             HostSection(host.host, host.user or "", host.port or 0, host.key or "",
                         host.ssh_config or ""),
             ProjectSection(spec.name, spec.url_base, spec.host_name, spec.owner, spec.db_host,
                            spec.project_dir, spec.long_name, spec.boinc_source, spec.https_cert,
                            spec.https_key),
-            PathsSection(boinc_tree, f"{spec.project_dir}/config.xml", spec.secrets_dir,
-                         spec.db_client_cnf, spec.ops_password_file, spec.apache_site,
-                         spec.master_url, spec.ops_url),
         )
 
 
@@ -126,13 +108,13 @@ def load(path: str | Path = DEFAULT_FILE) -> ProjectFile:
     for name in ("host", "project"):
         if name not in data:
             raise ConfigError(f"{path}: missing the [{name}] table")
+    # [paths] was written by older versions: derivable from [project], so read and ignored
     unknown = sorted(set(data) - {"host", "project", "paths"})
     if unknown:
         raise ConfigError(f"{path}: unknown table [{unknown[0]}]")
     result = ProjectFile(
         _section(HostSection, data["host"], "host", path),
         _section(ProjectSection, data["project"], "project", path),
-        _section(PathsSection, data.get("paths", {}), "paths", path),
     )
     try:
         result.project_spec()
@@ -152,7 +134,7 @@ def _toml_value(value: Any) -> str:
 
 def dumps(project_file: ProjectFile) -> str:
     lines = ["# pymw-admin project file: written by `pymw-admin init-project`; holds no secrets"]
-    for name in ("host", "project", "paths"):
+    for name in ("host", "project"):
         lines += ["", f"[{name}]"]
         for key, value in asdict(getattr(project_file, name)).items():
             lines.append(f"{key} = {_toml_value(value)}")

@@ -18,7 +18,7 @@ from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
 from pymw_admin.remote import HostSpec, connect
 from pymw_admin.server import provision
-from pymw_admin.server.boinc_build import parse_source, tree_dir
+from pymw_admin.server.boinc_build import parse_source
 from pymw_admin.server.plan import Context, StepReport
 from pymw_admin.server.spec import DEFAULT_BOINC_SOURCE, ProjectSpec, check_name, check_user
 
@@ -79,8 +79,7 @@ def init_project(
     seconds = time.monotonic() - started
     if not dry_run:
         host_spec = HostSpec(host, user, port, key, ssh_config)
-        config.save(config.ProjectFile.from_specs(
-            host_spec, spec, tree_dir(parse_source(spec.boinc_source))), project_file)
+        config.save(config.ProjectFile.from_specs(host_spec, spec), project_file)
     if as_json:
         print(json.dumps({"project": name, "dry_run": dry_run, "changes": changes,
                           "seconds": round(seconds, 2),

@@ -15,11 +15,12 @@ from pymw_admin.server.spec import ProjectSpec
 def test_round_trip(tmp_path: Path) -> None:
     spec = ProjectSpec("sandbox", "http://10.0.0.5/", "vm", long_name='Sand "box"')
     host = HostSpec("vm", "admin", 2222, "~/.ssh/id_ed25519")
-    path = config.save(config.ProjectFile.from_specs(host, spec, "/opt/b"), tmp_path / "p.toml")
+    path = config.save(config.ProjectFile.from_specs(host, spec), tmp_path / "p.toml")
     loaded = config.load(path)
     assert loaded.project_spec() == spec
     assert loaded.host_spec() == host
-    assert loaded.paths.boinc_tree == "/opt/b"
+    # paths are derived from [project] (ProjectSpec), never stored where they could go stale
+    assert "[paths]" not in path.read_text() and "config_xml" not in path.read_text()
     keys = {line.split(" = ")[0] for line in path.read_text().splitlines() if " = " in line}
     assert not keys & {"password", "db_password", "db_passwd", "ops_password"}
 
@@ -42,6 +43,14 @@ def test_malformed(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         config.load(path)
     assert "\n" not in str(info.value)
+
+
+def test_an_old_file_with_a_paths_table_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[host]\nhost='h'\n[project]\nname='x'\nurl_base='http://h/'\n"
+                    "host_name='h'\ndir='/srv/x'\n[paths]\nboinc_tree='/opt/b'\n"
+                    "config_xml='/stale/config.xml'\n")
+    assert config.load(path).project_spec().project_dir == "/srv/x"
 
 
 def test_missing_file(tmp_path: Path) -> None:
