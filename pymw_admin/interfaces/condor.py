@@ -434,7 +434,15 @@ class CondorInterface:
                 spool=True,
             )
         except Exception as exc:
-            raise EngineUnavailable(f"HTCondor refused the jobs: {exc}") from None
+            # report every task of the batch, so the master retries it or fails it (raising
+            # here would lose the batch and leave the master waiting for it). No "failed" in
+            # the journal: a resumed master submits these journalled, never-submitted tasks.
+            why = "HTCondor refused the jobs: " + " ".join(str(exc).split())
+            for task_id, _ in batch:
+                task = self._tasks[task_id]
+                task.job, task.state, task.reason = None, "failed", why
+                self._ready.append(Completion(task_id, failure=why, retryable=True))
+            return
         cluster = result.cluster()
         jobs = [f"{cluster}.{i}" for i in range(len(batch))]
         for (task_id, _), job in zip(batch, jobs, strict=True):
@@ -580,8 +588,10 @@ class CondorInterface:
             if deadline is not None and now >= deadline:
                 return []
             if not self._by_job and not self._pending:
-                # nothing in flight: waiting longer cannot produce anything
-                time.sleep(min(self.poll_interval, max(0.0, (deadline or now) - now)))
+                # nothing in flight: waiting longer cannot produce anything. Still pause, or a
+                # caller that waits forever (deadline None) spins on this at full speed.
+                pause = self.poll_interval if deadline is None else deadline - now
+                time.sleep(max(0.0, min(self.poll_interval, pause)))
                 return []
             pause = self.poll_interval if deadline is None else min(self.poll_interval,
                                                                      deadline - now)
