@@ -283,6 +283,11 @@ class CondorInterface:
         self.program = worker_program(app_path, app_args)
         self.poll_interval = poll_interval
         self.submit_options = dict(submit_options or {})
+        # find the schedd before anything is created: "no schedd" must leave nothing behind
+        try:
+            self.schedd = schedd if schedd is not None else htcondor2.Schedd()
+        except Exception as exc:  # the bindings raise several types for "no schedd"
+            raise EngineUnavailable(f"no HTCondor schedd could be located: {exc}") from None
         self._temporary = state_dir is None and tag is None
         if state_dir is not None:
             self.state_dir = Path(state_dir).resolve()
@@ -290,18 +295,6 @@ class CondorInterface:
             self.state_dir = default_state_root() / tag
         else:
             self.state_dir = Path(tempfile.mkdtemp(prefix="pymw-condor-"))
-        for sub in ("tasks", "out"):
-            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
-        tag_file = self.state_dir / "tag"
-        if tag_file.exists():
-            self.tag = tag_file.read_text().strip()
-        else:
-            self.tag = tag or f"pymw-{uuid.uuid4().hex[:12]}"
-            tag_file.write_text(self.tag + "\n")
-        try:
-            self.schedd = schedd if schedd is not None else htcondor2.Schedd()
-        except Exception as exc:  # the bindings raise several types for "no schedd"
-            raise EngineUnavailable(f"no HTCondor schedd could be located: {exc}") from None
         self._tasks: dict[str, _Task] = {}
         self._by_job: dict[str, str] = {}  # job id -> task id, for the live attempt only
         self._pending: list[tuple[str, bytes]] = []
@@ -311,14 +304,37 @@ class CondorInterface:
         self._resumed: list[tuple[str, str]] = []
         self._query_failing_since: float | None = None
         self._closed = False
+        try:
+            self._open_state(tag)
+        except BaseException:
+            if self._temporary:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            raise
+
+    def _open_state(self, tag: str | None) -> None:
+        for sub in ("tasks", "out"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        tag_file = self.state_dir / "tag"
+        if tag_file.exists():
+            self.tag = tag_file.read_text().strip()
+        else:
+            self.tag = tag or f"pymw-{uuid.uuid4().hex[:12]}"
+            tag_file.write_text(self.tag + "\n")
         self._journal = _Journal(self.state_dir / "journal.jsonl")
-        self._resume()
+        try:
+            self._resume()
+        except BaseException:
+            self._journal.close()
+            raise
 
     # --- resume ----------------------------------------------------------------------------------
 
     def _resume(self) -> None:
         """Re-adopt what a previous master left in this state directory."""
         for event in self._journal.read():
+            if not (isinstance(event, dict) and isinstance(event.get("id"), str)
+                    and isinstance(event.get("e"), str)):
+                continue  # valid JSON, but not an event of ours
             task_id = event["id"]
             kind = event["e"]
             if kind == "task":
@@ -326,7 +342,7 @@ class CondorInterface:
             elif task_id not in self._tasks:
                 continue
             task = self._tasks[task_id]
-            if kind == "job":
+            if kind == "job" and isinstance(event.get("job"), str):
                 task.job, task.state = event["job"], "submitted"
             elif kind in ("done", "collected", "abandoned"):
                 task.state = kind

@@ -3,11 +3,16 @@ master must not lose or leave behind (review findings A4, A5, A8, A9, A14, A17).
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
+import htcondor2
 import pytest
 
+from pymw_admin.errors import EngineUnavailable
 from pymw_admin.interfaces.condor import CondorInterface, _self_extracting
 from pymw_admin.runtime import Master, WorkerLost
 from testbed.condor import Pool
@@ -49,3 +54,40 @@ def test_waiting_forever_with_nothing_in_flight_sleeps(pool: Pool, bundle: Path)
         assert time.monotonic() - start >= 0.25  # a master looping on wait() does not spin
     finally:
         iface.close()
+
+
+def test_no_schedd_leaves_no_temporary_state_dir(
+    pool: Pool, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    nowhere = tmp_path / "condor_config"
+    nowhere.write_text("COLLECTOR_HOST = 127.0.0.1:9\nENABLE_IPV6 = False\n")
+    saved = os.environ["CONDOR_CONFIG"]
+    os.environ["CONDOR_CONFIG"] = str(nowhere)
+    htcondor2.reload_config()
+    try:
+        with pytest.raises(EngineUnavailable, match="no HTCondor schedd could be located"):
+            CondorInterface(app_path=bundle)
+    finally:
+        os.environ["CONDOR_CONFIG"] = saved
+        htcondor2.reload_config()
+    assert not list(tmp_path.glob("pymw-condor-*"))
+
+
+def test_lines_that_are_not_journal_events_are_skipped(
+    pool: Pool, bundle: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    lines = ['[1, 2]', '"text"', '{"e": "task"}', '{"id": "t1"}', '{"e": "task", "id": 7}',
+             '{"e": "task", "id": "t1", "name": "pow"}', '{"e": "job", "id": "t1"}',
+             '{"e": "collected", "id": "t1"}', '{"e": "done", "id": "t1", "torn']
+    (state / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    iface = CondorInterface(app_path=bundle, state_dir=state)
+    try:
+        assert iface.resumed_tasks() == []
+        assert iface._tasks["t1"].state == "collected"
+    finally:
+        iface.close()
+    events = [json.loads(line) for line in (state / "journal.jsonl").read_text().splitlines()[:8]]
+    assert events[0] == [1, 2]  # the journal itself is left as it was
