@@ -36,5 +36,6 @@ def test_redacting_needs_a_name_for_the_command(vm: ssh_host.VM, vm_host: Host) 
     with pytest.raises(ValueError, match="needs what="):
         vm_host.run("cat >/dev/null", stdin=SECRET, redact=(SECRET,))
     with pytest.raises(RemoteError) as info:
-        vm_host.run(f"echo 'near {SECRET}' >&2; exit 1", stdin=SECRET, what="x", redact=(SECRET,))
+        vm_host.run(f"cat >/dev/null; echo 'near {SECRET}' >&2; exit 1", stdin=SECRET, what="x",
+                    redact=(SECRET,))
     assert SECRET not in str(info.value) and "***" in str(info.value)
