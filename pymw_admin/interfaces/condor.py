@@ -352,7 +352,15 @@ class CondorInterface:
                 if t.state not in ("collected", "abandoned")}
         if not live:
             return
-        queue = {ad["PymwTask"]: ad for ad in self._query()}
+        # not the tolerant _query: taking "no answer" for "no jobs" would submit every live
+        # task again while its job still runs
+        try:
+            ads = self.schedd.query(f"PymwTag == {classad2.quote(self.tag)}", _PROJECTION)
+        except Exception as exc:
+            why = " ".join(str(exc).split())
+            raise EngineUnavailable(f"cannot resume: the HTCondor schedd does not answer: {why}"
+                                    ) from None
+        queue = {ad["PymwTask"]: ad for ad in ads}
         resubmit: list[tuple[str, bytes]] = []
         for task in live.values():
             blob_path = self.state_dir / "tasks" / f"{task.task_id}.task"

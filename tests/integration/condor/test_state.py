@@ -91,3 +91,30 @@ def test_lines_that_are_not_journal_events_are_skipped(
         iface.close()
     events = [json.loads(line) for line in (state / "journal.jsonl").read_text().splitlines()[:8]]
     assert events[0] == [1, 2]  # the journal itself is left as it was
+
+
+def _open_files(path: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    return [str(fd) for fd in fds.iterdir() if os.path.realpath(fd) == str(path)]
+
+
+def test_resume_refuses_a_schedd_that_does_not_answer(
+    pool: Pool, bundle: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "tasks").mkdir()
+    (state / "tasks" / "t1.task").write_bytes(b"a task file")
+    (state / "journal.jsonl").write_text('{"e": "task", "id": "t1", "name": "pow"}\n'
+                                          '{"e": "job", "id": "t1", "job": "1.0"}\n')
+    # the real schedd's location, at a port where nothing answers
+    location = htcondor2.Collector().locate(htcondor2.DaemonType.Schedd)
+    location["MyAddress"] = "<127.0.0.1:9>"
+    silent = htcondor2.Schedd(location)
+    with pytest.raises(EngineUnavailable, match="cannot resume: the HTCondor schedd does not") \
+            as info:
+        CondorInterface(app_path=bundle, state_dir=state, schedd=silent)
+    assert "\n" not in str(info.value)
+    assert _open_files(state / "journal.jsonl") == []  # the failed start closed its journal
+    journal = (state / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 2  # and wrote nothing: t1 is still there for a later master
