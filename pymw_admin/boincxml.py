@@ -72,6 +72,7 @@ class Daemon:
     cmd: str
     pid_file: str
     output: str
+    disabled: bool = False  # <disabled>1</disabled>: bin/start leaves it alone
 
     @property
     def program(self) -> str:
@@ -101,9 +102,11 @@ def configured_daemons(config_xml: str) -> dict[str, Daemon]:
         cmd = " ".join((node.findtext("cmd") or "").split())
         if not cmd:
             continue
-        pid = (node.findtext("pid_file") or "").strip() or cmd.split()[0] + ".pid"
-        output = (node.findtext("output") or "").strip() or cmd.split()[0] + ".log"
-        found[pid] = Daemon(cmd, pid, output)
+        program = cmd.split()[0].rsplit("/", 1)[-1]  # as bin/start names a daemon's files
+        pid = (node.findtext("pid_file") or "").strip() or program + ".pid"
+        output = (node.findtext("output") or "").strip() or program + ".log"
+        disabled = (node.findtext("disabled") or "0").strip() not in ("0", "")
+        found[pid] = Daemon(cmd, pid, output, disabled)
     return found
 
 

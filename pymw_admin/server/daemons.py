@@ -12,8 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from lxml import etree
-
+from pymw_admin import boincxml
 from pymw_admin.remote import Host
 from pymw_admin.server.plan import Action, Context, Step
 from pymw_admin.server.project import SYSTEM_PATH, config_path
@@ -33,17 +32,9 @@ class DaemonFacts:
 
 def daemon_names(config_xml: str) -> tuple[str, str]:
     """(names joined by spaces, <host>) from config.xml."""
-    root = etree.fromstring(config_xml.encode())
-    names = []
-    for daemon in root.iterfind("daemons/daemon"):
-        if (daemon.findtext("disabled") or "0").strip() not in ("0", ""):
-            continue
-        cmd = (daemon.findtext("cmd") or "").split()
-        if cmd:
-            name = (daemon.findtext("pid_file") or cmd[0].rsplit("/", 1)[-1] + ".pid").strip()
-            if PID_NAME_RE.match(name) and name not in (".", ".."):
-                names.append(name)
-    return " ".join(names), (root.findtext("config/host") or "").strip()
+    names = [name for name, daemon in boincxml.configured_daemons(config_xml).items()
+             if not daemon.disabled and PID_NAME_RE.match(name) and name not in (".", "..")]
+    return " ".join(names), boincxml.config_value(config_xml, "host")
 
 
 def status(host: Host, spec: ProjectSpec) -> DaemonFacts:
