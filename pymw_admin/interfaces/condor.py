@@ -18,12 +18,14 @@ the same state directory re-adopts every task the previous one did not collect: 
 are followed, results already retrieved are handed over, nothing is submitted twice.
 
 Files (``STATE`` is the state directory): ``STATE/tasks/ID.task`` (task files, spooled),
-``STATE/out/ID.result|.out|.err`` (what came back), ``STATE/journal.jsonl``, ``STATE/tag``.
+``STATE/out/ID.result|.out|.err`` (what came back), ``STATE/journal.jsonl``, ``STATE/tag``,
+``STATE/lock`` (held by the running master, with its pid: one master per state directory).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -251,6 +253,26 @@ class _Journal:
         self._file.close()
 
 
+def _lock_state_dir(state_dir: Path) -> int:
+    """Hold ``STATE/lock`` (flock) for the interface's lifetime: two masters on one state
+    directory would adopt each other's jobs and collect results twice."""
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        who = f"pid {holder}" if holder.isdigit() else "pid unknown"
+        raise UsageError(f"condor state directory {state_dir} is in use by a running master "
+                         f"({who}); wait for it to end or use another -p/tag") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 @dataclass
 class _Task:
     task_id: str
@@ -312,19 +334,25 @@ class CondorInterface:
             raise
 
     def _open_state(self, tag: str | None) -> None:
-        for sub in ("tasks", "out"):
-            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
-        tag_file = self.state_dir / "tag"
-        if tag_file.exists():
-            self.tag = tag_file.read_text().strip()
-        else:
-            self.tag = tag or f"pymw-{uuid.uuid4().hex[:12]}"
-            tag_file.write_text(self.tag + "\n")
-        self._journal = _Journal(self.state_dir / "journal.jsonl")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_state_dir(self.state_dir)
         try:
-            self._resume()
+            for sub in ("tasks", "out"):
+                (self.state_dir / sub).mkdir(exist_ok=True)
+            tag_file = self.state_dir / "tag"
+            if tag_file.exists():
+                self.tag = tag_file.read_text().strip()
+            else:
+                self.tag = tag or f"pymw-{uuid.uuid4().hex[:12]}"
+                tag_file.write_text(self.tag + "\n")
+            self._journal = _Journal(self.state_dir / "journal.jsonl")
+            try:
+                self._resume()
+            except BaseException:
+                self._journal.close()
+                raise
         except BaseException:
-            self._journal.close()
+            os.close(self._lock)
             raise
 
     # --- resume ----------------------------------------------------------------------------------
@@ -683,6 +711,7 @@ class CondorInterface:
             task.state = "abandoned"
         self._journal.write(*({"e": "abandoned", "id": t.task_id} for t in abandoned))
         self._journal.close()
+        os.close(self._lock)  # a later master may take the state directory now
         self._by_job.clear()
         if self._temporary:
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import htcondor2
 import pytest
 
-from pymw_admin.errors import EngineUnavailable
+from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.condor import CondorInterface, _self_extracting
 from pymw_admin.runtime import Master, WorkerLost
 from testbed.condor import Pool
@@ -118,3 +118,18 @@ def test_resume_refuses_a_schedd_that_does_not_answer(
     assert _open_files(state / "journal.jsonl") == []  # the failed start closed its journal
     journal = (state / "journal.jsonl").read_text().splitlines()
     assert len(journal) == 2  # and wrote nothing: t1 is still there for a later master
+
+
+def test_a_second_master_on_the_same_state_dir_is_refused(
+    pool: Pool, bundle: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    first = CondorInterface(app_path=bundle, state_dir=state)
+    try:
+        with pytest.raises(UsageError, match=rf"in use by a running master \(pid {os.getpid()}\)"
+                           ) as info:
+            CondorInterface(app_path=bundle, state_dir=state)
+        assert "\n" not in str(info.value)
+    finally:
+        first.close()
+    CondorInterface(app_path=bundle, state_dir=state).close()  # free again once it ended
