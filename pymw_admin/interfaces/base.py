@@ -65,6 +65,12 @@ class Resumable(Protocol):
     through ``wait()`` as usual. ``acknowledge(task_id)`` is called once the caller has been handed
     a task's result (or error), so the interface can record it as collected and a later master
     never collects it again: each result exactly once.
+
+    Optional as well (the master looks it up with getattr): ``detach()``, which
+    ``Master.__exit__`` calls instead of ``close()`` when an exception (Ctrl-C included) ends the
+    master. It lets go of the interface's state but leaves the tasks running, so a later master on
+    the same persistent state resumes them; an interface whose state cannot be resumed (a
+    temporary directory) just closes. A clean exit still calls ``close()``.
     """
 
     def resumed_tasks(self) -> list[tuple[str, str]]:

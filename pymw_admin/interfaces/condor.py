@@ -461,11 +461,8 @@ class CondorInterface:
         desc.update(self.submit_options)
         return htcondor2.Submit(desc)
 
-    def _flush(self) -> None:
-        """Hand every pending task to the schedd as one cluster."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
+    def _take_in(self, batch: list[tuple[str, bytes]]) -> None:
+        """Write the batch's task files and journal its new tasks, before the schedd sees them."""
         events = []
         for task_id, blob in batch:
             (self.state_dir / "tasks" / f"{task_id}.task").write_bytes(blob)
@@ -480,6 +477,13 @@ class CondorInterface:
                 for suffix in (".result", ".out", ".err"):
                     (self.state_dir / "out" / f"{task_id}{suffix}").unlink(missing_ok=True)
         self._journal.write(*events)
+
+    def _flush(self) -> None:
+        """Hand every pending task to the schedd as one cluster."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._take_in(batch)
         try:
             result = self.schedd.submit(
                 self._description(), itemdata=iter([{"pymw_task": t} for t, _ in batch]),
@@ -691,6 +695,25 @@ class CondorInterface:
     def jobs(self) -> dict[str, str]:
         """task id -> HTCondor job id of every job in flight."""
         return {t: j for j, t in self._by_job.items()}
+
+    def detach(self) -> None:
+        """Let go of the state directory but leave the jobs running, for a later master to resume
+        (the master ends by an exception or Ctrl-C). Tasks handed over but not yet submitted are
+        journalled, so that master submits them. A temporary state directory cannot be resumed:
+        there this is ``close()``."""
+        if self._closed:
+            return
+        if self._temporary:
+            self.close()
+            return
+        self._closed = True
+        try:
+            self._take_in([(t, b) for t, b in self._pending if t not in self._tasks])
+        finally:
+            self._journal.close()
+            os.close(self._lock)
+            self._pending.clear()
+            self._by_job.clear()
 
     def close(self) -> None:
         """Remove this master's jobs from the queue; a temporary state directory goes too."""

@@ -124,7 +124,13 @@ class Master:
     def __enter__(self) -> Master:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        detach = getattr(self.interface, "detach", None)
+        if exc_type is not None and detach is not None and not self._closed:
+            # an exception or Ctrl-C: a resumable engine keeps its tasks for the next master
+            self._closed = True
+            _live_masters.discard(self)
+            detach()
         self.cleanup()
 
     # --- submitting --------------------------------------------------------------------------

@@ -22,6 +22,13 @@ pytestmark = pytest.mark.condor
 REFUSED = {"requirements": "((("}
 
 
+def nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
 def test_packing_a_worker_leaves_another_writers_partial_file_alone(tmp_path: Path) -> None:
     payload, out = tmp_path / "payload", tmp_path / "worker.run"
     payload.write_bytes(b"PAYLOAD")
@@ -133,3 +140,33 @@ def test_a_second_master_on_the_same_state_dir_is_refused(
     finally:
         first.close()
     CondorInterface(app_path=bundle, state_dir=state).close()  # free again once it ended
+
+
+def test_an_exception_in_the_master_keeps_a_persistent_state_for_resume(
+    pool: Pool, bundle: Path, tmp_path: Path, schedd: htcondor2.Schedd
+) -> None:
+    state = tmp_path / "state"
+    iface = CondorInterface(app_path=bundle, state_dir=state)
+    live = f'PymwTag == "{iface.tag}" && JobStatus != 3'
+    with pytest.raises(RuntimeError, match="the script failed"), \
+            Master(interface=iface) as master:
+        running = master.submit_task(nap, input_data=(300,))
+        master.get_status()  # its job is in the queue now
+        handed = master.submit_task(nap, input_data=(300,))  # not yet given to the schedd
+        raise RuntimeError("the script failed")
+    assert len(schedd.query(live, ["ClusterId"])) == 1  # not removed
+    with Master(interface=CondorInterface(app_path=bundle, state_dir=state)) as again:
+        assert {t.task_id for t in again.resumed} == {running.task_id, handed.task_id}
+        again.get_status()  # the journalled, never submitted one is submitted now
+        assert len(schedd.query(live, ["ClusterId"])) == 2
+    deadline = time.monotonic() + 60  # a clean exit removes the jobs, as before
+    while schedd.query(live, ["ClusterId"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not schedd.query(live, ["ClusterId"])
+
+
+def test_an_exception_with_a_temporary_state_dir_still_cleans_up(pool: Pool, bundle: Path) -> None:
+    iface = CondorInterface(app_path=bundle)
+    with pytest.raises(KeyboardInterrupt), Master(interface=iface):
+        raise KeyboardInterrupt
+    assert not iface.state_dir.exists()  # nothing could resume from it
