@@ -63,7 +63,8 @@ def test(c: Context, k: str = "", unit: bool = False) -> None:
 def bench(c: Context) -> None:
     """Run every benchmark; each prints its ratio against the named peer (warn=True: a missed
     target prints and the next benchmark still runs)."""
-    for script in ("local_throughput", "mpi_throughput", "bundle_startup", "condor_overhead"):
+    # start-up first: it times single processes, so nothing else may still be winding down
+    for script in ("bundle_startup", "local_throughput", "mpi_throughput", "condor_overhead"):
         c.run(f"{sys.executable} benchmarks/{script}.py", warn=True)
     _bench_boinc(c)
 
