@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import sys
 import time
 import uuid
 import weakref
@@ -57,10 +58,27 @@ class Status:
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
 
 
+_ended_by_exception = False
+_previous_excepthook = sys.excepthook
+
+
+def _note_uncaught(*info: Any) -> None:
+    """A script ending on an uncaught exception: masters not ended by ``with`` detach at exit."""
+    global _ended_by_exception
+    _ended_by_exception = True
+    _previous_excepthook(*info)
+
+
+sys.excepthook = _note_uncaught
+
+
 @atexit.register
 def _cleanup_at_exit() -> None:
     for master in list(_live_masters):
-        master.cleanup()
+        if _ended_by_exception:
+            master._detach_or_cleanup()
+        else:
+            master.cleanup()
 
 
 class Master:
@@ -125,13 +143,20 @@ class Master:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        detach = getattr(self.interface, "detach", None)
-        if exc_type is not None and detach is not None and not self._closed:
-            # an exception or Ctrl-C: a resumable engine keeps its tasks for the next master
-            self._closed = True
-            _live_masters.discard(self)
-            detach()
+        if exc_type is not None:
+            self._detach_or_cleanup()
         self.cleanup()
+
+    def _detach_or_cleanup(self) -> None:
+        """An exception or Ctrl-C ends the master: a resumable engine keeps its tasks for the
+        next master (``detach``); any other is cleaned up."""
+        detach = getattr(self.interface, "detach", None)
+        if detach is None or self._closed:
+            self.cleanup()
+            return
+        self._closed = True
+        _live_masters.discard(self)
+        detach()
 
     # --- submitting --------------------------------------------------------------------------
 

@@ -170,3 +170,45 @@ def test_an_exception_with_a_temporary_state_dir_still_cleans_up(pool: Pool, bun
     with pytest.raises(KeyboardInterrupt), Master(interface=iface):
         raise KeyboardInterrupt
     assert not iface.state_dir.exists()  # nothing could resume from it
+
+
+UNCAUGHT = """
+import sys
+from pymw_admin.interfaces.condor import CondorInterface
+from pymw_admin.runtime import Master
+
+def nap(seconds):
+    import time
+    time.sleep(seconds)
+    return seconds
+
+master = Master(interface=CondorInterface(app_path=sys.argv[1], state_dir=sys.argv[2]))
+master.submit_task(nap, input_data=(300,))
+master.get_status()
+raise RuntimeError("the script failed")  # no `with`: the exit hook decides
+"""
+
+
+def test_an_uncaught_exception_without_with_also_keeps_the_jobs(
+    pool: Pool, bundle: Path, tmp_path: Path, schedd: htcondor2.Schedd
+) -> None:
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    script = tmp_path / "master.py"
+    script.write_text(UNCAUGHT)
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, str(script), str(bundle), str(state)],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    assert out.returncode == 1 and "the script failed" in out.stderr
+    tag = (state / "tag").read_text().strip()
+    live = f'PymwTag == "{tag}" && JobStatus != 3'
+    assert len(schedd.query(live, ["ClusterId"])) == 1  # detached, not removed
+    with Master(interface=CondorInterface(app_path=bundle, state_dir=state)) as again:
+        assert len(again.resumed) == 1
+    deadline = time.monotonic() + 60  # that clean exit removes the job
+    while schedd.query(live, ["ClusterId"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not schedd.query(live, ["ClusterId"])
