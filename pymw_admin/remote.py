@@ -17,9 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymw_admin.errors import RemoteError, UsageError
+
+if TYPE_CHECKING:
+    from paramiko import Channel  # paramiko loads only when a connection is made
 
 T = TypeVar("T")
 
@@ -321,13 +324,18 @@ class SSHHost(Host):
         self._conn = conn
         return self
 
-    def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
+    def _open_channel(self) -> Channel:
+        """A new session channel on the (re)used connection."""
         if self._conn is None:
             self.connect()
+        assert self._conn is not None
         transport = self._conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise RemoteError(f"{self.name}: the ssh connection was lost")
-        chan = transport.open_session()
+        return transport.open_session()
+
+    def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
+        chan = self._open_channel()
         try:
             chan.exec_command(command)
             if stdin:
@@ -358,12 +366,7 @@ class SSHHost(Host):
         return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def _stream(self, command: str, write: Callable[[bytes], object]) -> int:
-        if self._conn is None:
-            self.connect()
-        transport = self._conn.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise RemoteError(f"{self.name}: the ssh connection was lost")
-        chan = transport.open_session()
+        chan = self._open_channel()
         try:
             chan.set_combine_stderr(True)
             chan.exec_command(command)
@@ -373,13 +376,13 @@ class SSHHost(Host):
                 try:
                     chunk = chan.recv(65536)
                 except TimeoutError:
-                    if not transport.is_active():
+                    if not chan.get_transport().is_active():
                         raise RemoteError(f"{self.name}: the ssh connection was lost") from None
                     continue
                 if not chunk:
                     break
                 write(chunk)
-            if not chan.exit_status_ready() and not transport.is_active():
+            if not chan.exit_status_ready() and not chan.get_transport().is_active():
                 raise RemoteError(f"{self.name}: the ssh connection was lost")
             return chan.recv_exit_status()
         finally:
