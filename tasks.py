@@ -7,7 +7,9 @@ engine idempotently, cached outside the repository), lints, type-checks and runs
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
+from pathlib import Path
 
 from invoke import Collection, Context, task
 
@@ -79,7 +81,13 @@ def _bench_boinc(c: Context) -> None:
         print(f"boinc_create_work: skipped, no deployed test project at {PROJECT_DIR} "
               "(run `invoke test` where a BOINC server tree is, first)")
         return
-    c.run(f"sudo -n -u {OWNER} {python} benchmarks/boinc_create_work.py -p {PROJECT_DIR}",
+    # the owner runs copies: the checkout may be in a directory it cannot read
+    bench = WORK / "bench"
+    bench.mkdir(exist_ok=True)
+    for name in ("_common.py", "boinc_create_work.py"):
+        shutil.copy(Path("benchmarks") / name, bench / name)
+    c.run(f"chmod -R a+rX {bench}")
+    c.run(f"sudo -n -u {OWNER} {python} {bench / 'boinc_create_work.py'} -p {PROJECT_DIR}",
           warn=True)
 
 

@@ -9,6 +9,7 @@ BOINC server tree.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -85,25 +86,39 @@ def project() -> Project:
 
 @pytest.fixture(scope="session")
 def master_python(project: Project) -> str:
-    """A Python the owner can run, of the bundle's minor version, with pymw-admin installed."""
+    """A Python the owner can run, of the bundle's minor version, with this checkout's
+    pymw-admin installed in it (a copy, not an editable link: the checkout may be in a directory
+    the owner cannot read, and must be the code under test, not an earlier checkout's)."""
     venv = WORK / "master-venv"
     python = venv / "bin" / "python"
+    stamp = venv / "pymw-admin-source"
     wanted = bundle_bed.up().manifest.python
+    source = _source_digest()
     if python.exists():
         probe = subprocess.run(
             ["sudo", "-n", "-u", OWNER, str(python), "-c",
              "import sys, pymw_admin; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
             capture_output=True, text=True, check=False)
-        if probe.returncode == 0 and probe.stdout.strip() == wanted:
-            return str(python)
-        shutil.rmtree(venv)
-    base = shutil.which(f"python{wanted}", path="/usr/bin:/usr/local/bin")
-    if base is None:
-        pytest.skip(f"no system python{wanted} (the bundle's minor version) for the owner")
-    subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(REPO)], check=True)
-    subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
+        if probe.returncode != 0 or probe.stdout.strip() != wanted:
+            shutil.rmtree(venv)
+    if not python.exists():
+        base = shutil.which(f"python{wanted}", path="/usr/bin:/usr/local/bin")
+        if base is None:
+            pytest.skip(f"no system python{wanted} (the bundle's minor version) for the owner")
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    if not stamp.exists() or stamp.read_text() != source:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--force-reinstall",
+                        str(REPO)], check=True)
+        stamp.write_text(source)
+        subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
     return str(python)
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in [*sorted((REPO / "pymw_admin").rglob("*.py")), REPO / "pyproject.toml"]:
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 @dataclass

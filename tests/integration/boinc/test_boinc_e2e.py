@@ -117,13 +117,15 @@ def runs(project: Project, master_python: str, kicker: None) -> Iterator[Runs]:
     resumable = write_script("boinc_resumable.py", RESUMABLE)
     result.resume_tag = tag("resume")
     started = time.monotonic()
-    result.pi = start_master(master_python, REPO / "examples" / "monte_pi.py", "-a",
+    # the owner runs the masters: copies where it can read them (the checkout may be private)
+    monte_pi = write_script("monte_pi.py", (REPO / "examples" / "monte_pi.py").read_text())
+    result.pi = start_master(master_python, monte_pi, "-a",
                              f"tag={tag('pi')}", "--tasks", "4", "--darts", "200000")
     result.checks = start_master(master_python, checks, "-a", f"tag={tag('checks')}", "12")
     result.first_submit = start_master(master_python, resumable, "-a",
                                        f"tag={result.resume_tag}", "submit")
     result.replicated = start_master(
-        master_python, REPO / "examples" / "monte_pi.py", "-a",
+        master_python, monte_pi, "-a",
         f"min_quorum=2 target_nresults=2 tag={tag('replicated')}", "--tasks", "2",
         "--darts", "100000")
     stop = threading.Event()
