@@ -45,9 +45,10 @@ def status(c: Context) -> None:
 
 @task
 def lint(c: Context) -> None:
-    """ruff and mypy."""
+    """ruff, mypy and the layer contracts (pyproject.toml's [tool.importlinter])."""
     c.run(f"{sys.executable} -m ruff check pymw_admin tests testbed benchmarks examples tasks.py")
     c.run(f"{sys.executable} -m mypy")
+    c.run(str(Path(sys.executable).with_name("lint-imports")))
 
 
 @task(help={"k": "pytest -k expression", "unit": "only the fast unit tests"})

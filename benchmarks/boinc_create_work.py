@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import noop, report
 
-from pymw_admin import boincxml
+from pymw_admin.admin import boincxml
 from pymw_admin.interfaces.boinc import BoincInterface, ProjectLayout
-from pymw_admin.runtime import encoding
+from pymw_admin.wire import encoding
 
 APP = "pymwbench"
 TARGET = 20.0

@@ -6,7 +6,7 @@ Uses the bundle at ``--bundle`` (default: the testbed's, built when missing). St
 of ``--runs`` runs, each side interleaved in the same run: (i) the bundle printing ``--about``
 (interpreter + worker + cloudpickle imported) next to ``python -c "import cloudpickle"``; (ii) one
 no-op task end to end (read, run, write the result, finish) by the bundle next to
-``python -m pymw_admin.runtime.worker``. Targets: start-up <= 100 ms, size <= 40 MB.
+``python -m pymw_admin.worker.run``. Targets: start-up <= 100 ms, size <= 40 MB.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from pymw_admin.bundles.manifest import Bundle, open_bundle
-from pymw_admin.runtime.encoding import encode_task
+from pymw_admin.wire.encoding import encode_task
 
 START_TARGET_MS = 100.0
 SIZE_TARGET_MB = 40.0
@@ -59,7 +59,7 @@ def main() -> int:
             "start-up": ([exe, "--about"], [sys.executable, "-c", "import cloudpickle"]),
             "one no-op task": (
                 ["env", "-i", exe, "task", "result"],
-                [sys.executable, "-m", "pymw_admin.runtime.worker", "task", "result"],
+                [sys.executable, "-m", "pymw_admin.worker.run", "task", "result"],
             ),
         }
         times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}

@@ -34,7 +34,7 @@ def direct(schedd: object, program: Path, blobs: dict[str, bytes]) -> None:
     import classad2
     import htcondor2
 
-    from pymw_admin.runtime.encoding import decode_result_header
+    from pymw_admin.wire.encoding import decode_result_header
 
     assert isinstance(schedd, htcondor2.Schedd)
     with tempfile.TemporaryDirectory(prefix="condor-direct-") as tmp:
@@ -88,7 +88,7 @@ def main() -> int:
     htcondor2.reload_config()
     from pymw_admin.interfaces.condor import CondorInterface, worker_program
     from pymw_admin.runtime import Master
-    from pymw_admin.runtime.encoding import encode_task, pickle_function
+    from pymw_admin.wire.encoding import encode_task, pickle_function
 
     bundle = bundle_testbed.up().root
     program = worker_program(bundle).path  # packed once, outside both clocks

@@ -45,7 +45,7 @@ def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def _server_packages() -> tuple[str, ...]:
-    from pymw_admin.server.packages import server_packages
+    from pymw_admin.admin.server.packages import server_packages
 
     return server_packages()
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.errors import ConfigError, EngineUnavailable
-from pymw_admin.runtime.encoding import python_minor
+from pymw_admin.wire.encoding import python_minor
 
 SPEC_NAME = "pymw-worker.spec"
 ENTRY_NAME = "pymw_worker.py"
@@ -198,7 +198,7 @@ def build(
         "name": PROGRAM,
         "pathex": [str(recipes)],
         "hidden_imports": [*stdlib_modules(), "pymw_admin.bundles.boinc",
-                           "pymw_admin.bundles.entry", "pymw_admin.runtime.scripting"],
+                           "pymw_admin.bundles.entry", "pymw_admin.worker.scripting"],
         "collect": [_import_name(name) for name in with_packages],
         "binaries": _boinc_binaries(library) if library else [],
         "excludes": sorted(_STDLIB_EXCLUDES),

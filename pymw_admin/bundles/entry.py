@@ -3,11 +3,11 @@
     pymw-worker                      # under BOINC: logical names pymw_task -> pymw_result
     pymw-worker TASK RESULT [--workdir DIR]
     pymw-worker --serve              # the persistent worker the local interface speaks to
-    pymw-worker -m pymw_admin.runtime.worker ...   # so the bundle can stand in for ``python``
+    pymw-worker -m pymw_admin.worker.run ...   # so the bundle can stand in for ``python``
     pymw-worker --about              # python version, platform, packages (JSON)
 
 It resolves the logical input and output names through the ``boinc`` module, reports fraction done,
-runs ``pymw_admin.runtime.worker.run_task`` and calls ``boinc.finish(0)`` once a result record is
+runs ``pymw_admin.worker.run.run_task`` and calls ``boinc.finish(0)`` once a result record is
 written (a task that raised is still a record: the master reports it). A task pickled by another
 Python minor version is refused before its payload is touched, with one clear line on stderr and a
 ``PythonVersionMismatch`` record for the master.
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from pymw_admin.bundles import boinc
-from pymw_admin.runtime import worker
-from pymw_admin.runtime.encoding import EncodingError, python_minor, read_task_header
+from pymw_admin.wire.encoding import EncodingError, python_minor, read_task_header
+from pymw_admin.worker import run as worker
 
 TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
 RESULT_NAME = "pymw_result"
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # tutorial-style task code says ``import boinc``: the bundle's boinc is this module
     sys.modules.setdefault("boinc", boinc)
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:2] == ["-m", "pymw_admin.runtime.worker"]:
+    if args[:2] == ["-m", "pymw_admin.worker.run"]:
         return worker.main(args[2:])
     if args == ["--serve"]:
         return worker.serve()

@@ -1,6 +1,6 @@
 """``pymw-admin deploy-app [APP]``: the app, its versions (one per bundle), templates and daemons.
 
-Thin: read the project file (or flags), find the bundles, run pymw_admin.apps.deploy with
+Thin: read the project file (or flags), find the bundles, run pymw_admin.admin.apps.deploy with
 step-by-step progress. Safe to re-run: nothing changed, nothing done.
 """
 
@@ -13,15 +13,15 @@ from typing import Annotated
 
 import typer
 
-from pymw_admin import config
-from pymw_admin.apps.deploy import find_bundles, steps
-from pymw_admin.apps.spec import DEFAULT_APP, AppSpec, check_app_name
+from pymw_admin.admin import config
+from pymw_admin.admin.apps.deploy import find_bundles, steps
+from pymw_admin.admin.apps.spec import DEFAULT_APP, AppSpec, check_app_name
+from pymw_admin.admin.plan import Context, StepReport
+from pymw_admin.admin.remote import HostSpec, connect
+from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
 from pymw_admin.errors import UsageError
-from pymw_admin.remote import HostSpec, connect
-from pymw_admin.server.plan import Context, StepReport
-from pymw_admin.server.spec import ProjectSpec
 
 
 def _default_dist() -> Path:

@@ -1,6 +1,6 @@
 """``pymw-admin init-project NAME --host HOST``: turn a Debian/Ubuntu host into a BOINC server.
 
-Thin: parse options, connect, run the provisioning plan (pymw_admin.server.provision) with
+Thin: parse options, connect, run the provisioning plan (pymw_admin.admin.server.provision) with
 step-by-step progress, write pymw-admin.toml. Safe to re-run: a converged host changes nothing.
 """
 
@@ -13,14 +13,14 @@ from typing import Annotated
 
 import typer
 
-from pymw_admin import config
+from pymw_admin.admin import config
+from pymw_admin.admin.plan import Context, StepReport
+from pymw_admin.admin.remote import HostSpec, connect
+from pymw_admin.admin.server import provision
+from pymw_admin.admin.server.boinc_build import parse_source
+from pymw_admin.admin.server.spec import DEFAULT_BOINC_SOURCE, ProjectSpec, check_name, check_user
 from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
-from pymw_admin.remote import HostSpec, connect
-from pymw_admin.server import provision
-from pymw_admin.server.boinc_build import parse_source
-from pymw_admin.server.plan import Context, StepReport
-from pymw_admin.server.spec import DEFAULT_BOINC_SOURCE, ProjectSpec, check_name, check_user
 
 
 @app.command("init-project")

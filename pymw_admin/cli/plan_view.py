@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.markup import escape
 
-from pymw_admin.server.plan import Context, Step, StepFailed, StepReport, run_plan
+from pymw_admin.admin.plan import Context, Step, StepFailed, StepReport, run_plan
 
 MARK = {"already done": "[green]✓[/]", "changed": "[yellow]✎[/]",
         "would change": "[cyan]→[/]", "failed": "[bold red]✗[/]"}

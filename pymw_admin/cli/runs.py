@@ -1,6 +1,6 @@
 """``pymw-admin run SCRIPT [-- ARGS]``, ``runs``, ``logs ID``, ``attach ID``, ``stop ID``.
 
-Thin: resolve the project (pymw-admin.toml or flags), connect, call pymw_admin.runs, render.
+Thin: resolve the project (pymw-admin.toml or flags), connect, call pymw_admin.admin.runs, render.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pymw_admin import runs, target
+from pymw_admin.admin import runs, target
+from pymw_admin.admin.remote import Host, connect
 from pymw_admin.cli.app import app, console, err_console
 from pymw_admin.errors import RemoteError
-from pymw_admin.remote import Host, connect
 
 ProjectFileOpt = Annotated[Path | None, typer.Option(
     "--project-file", help="The project file (default ./pymw-admin.toml).")]

@@ -12,7 +12,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from pymw_admin import project_status, runs
+from pymw_admin.admin import runs
+from pymw_admin.admin import status as project_status
 from pymw_admin.cli.app import app, console, fail
 from pymw_admin.cli.runs import (
     HostOpt,

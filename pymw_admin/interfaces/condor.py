@@ -46,7 +46,7 @@ import htcondor2
 
 from pymw_admin.errors import ConfigError, EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
-from pymw_admin.runtime.encoding import python_minor, read_task_header
+from pymw_admin.wire.encoding import python_minor, read_task_header
 
 # HTCondor's JobStatus values
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
@@ -108,7 +108,7 @@ _PYTHON_HEADER = """\
 # pymw-admin HTCondor worker: the nodes' Python runs the worker; pymw-admin is the zip below
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 PYTHONPATH="$self${{PYTHONPATH:+:$PYTHONPATH}}" \
-    exec {python} {args} -m pymw_admin.runtime.worker "$@"
+    exec {python} {args} -m pymw_admin.worker.run "$@"
 exit 1
 """
 

@@ -1,6 +1,6 @@
 """The local (multicore) interface: persistent worker processes on this machine.
 
-Each worker is ``python -m pymw_admin.runtime.worker --serve`` talking over its stdin/stdout pipes.
+Each worker is ``python -m pymw_admin.worker.run --serve`` talking over its stdin/stdout pipes.
 A worker is fed several tasks at a time while tasks are short (so no-op tasks are not bound by round
 trips) and at most two while they are long (so the last tasks don't wait behind a busy worker). A
 worker that dies is replaced; its tasks come back as retryable failures and the master decides.
@@ -20,7 +20,7 @@ from pymw_admin.errors import UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.interfaces.serve_child import ServeChild
 from pymw_admin.interfaces.worker_load import WorkerLoad, deal
-from pymw_admin.runtime.framing import pack_batch, unpack_batch
+from pymw_admin.wire.framing import pack_batch, unpack_batch
 
 
 @dataclass(kw_only=True)

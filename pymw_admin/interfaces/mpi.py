@@ -44,7 +44,7 @@ from pymw_admin.interfaces.mpi_worker import (
     serve_rank_forever,
 )
 from pymw_admin.interfaces.worker_load import WorkerLoad, deal
-from pymw_admin.runtime.framing import pack_batch, unpack_batch
+from pymw_admin.wire.framing import pack_batch, unpack_batch
 
 CLOSE_SECONDS = 10.0  # how long close() waits for the workers to say goodbye
 

@@ -1,6 +1,6 @@
 """The MPI worker rank: forwards task batches to a guarded child process and results back.
 
-An MPI rank never runs a task itself. It keeps one child, ``python -m pymw_admin.runtime.worker
+An MPI rank never runs a task itself. It keeps one child, ``python -m pymw_admin.worker.run
 --serve`` (the local interface's worker), and relays frames between the master's MPI messages and
 the child's pipes without unpickling them. A task that crashes its process (a segfault,
 ``os._exit``, the kernel's OOM killer) therefore kills only the child: the rank reports the death,

@@ -1,4 +1,4 @@
-"""One persistent worker process, ``python -m pymw_admin.runtime.worker --serve``, and its pipes.
+"""One persistent worker process, ``python -m pymw_admin.worker.run --serve``, and its pipes.
 
 The local interface runs several of these; an MPI worker rank runs one and relays to it, so a task
 that kills its process kills only this child. Writes go through a thread of their own, so a large
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 
-from pymw_admin.runtime.framing import FrameBuffer, frame
+from pymw_admin.wire.framing import FrameBuffer, frame
 
 READ_CHUNK = 1 << 20
 
@@ -29,7 +29,7 @@ class ServeChild:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env["PYMW_WORKER_NAME"] = name
         self.proc = subprocess.Popen(
-            [python or sys.executable, "-m", "pymw_admin.runtime.worker", "--serve"],
+            [python or sys.executable, "-m", "pymw_admin.worker.run", "--serve"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

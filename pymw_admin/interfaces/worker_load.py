@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pymw_admin.interfaces.base import Completion, WorkerStats
-from pymw_admin.runtime.encoding import decode_result_header
+from pymw_admin.wire.encoding import decode_result_header
 
 SHORT_TASK_SECONDS = 0.005  # below this mean run time a worker is fed many tasks at once
 DEEP_PREFETCH = 64

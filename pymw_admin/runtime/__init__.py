@@ -7,7 +7,7 @@
         for _ in tasks:
             task, result = master.get_result()
 
-Names load on first use: a worker imports ``pymw_admin.runtime.worker`` and should not pay for
+Names load on first use: a worker imports ``pymw_admin.worker.run`` and should not pay for
 the master, its options and the interfaces (a third of a frozen worker's start-up).
 """
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
         WorkerLost,
     )
     from pymw_admin.runtime.master import Master, Progress, PyMW_Master, Status
-    from pymw_admin.runtime.scripting import pymw_get_input, pymw_set_output
     from pymw_admin.runtime.task import Task, TaskState
+    from pymw_admin.worker.scripting import pymw_get_input, pymw_set_output
 
 _WHERE = {
     "options": "pymw_admin.runtime.options",
@@ -40,8 +40,8 @@ _WHERE = {
     "Progress": "pymw_admin.runtime.master",
     "PyMW_Master": "pymw_admin.runtime.master",
     "Status": "pymw_admin.runtime.master",
-    "pymw_get_input": "pymw_admin.runtime.scripting",
-    "pymw_set_output": "pymw_admin.runtime.scripting",
+    "pymw_get_input": "pymw_admin.worker.scripting",
+    "pymw_set_output": "pymw_admin.worker.scripting",
     "Task": "pymw_admin.runtime.task",
     "TaskState": "pymw_admin.runtime.task",
 }

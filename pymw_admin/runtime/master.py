@@ -21,7 +21,7 @@ from typing import Any
 
 from pymw_admin.interfaces import make_interface
 from pymw_admin.interfaces.base import Completion, Interface
-from pymw_admin.runtime import encoding, events, options
+from pymw_admin.runtime import events, options
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
     RemoteTraceback,
@@ -30,6 +30,7 @@ from pymw_admin.runtime.errors import (
     WorkerLost,
 )
 from pymw_admin.runtime.task import Task, TaskState
+from pymw_admin.wire import encoding
 
 Executable = Callable[..., Any] | str | os.PathLike[str]
 

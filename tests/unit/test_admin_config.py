@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin import config
+from pymw_admin.admin import config
+from pymw_admin.admin.remote import HostSpec
+from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import ConfigError
-from pymw_admin.remote import HostSpec
-from pymw_admin.server.spec import ProjectSpec
 
 
 def test_round_trip(tmp_path: Path) -> None:

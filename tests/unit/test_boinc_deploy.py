@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pymw_admin import boincxml
-from pymw_admin.apps import daemons, register, scripts, signing, versions
-from pymw_admin.apps.spec import AppSpec
+from pymw_admin.admin import boincxml
+from pymw_admin.admin.apps import daemons, register, scripts, signing, versions
+from pymw_admin.admin.apps.spec import AppSpec
+from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import version_xml
 from pymw_admin.errors import ConfigError, UsageError
-from pymw_admin.server.spec import ProjectSpec
 
 SPEC = ProjectSpec(name="proj", url_base="http://h/", host_name="h")
 LINUX = "x86_64-pc-linux-gnu"
@@ -229,9 +229,9 @@ def test_plan_view_counts_the_plan_and_shows_step_text_as_is() -> None:
     # init-project and deploy-app share one view; its step count comes from the plan itself
     from rich.console import Console
 
+    from pymw_admin.admin.plan import Context, Step
+    from pymw_admin.admin.remote import LocalHost
     from pymw_admin.cli import plan_view
-    from pymw_admin.remote import LocalHost
-    from pymw_admin.server.plan import Context, Step
 
     plan = [Step(f"s{i}", f"step {i} in [/x]", lambda ctx: None, lambda facts, spec: [],
                  lambda ctx, actions: None) for i in range(5)]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from pymw_admin.admin.project_scripts import SCRIPTS_DIR
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
-from pymw_admin.project_scripts import SCRIPTS_DIR
 from pymw_admin.runtime import Master
 from pymw_admin.runtime.errors import TaskError, WorkerLost
 
@@ -39,7 +39,7 @@ for n, line in enumerate(lines, 1):
     h = hashlib.md5(name.encode()).hexdigest()
     task = os.path.join(root, "download", "%x" % (int(h[1:8], 16) % 1024), name)
     out = os.path.join(root, "upload", wu + "_0_r12345_0")
-    subprocess.run([{python!r}, "-m", "pymw_admin.runtime.worker", task, out], check=True)
+    subprocess.run([{python!r}, "-m", "pymw_admin.worker.run", task, out], check=True)
     subprocess.run([{python!r}, os.path.join(root, "bin", "pymw_assimilator"), str(n), out],
                    cwd=os.path.join(root, "tmp_vm"), check=True)
 '''
@@ -211,7 +211,7 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
         name = f"pymw_t5_{task.task_id.replace('-', '_')}"
         layout = boinc.ProjectLayout.read(root)
         out = root / "upload" / f"{name}_0_r1_0"
-        subprocess.run([sys.executable, "-m", "pymw_admin.runtime.worker",
+        subprocess.run([sys.executable, "-m", "pymw_admin.worker.run",
                         str(layout.download_path(f"{name}.task")), str(out)], check=True)
         subprocess.run([sys.executable, str(root / "bin" / "pymw_assimilator"), str(n),
                         str(out)], cwd=root / "tmp_vm", check=True)

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pymw_admin.project_scripts import SCRIPTS_DIR
-from pymw_admin.runtime.encoding import ResultRecord, encode_result
+from pymw_admin.admin.project_scripts import SCRIPTS_DIR
+from pymw_admin.wire.encoding import ResultRecord, encode_result
 
 ASSIMILATOR = SCRIPTS_DIR / "pymw_assimilator.py"
 COMPARE = SCRIPTS_DIR / "pymw_compare.py"
@@ -140,7 +140,7 @@ def test_compare_agrees_on_equal_values_pickled_differently(tmp_path: Path) -> N
 def test_compare_restricts_like_the_master() -> None:
     import importlib.util
 
-    from pymw_admin.runtime import encoding
+    from pymw_admin.wire import encoding
 
     spec = importlib.util.spec_from_file_location("pymw_compare", COMPARE)
     assert spec is not None and spec.loader is not None

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pymw_admin.bundles import boinc, entry
-from pymw_admin.runtime import worker
-from pymw_admin.runtime.encoding import ResultRecord, decode_result_header, encode_task
+from pymw_admin.wire.encoding import ResultRecord, decode_result_header, encode_task
+from pymw_admin.worker import run as worker
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,9 @@ from lxml import etree
 
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import slot
-from pymw_admin.bundles.rehearsal import BundleInterface
 from pymw_admin.errors import ConfigError
 from pymw_admin.interfaces.base import Completion
+from pymw_admin.interfaces.bundle import BundleInterface
 from pymw_admin.runtime import Master
 from pymw_admin.runtime.errors import WorkerLost
 

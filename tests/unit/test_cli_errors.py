@@ -21,7 +21,7 @@ def test_fail_prints_the_message_as_text(message: str, capsys: pytest.CaptureFix
 def test_tables_take_names_as_text() -> None:
     from rich.console import Console
 
-    from pymw_admin import runs
+    from pymw_admin.admin import runs
 
     info = runs.RunInfo(id="1", script="[/x].py", pid=None, alive=False, exit_code=1,
                         started=None, ended=None, stopped=False)
@@ -33,7 +33,7 @@ def test_tables_take_names_as_text() -> None:
 def test_status_failures_take_volunteers_text_as_text() -> None:
     from rich.console import Console
 
-    from pymw_admin import project_status
+    from pymw_admin.admin import status as project_status
 
     failure = project_status.Failure(kind="result", name="wu_1", workunit="wu", app="[/a]",
                                      when=0.0, reason="Traceback [/x] ]]>")

@@ -10,7 +10,8 @@ import pickle
 
 import pytest
 
-from pymw_admin.runtime import encoding, worker
+from pymw_admin.wire import encoding
+from pymw_admin.worker import run as worker
 
 
 def add(a: int, b: int) -> int:

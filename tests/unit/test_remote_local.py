@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pymw_admin.admin.remote import HostSpec, LocalHost, connect
 from pymw_admin.errors import RemoteError
-from pymw_admin.remote import HostSpec, LocalHost, connect
 
 
 def test_run_stdin_and_failure() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin import runs, target
+from pymw_admin.admin import runs, target
+from pymw_admin.admin.runs import FIELD_SEP, RunInfo, RunPlan, ServerPython
 from pymw_admin.errors import ConfigError, UsageError
-from pymw_admin.runs import FIELD_SEP, RunInfo, RunPlan, ServerPython
 
 
 def _line(*fields: str) -> str:
@@ -165,9 +165,9 @@ def test_target_from_flags_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_target_from_project_file_with_overrides(tmp_path: Path) -> None:
-    from pymw_admin import config
-    from pymw_admin.remote import HostSpec
-    from pymw_admin.server.spec import ProjectSpec
+    from pymw_admin.admin import config
+    from pymw_admin.admin.remote import HostSpec
+    from pymw_admin.admin.server.spec import ProjectSpec
 
     spec = ProjectSpec(name="proj", url_base="http://h/", host_name="h", owner="adm",
                        project_dir="/srv/proj")
@@ -195,7 +195,7 @@ def test_requirements_read_from_the_wheel(tmp_path: Path) -> None:
 
 def test_runs_use_the_one_system_path() -> None:
     # BOINC's tools and the run script need the same plain PATH: one definition, not two copies
-    from pymw_admin import runs
-    from pymw_admin.server import project
+    from pymw_admin.admin import runs
+    from pymw_admin.admin.server import project
 
     assert runs.SYSTEM_PATH is project.SYSTEM_PATH

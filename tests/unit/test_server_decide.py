@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from pymw_admin.errors import UsageError
-from pymw_admin.server import (
+from pymw_admin.admin.plan import Action
+from pymw_admin.admin.server import (
     apache,
     boinc_build,
     cron,
@@ -20,8 +20,8 @@ from pymw_admin.server import (
     packages,
     project,
 )
-from pymw_admin.server.plan import Action
-from pymw_admin.server.spec import ProjectSpec
+from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.errors import UsageError
 
 SPEC = ProjectSpec("sandbox", url_base="http://10.0.0.5", host_name="vm",
                    boinc_source="/srv/boinc")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pymw_admin import project_status as ps
+from pymw_admin.admin import status as ps
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_status_dict_totals_and_daemons() -> None:
 
 
 def test_sql_never_names_a_password() -> None:
-    from pymw_admin.target import HostSpec, ProjectTarget
+    from pymw_admin.admin.target import HostSpec, ProjectTarget
 
     command = ps.mysql_command(ProjectTarget(HostSpec("h"), "proj", "o", "/p"))
     assert command == "mysql --defaults-extra-file=/etc/pymw-admin/proj/client.cnf -N -B proj"

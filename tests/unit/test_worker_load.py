@@ -11,7 +11,7 @@ from pymw_admin.interfaces.worker_load import (
     WorkerLoad,
     deal,
 )
-from pymw_admin.runtime import encoding
+from pymw_admin.wire import encoding
 
 
 def _pending(n: int) -> deque[tuple[str, bytes]]:

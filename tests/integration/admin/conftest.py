@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.remote import Host, HostSpec, connect
+from pymw_admin.admin.remote import Host, HostSpec, connect
 from testbed import boinc_tree, ssh_host
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.remote import Host
-from pymw_admin.server import boinc_build
-from pymw_admin.server.plan import Action, Context
-from pymw_admin.server.spec import ProjectSpec
+from pymw_admin.admin.plan import Action, Context
+from pymw_admin.admin.remote import Host
+from pymw_admin.admin.server import boinc_build
+from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import ssh_host
 
 pytestmark = pytest.mark.ssh

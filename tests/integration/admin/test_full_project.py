@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin import config
-from pymw_admin.server import daemons
-from pymw_admin.server.spec import ProjectSpec
+from pymw_admin.admin import config
+from pymw_admin.admin.server import daemons
+from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import ssh_host
 from testbed.cache import CACHE
 from tests.integration.admin.conftest import json_out, pymw_admin
@@ -63,7 +63,7 @@ def test_cold_provisioning_answers(provisioned: tuple[Path, dict, float]) -> Non
         raise AssertionError("the ops pages answered without a password")
     except urllib.error.HTTPError as exc:
         assert exc.code == 401
-    from pymw_admin.remote import HostSpec, connect
+    from pymw_admin.admin.remote import HostSpec, connect
 
     host = connect(HostSpec("vm", ssh_config=str(ssh_host.SSH_DIR / "ssh_config")))
     try:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pymw_admin.admin.plan import Context, run_plan
+from pymw_admin.admin.remote import Host
+from pymw_admin.admin.server import os_check, project
+from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import UsageError
-from pymw_admin.remote import Host
-from pymw_admin.server import os_check, project
-from pymw_admin.server.plan import Context, run_plan
-from pymw_admin.server.spec import ProjectSpec
 from testbed import ssh_host
 
 pytestmark = pytest.mark.ssh

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from pymw_admin.admin.remote import Host
+from pymw_admin.admin.server import database
+from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import RemoteError
-from pymw_admin.remote import Host
-from pymw_admin.server import database
-from pymw_admin.server.spec import ProjectSpec
 from testbed import ssh_host
 
 pytestmark = pytest.mark.ssh

@@ -15,7 +15,7 @@ import pytest
 import testbed.bundle
 import testbed.rootfs
 from pymw_admin.bundles.manifest import Bundle
-from pymw_admin.runtime.encoding import (
+from pymw_admin.wire.encoding import (
     ResultRecord,
     decode_result_header,
     decode_value,

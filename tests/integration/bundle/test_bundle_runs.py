@@ -12,7 +12,7 @@ import pytest
 
 from pymw_admin.bundles import slot
 from pymw_admin.bundles.manifest import Bundle
-from pymw_admin.runtime.encoding import TASK_MAGIC, decode_result_header
+from pymw_admin.wire.encoding import TASK_MAGIC, decode_result_header
 
 from .conftest import read_result, write_task
 

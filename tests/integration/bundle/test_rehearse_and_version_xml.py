@@ -12,7 +12,7 @@ from lxml import etree
 
 from pymw_admin.bundles import version_xml
 from pymw_admin.bundles.manifest import Bundle, hash_file
-from pymw_admin.bundles.rehearsal import BundleInterface
+from pymw_admin.interfaces.bundle import BundleInterface
 from pymw_admin.runtime import Master
 
 REPO = Path(__file__).resolve().parents[3]

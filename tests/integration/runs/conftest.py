@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin import config
-from pymw_admin.remote import HostSpec
-from pymw_admin.server.spec import ProjectSpec
+from pymw_admin.admin import config
+from pymw_admin.admin.remote import HostSpec
+from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import boinc_tree, ssh_host
 from tests.integration.admin.conftest import json_out, pymw_admin
 

@@ -202,10 +202,10 @@ def test_bare_project_status_reports_the_database(bare_project: Path) -> None:
 def test_the_server_runs_this_very_code(bare_project: Path) -> None:
     """The venv on the server holds the pymw-admin these tests run (rebuilt when sources change)."""
     import pymw_admin
-    from pymw_admin import runs
+    from pymw_admin.admin import runs
 
     venv = Path("/home/pymwrun/.pymw-admin/venv")  # the test host shares this file system
     assert (venv / "pymw-admin.stamp").read_text().strip() == runs.source_hash(
         runs.source_root())  # type: ignore[arg-type]
-    installed = next(venv.glob("lib/python3*/site-packages/pymw_admin/runs.py"))
+    installed = next(venv.glob("lib/python3*/site-packages/pymw_admin/admin/runs.py"))
     assert installed.read_bytes() == Path(pymw_admin.__file__).with_name("runs.py").read_bytes()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.remote import HostSpec, connect
-from pymw_admin.server import daemons
+from pymw_admin.admin.remote import HostSpec, connect
+from pymw_admin.admin.server import daemons
 from tests.integration.admin.conftest import pymw_admin
 from tests.integration.runs.conftest import STATUS_NAME, cli_env
 
@@ -99,7 +99,7 @@ def test_status_counts_match_the_database(status_project: Path, master_run: str)
 
 
 def test_daemons_match_their_pid_files(status_project: Path) -> None:
-    from pymw_admin import config
+    from pymw_admin.admin import config
 
     project = config.load(status_project)
     host = connect(HostSpec("vm", ssh_config=project.host.ssh_config))

@@ -1,0 +1,77 @@
+"""The interface's files in the project: the assimilator and compare scripts, the templates.
+
+``PROJECT/bin/pymw_assimilator`` and ``PROJECT/bin/pymw_compare`` (standard-library Python run by
+the server's python3; BOINC's script daemons call ``../bin/NAME``), and
+``PROJECT/templates/APP_in`` / ``APP_out`` (create_work reads them for every batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+
+from pymw_admin.admin import boincxml
+from pymw_admin.admin.apps.common import project_path
+from pymw_admin.admin.apps.spec import AppSpec
+from pymw_admin.admin.plan import Action, Context
+from pymw_admin.admin.project_scripts import ASSIMILATOR, COMPARER, script_source
+from pymw_admin.admin.server.spec import ProjectSpec
+
+
+@dataclass(frozen=True)
+class Wanted:
+    rel: str  # path in the project
+    content: str
+    mode: int
+
+
+def wanted_files(app: AppSpec) -> list[Wanted]:
+    return [
+        Wanted(f"bin/{ASSIMILATOR}", script_source(ASSIMILATOR), 0o755),
+        Wanted(f"bin/{COMPARER}", script_source(COMPARER), 0o755),
+        Wanted(f"templates/{app.name}_in", boincxml.input_template(), 0o644),
+        Wanted(f"templates/{app.name}_out", boincxml.output_template(), 0o644),
+    ]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ScriptFacts:
+    files: dict[str, tuple[str, int]]  # project-relative path -> (sha256, mode) of what is there
+
+
+def gather(ctx: Context, app: AppSpec) -> ScriptFacts:
+    rels = [w.rel for w in wanted_files(app)]
+    paths = " ".join(shlex.quote(project_path(ctx.spec, r)) for r in rels)
+    out = ctx.host.sudo(
+        f"for f in {paths}; do test -f \"$f\" && echo \"$f $(stat -c %a \"$f\") "
+        f"$(sha256sum < \"$f\" | cut -d' ' -f1)\"; done", check=False).stdout
+    files = {}
+    prefix = ctx.spec.project_dir + "/"
+    for line in out.splitlines():
+        path, mode, digest = line.rsplit(" ", 2)
+        files[path.removeprefix(prefix)] = (digest, int(mode, 8))
+    return ScriptFacts(files)
+
+
+def decide(facts: ScriptFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
+    actions = []
+    for wanted in wanted_files(app):
+        there = facts.files.get(wanted.rel)
+        if there is None:
+            actions.append(Action("install", wanted.rel))
+        elif there != (sha256(wanted.content), wanted.mode):
+            actions.append(Action("update", wanted.rel))
+    return actions
+
+
+def apply(ctx: Context, actions: list[Action], app: AppSpec) -> None:
+    todo = {a.detail for a in actions}
+    for wanted in wanted_files(app):
+        if wanted.rel in todo:
+            ctx.host.write_file(project_path(ctx.spec, wanted.rel), wanted.content,
+                                mode=wanted.mode, owner=ctx.spec.owner)

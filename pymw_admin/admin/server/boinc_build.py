@@ -1,0 +1,172 @@
+"""Build the BOINC server from a source the admin chooses; an already built tree is reused.
+
+``--boinc-source`` is a git URL with a ref (``URL@REF`` after ``.git``, or ``URL#REF``), a tarball
+(a file on this machine, uploaded, or an http(s) URL the host downloads), or an absolute directory
+on the host, which is built in place. Git and tarball sources go to /opt/pymw-admin/boinc/<ref>.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymw_admin.admin.plan import Action, Context, Step
+from pymw_admin.admin.remote import Host
+from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.errors import UsageError
+
+BUILD_ROOT = "/opt/pymw-admin/boinc"
+TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar")
+# what make_project and the daemons need from a built tree
+BUILT = ("sched/cgi", "sched/feeder", "sched/transitioner", "sched/file_deleter",
+         "tools/create_work", "tools/boinc_path_config.py", "html/project.sample/project.inc",
+         "db/schema.sql")
+# a server-only build: no client or manager; boinc zip is needed by the server since 1.6
+CONFIGURE = ("--disable-client --disable-manager --enable-server --disable-fcgi "
+             "--enable-boinczip --enable-libraries")
+LOG = "pymw-admin-build.log"
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "git" | "tarball" | "dir"
+    location: str
+    ref: str = ""
+
+
+def parse_source(text: str) -> Source:
+    text = text.strip()
+    if not text:
+        raise UsageError("empty --boinc-source")
+    if text.endswith(TARBALL_SUFFIXES):
+        return Source("tarball", text)
+    if "#" in text:
+        url, ref = text.split("#", 1)
+        return Source("git", url, ref)
+    if ".git@" in text:
+        url, ref = text.split(".git@", 1)
+        return Source("git", url + ".git", ref)
+    if text.startswith("/"):
+        return Source("dir", text.rstrip("/") or "/")
+    if re.match(r"^(https?|git|ssh)://", text) or text.endswith(".git"):
+        return Source("git", text, "")
+    raise UsageError(
+        f"cannot tell what --boinc-source {text!r} is: give a git URL (URL.git@REF), a tarball "
+        "(.tar.gz) or an absolute directory on the host"
+    )
+
+
+def tree_dir(source: Source) -> str:
+    if source.kind == "dir":
+        return source.location
+    label = source.ref or Path(source.location).name
+    for suffix in (*TARBALL_SUFFIXES, ".git"):
+        label = label.removesuffix(suffix)
+    return f"{BUILD_ROOT}/{re.sub(r'[^A-Za-z0-9._-]+', '_', label) or 'default'}"
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    exists: bool
+    has_configure: bool = False
+    configured: bool = False
+    missing: tuple[str, ...] = BUILT
+
+
+def gather(ctx: Context) -> BuildFacts:
+    tree = tree_dir(parse_source(ctx.spec.boinc_source))
+    q = shlex.quote(tree)
+    checks = " ".join(shlex.quote(p) for p in BUILT)
+    out = ctx.host.run(
+        f"cd {q} 2>/dev/null || exit 0; echo exists; test -x configure && echo configure; "
+        f"test -f config.status && echo configured; for f in {checks}; do "
+        f"test -e \"$f\" || echo \"missing $f\"; done", check=False
+    ).stdout.splitlines()
+    return BuildFacts("exists" in out, "configure" in out, "configured" in out,
+                      tuple(line[8:] for line in out if line.startswith("missing ")))
+
+
+def decide(facts: BuildFacts, spec: ProjectSpec) -> list[Action]:
+    source = parse_source(spec.boinc_source)
+    tree = tree_dir(source)
+    if not facts.missing:
+        return []  # a built tree: reuse it as it is
+    actions = []
+    if not facts.exists:
+        if source.kind == "dir":
+            raise UsageError(f"no BOINC source directory {tree} on the host")
+        actions.append(Action("fetch", f"{source.location} {source.ref}".strip() + f" -> {tree}"))
+    if not facts.has_configure:
+        actions.append(Action("autosetup", tree))
+    if not facts.configured:
+        actions.append(Action("configure", tree))
+    actions.append(Action("build", tree))
+    return actions
+
+
+def _fetch_tarball(host: Host, archive: str, into: str) -> None:
+    """Unpack a tarball (this machine's file, or a URL the host downloads) into ``into``.
+
+    The archive goes to a fresh ``mktemp -d`` directory on the host, never a fixed /tmp name
+    another local user could have made first, and is removed afterwards.
+    """
+    if archive.startswith(("http://", "https://")):
+        host.sudo(f'd=$(mktemp -d) && {{ curl -fsSL -o "$d/boinc.tar" {shlex.quote(archive)} '
+                  f'&& mkdir -p {into} && tar -xf "$d/boinc.tar" -C {into} '
+                  '--strip-components=1; rc=$?; rm -rf "$d"; exit $rc; }', timeout=1800,
+                  what="downloading and unpacking the BOINC tarball")
+        return
+    if not Path(archive).is_file():
+        raise UsageError(f"no such tarball: {archive}")
+    # the login user uploads; root only reads it (the directory is the login user's, mode 700)
+    tmpdir = host.run("mktemp -d", what="making a temporary directory").stdout.strip()
+    try:
+        remote = f"{tmpdir}/{Path(archive).name}"
+        host.put(archive, remote)
+        host.sudo(f"mkdir -p {into} && tar -xf {shlex.quote(remote)} -C {into} "
+                  "--strip-components=1", timeout=600, what="unpacking the BOINC tarball")
+    finally:
+        host.run(f"rm -rf {shlex.quote(tmpdir)}", check=False)
+
+
+def apply(ctx: Context, actions: list[Action]) -> None:
+    host = ctx.host
+    source = parse_source(ctx.spec.boinc_source)
+    tree = tree_dir(source)
+    q = shlex.quote(tree)
+    log = f"{q}/{LOG}"
+    for action in actions:
+        if action.kind == "fetch":
+            host.sudo(f"install -d -m 755 {shlex.quote(BUILD_ROOT)}")
+            tmp = shlex.quote(tree + ".partial")
+            host.sudo(f"rm -rf {tmp}")
+            if source.kind == "git":
+                branch = f"--branch {shlex.quote(source.ref)} " if source.ref else ""
+                host.sudo(f"git clone -q --depth 1 {branch}{shlex.quote(source.location)} {tmp}",
+                          timeout=1800, what="git clone of the BOINC source")
+            else:
+                _fetch_tarball(host, source.location, tmp)
+            host.sudo(f"mv {tmp} {q}")
+        elif action.kind == "autosetup":
+            ctx.log("running _autosetup")
+            host.sudo(f"cd {q} && ./_autosetup > {log} 2>&1", timeout=1800,
+                      what=f"_autosetup (see {tree}/{LOG})")
+        elif action.kind == "configure":
+            ctx.log("running configure")
+            host.sudo(f"cd {q} && ./configure {CONFIGURE} >> {log} 2>&1", timeout=1800,
+                      what=f"configure (see {tree}/{LOG})")
+        elif action.kind == "build":
+            # lib/ races under parallel make (".lo is not a valid libtool object"): build it alone
+            ctx.log("building lib/ (serially)")
+            host.sudo(f"cd {q} && make -C lib >> {log} 2>&1", timeout=3600,
+                      what=f"make in lib/ (see {tree}/{LOG})")
+            ctx.log("building the server")
+            host.sudo(f"cd {q} && make -j\"$(nproc)\" >> {log} 2>&1", timeout=3600,
+                      what=f"make (see {tree}/{LOG})")
+
+
+STEP = Step("boinc_build", "build the BOINC server", gather, decide, apply,
+            hint="see the build log named above, fix it and run the same command again; "
+                 "the tree already built is kept")

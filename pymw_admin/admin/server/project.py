@@ -1,0 +1,148 @@
+"""make_project, then the schema, and the database password into config.xml.
+
+make_project runs as the owner with ``--no_db`` so no password is ever on its command line; this
+step loads BOINC's schema itself and writes the password into config.xml (mode 0640: the owner and
+Apache's group only). If make_project fails, the half-made directory is removed, so a re-run
+starts clean; a directory this step did not create is never removed: an existing project directory
+without config.xml is refused (it may hold the only copy of a project's keys).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from lxml import etree
+
+from pymw_admin.admin.plan import Action, Context, Step
+from pymw_admin.admin.server import database
+from pymw_admin.admin.server.boinc_build import parse_source, tree_dir
+from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.errors import RemoteError, UsageError
+
+SCHEMA = ("schema.sql", "constraints.sql", "content.sql")
+# BOINC's tools are `#!/usr/bin/env python` scripts: keep a plain system PATH (no pyenv shims)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ProjectFacts:
+    config_xml: bool
+    tables: int
+    config_password_ok: bool
+    config_mode_ok: bool
+    db_revision: bool
+    dir_exists: bool = False  # the project directory exists (it always does with config.xml)
+
+
+def config_path(spec: ProjectSpec) -> str:
+    return f"{spec.project_dir}/config.xml"
+
+
+def set_db_password(config_xml: str, password: str) -> str:
+    """config.xml with <db_passwd> set (lxml keeps the rest of the document as it was)."""
+    root = etree.fromstring(config_xml.encode())
+    cfg = root.find("config")
+    if cfg is None:
+        raise RemoteError("config.xml has no <config> element")
+    node = cfg.find("db_passwd")
+    if node is None:
+        node = etree.SubElement(cfg, "db_passwd")
+    node.text = password
+    return etree.tostring(root, encoding="unicode") + "\n"
+
+
+def db_password_in(config_xml: str) -> str:
+    try:
+        node = etree.fromstring(config_xml.encode()).find("config/db_passwd")
+    except etree.XMLSyntaxError:
+        return ""
+    return (node.text or "").strip() if node is not None else ""
+
+
+def gather(ctx: Context) -> ProjectFacts:
+    host, spec = ctx.host, ctx.spec
+    text = host.read_text(config_path(spec))
+    if text is None:
+        exists = host.exists(spec.project_dir)
+        return ProjectFacts(False, 0, False, False, False, dir_exists=exists)
+    count = host.sudo(
+        f"{database.admin_mysql(spec)} -N -B -e \"SELECT COUNT(*) FROM information_schema.tables "
+        f"WHERE table_schema='{spec.db_name}'\"", check=False
+    ).stdout.strip()
+    password = database.db_password(host, spec)
+    mode = host.run(f"stat -c %a {shlex.quote(config_path(spec))}", sudo=True,
+                    check=False).stdout.strip()
+    rev = host.sudo(f"test -s {shlex.quote(spec.project_dir)}/db_revision", check=False).ok
+    return ProjectFacts(True, int(count) if count.isdigit() else 0,
+                        bool(password) and db_password_in(text) == password, mode == "640", rev,
+                        dir_exists=True)
+
+
+def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
+    actions = []
+    if not facts.config_xml and facts.dir_exists:
+        # make_project would refuse it anyway, and a failure must never lead to removing it
+        raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore config.xml "
+                         "or remove the directory yourself")
+    if not facts.config_xml:
+        actions.append(Action("make_project", f"{spec.name} in {spec.project_dir}"))
+    if facts.tables == 0:
+        actions.append(Action("load-schema", spec.db_name))
+    if not facts.config_password_ok or not facts.config_mode_ok:
+        actions.append(Action("set-db-password", "config.xml"))
+    if not facts.db_revision:
+        actions.append(Action("db-revision", "db_revision"))
+    return actions
+
+
+def make_project_command(spec: ProjectSpec, tree: str, hostname: str) -> str:
+    args = [
+        "./make_project", "--no_query", "--no_db", "--srcdir", tree,
+        "--project_root", spec.project_dir, "--project_host", hostname,
+        "--url_base", spec.url_base, "--db_name", spec.db_name, "--db_user", spec.db_user,
+        "--user_name", spec.owner,
+    ]
+    if spec.db_host:
+        args += ["--db_host", spec.db_host]
+    args += [spec.name, spec.long_name]
+    env = f"env USER={spec.owner} HOME={spec.home} PATH={SYSTEM_PATH}"
+    return f"cd {shlex.quote(tree)}/tools && {env} " + " ".join(shlex.quote(a) for a in args)
+
+
+def apply(ctx: Context, actions: list[Action]) -> None:
+    host, spec = ctx.host, ctx.spec
+    tree = tree_dir(parse_source(spec.boinc_source))
+    hostname = spec.host_name or ctx.notes.get("hostname", "")
+    for action in actions:
+        if action.kind == "make_project":
+            parent = shlex.quote(spec.project_dir.rsplit("/", 1)[0] or "/")
+            owner = shlex.quote(spec.owner)
+            host.sudo(f"test -d {parent} || install -d -m 755 -o {owner} -g {owner} {parent}")
+            if host.exists(spec.project_dir):  # appeared since gather: not ours to remove
+                raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore "
+                                 "config.xml or remove the directory yourself")
+            result = host.run(make_project_command(spec, tree, hostname), user=spec.owner,
+                              check=False, timeout=600)
+            if not result.ok:
+                # make_project made the directory (it was absent just above): nothing half-made
+                host.sudo(f"rm -rf {shlex.quote(spec.project_dir)}")
+                raise RemoteError(f"make_project failed: {result.last_line()}")
+        elif action.kind == "load-schema":
+            files = " ".join(shlex.quote(f"{tree}/db/{name}") for name in SCHEMA)
+            host.sudo(f"cat {files} | {database.admin_mysql(spec)} {spec.db_name}",
+                      what="loading BOINC's schema")
+        elif action.kind == "set-db-password":
+            text = host.read_text(config_path(spec)) or ""
+            host.write_file(config_path(spec),
+                            set_db_password(text, database.db_password(host, spec)),
+                            mode=0o640, owner=spec.owner)
+        elif action.kind == "db-revision":
+            ops = shlex.quote(f"{spec.project_dir}/html/ops")
+            host.run(f"cd {ops} && PATH={SYSTEM_PATH} ./db_schemaversion.php > ../../db_revision",
+                     user=spec.owner, what="db_schemaversion.php")
+
+
+STEP = Step("project", "make the project (make_project)", gather, decide, apply,
+            hint="fix the cause and run the same command again (a half-made project directory "
+                 "was removed)")

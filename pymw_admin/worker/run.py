@@ -1,0 +1,302 @@
+"""The worker entry point every engine runs: one task in its own working directory.
+
+    python -m pymw_admin.worker.run TASK_FILE RESULT_FILE [--workdir DIR]
+
+runs one task file and writes its result record; it exits 0 whenever it wrote a record, even for a
+task that raised (the record says so), so engines count only real crashes as failures.
+
+    python -m pymw_admin.worker.run --serve
+
+is the persistent form the local interface uses: length-prefixed task frames on stdin, result
+frames on stdout, until stdin closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import cloudpickle
+
+from pymw_admin.wire import framing
+from pymw_admin.wire.encoding import (
+    PICKLE_PROTOCOL,
+    EncodingError,
+    ResultRecord,
+    encode_result,
+    python_minor,
+    read_task_header,
+)
+from pymw_admin.worker import scripting
+
+_function_cache: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
+_FUNCTION_CACHE_SIZE = 32
+
+
+def worker_name() -> str:
+    # os.uname, not socket.gethostname: a frozen worker starts faster without the socket module
+    return os.environ.get("PYMW_WORKER_NAME") or f"{os.uname().nodename}:{os.getpid()}"
+
+
+def _load_function(body: bytes) -> Callable[..., Any]:
+    # map() sends one pickled function many times: unpickle it once per worker
+    func = _function_cache.get(body)
+    if func is None:
+        func = pickle.loads(body)
+        _function_cache[body] = func
+        if len(_function_cache) > _FUNCTION_CACHE_SIZE:
+            _function_cache.popitem(last=False)
+    else:
+        _function_cache.move_to_end(body)
+    return func
+
+
+def _dumps_value(value: Any) -> bytes:
+    if value is None:
+        return b""
+    try:
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        # an instance of a class the master script defined: only cloudpickle can send it back
+        return cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
+
+
+def _format_traceback(exc: BaseException) -> str:
+    import traceback  # only failing tasks need it: keep it off the worker's start-up
+
+    return "".join(traceback.format_exception(exc))
+
+
+def _error_record(
+    task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
+) -> ResultRecord:
+    try:
+        # cloudpickle, so an exception class defined in the master script comes back as itself
+        payload = cloudpickle.dumps(exc, protocol=PICKLE_PROTOCOL)
+        pickle.loads(payload)  # only ship what the master can rebuild
+    except Exception:
+        payload = b""
+    return ResultRecord(
+        task_id=task_id,
+        ok=False,
+        python=python_minor(),
+        worker=worker_name(),
+        started=started,
+        finished=time.time(),
+        error_type=type_name or type(exc).__name__,
+        error_message=str(exc),
+        error_traceback=_format_traceback(exc),
+        error_kind=kind,
+        payload=payload,
+    )
+
+
+def _call(kind: str, payload: dict[str, Any], script_globals_name: str) -> Any:
+    args = pickle.loads(payload["args"])
+    if kind == "script":
+        scripting.begin(args)
+        code = compile(payload["body"], payload["script_name"], "exec")
+        saved_argv = sys.argv
+        sys.argv = [payload["script_name"], *map(str, args)]
+        try:
+            exec(
+                code,
+                {
+                    "__name__": script_globals_name,
+                    "__file__": payload["script_name"],
+                    "pymw_get_input": scripting.pymw_get_input,
+                    "pymw_set_output": scripting.pymw_set_output,
+                },
+            )
+        finally:
+            sys.argv = saved_argv
+        return scripting.output()
+    func = _load_function(payload["body"])
+    for dep_blob in payload["deps"]:
+        dep = _load_function(dep_blob)
+        # dep_funcs are reachable under their own names from the task function's globals
+        func_globals = getattr(func, "__globals__", None)
+        if func_globals is not None:
+            func_globals.setdefault(dep.__name__, dep)
+    return func(*args)
+
+
+def _clear_directory(path: str) -> None:
+    """Empty a directory a task used; cheaper than a fresh one on slow file systems."""
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
+    """Run one task file in a working directory of its own; never raises.
+
+    With ``workdir_base`` (a persistent worker) the task runs in ``workdir_base/task``, which is
+    emptied after every task, so each task still starts in an empty directory. Without it, a fresh
+    temporary directory is made and removed.
+    """
+    started = time.time()
+    try:
+        header, raw = read_task_header(blob)
+    except EncodingError as exc:
+        return _error_record("?", exc, started)
+    if header.python != python_minor():
+        return _error_record(
+            header.task_id,
+            RuntimeError(
+                f"task was pickled by Python {header.python} but this worker runs Python "
+                f"{python_minor()}; use a worker (or bundle) built for Python {header.python}"
+            ),
+            started,
+            kind="version",
+            type_name="PythonVersionMismatch",
+        )
+    if workdir_base is None:
+        workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-")
+    else:
+        workdir = os.path.join(workdir_base, "task")
+        os.makedirs(workdir, exist_ok=True)
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd = os.getcwd()
+    try:
+        os.chdir(workdir)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                payload = pickle.loads(raw)
+                for name, data in payload["files"].items():
+                    Path(name).write_bytes(data)
+                for module in header.modules:
+                    importlib.import_module(module)
+                value = _call(header.kind, payload, "__main__")
+                record = ResultRecord(
+                    task_id=header.task_id,
+                    ok=True,
+                    python=python_minor(),
+                    worker=worker_name(),
+                    started=started,
+                    finished=time.time(),
+                    payload=_dumps_value(value),
+                )
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a task's failure is data, sys.exit() included
+                record = _error_record(header.task_id, exc, started)
+    finally:
+        os.chdir(old_cwd)
+        if workdir_base is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            _clear_directory(workdir)
+    record.stdout, record.stderr = out.getvalue(), err.getvalue()
+    return record
+
+
+def write_record(path: str | os.PathLike[str], record: ResultRecord) -> None:
+    """Write a result record whole: aside first, then renamed, so no engine ships half of one."""
+    tmp = f"{os.fspath(path)}.part"
+    Path(tmp).write_bytes(encode_result(record))
+    os.replace(tmp, path)
+
+
+def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
+    write_record(result_path, run_task(Path(task_path).read_bytes(), workdir))
+    return 0
+
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _die_with_parent() -> None:
+    """End this worker when its master dies, even in the middle of a task: no orphan.
+
+    An idle worker already ends on the end of its input; a busy one learns of it here, when it
+    is handed to a new parent. (Linux's PR_SET_PDEATHSIG would fire when the master's *thread*
+    that started us ends, which need not be the master.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def serve() -> int:
+    """Persistent worker: frames of task batches in, frames of result batches out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's to handle
+    _die_with_parent()
+    # keep the protocol on private descriptors, so a task printing to fd 1 cannot corrupt it
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    base = tempfile.mkdtemp(prefix="pymw-worker-")
+    try:
+        while (body := framing.read_body(proto_in)) is not None:
+            done: list[bytes] = []
+            for blob in framing.unpack_batch(body):
+                t0 = time.perf_counter()
+                done.append(encode_result(run_task(blob, base)))
+                # long tasks report at once; short ones ride together to save round trips
+                if time.perf_counter() - t0 > 0.002:
+                    _send(proto_out, done)
+                    done = []
+            if done:
+                _send(proto_out, done)
+        return 0
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _send(stream: BinaryIO, records: list[bytes]) -> None:
+    stream.write(framing.frame(framing.pack_batch(records)))
+    stream.flush()
+
+
+def split_workdir(args: list[str]) -> tuple[list[str], str | None] | None:
+    """``(the other arguments, DIR)`` from ``... --workdir DIR ...``; None when DIR is missing."""
+    if "--workdir" not in args:
+        return args, None
+    i = args.index("--workdir")
+    if i + 1 >= len(args):
+        return None
+    return args[:i] + args[i + 2 :], args[i + 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--serve"]:
+        return serve()
+    split = split_workdir(args)
+    if split is not None:
+        args, workdir = split
+    if split is None or len(args) != 2:
+        print("usage: python -m pymw_admin.worker.run TASK_FILE RESULT_FILE [--workdir DIR]",
+              file=sys.stderr)
+        return 2
+    return _run_one(args[0], args[1], workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
