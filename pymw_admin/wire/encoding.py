@@ -13,11 +13,10 @@ that rebuilds only plain data types and never imports or calls anything else.
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
 import os
 import pickle
+import re
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+
+from pymw_admin.wire import untrusted
 
 TASK_MAGIC = b"PYMW-TASK 1\n"
 RESULT_MAGIC = b"PYMW-RESULT 1\n"
@@ -176,7 +177,7 @@ def read_task_header(blob: bytes) -> tuple[TaskHeader, memoryview]:
         raise EncodingError("not a pymw task file")
     try:
         end = blob.index(b"\n", len(TASK_MAGIC))
-        header = TaskHeader(**json.loads(blob[len(TASK_MAGIC) : end]))
+        header = TaskHeader(**_flat_json_object(blob[len(TASK_MAGIC) : end], "task header"))
     except (ValueError, TypeError) as exc:
         raise EncodingError(f"malformed task header: {exc}") from None
     return header, memoryview(blob)[end + 1 :]
@@ -189,42 +190,60 @@ def encode_result(record: ResultRecord) -> bytes:
     return RESULT_MAGIC + json.dumps(record.header()).encode() + b"\n" + record.payload
 
 
+_HEADER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "task_id": str, "ok": bool, "python": str, "worker": str, "started": (int, float),
+    "finished": (int, float), "stdout": str, "stderr": str, "error_type": str,
+    "error_message": str, "error_traceback": str, "error_kind": str,
+}
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
+def _flat_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A JSON object whose values are plain scalars or lists of strings: a header never nests, so
+    nesting is refused before parsing (json.loads would recurse once per level)."""
+    depth = 0
+    brackets = raw.count(b"[") + raw.count(b"{")
+    # strings taken out, what is left is small: structure and numbers
+    for byte in _JSON_STRING.sub(b'""', raw) if brackets > 2 else b"":
+        if byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > 2:
+                raise EncodingError(f"malformed {what}: nested deeper than a header may be")
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    fields = json.loads(raw)
+    if not isinstance(fields, dict):
+        raise EncodingError(f"malformed {what}: not a JSON object")
+    return fields
+
+
 def decode_result_header(blob: bytes) -> ResultRecord:
     """Parse a result record without touching its pickle payload (safe on any input)."""
     if not blob.startswith(RESULT_MAGIC):
         raise EncodingError("not a pymw result record")
     try:
         end = blob.index(b"\n", len(RESULT_MAGIC))
-        fields = json.loads(blob[len(RESULT_MAGIC) : end])
+        fields = _flat_json_object(blob[len(RESULT_MAGIC) : end], "result record")
+        for name, value in fields.items():
+            wanted = _HEADER_TYPES.get(name)
+            if wanted is None or not isinstance(value, wanted) or (
+                    wanted is not bool and isinstance(value, bool)):
+                raise EncodingError(f"malformed result record: bad field {name[:40]!r}")
         record = ResultRecord(**fields)
     except (ValueError, TypeError) as exc:
+        if isinstance(exc, EncodingError):
+            raise
         raise EncodingError(f"malformed result record: {exc}") from None
     record.payload = blob[end + 1 :]
     return record
 
 
-# Types a restricted unpickler may rebuild: plain data only, nothing that runs code on load.
-_SAFE_GLOBALS: dict[str, frozenset[str]] = {
-    "builtins": frozenset(
-        {"complex", "set", "frozenset", "bytearray", "slice", "range", "list", "dict", "tuple"}
-    ),
-    "collections": frozenset({"OrderedDict", "deque", "defaultdict", "Counter"}),
-    "datetime": frozenset({"date", "datetime", "time", "timedelta", "timezone"}),
-    "decimal": frozenset({"Decimal"}),
-    "fractions": frozenset({"Fraction"}),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if name in _SAFE_GLOBALS.get(module, ()):
-            return getattr(importlib.import_module(module), name)
-        raise pickle.UnpicklingError(f"untrusted result refers to {module}.{name}; refused")
-
-
-def loads_untrusted(data: bytes) -> Any:
-    """Unpickle plain data (numbers, strings, containers, dates, decimals) and nothing else."""
-    return _RestrictedUnpickler(io.BytesIO(data)).load()
+def loads_untrusted(data: bytes, limits: untrusted.Limits = untrusted.DEFAULT_LIMITS) -> Any:
+    """Unpickle plain data (numbers, strings, containers, dates, decimals) and nothing else,
+    within time, memory and nesting limits; past one, a LimitExceeded that names it."""
+    return untrusted.loads(data, limits)
 
 
 def decode_value(record: ResultRecord, *, trusted: bool) -> Any:

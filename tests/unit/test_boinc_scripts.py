@@ -7,11 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from pymw_admin.admin.apps import scripts
+from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.project_scripts import SCRIPTS_DIR
 from pymw_admin.wire.encoding import ResultRecord, encode_result
 
 ASSIMILATOR = SCRIPTS_DIR / "pymw_assimilator.py"
-COMPARE = SCRIPTS_DIR / "pymw_compare.py"
+COMPARE_SOURCE = SCRIPTS_DIR / "pymw_compare.py"
+
+
+@pytest.fixture()
+def compare(tmp_path: Path) -> Path:
+    """pymw_compare as deploy-app installs it: bin/ holds it and pymw_untrusted.py."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for wanted in scripts.wanted_files(AppSpec("pymw")):
+        if wanted.rel in ("bin/pymw_compare", "bin/pymw_untrusted.py"):
+            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
+    return bin_dir / "pymw_compare"
 
 
 def project(tmp_path: Path) -> Path:
@@ -94,37 +109,37 @@ def record(tmp_path: Path, name: str, ok: bool, value: bytes = b"", worker: str 
     return str(path)
 
 
-def test_compare_agrees_on_same_value_different_hosts(tmp_path: Path) -> None:
+def test_compare_agrees_on_same_value_different_hosts(tmp_path: Path, compare: Path) -> None:
     a = record(tmp_path, "a", True, b"\x80\x05K\x03.", worker="host1")
     b = record(tmp_path, "b", True, b"\x80\x05K\x03.", worker="host2")
-    assert run(COMPARE, a, b).returncode == 0
+    assert run(compare, a, b).returncode == 0
 
 
-def test_compare_disagrees(tmp_path: Path) -> None:
+def test_compare_disagrees(tmp_path: Path, compare: Path) -> None:
     a = record(tmp_path, "a", True, b"\x80\x05K\x03.")
     b = record(tmp_path, "b", True, b"\x80\x05K\x04.")
     c = record(tmp_path, "c", False)
     d = record(tmp_path, "d", False, message="other")
-    assert run(COMPARE, a, b).returncode == 1
-    assert run(COMPARE, a, c).returncode == 1
-    assert run(COMPARE, c, d).returncode == 1
-    assert run(COMPARE, c, record(tmp_path, "e", False)).returncode == 0
+    assert run(compare, a, b).returncode == 1
+    assert run(compare, a, c).returncode == 1
+    assert run(compare, c, d).returncode == 1
+    assert run(compare, c, record(tmp_path, "e", False)).returncode == 0
 
 
-def test_compare_never_unpickles_and_refuses_garbage(tmp_path: Path) -> None:
+def test_compare_never_unpickles_and_refuses_garbage(tmp_path: Path, compare: Path) -> None:
     # a payload that would run code if unpickled: compared as bytes only
     evil = b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR."
     a = record(tmp_path, "a", True, evil)
     b = record(tmp_path, "b", True, evil)
-    assert run(COMPARE, a, b).returncode == 0
+    assert run(compare, a, b).returncode == 0
     assert not (tmp_path / "pwned").exists()
     junk = tmp_path / "junk"
     junk.write_bytes(b"not a record")
-    assert run(COMPARE, str(junk), str(junk)).returncode == 1
-    assert run(COMPARE, a).returncode == 2
+    assert run(compare, str(junk), str(junk)).returncode == 1
+    assert run(compare, a).returncode == 2
 
 
-def test_compare_agrees_on_equal_values_pickled_differently(tmp_path: Path) -> None:
+def test_compare_agrees_on_equal_values_pickled_differently(tmp_path: Path, compare: Path) -> None:
     import pickle
 
     # the same set, pickled in two different orders (as two processes' string hashing would)
@@ -134,16 +149,12 @@ def test_compare_agrees_on_equal_values_pickled_differently(tmp_path: Path) -> N
     assert first != second and pickle.loads(first) == pickle.loads(second)
     a = record(tmp_path, "a", True, first)
     b = record(tmp_path, "b", True, second)
-    assert run(COMPARE, a, b).returncode == 0
+    assert run(compare, a, b).returncode == 0
 
 
-def test_compare_restricts_like_the_master() -> None:
-    import importlib.util
+def test_compare_decodes_with_the_masters_bounded_decoder() -> None:
+    from pymw_admin.wire import untrusted
 
-    from pymw_admin.wire import encoding
-
-    spec = importlib.util.spec_from_file_location("pymw_compare", COMPARE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.SAFE_GLOBALS == encoding._SAFE_GLOBALS
+    helper = {w.rel: w.content for w in scripts.wanted_files(AppSpec("pymw"))}
+    assert helper["bin/pymw_untrusted.py"] == Path(untrusted.__file__).read_text()
+    assert "import pymw_untrusted" in COMPARE_SOURCE.read_text()

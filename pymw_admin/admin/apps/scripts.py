@@ -1,7 +1,8 @@
 """The interface's files in the project: the assimilator and compare scripts, the templates.
 
 ``PROJECT/bin/pymw_assimilator`` and ``PROJECT/bin/pymw_compare`` (standard-library Python run by
-the server's python3; BOINC's script daemons call ``../bin/NAME``), and
+the server's python3; BOINC's script daemons call ``../bin/NAME``) with the comparer's decoder
+``PROJECT/bin/pymw_untrusted.py``, and
 ``PROJECT/templates/APP_in`` / ``APP_out`` (create_work reads them for every batch).
 """
 
@@ -10,13 +11,20 @@ from __future__ import annotations
 import hashlib
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from pymw_admin.admin import boincxml
 from pymw_admin.admin.apps.common import project_path
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context
-from pymw_admin.admin.project_scripts import ASSIMILATOR, COMPARER, script_source
+from pymw_admin.admin.project_scripts import (
+    ASSIMILATOR,
+    COMPARER,
+    UNTRUSTED_MODULE,
+    script_source,
+)
 from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.wire import untrusted
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,8 @@ def wanted_files(app: AppSpec) -> list[Wanted]:
     return [
         Wanted(f"bin/{ASSIMILATOR}", script_source(ASSIMILATOR), 0o755),
         Wanted(f"bin/{COMPARER}", script_source(COMPARER), 0o755),
+        # the master's own bounded decoder, which the comparer imports from beside itself
+        Wanted(f"bin/{UNTRUSTED_MODULE}", Path(untrusted.__file__).read_text(), 0o644),
         Wanted(f"templates/{app.name}_in", boincxml.input_template(), 0o644),
         Wanted(f"templates/{app.name}_out", boincxml.output_template(), 0o644),
     ]

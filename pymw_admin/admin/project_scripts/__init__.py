@@ -6,6 +6,8 @@ They use only the standard library (the server's own python3 runs them, without 
   canonical result, keyed by work-unit name, where the BOINC interface finds it.
 - ``pymw_compare.py``: called by ``script_validator --compare_script pymw_compare``; with
   replication, two results agree when their outcome and value agree (timings and host differ).
+  It imports ``pymw_untrusted.py`` from beside itself: deploy-app installs the master's bounded
+  decoder (``pymw_admin.wire.untrusted``) under that name.
 """
 
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 SCRIPTS_DIR = Path(__file__).resolve().parent
 ASSIMILATOR = "pymw_assimilator"
 COMPARER = "pymw_compare"
+UNTRUSTED_MODULE = "pymw_untrusted.py"  # pymw_admin.wire.untrusted, which the comparer imports
 
 
 def script_source(name: str) -> str:

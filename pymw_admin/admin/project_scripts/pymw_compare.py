@@ -4,63 +4,65 @@
     pymw_compare FILE1 FILE2        exit 0: they agree; exit 1: they differ
 
 A result record is a JSON header line and a pickled payload. Two records agree when both succeeded
-with equal values, or both failed with the same exception type and message; the host, timings and
-captured output may differ. Values are compared after unpickling with the same restriction the
-master uses for volunteers' results (plain data only, nothing that runs code), because equal
-values need not pickle to equal bytes (a set's order follows the process's string hashing). A
-payload the restriction refuses is compared byte for byte. Standard library only: the server's
-python3 runs it.
+with the same value, or both failed with the same exception type and message; the host, timings and
+captured output may differ. A value is compared as a canonical, type-tagged byte string, never with
+Python's ``==``: ``1``, ``True`` and ``1.0`` differ, a set's members are sorted by their bytes
+(equal sets need not pickle alike). The payload is decoded by ``pymw_untrusted`` (installed beside
+this script): plain data only, within size, nesting and hashing limits. A payload it refuses, or one
+that takes longer than the time budget, is compared byte for byte. Either way the answer comes
+within a second. Standard library only: the server's python3 runs it.
 """
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
-import pickle
+import os
+import signal
 import sys
-from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import pymw_untrusted
 
 MAGIC = b"PYMW-RESULT 1\n"
-# the same plain-data types as pymw_admin.wire.encoding's restricted unpickler (a unit test
-# keeps the two lists equal)
-SAFE_GLOBALS: dict[str, frozenset[str]] = {
-    "builtins": frozenset(
-        {"complex", "set", "frozenset", "bytearray", "slice", "range", "list", "dict", "tuple"}
-    ),
-    "collections": frozenset({"OrderedDict", "deque", "defaultdict", "Counter"}),
-    "datetime": frozenset({"date", "datetime", "time", "timedelta", "timezone"}),
-    "decimal": frozenset({"Decimal"}),
-    "fractions": frozenset({"Fraction"}),
-}
+TIME_BUDGET = 0.7  # seconds for decoding both values; BOINC's validator waits for us
+LIMITS = pymw_untrusted.Limits(max_seconds=TIME_BUDGET)
 
 
-class _PlainData(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if name in SAFE_GLOBALS.get(module, ()):
-            return getattr(importlib.import_module(module), name)
-        raise pickle.UnpicklingError(f"{module}.{name} refused")
+class _OutOfTime(Exception):
+    pass
 
 
-def value_of(payload: bytes) -> tuple[str, object]:
+def _out_of_time(*_: object) -> None:
+    raise _OutOfTime
+
+
+def value_of(payload: bytes) -> tuple[str, bytes]:
     if not payload:
-        return ("value", None)
+        return ("value", b"N")
     try:
-        return ("value", _PlainData(io.BytesIO(payload)).load())
-    except Exception:  # not plain data: only identical bytes can agree
+        return ("value", pymw_untrusted.canonical(pymw_untrusted.loads(payload, LIMITS)))
+    except _OutOfTime:
+        raise
+    except Exception:  # not plain data, or past a limit: only identical bytes can agree
         return ("bytes", payload)
 
 
-def outcome(path: str) -> tuple[object, ...] | None:
-    with open(path, "rb") as f:
-        blob = f.read()
+def outcome(blob: bytes) -> tuple[object, ...] | None:
     if not blob.startswith(MAGIC):
         return None
     end = blob.index(b"\n", len(MAGIC))
-    header = json.loads(blob[len(MAGIC) : end])
-    if header.get("ok"):
+    try:
+        header = json.loads(blob[len(MAGIC) : end])
+    except RecursionError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    if header.get("ok") is True:
         return ("ok", value_of(blob[end + 1 :]))
-    return ("error", header.get("error_type"), header.get("error_message"))
+    error_type, message = header.get("error_type"), header.get("error_message")
+    if not isinstance(error_type, str) or not isinstance(message, str):
+        return None
+    return ("error", error_type, message)
 
 
 def main(argv: list[str]) -> int:
@@ -68,10 +70,26 @@ def main(argv: list[str]) -> int:
         print("usage: pymw_compare FILE1 FILE2", file=sys.stderr)
         return 2
     try:
-        first, second = outcome(argv[0]), outcome(argv[1])
-    except (OSError, ValueError) as exc:
+        blobs = []
+        for path in argv:
+            with open(path, "rb") as f:
+                blobs.append(f.read())
+    except OSError as exc:
         print(f"pymw_compare: {exc}", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, TIME_BUDGET)
+    try:
+        first, second = outcome(blobs[0]), outcome(blobs[1])
+    except _OutOfTime:  # too big to decode in time: the bytes decide
+        first = second = None
+        if blobs[0] == blobs[1]:
+            return 0
+    except ValueError as exc:
+        print(f"pymw_compare: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     return 0 if first is not None and first == second else 1
 
 

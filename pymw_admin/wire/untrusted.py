@@ -1,0 +1,569 @@
+"""Bounded decoding of untrusted pickles: plain data only, in bounded time, memory and depth.
+
+A volunteer's result is a pickle, and the standard unpickler, even restricted to plain types, lets
+100 bytes cost exponential time (tuples sharing memo entries, hashed inside a frozenset), 1 MB of
+nesting crash the interpreter (hashing recurses in C) and a few bytes allocate gigabytes
+(``bytearray(10**9)``, ``list(range(10**8))``). So decoding is two steps:
+
+1. :func:`scan` walks the opcodes once, without building anything, and models what the unpickler
+   would build: each stack item's nesting depth and its *hash weight* (how many objects hashing it
+   visits, shared memo entries counted every time). It refuses a memo index beyond the input,
+   nesting beyond ``max_depth``, a hashable container heavier than ``max_weight``, and more hash
+   work in total (set members, dict keys) than ``max_hash_work``, before anything is built.
+2. A restricted C unpickler builds the value. Constructors reached through globals are wrappers
+   that refuse amplifying arguments (a count instead of contents, ``range`` as an iterable, a
+   ``Fraction`` string with an exponent) and charge what they copy or hash to one budget.
+
+Every refusal is a :class:`LimitExceeded` naming the limit. Standard library only: BOINC's
+validator runs this module through ``pymw_compare`` with the server's python3.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import decimal
+import fractions
+import io
+import pickle
+import re
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+# Types a restricted unpickler may rebuild: plain data only, nothing that runs code on load.
+SAFE_GLOBALS: dict[str, frozenset[str]] = {
+    "builtins": frozenset(
+        {"complex", "set", "frozenset", "bytearray", "slice", "range", "list", "dict", "tuple"}
+    ),
+    "collections": frozenset({"OrderedDict", "deque", "defaultdict", "Counter"}),
+    "datetime": frozenset({"date", "datetime", "time", "timedelta", "timezone"}),
+    "decimal": frozenset({"Decimal"}),
+    "fractions": frozenset({"Fraction"}),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 256 * 2**20  # the pickle itself
+    max_seconds: float = 10.0  # the opcode scan (what follows it is linear at C speed)
+    max_depth: int = 200  # nesting of containers
+    max_weight: int = 1_000_000  # objects visited to hash one tuple or frozenset
+    max_hash_work: int = 20_000_000  # objects visited hashing set members and dict keys, in all
+    max_collidable: int = 4096  # hashed numbers whose hash an attacker can choose (big ints...)
+    max_copied: int = 20_000_000  # elements constructors copy, in all
+    max_int_bits: int = 65_536  # ints given to Fraction, range, slice
+    max_text: int = 100_000  # strings given to Decimal, Fraction, complex
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class LimitExceeded(pickle.UnpicklingError):
+    """An untrusted pickle goes beyond a limit; ``limit`` names it (a :class:`Limits` field)."""
+
+    def __init__(self, limit: str, detail: str) -> None:
+        super().__init__(f"untrusted result exceeds the {limit} limit: {detail}")
+        self.limit = limit
+
+
+# --- 1. the opcode scan ----------------------------------------------------------------------
+
+# How each opcode's argument is laid out: a fixed size, a length prefix of 1, 4 or 8 bytes,
+# or text lines.
+_FIXED = {
+    b"J"[0]: 4, b"K"[0]: 1, b"M"[0]: 2, b"G"[0]: 8, b"h"[0]: 1, b"j"[0]: 4, b"q"[0]: 1,
+    b"r"[0]: 4, b"\x80"[0]: 1, b"\x82"[0]: 1, b"\x83"[0]: 2, b"\x84"[0]: 4, b"\x95"[0]: 8,
+}
+_LEN1 = {b"U"[0], b"C"[0], b"\x8c"[0], b"\x8a"[0]}
+_LEN4 = {b"T"[0], b"B"[0], b"X"[0], b"\x8b"[0]}
+_LEN8 = {b"\x8d"[0], b"\x8e"[0], b"\x96"[0]}
+_LINE1 = {b"I"[0], b"L"[0], b"F"[0], b"S"[0], b"V"[0], b"P"[0], b"g"[0], b"p"[0]}
+_LINE2 = {b"c"[0], b"i"[0]}
+
+# stack items: (hash weight, depth, collidable); scalars and unhashable containers are constants
+_SCALAR = (1, 0, 0)
+_BIG = 1  # flag: a number whose hash is chosen by its sender (ints beyond 2**61, built values)
+_MUTABLE = (1, 1, 0)  # list, dict, set, bytearray: hashing one fails at once
+_BUILT = (16, 1, _BIG)  # what a constructor returned (its own wrapper bounded it)
+_MARK = None
+
+_SCALAR_OPS = frozenset(b"JKMGNIFSV\x88\x89UCTBX\x8c\x8d\x8e")  # push one plain value
+_PUSH_CONTAINER = frozenset(b"]}\x8f\x96")  # empty list, dict, set; bytearray8
+
+
+_FIXED_RUN = re.compile(rb"(?:G.{8}|J.{4}|K.|M..|N|\x88|\x89|\x95.{8})+", re.S)
+_RUN_STARTS = frozenset(b"GJKMN\x88\x89")
+_MARK_CONSUMERS = frozenset(b"eut\x91\x90ld")  # APPENDS SETITEMS TUPLE FROZENSET ADDITEMS LIST DICT
+
+
+def _u(data: bytes, pos: int, size: int) -> int:
+    return int.from_bytes(data[pos : pos + size], "little")
+
+
+def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse ``data`` unless unpickling it is bounded (see the module's docstring)."""
+    n = len(data)
+    if n > limits.max_bytes:
+        raise LimitExceeded("max_bytes", f"{n} bytes (limit {limits.max_bytes})")
+    stack: list[Any] = []
+    marks: list[int] = []
+    memo: dict[int, Any] = {}
+    hash_work = 0
+    collidable = 0
+    max_depth, max_weight = limits.max_depth, limits.max_weight
+    pos = 0
+    no_run_before = 0
+    deadline = time.monotonic() + limits.max_seconds
+    next_check = 1 << 16
+    fixed, len1, len4, len8 = _FIXED, _LEN1, _LEN4, _LEN8
+    scalar_ops, push_container = _SCALAR_OPS, _PUSH_CONTAINER
+    push = stack.append
+    run_starts, run_match, mark_consumers = _RUN_STARTS, _FIXED_RUN.match, _MARK_CONSUMERS
+
+    def hashed(items: list[Any]) -> None:
+        nonlocal hash_work, collidable
+        for item in items:
+            if item is _MARK:
+                raise pickle.UnpicklingError("misplaced MARK")
+            hash_work += item[0]
+            collidable += item[2]
+        if hash_work > limits.max_hash_work:
+            raise LimitExceeded("max_hash_work",
+                                f"hashing needs over {limits.max_hash_work} steps")
+        if collidable > limits.max_collidable:
+            raise LimitExceeded("max_collidable",
+                                f"over {limits.max_collidable} hashed big numbers")
+
+    def pop_mark() -> list[Any]:
+        if not marks:
+            raise pickle.UnpicklingError("no MARK on the stack")
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    def hashable(items: list[Any], what: str) -> tuple[int, int, int]:
+        weight, depth, big = 1, 0, 0
+        for w, d, b in items:
+            weight += w
+            if d > depth:
+                depth = d
+            big |= b
+        depth += 1
+        if depth > max_depth:
+            raise LimitExceeded("max_depth", f"a {what} nested over {max_depth} deep")
+        if weight > max_weight:
+            raise LimitExceeded("max_weight",
+                                f"hashing one {what} visits over {max_weight} objects")
+        return (weight, depth, big)
+
+    try:
+        while True:
+            op = data[pos]
+            pos += 1
+            if pos > next_check:
+                next_check = pos + (1 << 16)
+                if time.monotonic() > deadline:
+                    raise LimitExceeded("max_seconds", f"decoding takes over "
+                                        f"{limits.max_seconds:g} s")
+            if op in scalar_ops:
+                if op in run_starts and marks and pos > no_run_before:
+                    # a run of fixed-size numbers (a list's batch): one C regex match, and only
+                    # its size matters when a MARK-consuming op takes it all
+                    end = run_match(data, pos - 1).end()  # type: ignore[union-attr]
+                    if end - pos > 16 and data[end] in mark_consumers:
+                        push((end - pos + 1, 0, 0))
+                        pos = end
+                        continue
+                    no_run_before = end  # taken one op at a time: never match it again
+                if op in len1:
+                    pos += 1 + data[pos]
+                elif op in fixed:
+                    pos += fixed[op]
+                elif op in len4:
+                    pos += 4 + _u(data, pos, 4)
+                elif op in len8:
+                    pos += 8 + _u(data, pos, 8)
+                elif op in _LINE1:
+                    pos = data.index(b"\n", pos) + 1
+                push(_SCALAR)
+            elif op == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif op in fixed and op in (0x68, 0x6A):  # BINGET, LONG_BINGET
+                size = fixed[op]
+                push(memo[_u(data, pos, size)])
+                pos += size
+            elif op in (0x71, 0x72):  # BINPUT, LONG_BINPUT
+                size = fixed[op]
+                index = _u(data, pos, size)
+                if index > n:
+                    raise LimitExceeded("max_bytes", f"memo index {index} beyond the input")
+                memo[index] = stack[-1]
+                pos += size
+            elif op == 0x28:  # MARK
+                marks.append(len(stack))
+            elif op in (0x61, 0x65):  # APPEND, APPENDS
+                if op == 0x61:
+                    stack.pop()
+                else:
+                    pop_mark()
+            elif op in (0x73, 0x75):  # SETITEM, SETITEMS
+                if op == 0x73:
+                    _value, key = stack.pop(), stack.pop()
+                    hashed([key])
+                else:
+                    hashed(pop_mark()[0::2])
+            elif op in push_container:
+                if op in len8:
+                    pos += 8 + _u(data, pos, 8)
+                push(_MUTABLE)
+            elif op == 0x29:  # EMPTY_TUPLE
+                push(_SCALAR)
+            elif op in (0x85, 0x86, 0x87):  # TUPLE1-3
+                count = op - 0x84
+                items = stack[-count:]
+                if len(items) != count or _MARK in items:
+                    raise pickle.UnpicklingError("stack underflow")
+                del stack[-count:]
+                push(hashable(items, "tuple"))
+            elif op == 0x74:  # TUPLE
+                push(hashable(pop_mark(), "tuple"))
+            elif op == 0x91:  # FROZENSET
+                items = pop_mark()
+                hashed(items)
+                push(hashable(items, "frozenset"))
+            elif op == 0x90:  # ADDITEMS
+                hashed(pop_mark())
+            elif op in (0x6C, 0x64):  # LIST, DICT
+                items = pop_mark()
+                if op == 0x64:
+                    hashed(items[0::2])
+                push(_MUTABLE)
+            elif op == 0x8A or op == 0x8B:  # LONG1, LONG4: the hash of a big int is chosen
+                size = data[pos] if op == 0x8A else _u(data, pos, 4)
+                pos += (1 if op == 0x8A else 4) + size
+                push((1 + size // 8, 0, _BIG if size > 7 else 0))
+            elif op == 0x4C:  # LONG (text)
+                end = data.index(b"\n", pos)
+                push((1 + (end - pos) // 16, 0, _BIG))
+                pos = end + 1
+            elif op in (0x67, 0x70):  # GET, PUT (text)
+                end = data.index(b"\n", pos)
+                index = int(data[pos:end])
+                pos = end + 1
+                if op == 0x67:
+                    push(memo[index])
+                else:
+                    if not 0 <= index <= n:
+                        raise LimitExceeded("max_bytes", f"memo index {index} beyond the input")
+                    memo[index] = stack[-1]
+            elif op in (0x63, 0x93):  # GLOBAL, STACK_GLOBAL
+                if op == 0x63:
+                    pos = data.index(b"\n", data.index(b"\n", pos) + 1) + 1
+                else:
+                    del stack[-2:]
+                push(_BUILT)
+            elif op in (0x52, 0x81):  # REDUCE, NEWOBJ: callable, args -> value
+                del stack[-2:]
+                push(_BUILT)
+            elif op == 0x92:  # NEWOBJ_EX
+                del stack[-3:]
+                push(_BUILT)
+            elif op == 0x62:  # BUILD
+                stack.pop()
+            elif op == 0x30:  # POP
+                if marks and len(stack) == marks[-1]:
+                    pop_mark()
+                else:
+                    stack.pop()
+            elif op == 0x31:  # POP_MARK
+                pop_mark()
+            elif op == 0x32:  # DUP
+                push(stack[-1])
+            elif op == 0x80 or op == 0x95:  # PROTO, FRAME
+                pos += fixed[op]
+            elif op == 0x2E:  # STOP
+                break
+            else:  # persistent ids, extensions, INST/OBJ, out-of-band buffers: never plain data
+                raise pickle.UnpicklingError(f"opcode {bytes([op])!r} refused")
+            if pos > n:
+                raise pickle.UnpicklingError("pickle data was truncated")
+    except (IndexError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, pickle.UnpicklingError):
+            raise
+        raise pickle.UnpicklingError(f"malformed pickle at byte {pos}") from None
+
+
+# --- 2. bounded constructors -----------------------------------------------------------------
+
+
+class _Budget:
+    """What the constructors of one load may still copy and hash."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.copied = 0
+        self.hash_work = 0
+        self.collidable = 0
+
+    def copy(self, count: int) -> None:
+        self.copied += count
+        if self.copied > self.limits.max_copied:
+            raise LimitExceeded("max_copied", f"constructors copy over {self.limits.max_copied} "
+                                "elements")
+
+    def hash(self, items: Any) -> None:
+        """Charge hashing ``items``: tuples and frozensets are walked (shared parts each time)."""
+        limits = self.limits
+        weights: dict[int, int] = {}
+        for item in items:
+            self.hash_work += _weight(item, weights, limits)
+            if _collidable(item):
+                self.collidable += 1
+        if self.hash_work > limits.max_hash_work:
+            raise LimitExceeded("max_hash_work", f"hashing needs over {limits.max_hash_work} "
+                                "steps")
+        if self.collidable > limits.max_collidable:
+            raise LimitExceeded("max_collidable",
+                                f"over {limits.max_collidable} hashed big numbers")
+
+
+_P = 2**61 - 1
+
+
+def _collidable(item: Any) -> bool:
+    if isinstance(item, int):
+        return not -_P < item < _P
+    return isinstance(item, decimal.Decimal | fractions.Fraction | complex | float | tuple)
+
+
+def _weight(root: Any, weights: dict[int, int], limits: Limits) -> int:
+    """Objects hashing ``root`` visits, shared ones counted each time; depth-first, no recursion."""
+    if type(root) not in (tuple, frozenset):
+        return 1
+    todo: list[tuple[Any, int, bool]] = [(root, 1, False)]
+    while todo:
+        obj, depth, done = todo.pop()
+        if id(obj) in weights and not done:
+            continue
+        if depth > limits.max_depth:
+            raise LimitExceeded("max_depth", f"nested over {limits.max_depth} deep")
+        if done:
+            total = 1 + sum(weights.get(id(child), 1) for child in obj)
+            if total > limits.max_weight:
+                raise LimitExceeded("max_weight",
+                                    f"hashing one container visits over {limits.max_weight} "
+                                    "objects")
+            weights[id(obj)] = total
+            continue
+        todo.append((obj, depth, True))
+        todo.extend((child, depth + 1, False) for child in obj
+                    if type(child) in (tuple, frozenset))
+    return weights[id(root)]
+
+
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)(/\d+)?\s*")
+
+
+def _check_int(value: Any, limits: Limits, what: str) -> None:
+    if isinstance(value, int) and value.bit_length() > limits.max_int_bits:
+        raise LimitExceeded("max_int_bits", f"a {value.bit_length()}-bit int given to {what}")
+
+
+def _check_text(value: Any, limits: Limits, what: str) -> None:
+    if isinstance(value, str | bytes) and len(value) > limits.max_text:
+        raise LimitExceeded("max_text", f"{len(value)} characters given to {what}")
+
+
+_SIZED = (list, tuple, dict, set, frozenset, str, bytes, bytearray, collections.deque)
+
+
+def _constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
+    limits = budget.limits
+
+    def sized(arg: Any, what: str) -> Any:
+        # a count, a range or an iterator would let a few bytes make millions of elements
+        if not isinstance(arg, _SIZED):
+            raise LimitExceeded("max_copied", f"{what}() of a {type(arg).__name__} refused")
+        budget.copy(len(arg))
+        return arg
+
+    def container(real: type, hashes: bool) -> Any:
+        def build(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > 1 or kwargs:
+                raise pickle.UnpicklingError(f"{real.__name__}() with unexpected arguments")
+            if args:
+                arg = sized(args[0], real.__name__)
+                if hashes:
+                    budget.hash(arg.keys() if isinstance(arg, dict) else arg)
+                if real is tuple:
+                    budget.hash([tuple(arg)])
+            return real(*args)
+
+        build.real = real  # type: ignore[attr-defined]
+        return build
+
+    def build_bytearray(*args: Any) -> bytearray:
+        if args and isinstance(args[0], int):
+            raise LimitExceeded("max_copied", "bytearray() of a count refused")
+        if args and not isinstance(args[0], str):
+            sized(args[0], "bytearray")
+        elif args:
+            _check_text(args[0], limits, "bytearray")
+        return bytearray(*args)
+
+    def build_range(*args: Any) -> range:
+        for arg in args:
+            _check_int(arg, limits, "range")
+        return range(*args)
+
+    def build_slice(*args: Any) -> slice:
+        for arg in args:
+            _check_int(arg, limits, "slice")
+        return slice(*args)
+
+    def build_deque(iterable: Any = (), maxlen: int | None = None) -> collections.deque[Any]:
+        return collections.deque(sized(iterable, "deque"), maxlen)
+
+    def build_defaultdict(factory: Any = None, *args: Any) -> collections.defaultdict[Any, Any]:
+        factory = getattr(factory, "real", factory)
+        if factory is not None and factory not in (list, dict, set, frozenset, tuple):
+            raise pickle.UnpicklingError("defaultdict() with an unexpected factory")
+        if args:
+            budget.hash(sized(args[0], "defaultdict"))
+        return collections.defaultdict(factory, *args)
+
+    def build_decimal(value: Any = "0", context: Any = None) -> decimal.Decimal:
+        _check_text(value, limits, "Decimal")
+        if isinstance(value, tuple):
+            sized(value[1] if len(value) == 3 else (), "Decimal")
+            if len(value) == 3 and len(value[1]) > limits.max_text:
+                raise LimitExceeded("max_text", "too many digits given to Decimal")
+        _check_int(value, limits, "Decimal")
+        return decimal.Decimal(value)
+
+    def build_fraction(numerator: Any = 0, denominator: Any = None) -> fractions.Fraction:
+        for arg in (numerator, denominator):
+            _check_int(arg, limits, "Fraction")
+            if isinstance(arg, str):
+                _check_text(arg, limits, "Fraction")
+                # "1e10000000" would make Fraction compute 10**10000000
+                if not _NUMBER_TEXT.fullmatch(arg):
+                    raise LimitExceeded("max_text", "a Fraction string with an exponent refused")
+            elif not isinstance(arg, int | None):
+                raise pickle.UnpicklingError("Fraction() of an unexpected type")
+        return fractions.Fraction(numerator, denominator)
+
+    return {
+        ("builtins", "list"): container(list, False),
+        ("builtins", "tuple"): container(tuple, False),
+        ("builtins", "set"): container(set, True),
+        ("builtins", "frozenset"): container(frozenset, True),
+        ("builtins", "dict"): container(dict, True),
+        ("builtins", "bytearray"): build_bytearray,
+        ("builtins", "range"): build_range,
+        ("builtins", "slice"): build_slice,
+        ("builtins", "complex"): complex,
+        ("collections", "OrderedDict"): container(collections.OrderedDict, True),
+        ("collections", "Counter"): container(collections.Counter, True),
+        ("collections", "deque"): build_deque,
+        ("collections", "defaultdict"): build_defaultdict,
+        ("decimal", "Decimal"): build_decimal,
+        ("fractions", "Fraction"): build_fraction,
+        **{("datetime", name): getattr(datetime, name) for name in SAFE_GLOBALS["datetime"]},
+    }
+
+
+class _BoundedUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, limits: Limits) -> None:
+        super().__init__(io.BytesIO(data))
+        self._found = _constructors(_Budget(limits))
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = self._found.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"untrusted result refers to {module}.{name}; refused")
+        return found
+
+
+def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Unpickle plain data from an untrusted source, within ``limits``."""
+    scan(data, limits)
+    try:
+        return _BoundedUnpickler(data, limits).load()
+    except RecursionError:
+        raise LimitExceeded("max_depth", "nested too deep to rebuild") from None
+    except MemoryError:
+        raise LimitExceeded("max_bytes", "out of memory rebuilding it") from None
+    except (LimitExceeded, pickle.UnpicklingError):
+        raise
+    except Exception as exc:  # a malformed pickle makes the unpickler raise anything
+        raise pickle.UnpicklingError(f"malformed result: {type(exc).__name__}: {exc}") from None
+
+
+# --- canonical form, for comparing replicas --------------------------------------------------
+
+_FLOAT = struct.Struct(">d")
+_SEQUENCE_TAGS: dict[type, bytes] = {
+    str: b"s", bytes: b"b", bytearray: b"a", list: b"l", tuple: b"t", collections.deque: b"q",
+}
+_UNORDERED_TAGS: dict[type, bytes] = {
+    dict: b"d", collections.OrderedDict: b"o", collections.Counter: b"C",
+    collections.defaultdict: b"D", set: b"S", frozenset: b"Z",
+}
+
+
+def canonical(value: Any, max_nodes: int = 5_000_000,
+              max_depth: int = DEFAULT_LIMITS.max_depth) -> bytes:
+    """A type-tagged byte string equal for equal plain data (sets in sorted order), never ``==``:
+    ``1``, ``True``, ``1.0`` and ``Decimal(1)`` differ, a NaN equals the same NaN's bits.
+    Raises LimitExceeded past ``max_nodes`` objects (shared ones counted each time)."""
+    out = io.BytesIO()
+    write = out.write
+    nodes = 0
+    # an explicit stack of (object, depth) or bytes to write: no recursion
+    todo: list[Any] = [(value, 0)]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, bytes):
+            write(item)
+            continue
+        obj, depth = item
+        nodes += 1
+        if nodes > max_nodes:
+            raise LimitExceeded("max_weight", f"over {max_nodes} objects to compare")
+        if depth > max_depth:
+            raise LimitExceeded("max_depth", f"nested over {max_depth} deep")
+        kind = type(obj)
+        if obj is None or kind is bool:
+            write(b"N" if obj is None else (b"T" if obj else b"F"))
+        elif kind is int:
+            text = format(obj, "x").encode()
+            write(b"i%d:" % len(text) + text)
+        elif kind is float:
+            write(b"f" + _FLOAT.pack(obj))
+        elif kind is complex:
+            write(b"c" + _FLOAT.pack(obj.real) + _FLOAT.pack(obj.imag))
+        elif kind in (str, bytes, bytearray):
+            raw = obj.encode("utf-8", "surrogatepass") if kind is str else bytes(obj)
+            tag = _SEQUENCE_TAGS[kind]
+            write(tag + b"%d:" % len(raw) + raw)
+        elif kind in (list, tuple, collections.deque):
+            tag = _SEQUENCE_TAGS[kind]
+            write(tag + b"%d:" % len(obj))
+            todo.extend((child, depth + 1) for child in reversed(obj))
+        elif kind in _UNORDERED_TAGS:
+            # each member alone; sorted, since the order must not follow hashing (an
+            # OrderedDict's order is part of its value)
+            items = obj.items() if isinstance(obj, dict) else obj
+            parts = [canonical(member, max_nodes - nodes, max_depth - depth) for member in items]
+            if kind is not collections.OrderedDict:
+                parts.sort()
+            nodes += len(parts)
+            write(_UNORDERED_TAGS[kind] + b"%d:" % len(parts) + b"".join(parts))
+        else:  # dates, decimals, fractions, ranges, slices: their type and exact text
+            text = repr(obj).encode()
+            write(b"r%d:" % len(text) + text)
+    return out.getvalue()

@@ -1,0 +1,114 @@
+"""Hostile result payloads, built opcode by opcode (no honest pickler makes them).
+
+Each case is what a volunteer could upload in place of a result; ``LIMIT`` names the limit the
+bounded decoder must report for it (None: refused as not plain data or malformed).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def _proto(body: bytes) -> bytes:
+    return b"\x80\x05" + body + b"."
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _get(index: int) -> bytes:
+    return b"h" + bytes([index]) if index < 256 else b"j" + struct.pack("<I", index)
+
+
+def memo_dag(depth: int = 64) -> bytes:
+    """M1: t0 = (), t(k+1) = (t(k), t(k)) through the memo, in a frozenset: ~100 bytes whose
+    hashing takes 2**depth steps."""
+    body = b")\x94"
+    for k in range(depth):
+        body += _get(k) + _get(k) + b"\x86\x94"
+    return _proto(body + b"(" + _get(depth) + b"\x91")
+
+
+def deep_tuple_in_frozenset(depth: int = 1_000_000) -> bytes:
+    """M2: 1 MB of nested 1-tuples inside a frozenset: hashing recurses in C (SIGSEGV)."""
+    return _proto(b"()" + b"\x85" * depth + b"\x91")
+
+
+def deep_tuple_as_dict_key(depth: int = 1_000_000) -> bytes:
+    return _proto(b"}(" + b")" + b"\x85" * depth + b"Nu")
+
+
+def list_of_range() -> bytes:
+    """M3: 48 bytes -> 397 MiB: list(range(10**7))."""
+    return _proto(_global("builtins", "list") + _global("builtins", "range")
+                  + b"J\x80\x96\x98\x00\x85R\x85R")
+
+
+def bytearray_of_count() -> bytes:
+    """M3: 33 bytes -> 968 MiB: bytearray(10**9)."""
+    return _proto(_global("builtins", "bytearray") + b"J\x00\xca\x9a\x3b\x85R")
+
+
+def fraction_exponent() -> bytes:
+    """M3: 39 bytes -> seconds of CPU: Fraction("1e10000000")."""
+    return _proto(_global("fractions", "Fraction") + b"\x8c\x0a1e10000000\x85R")
+
+
+def fraction_newobj() -> bytes:
+    """The same through NEWOBJ (cls.__new__), which skips a wrapper that is a plain function."""
+    return _proto(_global("fractions", "Fraction") + b"\x8c\x0a1e10000000\x85\x81")
+
+
+def set_of_frozenset_reduce() -> bytes:
+    """The memo DAG again, but hashed by the frozenset constructor (REDUCE), not an opcode."""
+    body = b")\x94"
+    for k in range(64):
+        body += _get(k) + _get(k) + b"\x86\x94"
+    return _proto(body + _global("builtins", "frozenset") + b"]" + _get(64) + b"a\x85R")
+
+
+def huge_memo_index() -> bytes:
+    """A memo slot 2**32-1: the unpickler would grow its memo table to it."""
+    return _proto(b"Nr\xff\xff\xff\xff")
+
+
+def colliding_big_ints(count: int = 20_000) -> bytes:
+    """Ints equal modulo 2**61-1 hash alike: a set of them costs count**2 comparisons."""
+    prime = 2**61 - 1
+    items = b"".join(b"\x8a\x0a" + (i * prime).to_bytes(10, "little", signed=True)
+                     for i in range(1, count))
+    return _proto(b"\x8f(" + items + b"\x90")
+
+
+def code_execution() -> bytes:
+    return _proto(_global("os", "system") + b"\x8c\x04true\x85R")
+
+
+def truncated() -> bytes:
+    return b"\x80\x05\x8c\xffabc"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[], bytes]
+    limit: str | None  # the Limits field the error names; None: refused otherwise
+
+
+CASES = [
+    Case("memo_dag", memo_dag, "max_weight"),
+    Case("deep_tuple_in_frozenset", deep_tuple_in_frozenset, "max_depth"),
+    Case("deep_tuple_as_dict_key", deep_tuple_as_dict_key, "max_depth"),
+    Case("list_of_range", list_of_range, "max_copied"),
+    Case("bytearray_of_count", bytearray_of_count, "max_copied"),
+    Case("fraction_exponent", fraction_exponent, "max_text"),
+    Case("fraction_newobj", fraction_newobj, None),
+    Case("set_of_frozenset_reduce", set_of_frozenset_reduce, "max_weight"),
+    Case("huge_memo_index", huge_memo_index, "max_bytes"),
+    Case("colliding_big_ints", colliding_big_ints, "max_collidable"),
+    Case("code_execution", code_execution, None),
+    Case("truncated", truncated, None),
+]

@@ -1,0 +1,71 @@
+"""L1 and the docs' claim: replicas are compared as canonical, strictly typed bytes by a bounded
+decoder, and pymw_compare answers promptly on hostile input (BOINC's validator waits for it)."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pymw_admin.admin.apps import scripts
+from pymw_admin.admin.apps.spec import AppSpec
+from pymw_admin.wire import encoding
+from tests.security.hostile_pickles import CASES, Case
+
+
+@pytest.fixture()
+def compare(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for wanted in scripts.wanted_files(AppSpec("pymw")):
+        if wanted.rel.startswith("bin/pymw_"):
+            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
+    return bin_dir / "pymw_compare"
+
+
+def record(tmp_path: Path, name: str, payload: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(encoding.encode_result(encoding.ResultRecord(
+        task_id="t", ok=True, python="3.11", payload=payload)))
+    return str(path)
+
+
+def agree(compare: Path, first: str, second: str) -> bool:
+    done = subprocess.run([sys.executable, "-I", str(compare), first, second],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_hostile_replicas_get_an_answer(tmp_path: Path, compare: Path, case: Case) -> None:
+    hostile = record(tmp_path, "hostile", case.make())
+    honest = record(tmp_path, "honest", pickle.dumps(3))
+    assert agree(compare, hostile, honest) is False
+    assert agree(compare, hostile, hostile) is True  # identical bytes still agree
+
+
+def test_values_are_strictly_typed(tmp_path: Path, compare: Path) -> None:
+    import decimal
+
+    values = {"int": 1, "bool": True, "float": 1.0, "decimal": decimal.Decimal(1)}
+    paths = {k: record(tmp_path, k, pickle.dumps(v, 5)) for k, v in values.items()}
+    for a in values:
+        for b in values:
+            assert agree(compare, paths[a], paths[b]) is (a == b), (a, b)
+
+
+def test_nan_agrees_with_itself(tmp_path: Path, compare: Path) -> None:
+    a = record(tmp_path, "a", pickle.dumps([float("nan"), 1], 5))
+    b = record(tmp_path, "b", pickle.dumps([float("nan"), 1], 4))
+    assert agree(compare, a, b) is True
+
+
+def test_sets_agree_in_any_order(tmp_path: Path, compare: Path) -> None:
+    first = pickle.dumps({"a", ("b", 1), frozenset({2, 3})}, 5)
+    items = list(pickle.loads(first))
+    second = pickle.dumps(set(reversed(items)), 4)
+    assert agree(compare, record(tmp_path, "a", first), record(tmp_path, "b", second))

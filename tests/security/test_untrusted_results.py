@@ -1,0 +1,149 @@
+"""M1-M3, L1, L2: a volunteer's result is decoded within limits; past one it is that task's
+TaskError naming the limit, acknowledged, and a resumed master meets it never again."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import decimal
+import fractions
+import json
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pymw_admin.interfaces.base import Completion
+from pymw_admin.runtime import Master, TaskError
+from pymw_admin.wire import encoding, untrusted
+from tests.security.hostile_pickles import CASES, Case, deep_tuple_in_frozenset, memo_dag
+
+# a case that is not bounded hangs or eats the machine: each runs in a child with a memory cap
+# and a generous deadline (a hang shows as a failure, not as a stuck suite)
+CHILD_DEADLINE = 60
+CHILD = textwrap.dedent("""
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
+    from tests.security.hostile_pickles import CASES
+    from pymw_admin.wire import untrusted
+    case = next(c for c in CASES if c.name == sys.argv[1])
+    try:
+        untrusted.loads(case.make())
+    except untrusted.LimitExceeded as exc:
+        print("limit", exc.limit, exc)
+    except Exception as exc:
+        print("refused", type(exc).__name__, exc)
+    else:
+        print("decoded")
+""")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_hostile_payload_is_refused_within_bounds(case: Case) -> None:
+    done = subprocess.run([sys.executable, "-c", CHILD, case.name], capture_output=True,
+                          text=True, timeout=CHILD_DEADLINE, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]  # no crash, no MemoryError
+    words = done.stdout.split()
+    if case.limit is None:
+        assert words[0] == "refused", done.stdout
+    else:
+        assert words[:2] == ["limit", case.limit], done.stdout
+        assert f"exceeds the {case.limit} limit" in done.stdout
+
+
+HONEST: list[Any] = [
+    None, True, 3, -2**70, 1.5, math.inf, "text", b"bytes", bytearray(b"ba"),
+    [1, [2, [3]]], (1, (2, "x")), {"a": 1, (1, 2): [3]}, {1, 2, 3}, frozenset({("a", 1)}),
+    collections.OrderedDict(b=1, a=2), collections.deque([1, 2], 5), collections.Counter("abca"),
+    collections.defaultdict(list, {"k": [1]}), decimal.Decimal("1.25"), fractions.Fraction(1, 3),
+    complex(1, -2), datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC),
+    datetime.date(2020, 1, 2), datetime.timedelta(days=3), range(2, 10, 3), slice(1, 5, 2),
+    [(i, str(i), float(i)) for i in range(3000)], {frozenset({i, -i}) for i in range(500)},
+]
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])  # 2 spells bytes with _codecs: refused
+def test_honest_values_decode_as_before(protocol: int) -> None:
+    for value in HONEST:
+        data = pickle.dumps(value, protocol=protocol)
+        got = untrusted.loads(data)
+        assert got == value and type(got) is type(value), (protocol, value)
+    shared = [("same",) * 3] * 1000  # shared references are fine outside hashing
+    assert untrusted.loads(pickle.dumps(shared, protocol=5)) == shared
+
+
+class HostileEngine:
+    """An untrusted engine whose volunteers send ``records`` (task id -> result record)."""
+
+    name = "hostile"
+    trusted = False
+
+    def __init__(self, records: dict[str, bytes], resumed: list[str] = ()) -> None:  # type: ignore[assignment]
+        self.records = records
+        self.resumed = list(resumed)
+        self.acknowledged: list[str] = []
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        self.records.setdefault(task_id, self.records.pop("next"))
+
+    def resumed_tasks(self) -> list[tuple[str, str]]:
+        return [(task_id, "f") for task_id in self.resumed]
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        found = [Completion(t, record=r, worker="volunteer") for t, r in self.records.items()]
+        self.records = {}
+        return found
+
+    def acknowledge(self, task_id: str) -> None:
+        self.acknowledged.append(task_id)
+
+    def workers(self) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def result_record(payload: bytes, task_id: str = "t") -> bytes:
+    return encoding.encode_result(encoding.ResultRecord(task_id=task_id, ok=True, python="3.11",
+                                                        payload=payload))
+
+
+@pytest.mark.parametrize("payload,limit", [(memo_dag(), "max_weight"),
+                                           (deep_tuple_in_frozenset(), "max_depth")],
+                         ids=["M1-memo-dag", "M2-deep-tuple"])
+def test_a_resumed_master_gets_a_task_error_naming_the_limit(payload: bytes, limit: str) -> None:
+    engine = HostileEngine({"old-1": result_record(payload, "old-1")}, resumed=["old-1"])
+    with Master(engine) as master:  # type: ignore[arg-type]
+        (task,) = master.resumed
+        with pytest.raises(TaskError, match=f"exceeds the {limit} limit"):
+            master.get_result(task, timeout=5)
+    assert engine.acknowledged == ["old-1"]  # never handed out (and decoded) again
+
+
+def test_l2_nested_header_is_one_task_error() -> None:
+    nested = encoding.RESULT_MAGIC + b"[" * 200_000 + b"]" * 200_000 + b"\n"
+    engine = HostileEngine({"old-1": nested}, resumed=["old-1"])
+    with (Master(engine) as master,  # type: ignore[arg-type]
+          pytest.raises(TaskError, match="nested deeper than a header may be")):
+        master.get_result(master.resumed[0], timeout=5)
+    assert engine.acknowledged == ["old-1"]
+    for bad in (b'{"task_id": {"a": 1}, "ok": true, "python": "3.11"}',
+                b'{"task_id": "t", "ok": 1, "python": "3.11"}', b"[1]"):
+        with pytest.raises(encoding.EncodingError):
+            encoding.decode_result_header(encoding.RESULT_MAGIC + bad + b"\n")
+    with pytest.raises(encoding.EncodingError):
+        encoding.read_task_header(encoding.TASK_MAGIC + b"{" * 100_000 + b"\n")
+
+
+def test_header_strings_may_hold_brackets() -> None:
+    record = encoding.ResultRecord(task_id="t", ok=True, python="3.11",
+                                   stderr="[[[{{{ \\\" ]]] " * 1000)
+    assert encoding.decode_result_header(encoding.encode_result(record)).stderr == record.stderr
+    assert json.loads(json.dumps(record.header()))["stderr"] == record.stderr
