@@ -57,6 +57,19 @@ class Interface(Protocol):
         """Stop every worker or job this interface started; safe to call twice."""
 
 
+# --- optional capabilities: the master tests for them with isinstance, nothing else ------------
+
+
+@runtime_checkable
+class BatchSubmitting(Protocol):
+    """Optional: an interface that takes many tasks in one call (one pipe write, one schedd
+    transaction, one create_work run) instead of one ``submit`` each."""
+
+    def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
+        """Queue ``(task_id, task_file)`` pairs; like ``submit``, never blocks on them running."""
+
+
+@runtime_checkable
 class Resumable(Protocol):
     """Optional: an interface whose tasks outlive the master (HTCondor jobs, BOINC work units).
 
@@ -65,12 +78,6 @@ class Resumable(Protocol):
     through ``wait()`` as usual. ``acknowledge(task_id)`` is called once the caller has been handed
     a task's result (or error), so the interface can record it as collected and a later master
     never collects it again: each result exactly once.
-
-    Optional as well (the master looks it up with getattr): ``detach()``, which
-    ``Master.__exit__`` calls instead of ``close()`` when an exception (Ctrl-C included) ends the
-    master. It lets go of the interface's state but leaves the tasks running, so a later master on
-    the same persistent state resumes them; an interface whose state cannot be resumed (a
-    temporary directory) just closes. A clean exit still calls ``close()``.
     """
 
     def resumed_tasks(self) -> list[tuple[str, str]]:
@@ -78,6 +85,20 @@ class Resumable(Protocol):
 
     def acknowledge(self, task_id: str) -> None:
         """The caller has this task's result: never report it again."""
+
+
+@runtime_checkable
+class Detachable(Protocol):
+    """Optional: an interface that can let go of its state and leave its tasks running.
+
+    ``Master.__exit__`` calls ``detach()`` instead of ``close()`` when an exception (Ctrl-C
+    included) ends the master, so a later master on the same persistent state resumes the tasks;
+    an interface whose state cannot be resumed (a temporary directory) just closes. A clean exit
+    still calls ``close()``.
+    """
+
+    def detach(self) -> None:
+        """Release the state (lock, open files) without stopping the tasks."""
 
 
 def drain(completions: queue.SimpleQueue[Completion], timeout: float | None) -> list[Completion]:

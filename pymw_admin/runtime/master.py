@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymw_admin.interfaces import make_interface
-from pymw_admin.interfaces.base import Completion, Interface
+from pymw_admin.interfaces.base import (
+    BatchSubmitting,
+    Completion,
+    Detachable,
+    Interface,
+    Resumable,
+)
 from pymw_admin.runtime import events, options
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
@@ -106,6 +112,8 @@ class Master:
         if isinstance(interface, str):
             interface = make_interface(interface, num_workers=num_workers)
         self.interface: Interface = interface
+        # the capability is looked up once: acknowledging runs once a task
+        self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
         self.retries = retries
         self._tasks: dict[str, Task] = {}
         self._blobs: dict[str, bytes] = {}  # kept until the task ends, for retries
@@ -118,10 +126,9 @@ class Master:
         self._adopt_resumed_tasks()
 
     def _adopt_resumed_tasks(self) -> None:
-        resumed = getattr(self.interface, "resumed_tasks", None)
-        if resumed is None:
+        if not isinstance(self.interface, Resumable):
             return
-        for task_id, name in resumed():
+        for task_id, name in self.interface.resumed_tasks():
             task = Task(task_id=task_id, name=name, state=TaskState.SUBMITTED, attempts=1)
             self._tasks[task_id] = task  # no task file here: an adopted task is not retried
             self.resumed.append(task)
@@ -134,9 +141,8 @@ class Master:
             return
         task.collected = True
         self._uncollected.pop(task.task_id, None)
-        acknowledge = getattr(self.interface, "acknowledge", None)
-        if acknowledge is not None:
-            acknowledge(task.task_id)
+        if self._acknowledge is not None:
+            self._acknowledge(task.task_id)
 
     # --- context manager ---------------------------------------------------------------------
 
@@ -151,13 +157,12 @@ class Master:
     def _detach_or_cleanup(self) -> None:
         """An exception or Ctrl-C ends the master: a resumable engine keeps its tasks for the
         next master (``detach``); any other is cleaned up."""
-        detach = getattr(self.interface, "detach", None)
-        if detach is None or self._closed:
+        if not isinstance(self.interface, Detachable) or self._closed:
             self.cleanup()
             return
         self._closed = True
         _live_masters.discard(self)
-        detach()
+        self.interface.detach()
 
     # --- submitting --------------------------------------------------------------------------
 
@@ -288,9 +293,8 @@ class Master:
         tasks = [task for task, _ in encoded]
         batch = [(task.task_id, blob) for task, blob in encoded]
         try:
-            submit_many = getattr(self.interface, "submit_many", None)
-            if submit_many is not None:
-                submit_many(batch)
+            if isinstance(self.interface, BatchSubmitting):
+                self.interface.submit_many(batch)
             else:
                 for task_id, blob in batch:
                     self.interface.submit(task_id, blob)
