@@ -91,8 +91,9 @@ def _cleanup_at_exit() -> None:
 class Master:
     """Hands tasks to workers through an interface and gives back their results.
 
-    With no interface, tasks run on this machine with one worker per core (``-i local``), unless
-    ``PYMW_INTERFACE`` / ``PYMW_NUM_WORKERS`` say otherwise (``pymw-admin rehearse`` sets them).
+    With no interface, the environment chooses, as it does for ``options.interface_from_args()``
+    (``PYMW_INTERFACE``, ``PYMW_NUM_WORKERS``, ``PYMW_PROJECT_HOME``...: ``pymw-admin run`` and
+    ``rehearse`` set them); else tasks run on this machine with one worker per core.
     ``interface`` may be an Interface or a name (``"local"``, ``"mpi"``, ...). A worker lost while
     running a task is retried ``retries`` times before the task fails with WorkerLost.
     """
@@ -105,11 +106,9 @@ class Master:
         retries: int = 1,
         use_state_dir: bool = False,  # accepted for PyMW compatibility; state lives in memory
     ) -> None:
-        if interface is None:
-            interface = os.environ.get("PYMW_INTERFACE", "local")
-            if num_workers is None:
-                num_workers = options.workers_from_environment()
-        if isinstance(interface, str):
+        if interface is None:  # the environment's choice, project directory and all
+            interface = options.interface_from_environment(num_workers=num_workers)
+        elif isinstance(interface, str):
             interface = make_interface(interface, num_workers=num_workers)
         self.interface: Interface = interface
         # the capability is looked up once: acknowledging runs once a task

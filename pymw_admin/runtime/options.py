@@ -38,6 +38,23 @@ class _OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def from_environment() -> Options:
+    """The switches' values from the environment, the one place it is read: ``PYMW_INTERFACE``,
+    ``PYMW_NUM_WORKERS``, ``PYMW_PROJECT_HOME``, ``PYMW_APP_PATH``, ``PYMW_APP_ARGS``.
+
+    They are the defaults of the command-line switches and what a plain ``Master()`` uses;
+    ``pymw-admin run`` and ``rehearse`` set them for the script.
+    """
+    env = os.environ
+    return Options(
+        interface=env.get("PYMW_INTERFACE") or "local",
+        num_workers=workers_from_environment(),
+        project_home=env.get("PYMW_PROJECT_HOME") or None,
+        app_path=env.get("PYMW_APP_PATH") or None,
+        app_args=env.get("PYMW_APP_ARGS") or None,
+    )
+
+
 def workers_from_environment() -> int | None:
     """``PYMW_NUM_WORKERS``, checked like -n; None when unset."""
     text = os.environ.get("PYMW_NUM_WORKERS")
@@ -60,12 +77,13 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    env = from_environment()
     p = _OneLineParser(add_help=False, allow_abbrev=False)
-    p.add_argument("-i", "--interface", default=os.environ.get("PYMW_INTERFACE", "local"))
-    p.add_argument("-n", "--num-workers", type=_positive, default=workers_from_environment())
-    p.add_argument("-p", "--project-home", default=os.environ.get("PYMW_PROJECT_HOME"))
-    p.add_argument("-c", "--app-path", default=os.environ.get("PYMW_APP_PATH"))
-    p.add_argument("-a", "--app-args", default=os.environ.get("PYMW_APP_ARGS"))
+    p.add_argument("-i", "--interface", default=env.interface)
+    p.add_argument("-n", "--num-workers", type=_positive, default=env.num_workers)
+    p.add_argument("-p", "--project-home", default=env.project_home)
+    p.add_argument("-c", "--app-path", default=env.app_path)
+    p.add_argument("-a", "--app-args", default=env.app_args)
     return p
 
 
@@ -97,6 +115,19 @@ def _parse(argv: Sequence[str] | None) -> Options:
         app_args=known.app_args,
         rest=rest,
     )
+
+
+def interface_from_environment(
+    name: str | None = None, num_workers: int | None = None
+) -> Interface:
+    """The interface the environment asks for (what a plain ``Master()`` runs on); ``name`` and
+    ``num_workers``, when given, replace its interface and worker count."""
+    opts = from_environment()
+    if name is not None:
+        opts.interface = name
+    if num_workers is not None:
+        opts.num_workers = num_workers
+    return build_interface(opts)
 
 
 def build_interface(opts: Options) -> Interface:
