@@ -3,16 +3,71 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import traceback
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from pymw_admin import __version__
 from pymw_admin.errors import PymwError
 
-app = typer.Typer(
+
+class _PlainHelp:
+    """Help as a reader expects it: ``SCRIPT`` rather than ``{script}`` in the usage line and
+    the arguments, and no ``<bool>`` after a flag (typer's rich help adds both)."""
+
+    options_metavar: str | None
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:  # the help and completion options join late: done here
+            _plain(param)
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or ""
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+def _plain(param: Any) -> None:
+    if param.metavar is not None:
+        return
+    if isinstance(param, TyperArgument):
+        param.metavar = (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+    elif isinstance(param, TyperOption) and param.is_flag:
+        param.metavar = ""
+
+
+class _Command(_PlainHelp, TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, TyperGroup):
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+
+
+class PlainTyper(typer.Typer):
+    """A Typer whose commands and groups print :class:`_PlainHelp`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = PlainTyper(
     name="pymw-admin",
     help="Run Python master-worker computations on your cores, MPI, HTCondor and BOINC, "
     "and set up the BOINC server they need.",
@@ -37,9 +92,15 @@ def _root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks on errors (also taken after the command name).")] = False,
 ) -> None:
-    _state["debug"] = debug
+    _state["debug"] = _state["debug"] or debug
+
+
+def debug_enabled() -> bool:
+    """--debug was given: show whole tracebacks."""
+    return _state["debug"]
 
 
 def error_line(message: str) -> None:
@@ -55,13 +116,24 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _take_debug(args: list[str]) -> list[str]:
+    """``--debug`` anywhere before ``--`` (after the command name too) is ours; from ``--`` on,
+    everything belongs to the script."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[:end]:
+        _state["debug"] = True
+        return [a for a in args[:end] if a != "--debug"] + args[end:]
+    return args
+
+
 def run() -> None:
     """Entry point: run the app, turning a PymwError (or Ctrl-C) into one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=_take_debug(sys.argv[1:]), standalone_mode=False)
     except PymwError as exc:
         if _state["debug"]:
-            raise
+            traceback.print_exc()  # and still the error's own exit status
+            raise SystemExit(exc.exit_code) from None
         raise SystemExit(fail(str(exc), exc.exit_code).exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -73,7 +145,9 @@ def run() -> None:
         sys.exit(1)
     except Exception as exc:  # click's usage errors (typer may vendor click: duck-type them)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            error_line(exc.format_message())
+            message = exc.format_message()
+            if message.strip():  # no arguments: the help was printed, there is no error
+                error_line(message)
             sys.exit(exc.exit_code)
         if _state["debug"]:
             raise

@@ -11,10 +11,10 @@ import typer
 from pymw_admin.bundles import build as builder
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import version_xml
-from pymw_admin.cli.app import app, console, fail
+from pymw_admin.cli.app import PlainTyper, app, console, fail
 
-bundle_app = typer.Typer(help="Build and inspect the self-contained worker bundles (PyBOINC).",
-                         no_args_is_help=True)
+bundle_app = PlainTyper(help="Build and inspect the self-contained worker bundles (PyBOINC).",
+                        no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
 
 

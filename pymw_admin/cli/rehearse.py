@@ -1,7 +1,10 @@
 """``pymw-admin rehearse``: run a master script on this machine's cores with live progress.
 
 The tutorial's advice: debug a BOINC app on the multicore interface before submitting it. The
-script runs in this process as ``__main__``, with the interface forced to ``local``.
+script runs in this process as ``__main__`` on the local interface (or the bundle's): its
+interface switch and a plain ``Master()`` give that one, and ``-i`` among its arguments is
+refused. What the script says when it fails is shown as ``python SCRIPT`` would show it, less
+our own frames: its ``sys.exit("message")``, its traceback, a failed task's remote traceback.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import os
 import runpy
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pymw_admin.cli.app import app, console, fail
+from pymw_admin.cli.app import app, console, debug_enabled, fail
 from pymw_admin.runtime import events
 from pymw_admin.runtime.task import Task
 
@@ -37,13 +41,28 @@ def rehearse(
 ) -> None:
     """Run a master script on the local interface, showing tasks done / submitted.
 
-    Arguments after [bold]--[/] go to the script.
+    Arguments after [bold]--[/] go to the script; its interface is always the local one.
     """
     if not script.is_file():
         raise fail(f"no such script: {script}", 2)
     if num_workers is not None and num_workers < 1:
         raise fail(f"-n needs at least 1 worker, not {num_workers}", 2)
-    _run_script(script, list(ctx.args), num_workers, quiet, "bundle" if bundle else "local")
+    interface = "bundle" if bundle else "local"
+    chosen = _interface_switch(list(ctx.args))
+    if chosen is not None:
+        raise fail(f"rehearse runs the script on the {interface} interface, so it takes no "
+                   f"'{chosen}'; run `python {script} {chosen}` to use another", 2)
+    _run_script(script, list(ctx.args), num_workers, quiet, interface)
+
+
+def _interface_switch(args: list[str]) -> str | None:
+    """The script's own -i/--interface switch among ``args``, as given; None when there is none."""
+    for index, arg in enumerate(args):
+        if arg in ("-i", "--interface"):
+            return " ".join(args[index:index + 2])
+        if arg.startswith("--interface=") or (arg.startswith("-i") and len(arg) > 2):
+            return arg
+    return None
 
 
 def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: bool,
@@ -86,8 +105,46 @@ def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: b
         with progress:
             runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exc:
-        if exc.code not in (None, 0):
-            raise typer.Exit(exc.code if isinstance(exc.code, int) else 1) from None
+        if exc.code in (None, 0):
+            return
+        if isinstance(exc.code, int):
+            raise typer.Exit(exc.code) from None
+        print(exc.code, file=sys.stderr)  # sys.exit("message"): Python prints it, exit status 1
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        sys.stderr.write(script_traceback(exc))
+        raise typer.Exit(1) from None
     finally:
         events.remove_listener(listen)
         sys.argv, sys.path[:] = saved_argv, saved_path
+
+
+def _ours(frame: traceback.FrameSummary) -> bool:
+    """A frame of pymw-admin itself or of runpy: between the user and their own code."""
+    name = frame.filename
+    return name.startswith(_PACKAGE_DIR) or name.startswith("<frozen runpy")
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
+
+
+def script_traceback(exc: BaseException) -> str:
+    """The traceback ``python SCRIPT`` would print, without our frames (the CLI's, runpy's,
+    the master's): the script's own, and any chained ones, the remote traceback of a failed
+    task included. ``--debug`` shows everything."""
+    shown = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [shown]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = traceback.StackSummary.from_list(
+            [frame for frame in current.stack if not _ours(frame)])
+        pending += [current.__cause__, current.__context__]
+    return "".join(shown.format())

@@ -38,6 +38,8 @@ def make_interface(name: str, **options: Any) -> Interface:
         )
     try:
         module = importlib.import_module(f"pymw_admin.interfaces.{module_name}")
+        # an engine may import its bindings only when built (mpi4py starts MPI on import)
+        interface: Interface = module.build(**options)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("pymw_admin.interfaces"):
             raise EngineUnavailable(
@@ -47,7 +49,6 @@ def make_interface(name: str, **options: Any) -> Interface:
             f"interface {name!r} needs the Python module {exc.name!r}: "
             f"pip install 'pymw-admin[{module_name}]'"
         ) from None
-    interface: Interface = module.build(**options)
     return interface
 
 

@@ -84,19 +84,6 @@ def test_master_script_bad_switches_are_one_line(
     assert message in lines[0]
 
 
-def test_a_failing_rehearsed_script_is_one_line(tmp_path: Path, clean_env: dict[str, str]) -> None:
-    script = tmp_path / "fails.py"
-    script.write_text(
-        "from pymw_admin.runtime import Master\n"
-        "with Master() as m:\n"
-        "    m.get_result(m.submit_task(lambda: 1 / 0))\n"
-    )
-    out = pymw_admin("rehearse", str(script), "-q", env=clean_env)
-    assert out.returncode != 0
-    assert "ZeroDivisionError: division by zero" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
-
-
 def test_a_bad_worker_count_in_the_environment_is_one_line(clean_env: dict[str, str]) -> None:
     env = dict(clean_env, PYMW_NUM_WORKERS="many")
     out = subprocess.run([sys.executable, str(EXAMPLES / "monte_pi.py")], capture_output=True,
