@@ -19,14 +19,32 @@ class CronFacts:
 
 def cron_line(spec: ProjectSpec) -> str:
     root = spec.project_dir
-    return f"0,5,10,15,20,25,30,35,40,45,50,55 * * * * cd {root} ; {root}/bin/start --cron"
+    return (f"0,5,10,15,20,25,30,35,40,45,50,55 * * * * cd {root} ; {root}/bin/start --cron"
+            f" # pymw-admin {spec.name}")
+
+
+def _is_ours(line: str, spec: ProjectSpec) -> bool:
+    """This project's line: its key comment, or (written before the key) its own bin/start."""
+    fields = line.split()
+    return (line.rstrip().endswith(f"# pymw-admin {spec.name}")
+            or f"{spec.project_dir}/bin/start" in fields)
 
 
 def new_crontab(current: str, spec: ProjectSpec) -> str:
-    """The crontab with exactly one line for this project (other lines kept as they were)."""
-    marker = f"{spec.project_dir}/bin/start --cron"
-    kept = [line for line in current.splitlines() if marker not in line]
-    return "\n".join([*kept, cron_line(spec)]) + "\n"
+    """The crontab with exactly one line for this project, where its line already was (so two
+    projects of one owner keep their order and a re-run changes nothing); other lines as they
+    were."""
+    lines: list[str] = []
+    placed = False
+    for line in current.splitlines():
+        if not _is_ours(line, spec):
+            lines.append(line)
+        elif not placed:
+            lines.append(cron_line(spec))
+            placed = True
+    if not placed:
+        lines.append(cron_line(spec))
+    return "\n".join(lines) + "\n"
 
 
 def gather(ctx: Context) -> CronFacts:
