@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymw_admin.admin.remote import Host
+from pymw_admin.admin.remote import ConnectionLost, Host
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import PymwError, RemoteError
 
@@ -110,6 +110,11 @@ def run_plan(
                 on_done(index, report)
             if not isinstance(exc, RemoteError):
                 raise  # bad input (UsageError/ConfigError) keeps its own exit code and line
+            if isinstance(exc, ConnectionLost):
+                raise StepFailed(
+                    f"step '{step.name}' ({step.title}) was cut short: {exc}; run the same "
+                    "command again: it continues from this step and converges (every step "
+                    "starts from what it finds on the host)", report) from exc
             raise StepFailed(f"step '{step.name}' ({step.title}) failed: {exc}; {step.hint}",
                              report) from exc
         status = ("would change" if dry_run else "changed") if actions else "already done"

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class ConnectionLost(RemoteError):
+    """The SSH connection dropped in the middle of a command: what it did on the host is
+    unknown, so the caller says which step it was and that a re-run converges."""
+
+
 @dataclass(frozen=True)
 class Result:
     """What one command did on a host."""
@@ -331,10 +336,24 @@ class SSHHost(Host):
         assert self._conn is not None
         transport = self._conn.client.get_transport()
         if transport is None or not transport.is_active():
-            raise RemoteError(f"{self.name}: the ssh connection was lost")
-        return transport.open_session()
+            raise ConnectionLost(f"{self.name}: the ssh connection was lost")
+        try:
+            return transport.open_session()
+        except (EOFError, OSError, _ssh_exception()) as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: BaseException | None = None) -> ConnectionLost:
+        why = f" ({exc})" if exc is not None and str(exc) else ""
+        return ConnectionLost(f"{self.name}: the ssh connection was lost{why}")
 
     def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
+        try:
+            return self._exec_on_channel(command, stdin, timeout)
+        except (EOFError, OSError, _ssh_exception()) as exc:
+            raise self._lost(exc) from None
+
+    def _exec_on_channel(self, command: str, stdin: bytes | None,
+                         timeout: float | None) -> Result:
         chan = self._open_channel()
         try:
             chan.exec_command(command)
@@ -361,6 +380,9 @@ class SSHHost(Host):
                 if not busy:
                     time.sleep(0.002)
             code = chan.recv_exit_status()
+            transport = chan.get_transport()
+            if code == -1 and (transport is None or not transport.is_active()):
+                raise self._lost()  # closed under the command: no exit status came
         finally:
             chan.close()
         return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
@@ -402,6 +424,12 @@ class SSHHost(Host):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _ssh_exception() -> type[Exception]:
+    import paramiko
+
+    return paramiko.SSHException
 
 
 def connect(spec: HostSpec) -> Host:
