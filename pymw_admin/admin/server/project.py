@@ -2,9 +2,11 @@
 
 make_project runs as the owner with ``--no_db`` so no password is ever on its command line; this
 step loads BOINC's schema itself and writes the password into config.xml (mode 0640: the owner and
-Apache's group only). If make_project fails, the half-made directory is removed, so a re-run
-starts clean; a directory this step did not create is never removed: an existing project directory
-without config.xml is refused (it may hold the only copy of a project's keys).
+Apache's group only). While make_project runs, a root-only marker (``spec.making_marker``) says
+so: if it fails, or the connection or the client dies in the middle, the next run finds the marker
+and removes the half-made directory, so a re-run converges. A directory this step did not create is
+never removed: an existing project directory without config.xml and without the marker is refused
+(it may hold the only copy of a project's keys).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class ProjectFacts:
     config_mode_ok: bool
     db_revision: bool
     dir_exists: bool = False  # the project directory exists (it always does with config.xml)
+    half_made: bool = False  # make_project was cut short here (its marker is still there)
 
 
 def config_path(spec: ProjectSpec) -> str:
@@ -63,9 +66,12 @@ def db_password_in(config_xml: str) -> str:
 def gather(ctx: Context) -> ProjectFacts:
     host, spec = ctx.host, ctx.spec
     text = host.read_text(config_path(spec))
-    if text is None:
+    if text is None or host.exists(spec.making_marker):
+        # the marker outlives make_project only when it was cut short: config.xml or not,
+        # the directory is not a whole project
         exists = host.exists(spec.project_dir)
-        return ProjectFacts(False, 0, False, False, False, dir_exists=exists)
+        return ProjectFacts(False, 0, False, False, False, dir_exists=exists,
+                            half_made=exists and host.exists(spec.making_marker))
     count = host.sudo(
         f"{database.admin_mysql(spec)} -N -B -e \"SELECT COUNT(*) FROM information_schema.tables "
         f"WHERE table_schema='{spec.db_name}'\"", check=False
@@ -81,10 +87,12 @@ def gather(ctx: Context) -> ProjectFacts:
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
     actions = []
-    if not facts.config_xml and facts.dir_exists:
+    if not facts.config_xml and facts.dir_exists and not facts.half_made:
         # make_project would refuse it anyway, and a failure must never lead to removing it
         raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore config.xml "
                          "or remove the directory yourself")
+    if facts.half_made:
+        actions.append(Action("remove-half-made", spec.project_dir))
     if not facts.config_xml:
         actions.append(Action("make_project", f"{spec.name} in {spec.project_dir}"))
     if facts.tables == 0:
@@ -114,20 +122,31 @@ def apply(ctx: Context, actions: list[Action]) -> None:
     host, spec = ctx.host, ctx.spec
     tree = tree_dir(parse_source(spec.boinc_source))
     hostname = spec.host_name or ctx.notes.get("hostname", "")
+    marker = shlex.quote(spec.making_marker)
     for action in actions:
-        if action.kind == "make_project":
+        if action.kind == "remove-half-made":
+            # made by make_project as the owner: the owner removes it (root never walks a tree
+            # the owner can write)
+            ctx.log(f"removing {spec.project_dir}, left half-made by an interrupted run")
+            host.run(f"rm -rf {shlex.quote(spec.project_dir)}", user=spec.owner,
+                     what="removing the half-made project directory")
+        elif action.kind == "make_project":
             parent = shlex.quote(spec.project_dir.rsplit("/", 1)[0] or "/")
             owner = shlex.quote(spec.owner)
             host.sudo(f"test -d {parent} || install -d -m 755 -o {owner} -g {owner} {parent}")
             if host.exists(spec.project_dir):  # appeared since gather: not ours to remove
                 raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore "
                                  "config.xml or remove the directory yourself")
+            host.sudo(f"install -d -m 700 {shlex.quote(spec.secrets_dir)} && "
+                      f"date +%s > {marker}", what="marking make_project as under way")
             result = host.run(make_project_command(spec, tree, hostname), user=spec.owner,
                               check=False, timeout=600)
             if not result.ok:
                 # make_project made the directory (it was absent just above): nothing half-made
-                host.sudo(f"rm -rf {shlex.quote(spec.project_dir)}")
+                host.run(f"rm -rf {shlex.quote(spec.project_dir)}", user=spec.owner,
+                         check=False)
                 raise RemoteError(f"make_project failed: {result.last_line()}")
+            host.sudo(f"rm -f {marker}")
         elif action.kind == "load-schema":
             files = " ".join(shlex.quote(f"{tree}/db/{name}") for name in SCHEMA)
             host.sudo(f"cat {files} | {database.admin_mysql(spec)} {spec.db_name}",
@@ -145,4 +164,4 @@ def apply(ctx: Context, actions: list[Action]) -> None:
 
 STEP = Step("project", "make the project (make_project)", gather, decide, apply,
             hint="fix the cause and run the same command again (a half-made project directory "
-                 "was removed)")
+                 "is removed)")

@@ -107,5 +107,11 @@ class ProjectSpec:
         return f"{self.secrets_dir}/project"
 
     @property
+    def making_marker(self) -> str:
+        """Present (root-only) while make_project runs: a project directory without config.xml
+        next to it was half made by pymw-admin and may be removed by the next run."""
+        return f"{self.secrets_dir}/make_project.partial"
+
+    @property
     def apache_site(self) -> str:
         return f"/etc/apache2/sites-available/pymw-{self.name}.conf"
