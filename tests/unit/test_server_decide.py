@@ -166,6 +166,9 @@ def test_boinc_build_fetches_git_and_refuses_a_missing_directory() -> None:
     (project.ProjectFacts(True, 60, True, False, True), ["set-db-password"]),
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=False),
      ["make_project", "load-schema", "set-db-password", "db-revision"]),
+    # make_project was cut short (its marker is there): made again, not refused
+    (project.ProjectFacts(False, 0, False, False, False, dir_exists=True, half_made=True),
+     ["remove-half-made", "make_project", "load-schema", "set-db-password", "db-revision"]),
 ])
 def test_project(facts: project.ProjectFacts, expected: list[str]) -> None:
     assert kinds(project.decide(facts, SPEC)) == expected
@@ -241,6 +244,16 @@ LINE = cron.cron_line(SPEC)
 ])
 def test_cron(facts: cron.CronFacts, expected: list[str]) -> None:
     assert kinds(cron.decide(facts, SPEC)) == expected
+
+
+def test_two_projects_of_one_owner_keep_their_lines_in_place() -> None:
+    other = ProjectSpec("other", url_base="http://10.0.0.5", host_name="vm")
+    both = cron.new_crontab(cron.new_crontab("", SPEC), other)
+    assert cron.new_crontab(both, SPEC) == both
+    assert cron.new_crontab(both, other) == both
+    assert kinds(cron.decide(cron.CronFacts(True, both), SPEC)) == []
+    old = f"* * * * * cd {SPEC.project_dir} ; {SPEC.project_dir}/bin/start --cron\n"
+    assert cron.new_crontab(old, SPEC) == LINE + "\n"  # a line written before the key
 
 
 def test_cron_keeps_other_lines() -> None:
