@@ -84,7 +84,9 @@ def gather(ctx: Context) -> BuildFacts:
         f"test -f config.status && echo configured; for f in {checks}; do "
         f"test -e \"$f\" || echo \"missing $f\"; done", check=False
     ).stdout.splitlines()
-    return BuildFacts("exists" in out, "configure" in out, "configured" in out,
+    if "exists" not in out:
+        return BuildFacts(False)  # nothing there: everything is missing, nothing is done
+    return BuildFacts(True, "configure" in out, "configured" in out,
                       tuple(line[8:] for line in out if line.startswith("missing ")))
 
 
