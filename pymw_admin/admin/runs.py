@@ -8,6 +8,7 @@ project's owner:
     meta.json     who started what: script, args, local modules, data files, pymw-admin version
     script_name   the script's file name (read by the listing's shell loop)
     pid           the wrapper's pid = the run's process group and session id (setsid)
+    master_pid    the master script's own pid (the wrapper's child)
     started       start time (epoch seconds); ``ended`` and ``exit`` when it is over
     log           stdout and stderr, merged, unbuffered
     stopped       present when ``pymw-admin stop`` ended it
@@ -25,6 +26,7 @@ import ast
 import hashlib
 import io
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -42,8 +44,8 @@ from pymw_admin.admin.server.project import SYSTEM_PATH
 from pymw_admin.admin.target import ProjectTarget
 from pymw_admin.errors import PymwError, RemoteError, UsageError
 
-RUN_FILES = ("pid", "started", "ended", "exit", "stopped", "log", "run.sh", "meta.json",
-             "script_name")
+RUN_FILES = ("pid", "master_pid", "started", "ended", "exit", "stopped", "log", "run.sh",
+             "meta.json", "script_name")
 STOP_GRACE = 10.0
 FIELD_SEP = "\x1f"  # the listing's field separator: never in a run's file names or numbers
 
@@ -53,12 +55,13 @@ FIELD_SEP = "\x1f"  # the listing's field separator: never in a run's file names
 class RunInfo:
     id: str
     script: str
-    pid: int | None
-    alive: bool
+    pid: int | None  # the master's own process
+    alive: bool  # some process of the run's process group is alive
     exit_code: int | None
     started: float | None
     ended: float | None
     stopped: bool
+    pgid: int | None = None  # the run's process group (the wrapper's pid): what stop signals
 
     @property
     def state(self) -> str:
@@ -107,14 +110,17 @@ def parse_listing(text: str) -> list[RunInfo]:
     runs = []
     for line in text.splitlines():
         parts = line.split(FIELD_SEP)
-        if len(parts) != 8 or not parts[0].isdigit():
+        if len(parts) != 9 or not parts[0].isdigit():
             continue
-        run_id, pid, alive, exit_code, started, ended, stopped, script = parts
+        run_id, pgid, master, alive, exit_code, started, ended, stopped, script = parts
         code = _number(exit_code.strip())
+        group = int(pgid) if pgid.strip().isdigit() else None
         runs.append(RunInfo(
-            id=run_id, script=script.strip(), pid=int(pid) if pid.strip().isdigit() else None,
+            id=run_id, script=script.strip(),
+            pid=int(master) if master.strip().isdigit() else group,
             alive=alive == "1", exit_code=None if code is None else int(code),
             started=_number(started.strip()), ended=_number(ended.strip()), stopped=stopped == "1",
+            pgid=group,
         ))
     return sorted(runs, key=lambda r: int(r.id))
 
@@ -127,8 +133,10 @@ def listing_command(target: ProjectTarget, run_id: str | None = None) -> str:
         f"cd {shlex.quote(runs_dir(target))} 2>/dev/null || exit 0; "
         f"for d in {pattern}; do [ -f \"$d/run.sh\" ] || continue; "
         'pid=$(cat "$d/pid" 2>/dev/null); alive=0; '
-        '[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1; '
-        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" \"$pid\" "
+        # the group, not the wrapper: a master whose wrapper was killed still runs
+        '[ -n "$pid" ] && kill -0 -"$pid" 2>/dev/null && alive=1; '
+        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" \"$pid\" "
+        '"$(cat "$d/master_pid" 2>/dev/null)" '
         '"$alive" "$(cat "$d/exit" 2>/dev/null)" "$(cat "$d/started" 2>/dev/null)" '
         '"$(cat "$d/ended" 2>/dev/null)" "$(test -e "$d/stopped" && echo 1)" '
         '"$(cat "$d/script_name" 2>/dev/null)"; done'
@@ -214,8 +222,8 @@ def data_placement(script: Path, data: Iterable[Path]) -> list[tuple[Path, str]]
 def run_script(script_name: str, args: list[str], python: str, project_dir: str) -> str:
     """The wrapper run.sh: its pid is the run's process group; it records how the script ended.
 
-    Its TERM trap is a command (not ignore), so the script still gets TERM's default action; the
-    wrapper then records the exit status (143) instead of dying silently.
+    The script runs as its child (its pid in ``master_pid``); the wrapper waits for it until it
+    is really gone, also when a TERM (``stop``) interrupts the wait, and records its exit status.
     """
     argv = " ".join(shlex.quote(a) for a in [python, "-u", script_name, *args])
     return (
@@ -226,8 +234,12 @@ def run_script(script_name: str, args: list[str], python: str, project_dir: str)
         "trap 'echo TERM >> signalled' TERM\n"
         f"PATH={shlex.quote(str(Path(python).parent))}:{SYSTEM_PATH}\n"
         f"PYMW_INTERFACE=boinc PYMW_PROJECT_HOME={shlex.quote(project_dir)} PYTHONUNBUFFERED=1 "
-        f"PATH=$PATH {argv} > log 2>&1 < /dev/null\n"
-        "code=$?\n"
+        f"PATH=$PATH {argv} > log 2>&1 < /dev/null &\n"
+        "child=$!\n"
+        "echo $child > master_pid.tmp && mv master_pid.tmp master_pid\n"
+        # a trapped TERM ends `wait` early: wait again while the script cleans up
+        'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done\n'
+        'wait "$child" 2>/dev/null; again=$?; [ "$again" -ne 127 ] && code=$again\n'
         "date +%s > ended\n"
         "echo $code > exit.tmp && mv exit.tmp exit\n"
     )
@@ -468,7 +480,7 @@ def start(host: Host, target: ProjectTarget, plan: RunPlan, python: str) -> str:
         'while ! mkdir "$n" 2>/dev/null; do n=$((n + 1)); done; '
         'tar -xzf - -C "$n"; cd "$n"; '
         "setsid nohup sh ./run.sh > /dev/null 2>&1 < /dev/null & "
-        "i=0; while [ ! -s pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; "
+        "i=0; while [ ! -s master_pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; "
         'echo "@run $n"'
     )
     out = host.run(script, user=target.owner, stdin=plan.tarball(python, target.project_dir),
@@ -512,18 +524,34 @@ def read_log(host: Host, target: ProjectTarget, run_id: str, tail: int | None = 
 def stop(host: Host, target: ProjectTarget, run_id: str, grace: float = STOP_GRACE) -> RunInfo:
     """TERM the run's process group, KILL it after ``grace`` seconds; record it as killed."""
     info = get_run(host, target, run_id)
-    if not info.running or not info.pid:
+    if not info.running or not info.pgid:
         return info
     d = shlex.quote(f"{runs_dir(target)}/{run_id}")
     steps = max(1, int(grace * 10))
     script = (
-        # dash's kill takes no "--": a negative pid right after the signal names the group
+        # the whole group, wrapper or not: dash's kill takes no "--", a negative pid right
+        # after the signal names the group
         f"cd {d}; touch stopped; pid=$(cat pid); kill -TERM -$pid 2>/dev/null; i=0; "
-        f'while kill -0 "$pid" 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i + 1)); '
-        'done; if kill -0 "$pid" 2>/dev/null; then kill -KILL -$pid; sleep 0.2; fi; '
-        'if kill -0 "$pid" 2>/dev/null; then echo "@alive $pid"; exit 1; fi; '
+        f'while kill -0 -"$pid" 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; '
+        'i=$((i + 1)); done; if kill -0 -"$pid" 2>/dev/null; then kill -KILL -$pid; sleep 0.2; '
+        'fi; if kill -0 -"$pid" 2>/dev/null; then echo "@alive $pid"; exit 1; fi; '
         # KILLed wrappers write no exit status: record one as the shell would (128 + 9)
         "if [ ! -e exit ]; then date +%s > ended; echo 137 > exit; fi"
     )
     host.run(script, user=target.owner, what=f"stopping run {run_id}", timeout=grace + 30)
     return get_run(host, target, run_id)
+
+
+def drop_tag(host: Host, target: ProjectTarget, tag: str, python: str) -> int:
+    """Cancel the work units a BOINC tag's earlier masters left uncollected; return how many.
+    Runs on the server as the owner, with the project's pymw-admin (refused while a master holds
+    the tag)."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", tag):
+        raise UsageError(f"invalid tag {tag!r}: tags are letters, digits and _")
+    out = host.run(f"{shlex.quote(python)} -m pymw_admin.interfaces.boinc drop "
+                   f"{shlex.quote(target.project_dir)} {shlex.quote(tag)}", user=target.owner,
+                   what=f"dropping tag {tag}", timeout=600).stdout
+    for line in out.splitlines():
+        if line.startswith("@dropped "):
+            return int(line.split()[1])
+    raise RemoteError(f"{host.name}: dropping tag {tag} did not say how many it cancelled")

@@ -20,14 +20,14 @@ def _line(*fields: str) -> str:
 @pytest.mark.parametrize(
     ("fields", "state"),
     [
-        (("1", "100", "1", "", "1700000000", "", "", "a.py"), "running"),
-        (("2", "101", "0", "0", "1700000000", "1700000005", "", "a.py"), "exited(0)"),
-        (("3", "102", "0", "3", "1700000000", "1700000005", "", "a.py"), "exited(3)"),
-        (("4", "103", "0", "143", "1700000000", "1700000005", "1", "a.py"), "killed"),
-        (("5", "104", "0", "", "1700000000", "", "1", "a.py"), "killed"),
-        (("6", "105", "0", "", "1700000000", "", "", "a.py"), "lost"),
+        (("1", "100", "1100", "1", "", "1700000000", "", "", "a.py"), "running"),
+        (("2", "101", "1101", "0", "0", "1700000000", "1700000005", "", "a.py"), "exited(0)"),
+        (("3", "102", "1102", "0", "3", "1700000000", "1700000005", "", "a.py"), "exited(3)"),
+        (("4", "103", "1103", "0", "143", "1700000000", "1700000005", "1", "a.py"), "killed"),
+        (("5", "104", "1104", "0", "", "1700000000", "", "1", "a.py"), "killed"),
+        (("6", "105", "1105", "0", "", "1700000000", "", "", "a.py"), "lost"),
         # pid file not written yet, process not found: nothing to follow
-        (("7", "", "0", "", "", "", "", "a.py"), "lost"),
+        (("7", "", "", "0", "", "", "", "", "a.py"), "lost"),
     ],
 )
 def test_states(fields: tuple[str, ...], state: str) -> None:
@@ -38,14 +38,14 @@ def test_states(fields: tuple[str, ...], state: str) -> None:
 
 def test_listing_sorted_numerically_and_junk_skipped() -> None:
     text = "\n".join([
-        _line("10", "1", "0", "0", "1", "2", "", "b.py"),
+        _line("10", "1", "7", "0", "0", "1", "2", "", "b.py"),
         "garbage line",
-        _line("9", "1", "0", "1", "1", "2", "", "a.py"),
-        _line("x", "1", "0", "1", "1", "2", "", "a.py"),
+        _line("9", "1", "7", "0", "1", "1", "2", "", "a.py"),
+        _line("x", "1", "7", "0", "1", "1", "2", "", "a.py"),
     ])
     infos = runs.parse_listing(text)
     assert [i.id for i in infos] == ["9", "10"]
-    assert infos[1] == RunInfo("10", "b.py", 1, False, 0, 1.0, 2.0, False)
+    assert infos[1] == RunInfo("10", "b.py", 7, False, 0, 1.0, 2.0, False, pgid=1)
 
 
 @pytest.mark.parametrize("bad", ["", "0", "01", "-1", "1a", "../1"])

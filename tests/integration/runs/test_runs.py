@@ -122,7 +122,7 @@ def test_runs_side_by_side_and_stop(bare_project: Path, scripts: Path) -> None:
     assert a != b
     states = _runs(bare_project)
     assert states[a]["state"] == "running" and states[b]["state"] == "running"
-    pid = states[a]["pid"]
+    pid = states[a]["pgid"]
     assert _cli(bare_project, "attach", b).returncode == 0  # b ends while a goes on
     assert _runs(bare_project)[a]["state"] == "running"
     started = time.monotonic()
