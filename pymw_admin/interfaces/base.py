@@ -88,6 +88,22 @@ class Resumable(Protocol):
 
 
 @runtime_checkable
+class SharesBlobs(Protocol):
+    """Optional: an interface that stages shared blobs (wire.encoding) once per worker, so the
+    master sends task files that refer to them by digest instead of carrying them.
+
+    ``put_shared`` comes before the first task that needs the blob; ``drop_shared`` once no
+    unfinished task of the master needs it (the interface may keep it on workers a while).
+    """
+
+    def put_shared(self, digest: str, blob: bytes) -> None:
+        """Keep ``blob`` to send to each worker before its first task that refers to it."""
+
+    def drop_shared(self, digest: str) -> None:
+        """No unfinished task needs this blob any more."""
+
+
+@runtime_checkable
 class Detachable(Protocol):
     """Optional: an interface that can let go of its state and leave its tasks running.
 

@@ -2,8 +2,11 @@
 
 Each worker is ``python -m pymw_admin.worker.run --serve`` talking over its stdin/stdout pipes.
 A worker is fed several tasks at a time while tasks are short (so no-op tasks are not bound by round
-trips) and at most two while they are long (so the last tasks don't wait behind a busy worker). A
-worker that dies is replaced; its tasks come back as retryable failures and the master decides.
+trips) and at most two while they are long; what a busy worker holds but has not started is
+taken back when another worker idles (worker_load). A worker that dies is replaced: the task it
+was running comes back as a retryable failure (the master decides), the others it held are dealt
+again.
+Shared blobs (``put_shared``) are sent to a worker once, before the first task that needs them.
 """
 
 from __future__ import annotations
@@ -13,14 +16,31 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from pymw_admin.errors import UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.interfaces.serve_child import ServeChild
-from pymw_admin.interfaces.worker_load import WorkerLoad, deal
-from pymw_admin.wire.framing import pack_batch, unpack_batch
+from pymw_admin.interfaces.worker_load import (
+    SHORT_TASK_SECONDS,
+    WorkerLoad,
+    deal,
+    to_revoke,
+    where,
+)
+from pymw_admin.wire.framing import (
+    FORGET_MAGIC,
+    REVOKE_MAGIC,
+    REVOKED_MAGIC,
+    ids_record,
+    pack_batch,
+    read_ids,
+    shared_frame,
+    unpack_batch,
+)
+
+RECENT_SHARED_BYTES = 256 << 20
 
 
 @dataclass(kw_only=True)
@@ -41,8 +61,14 @@ class LocalInterface:
         self.python = python or sys.executable
         self._lock = threading.Lock()
         self._pending: deque[tuple[str, bytes]] = deque()
+        self._suspects: deque[tuple[str, bytes]] = deque()  # held by a worker that died
         self._workers: list[_Worker] = []
         self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._shared: dict[str, bytes] = {}
+        # blobs no task needs now, left on the workers in case the next tasks need them again
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._cancelled: set[str] = set()  # held by a worker when cancelled: drop, never requeue
+        self._imbalance = threading.Event()
         self._closed = False
         self._started = False
         self._next_index = 0
@@ -60,16 +86,33 @@ class LocalInterface:
     def _start(self) -> None:
         self._started = True
         self._workers = [self._spawn() for _ in range(self.num_workers)]
+        threading.Thread(target=self._balancer, daemon=True, name="local-balancer").start()
 
     def _reader(self, worker: _Worker) -> None:
         while (bodies := worker.child.read_frames()) is not None:
-            with self._lock:
-                for body in bodies:
-                    for blob in unpack_batch(body):
-                        self._completions.put(worker.finished(blob))
-                self._dispatch_locked()
+            self._take_frames(worker, bodies)
+            del bodies  # hold no result while waiting for the next
         worker.child.close_output()  # the reader owns the output: closed once reading is over
         self._on_death(worker)
+
+    def _take_frames(self, worker: _Worker, bodies: list[bytes]) -> None:
+        with self._lock:
+            for body in bodies:
+                for blob in unpack_batch(body):
+                    self._take(worker, blob)
+            self._dispatch_locked()
+
+    def _take(self, worker: _Worker, blob: bytes) -> None:
+        given_back = read_ids(REVOKED_MAGIC, blob)
+        if given_back is None:
+            completion = worker.finished(blob)
+            if completion.task_id not in self._cancelled:
+                self._completions.put(completion)
+            self._cancelled.discard(completion.task_id)
+            return
+        back = worker.revoked(given_back)
+        self._pending.extendleft(reversed([t for t in back if t[0] not in self._cancelled]))
+        self._cancelled.difference_update(given_back)
 
     def _on_death(self, worker: _Worker) -> None:
         how = worker.child.reason()
@@ -78,34 +121,52 @@ class LocalInterface:
             worker.child.close_input()
             if self._closed:
                 return
-            for task_id in worker.in_flight:
+            running, suspects = worker.lost()
+            if running is not None and running not in self._cancelled:
                 self._completions.put(
                     Completion(
-                        task_id,
+                        running,
                         failure=f"worker {worker.name} (pid {worker.child.pid}) {how} "
                         "while running the task",
                         worker=worker.name,
                     )
                 )
-            worker.in_flight.clear()
+            self._cancelled.discard(running or "")
+            self._suspects.extend(t for t in suspects if t[0] not in self._cancelled)
             replacement = self._spawn()
             self._workers[self._workers.index(worker)] = replacement
             self._dispatch_locked()
 
     def _dispatch_locked(self) -> None:
-        for worker, blobs in deal(self._workers, self._pending):
+        for worker, blobs in deal(self._workers, self._pending, self._suspects):
+            for digest in worker.shared_to_send(blobs):
+                blob = self._shared.get(digest) or self._recent.get(digest)
+                if blob is not None:  # else the task file carries it inline
+                    worker.child.send_parts(shared_frame(digest, blob))
+                    worker.shared_bytes_sent += len(blob)
             worker.child.send(pack_batch(blobs))
+        if not self._pending:
+            for worker, ask in to_revoke(self._workers):
+                worker.child.send(pack_batch([ask]))
+        if any(w.alive and not w.in_flight for w in self._workers) and any(
+                len(w.in_flight) > 1 for w in self._workers):
+            self._imbalance.set()  # a worker idles while another holds queued tasks: look again
+
+    def _balancer(self) -> None:
+        """Deal again while a worker idles beside one holding queued tasks: a worker only counts
+        as stuck after a short silence, which no event may follow."""
+        while not self._closed:
+            self._imbalance.wait()
+            time.sleep(SHORT_TASK_SECONDS * 2)
+            with self._lock:
+                self._imbalance.clear()
+                if not self._closed:
+                    self._dispatch_locked()
 
     # --- the Interface protocol ------------------------------------------------------------------
 
     def submit(self, task_id: str, task_file: bytes) -> None:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the local interface is closed")
-            if not self._started:
-                self._start()
-            self._pending.append((task_id, task_file))
-            self._dispatch_locked()
+        self.submit_many([(task_id, task_file)])
 
     def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
         with self._lock:
@@ -116,12 +177,46 @@ class LocalInterface:
             self._pending.extend(tasks)
             self._dispatch_locked()
 
+    def put_shared(self, digest: str, blob: bytes) -> None:
+        with self._lock:
+            self._recent.pop(digest, None)
+            self._shared[digest] = blob
+
+    def drop_shared(self, digest: str) -> None:
+        """No task needs this blob now: the workers keep it while the recent ones fit in
+        RECENT_SHARED_BYTES (a loop of one task at a time sends it once), then forget it."""
+        with self._lock:
+            blob = self._shared.pop(digest, None)
+            if blob is None:
+                return
+            self._recent[digest] = blob
+            while sum(len(b) for b in self._recent.values()) > RECENT_SHARED_BYTES:
+                old, _ = self._recent.popitem(last=False)
+                for worker in self._workers:
+                    if old in worker.has_shared:
+                        worker.has_shared.discard(old)
+                        worker.child.send(pack_batch([FORGET_MAGIC + old.encode()]))
+
     def wait(self, timeout: float | None) -> list[Completion]:
         return drain(self._completions, timeout)
 
     def cancel(self, task_id: str) -> None:
+        """Drop a pending task, take back a dealt one, or replace the worker running it."""
         with self._lock:
+            before = len(self._pending) + len(self._suspects)
             self._pending = deque(t for t in self._pending if t[0] != task_id)
+            self._suspects = deque(t for t in self._suspects if t[0] != task_id)
+            if len(self._pending) + len(self._suspects) != before:
+                return
+            worker, running = where(self._workers, task_id)
+            if worker is None:
+                return
+            self._cancelled.add(task_id)
+            if running:
+                worker.child.kill()  # a hung task ends only with its process; it is replaced
+            else:
+                worker.revoking.add(task_id)
+                worker.child.send(pack_batch([ids_record(REVOKE_MAGIC, [task_id])]))
 
     def workers(self) -> list[WorkerStats]:
         with self._lock:
@@ -135,8 +230,11 @@ class LocalInterface:
             if self._closed:
                 return
             self._closed = True
+            self._imbalance.set()
             workers = list(self._workers)
             self._pending.clear()
+            self._shared.clear()
+            self._recent.clear()
             for w in workers:
                 if w.in_flight:
                     w.child.kill()  # its tasks are abandoned with the master: don't wait for them

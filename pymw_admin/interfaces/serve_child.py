@@ -37,7 +37,7 @@ class ServeChild:
         assert self.proc.stdout is not None
         self.fd = self.proc.stdout.fileno()
         self._frames = FrameBuffer()
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[list[bytes | memoryview] | None] = queue.SimpleQueue()
         threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
 
     @property
@@ -48,11 +48,13 @@ class ServeChild:
         stdin = self.proc.stdin
         assert stdin is not None
         while True:
-            data = self._outbox.get()
-            if data is None:
+            parts = self._outbox.get()
+            if parts is None:
                 break
             try:
-                stdin.write(data)
+                for part in parts:
+                    stdin.write(part)
+                del parts  # a shared blob is the master's: hold no reference while idle
                 stdin.flush()
             except (BrokenPipeError, OSError):
                 break  # whoever reads the child's output sees the death and reports it
@@ -61,7 +63,11 @@ class ServeChild:
 
     def send(self, body: bytes | bytearray) -> None:
         """Queue one frame (a packed batch of task files) for the child."""
-        self._outbox.put(frame(bytes(body)))
+        self._outbox.put([frame(bytes(body))])
+
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Queue one frame already split into parts (header first), written without joining."""
+        self._outbox.put(parts)
 
     def close_input(self) -> None:
         """Close the child's stdin once queued frames are written: an idle child then exits."""

@@ -21,18 +21,22 @@ if TYPE_CHECKING:
     from pymw_admin.runtime.errors import (
         PythonVersionMismatch,
         RemoteTraceback,
+        TaskCancelled,
         TaskError,
         TaskTimeout,
         WorkerLost,
     )
+    from pymw_admin.runtime.executor import PyMWExecutor
     from pymw_admin.runtime.master import Master, Progress, PyMW_Master, Status
     from pymw_admin.runtime.task import Task, TaskState
+    from pymw_admin.wire.encoding import Shared
     from pymw_admin.worker.scripting import pymw_get_input, pymw_set_output
 
 _WHERE = {
     "options": "pymw_admin.runtime.options",
     "PythonVersionMismatch": "pymw_admin.runtime.errors",
     "RemoteTraceback": "pymw_admin.runtime.errors",
+    "TaskCancelled": "pymw_admin.runtime.errors",
     "TaskError": "pymw_admin.runtime.errors",
     "TaskTimeout": "pymw_admin.runtime.errors",
     "WorkerLost": "pymw_admin.runtime.errors",
@@ -40,6 +44,8 @@ _WHERE = {
     "Progress": "pymw_admin.runtime.master",
     "PyMW_Master": "pymw_admin.runtime.master",
     "Status": "pymw_admin.runtime.master",
+    "PyMWExecutor": "pymw_admin.runtime.executor",
+    "Shared": "pymw_admin.wire.encoding",
     "pymw_get_input": "pymw_admin.worker.scripting",
     "pymw_set_output": "pymw_admin.worker.scripting",
     "Task": "pymw_admin.runtime.task",
@@ -64,11 +70,14 @@ def __dir__() -> list[str]:
 __all__ = [
     "Master",
     "Progress",
+    "PyMWExecutor",
     "PyMW_Master",
     "PythonVersionMismatch",
     "RemoteTraceback",
+    "Shared",
     "Status",
     "Task",
+    "TaskCancelled",
     "TaskError",
     "TaskState",
     "TaskTimeout",

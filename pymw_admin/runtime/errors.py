@@ -51,6 +51,10 @@ class WorkerLost(TaskError):
     """The worker running a task died (or the engine lost the job) more times than retried."""
 
 
+class TaskCancelled(TaskError):
+    """The task was cancelled (``Master.cancel``) before it finished."""
+
+
 class PythonVersionMismatch(TaskError):
     """The worker's Python minor version differs from the master's, so the task cannot run."""
 

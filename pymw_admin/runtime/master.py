@@ -1,8 +1,11 @@
 """The PyMW master: submit tasks to an interface, collect their results.
 
-The master is single-threaded from the caller's view: it encodes tasks, hands them to its
-interface, and decodes completions whenever the caller asks for a result. It never imports engine
-code; interfaces only move task files and result records.
+The master encodes tasks, hands them to its interface, and decodes completions whenever a caller
+asks for a result. It never imports engine code; interfaces only move task files and result records.
+
+It may be used from several threads: one caller at a time takes completions from the interface
+(``_pumping``), the others wait on a condition it signals after each. It keeps only the tasks not
+yet collected; counts are kept as tasks change state, so no call costs more as history grows.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import atexit
 import itertools
 import os
 import sys
+import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pymw_admin.interfaces import make_interface
 from pymw_admin.interfaces.base import (
@@ -26,11 +30,13 @@ from pymw_admin.interfaces.base import (
     Detachable,
     Interface,
     Resumable,
+    SharesBlobs,
 )
 from pymw_admin.runtime import events, options
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
     RemoteTraceback,
+    TaskCancelled,
     TaskError,
     TaskTimeout,
     WorkerLost,
@@ -39,6 +45,8 @@ from pymw_admin.runtime.task import Task, TaskState
 from pymw_admin.wire import encoding
 
 Executable = Callable[..., Any] | str | os.PathLike[str]
+R = TypeVar("R")
+PUMP_SLICE_SECONDS = 1.0  # a caller waiting on the interface looks up at least this often
 
 
 @dataclass
@@ -111,12 +119,20 @@ class Master:
         elif isinstance(interface, str):
             interface = make_interface(interface, num_workers=num_workers)
         self.interface: Interface = interface
-        # the capability is looked up once: acknowledging runs once a task
+        # capabilities are looked up once: acknowledging runs once a task
         self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
+        self._blob_stager = interface if isinstance(interface, SharesBlobs) else None
         self.retries = retries
-        self._tasks: dict[str, Task] = {}
-        self._blobs: dict[str, bytes] = {}  # kept until the task ends, for retries
-        self._uncollected: OrderedDict[str, Task] = OrderedDict()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._pumping = False  # a caller is taking completions from the interface
+        self._live: dict[str, Task] = {}  # submitted and not yet collected
+        self._blobs: dict[str, bytes] = {}  # task files of unfinished tasks, for retries
+        self._task_shared: dict[str, list[str]] = {}  # shared blobs an unfinished task needs
+        self._shared_users: Counter[str] = Counter()
+        self._uncollected: OrderedDict[str, Task] = OrderedDict()  # finished, not collected
+        self._counts: Counter[TaskState] = Counter()
+        self._total = 0
         self._prefix = uuid.uuid4().hex[:8]
         self._counter = itertools.count(1)
         self._closed = False
@@ -129,19 +145,29 @@ class Master:
             return
         for task_id, name in self.interface.resumed_tasks():
             task = Task(task_id=task_id, name=name, state=TaskState.SUBMITTED, attempts=1)
-            self._tasks[task_id] = task  # no task file here: an adopted task is not retried
+            self._live[task_id] = task  # no task file here: an adopted task is not retried
+            self._counts[TaskState.SUBMITTED] += 1
+            self._total += 1
             self.resumed.append(task)
 
     def _hand_back(self, task: Task) -> None:
-        """The caller now has this task's outcome: mark it collected, tell a resumable engine
-        (once: asking again for a collected task hands it back without a second acknowledgement).
-        """
+        """The caller now has this task's outcome: the master lets go of it and tells a resumable
+        engine (once)."""
         if task.collected:
             return
         task.collected = True
         self._uncollected.pop(task.task_id, None)
+        self._live.pop(task.task_id, None)
         if self._acknowledge is not None:
             self._acknowledge(task.task_id)
+
+    def _take(self, task: Task) -> Any:
+        """Hand a finished task back: its value (released from the Task), or raise its error."""
+        self._hand_back(task)
+        if task._error is not None:
+            raise task._error
+        value, task._result = task._result, None  # the value is the caller's now
+        return value
 
     # --- context manager ---------------------------------------------------------------------
 
@@ -159,7 +185,9 @@ class Master:
         if not isinstance(self.interface, Detachable) or self._closed:
             self.cleanup()
             return
-        self._closed = True
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         _live_masters.discard(self)
         self.interface.detach()
 
@@ -168,20 +196,11 @@ class Master:
     def _new_task(self, name: str) -> Task:
         return Task(task_id=f"{self._prefix}-{next(self._counter)}", name=name)
 
-    def _encode(
-        self,
-        task: Task,
-        executable: Executable,
-        input_data: Sequence[Any],
-        modules: Sequence[str],
-        dep_funcs: Sequence[Callable[..., Any]],
-        files: dict[str, bytes],
-        function_blob: bytes | None = None,
-    ) -> bytes:
+    def _encode(self, task: Task, executable: Executable, **what: Any) -> bytes:
         """A task file for ``task``; whatever cannot be encoded is a TaskError naming the task."""
         try:
-            return encoding.encode_task(task.task_id, executable, input_data, modules, dep_funcs,
-                                        files, function_blob=function_blob)
+            return encoding.encode_task(task.task_id, executable,
+                                        inline_shared=self._blob_stager is None, **what)
         except encoding.EncodingError as exc:
             raise TaskError(task, "EncodingError", str(exc)) from None
         except Exception as exc:  # cloudpickle refusing an input, say
@@ -194,20 +213,72 @@ class Master:
         except encoding.EncodingError as exc:
             raise TaskError(None, "EncodingError", str(exc)) from None
 
-    def _forget(self, tasks: Iterable[Task]) -> None:
-        """Tasks the interface refused: never counted as outstanding, so nothing waits for them."""
-        for task in tasks:
-            self._tasks.pop(task.task_id, None)
-            self._blobs.pop(task.task_id, None)
-            task.state = TaskState.QUEUED
+    def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes]) -> bytes:
+        try:
+            return encoding.pickle_function(func, shared)
+        except Exception as exc:
+            raise TaskError(None, type(exc).__name__, f"cannot encode the function: {exc}") from exc
 
-    def _hand_over(self, task: Task, blob: bytes) -> None:
-        self._tasks[task.task_id] = task
+    def _register(self, task: Task, blob: bytes, shared: Mapping[str, bytes]) -> None:
+        """Count a task as handed over (lock held); stage the shared blobs it needs."""
+        digests = encoding.task_shared(blob)
+        if digests and self._blob_stager is not None:
+            self._task_shared[task.task_id] = digests
+            for digest in digests:
+                if self._shared_users[digest] == 0:
+                    self._blob_stager.put_shared(digest, shared[digest])
+                self._shared_users[digest] += 1
+        self._live[task.task_id] = task
         self._blobs[task.task_id] = blob
+        self._counts[TaskState.SUBMITTED] += 1
+        self._total += 1
         task.state = TaskState.SUBMITTED
         task.submit_time = time.time()
         task.attempts = 1
         events.emit("submitted", task)
+
+    def _release_shared(self, task_id: str) -> None:
+        for digest in self._task_shared.pop(task_id, ()):
+            self._shared_users[digest] -= 1
+            if self._shared_users[digest] <= 0 and self._blob_stager is not None:
+                del self._shared_users[digest]
+                self._blob_stager.drop_shared(digest)
+
+    def _forget(self, tasks: Iterable[Task]) -> None:
+        """Tasks the interface refused: never counted as outstanding, so nothing waits for them."""
+        for task in tasks:
+            if self._live.pop(task.task_id, None) is not None:
+                self._counts[TaskState.SUBMITTED] -= 1
+                self._total -= 1
+            self._blobs.pop(task.task_id, None)
+            self._release_shared(task.task_id)
+            task.state = TaskState.QUEUED
+
+    def _hand_over(self, encoded: list[tuple[Task, bytes]],
+                   shared: Mapping[str, bytes]) -> None:
+        """Register and submit encoded tasks; a refusal forgets them all."""
+        with self._lock:
+            self._check_open()
+            for task, blob in encoded:
+                self._register(task, blob, shared)
+            try:
+                if len(encoded) == 1:
+                    self.interface.submit(encoded[0][0].task_id, encoded[0][1])
+                else:
+                    batch = [(task.task_id, blob) for task, blob in encoded]
+                    if isinstance(self.interface, BatchSubmitting):
+                        self.interface.submit_many(batch)
+                    else:
+                        for task_id, blob in batch:
+                            self.interface.submit(task_id, blob)
+            except BaseException:
+                self._forget(task for task, _ in encoded)
+                raise
+
+    def broadcast(self, obj: Any) -> encoding.Shared:
+        """Pickle ``obj`` once; pass the handle to tasks (argument or closure) and each worker
+        receives the object once, however many tasks use it. Inside a task it is the object."""
+        return encoding.Shared(obj)
 
     def submit_task(
         self,
@@ -216,8 +287,10 @@ class Master:
         modules: Sequence[str] = (),
         dep_funcs: Sequence[Callable[..., Any]] = (),
         data_files: Sequence[str | os.PathLike[str]] = (),
+        *,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> Task:
-        """Queue ``executable(*input_data)`` (or the script at that path) and return its Task."""
+        """Queue ``executable(*input_data, **kwargs)`` (or the script at that path); its Task."""
         self._check_open()
         if not callable(executable) and not isinstance(executable, str | os.PathLike):
             raise TaskError(None, "TypeError", f"cannot run {executable!r}: not a function or path")
@@ -229,41 +302,129 @@ class Master:
         task = self._new_task(name)
         if not isinstance(input_data, tuple | list):
             input_data = (input_data,)
-        blob = self._encode(task, executable, input_data, modules, dep_funcs,
-                            self._read_files(data_files))
-        self._hand_over(task, blob)
-        try:
-            self.interface.submit(task.task_id, blob)
-        except BaseException:
-            self._forget([task])
-            raise
+        shared: dict[str, bytes] = {}
+        function_blob = self._pickle_function(executable, shared) if callable(executable) else None
+        blob = self._encode(task, executable, input_data=input_data, modules=modules,
+                            dep_funcs=dep_funcs, data_files=self._read_files(data_files),
+                            kwargs=kwargs, function_blob=function_blob, shared=shared)
+        self._hand_over([(task, blob)], shared)
         return task
+
+    def _stream(
+        self,
+        func: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        chunksize: int,
+        modules: Sequence[str],
+        dep_funcs: Sequence[Callable[..., Any]],
+        data_files: Sequence[str | os.PathLike[str]],
+        timeout: float | None,
+    ) -> Iterator[Task]:
+        """Submit ``func`` over the zipped iterables a window at a time, yielding tasks in input
+        order as they finish: encoding and handing over keep pace with the workers."""
+        self._check_open()
+        if chunksize < 1:
+            raise TaskError(None, "ValueError", f"chunksize must be at least 1, not {chunksize}")
+        shared: dict[str, bytes] = {}
+        function_blob = self._pickle_function(func, shared)
+        files = self._read_files(data_files)
+        name = getattr(func, "__qualname__", "function")
+        calls = zip(*iterables, strict=False)
+        window = self._window()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        running: deque[Task] = deque()
+        exhausted = False
+        try:
+            while True:
+                if not exhausted and len(running) <= window // 2:
+                    encoded: list[tuple[Task, bytes]] = []
+                    # encode a whole window before handing any of it over: an item that cannot be
+                    # encoded then leaves nothing of its window behind
+                    while len(running) + len(encoded) < window:
+                        items = list(itertools.islice(calls, chunksize))
+                        if not items:
+                            exhausted = True
+                            break
+                        task = self._new_task(name if chunksize == 1 else f"{name}[chunk]")
+                        what: dict[str, Any] = (
+                            {"input_data": items[0]} if chunksize == 1
+                            else {"chunk": [(args, {}) for args in items]})
+                        encoded.append((task, self._encode(
+                            task, func, modules=modules, dep_funcs=dep_funcs, data_files=files,
+                            function_blob=function_blob, shared=shared, **what)))
+                    if encoded:
+                        self._hand_over(encoded, shared)
+                        running.extend(task for task, _ in encoded)
+                if not running:
+                    return
+                self._wait_for(running[0], deadline, len(running))
+                yield running.popleft()
+        finally:
+            for task in running:  # the caller stopped early: nobody wants these
+                self.cancel(task)
+
+    def _wait_for(self, task: Task, deadline: float | None, left: int) -> None:
+        self._wait_until(lambda: task if task.finished else None, deadline,
+                         lambda: TaskTimeout(f"{left} task(s) still running after the timeout"))
+
+    def _window(self) -> int:
+        """How many tasks map keeps handed over: enough to keep every worker's queue full."""
+        workers = getattr(self.interface, "num_workers", None)
+        return 4096 if not workers else max(256, 128 * int(workers))
+
+    def imap(
+        self,
+        func: Callable[..., Any],
+        *iterables: Iterable[Any],
+        chunksize: int = 1,
+        modules: Sequence[str] = (),
+        dep_funcs: Sequence[Callable[..., Any]] = (),
+        data_files: Sequence[str | os.PathLike[str]] = (),
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
+        """``func(*args)`` for args zipped from ``iterables``, yielded in input order as they
+        finish; a failed task raises its TaskError there (the tasks still running are cancelled)."""
+        for task in self._stream(func, iterables, chunksize, modules, dep_funcs, data_files,
+                                 timeout):
+            with self._lock:
+                value = self._take(task)
+            if chunksize == 1:
+                yield value
+            else:
+                yield from value
 
     def map(
         self,
         func: Callable[..., Any],
-        iterable: Iterable[Any],
-        *,
+        *iterables: Iterable[Any],
+        chunksize: int = 1,
         modules: Sequence[str] = (),
         dep_funcs: Sequence[Callable[..., Any]] = (),
         data_files: Sequence[str | os.PathLike[str]] = (),
         timeout: float | None = None,
     ) -> list[Any]:
-        """``[func(x) for x in iterable]`` on the workers, in input order.
+        """``[func(*args) for args in zip(*iterables)]`` on the workers, in input order.
 
+        Tasks are encoded and handed over as workers free up; ``chunksize`` calls ride in one task.
         The first task that failed (in input order) raises its TaskError after all have ended.
         """
-        tasks = self.submit_many(func, iterable, modules=modules, dep_funcs=dep_funcs,
-                                 data_files=data_files)
-        for _ in self.as_completed(tasks, timeout=timeout):
-            pass
-        results = []
-        for task in tasks:
-            self._hand_back(task)
-        for task in tasks:
-            if task._error is not None:
-                raise task._error
-            results.append(task._result)
+        results: list[Any] = []
+        first_error: BaseException | None = None
+        for task in self._stream(func, iterables, chunksize, modules, dep_funcs, data_files,
+                                 timeout):
+            with self._lock:
+                try:
+                    value = self._take(task)
+                except TaskError as exc:
+                    first_error = first_error or exc
+                    continue
+            if first_error is None:
+                if chunksize == 1:
+                    results.append(value)
+                else:
+                    results.extend(value)
+        if first_error is not None:
+            raise first_error
         return results
 
     def submit_many(
@@ -277,7 +438,8 @@ class Master:
     ) -> list[Task]:
         """Submit ``func(x)`` for every x: the function is pickled once for all of them."""
         self._check_open()
-        function_blob = encoding.pickle_function(func)
+        shared: dict[str, bytes] = {}
+        function_blob = self._pickle_function(func, shared)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
         # encode everything before handing anything over: a task that cannot be encoded must
@@ -285,42 +447,33 @@ class Master:
         encoded = []
         for item in iterable:
             task = self._new_task(name)
-            encoded.append((task, self._encode(task, func, (item,), modules, dep_funcs, files,
-                                               function_blob)))
-        for task, blob in encoded:
-            self._hand_over(task, blob)
-        tasks = [task for task, _ in encoded]
-        batch = [(task.task_id, blob) for task, blob in encoded]
-        try:
-            if isinstance(self.interface, BatchSubmitting):
-                self.interface.submit_many(batch)
-            else:
-                for task_id, blob in batch:
-                    self.interface.submit(task_id, blob)
-        except BaseException:
-            self._forget(tasks)
-            raise
-        return tasks
+            encoded.append((task, self._encode(task, func, input_data=(item,), modules=modules,
+                                               dep_funcs=dep_funcs, data_files=files,
+                                               function_blob=function_blob, shared=shared)))
+        if encoded:
+            self._hand_over(encoded, shared)
+        return [task for task, _ in encoded]
 
     # --- collecting --------------------------------------------------------------------------
 
     def _absorb(self, completion: Completion) -> None:
-        task = self._tasks.get(completion.task_id)
+        """Take in one completion (lock held)."""
+        task = self._live.get(completion.task_id)
         if task is None or task.finished:
-            return  # not ours, or a duplicate report: each result is taken once
+            return  # not ours, cancelled, or a duplicate report: each result is taken once
         if completion.record is None:
             blob = self._blobs.get(task.task_id)
             if completion.retryable and blob is not None and task.attempts <= self.retries:
                 task.attempts += 1
                 self.interface.submit(task.task_id, blob)
                 return
+            task.worker = completion.worker or None
+            task.stderr = completion.stderr
             self._finish(
                 task,
                 error=WorkerLost(task, completion.error_type or "WorkerLost",
                                  completion.failure or "the engine lost it"),
             )
-            task.worker = completion.worker or None
-            task.stderr = completion.stderr
             return
         try:
             record = encoding.decode_result_header(completion.record)
@@ -350,32 +503,77 @@ class Master:
             error.__cause__ = RemoteTraceback(record.error_traceback)
         self._finish(task, error=error)
 
-    def _finish(self, task: Task, result: Any = None, error: BaseException | None = None) -> None:
-        task.state = TaskState.FAILED if error is not None else TaskState.DONE
+    def _finish(self, task: Task, result: Any = None, error: BaseException | None = None,
+                state: TaskState | None = None) -> None:
+        state = state or (TaskState.FAILED if error is not None else TaskState.DONE)
+        self._counts[task.state] -= 1
+        self._counts[state] += 1
+        task.state = state
         task._result, task._error = result, error
         if task.finish_time is None:
             task.finish_time = time.time()
         self._blobs.pop(task.task_id, None)
-        self._uncollected[task.task_id] = task
+        self._release_shared(task.task_id)
+        if state is not TaskState.CANCELLED:  # a cancelled task is nobody's result
+            self._uncollected[task.task_id] = task
         events.emit("finished", task)
 
-    def _pump(self, deadline: float | None) -> bool:
-        """Take in completions until one arrives or the deadline passes; False on time-out."""
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        completions = self.interface.wait(remaining)
-        for completion in completions:
-            self._absorb(completion)
-        return bool(completions)
+    def _wait_until(self, ready: Callable[[], R | None], deadline: float | None,
+                    timed_out: Callable[[], BaseException]) -> R:
+        """Take completions until ``ready()`` (called with the lock held) gives something.
+
+        One caller at a time waits on the interface; the others wait for it to signal.
+        """
+        while True:
+            with self._cond:
+                found = ready()
+                if found is not None:
+                    return found
+                if self._closed:
+                    raise TaskError(None, "RuntimeError", "this master was cleaned up")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise timed_out()
+                slice_ = PUMP_SLICE_SECONDS if remaining is None else min(remaining,
+                                                                          PUMP_SLICE_SECONDS)
+                if self._pumping:
+                    self._cond.wait(slice_)
+                    continue
+                self._pumping = True
+            completions: list[Completion] = []
+            try:
+                completions = self.interface.wait(slice_)
+            finally:
+                with self._cond:
+                    self._pumping = False
+                    for completion in completions:
+                        self._absorb(completion)
+                    del completions
+                    self._cond.notify_all()
+
+    def _pump_now(self) -> None:
+        """Take in whatever completions are there, without waiting (unless another caller is)."""
+        with self._cond:
+            if self._pumping or self._closed:
+                return
+            self._pumping = True
+        completions: list[Completion] = []
+        try:
+            completions = self.interface.wait(0.0)
+        finally:
+            with self._cond:
+                self._pumping = False
+                for completion in completions:
+                    self._absorb(completion)
+                self._cond.notify_all()
 
     def _pick(self, wanted: Task | Sequence[Task] | None) -> Task | None:
         if wanted is None:
-            for task in self._uncollected.values():
-                return task
-            return None
+            return next(iter(self._uncollected.values()), None)
         if isinstance(wanted, Task):
             return wanted if wanted.finished else None
         for task in wanted:
-            if task.finished and not task.collected:
+            if task.finished and not task.collected and task.state is not TaskState.CANCELLED:
                 return task
         return None
 
@@ -386,24 +584,57 @@ class Master:
 
         ``task`` None: any finished task not yet collected. A Task: that one. A list: one of them.
         ``timeout`` seconds without one raises TaskTimeout; nothing is lost, ask again later.
+        A result is handed back once: the master then keeps nothing of it.
         """
-        if isinstance(task, Task) and task.task_id not in self._tasks:
-            raise TaskError(task, "KeyError", "that task was not submitted to this master")
-        if task is None and not self._uncollected and not self._outstanding():
-            raise TaskError(None, "LookupError", "no task is outstanding")
-        if (not isinstance(task, Task) and task is not None
-                and not any(not t.finished or not t.collected for t in task)):
-            raise TaskError(None, "LookupError", "every one of these tasks was collected already")
+        with self._lock:
+            if isinstance(task, Task):
+                if task.state is TaskState.CANCELLED:
+                    assert task._error is not None
+                    raise task._error
+                if task.collected:
+                    raise TaskError(task, "LookupError",
+                                    f"task {task.task_id} was collected already")
+                if task.task_id not in self._live:
+                    raise TaskError(task, "KeyError", "that task was not submitted to this master")
+            elif task is None:
+                if not self._uncollected and not self._outstanding():
+                    raise TaskError(None, "LookupError", "no task is outstanding")
+            elif not any(not t.collected and t.state is not TaskState.CANCELLED for t in task):
+                raise TaskError(None, "LookupError",
+                                "every one of these tasks was collected already")
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+
+        def ready() -> Task | None:
             found = self._pick(task)
-            if found is not None:
-                self._hand_back(found)
-                if found._error is not None:
-                    raise found._error
-                return found, found._result
-            if not self._pump(deadline) and deadline is not None and time.monotonic() >= deadline:
-                raise TaskTimeout(f"no task finished within {timeout:g} s")
+            if found is None and task is None and not self._outstanding():
+                raise TaskError(None, "LookupError", "no task is outstanding")
+            return found
+
+        while True:
+            found = self._wait_until(
+                ready, deadline,
+                lambda: TaskTimeout(f"no task finished within {timeout:g} s"))
+            with self._lock:
+                if found.collected:
+                    continue  # another thread took it first
+                return found, self._take(found)
+
+    def cancel(self, task: Task) -> bool:
+        """Give up a task that has not finished: dropped if queued, its worker replaced if it is
+        running (a hung task). True if it was cancelled; get_result(task) then raises
+        TaskCancelled."""
+        with self._lock:
+            if task.finished or task.task_id not in self._live:
+                return False
+            self._live.pop(task.task_id, None)
+            try:
+                self.interface.cancel(task.task_id)
+            finally:
+                self._finish(task, error=TaskCancelled(task, "TaskCancelled",
+                                                       "the task was cancelled"),
+                             state=TaskState.CANCELLED)
+                self._cond.notify_all()
+            return True
 
     def as_completed(
         self,
@@ -411,28 +642,32 @@ class Master:
         timeout: float | None = None,
     ) -> Iterator[Task]:
         """Yield tasks as they finish (done or failed); check ``task.state``, then get_result."""
-        pending = list(self._tasks.values()) if tasks is None else list(tasks)
+        with self._lock:
+            pending = list(self._live.values()) if tasks is None else list(tasks)
         deadline = None if timeout is None else time.monotonic() + timeout
         waiting = {t.task_id: t for t in pending}
         while waiting:
-            for task_id in [i for i, t in waiting.items() if t.finished]:
+            with self._lock:
+                done = [i for i, t in waiting.items() if t.finished]
+            for task_id in done:
                 yield waiting.pop(task_id)
             if not waiting:
                 return
-            if not self._pump(deadline) and deadline is not None and time.monotonic() >= deadline:
-                raise TaskTimeout(f"{len(waiting)} task(s) still running after the timeout")
+            self._wait_until(
+                lambda: True if any(t.finished for t in waiting.values()) else None,
+                deadline,
+                lambda: TaskTimeout(f"{len(waiting)} task(s) still running after the timeout"))
 
     def _outstanding(self) -> int:
-        return sum(1 for t in self._tasks.values() if not t.finished)
+        return self._counts[TaskState.SUBMITTED]
 
     # --- status ------------------------------------------------------------------------------
 
     def get_status(self) -> Status:
-        """Counts of tasks by state, and per-worker figures from the interface."""
-        self._pump(0.0)
-        counts = {state.value: 0 for state in TaskState}
-        for task in self._tasks.values():
-            counts[task.state.value] += 1
+        """Counts of tasks by state (all this master ran), and per-worker figures."""
+        self._pump_now()
+        with self._lock:
+            counts = {state.value: self._counts[state] for state in TaskState}
         return Status(
             interface=self.interface.name,
             counts=counts,
@@ -440,14 +675,16 @@ class Master:
         )
 
     def get_progress(self) -> Progress:
-        self._pump(0.0)
-        done = sum(1 for t in self._tasks.values() if t.state is TaskState.DONE)
-        failed = sum(1 for t in self._tasks.values() if t.state is TaskState.FAILED)
-        return Progress(done=done, failed=failed, total=len(self._tasks))
+        self._pump_now()
+        with self._lock:
+            return Progress(done=self._counts[TaskState.DONE],
+                            failed=self._counts[TaskState.FAILED], total=self._total)
 
     @property
     def tasks(self) -> list[Task]:
-        return list(self._tasks.values())
+        """The tasks not yet collected (the master keeps no others)."""
+        with self._lock:
+            return list(self._live.values())
 
     # --- ending ------------------------------------------------------------------------------
 
@@ -456,10 +693,13 @@ class Master:
             raise TaskError(None, "RuntimeError", "this master was cleaned up")
 
     def cleanup(self) -> None:
-        """Stop the workers; safe to call twice. Results already collected stay with their tasks."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop the workers; safe to call twice. Results already collected stay with the caller;
+        asking for any other result then raises TaskError."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
         self.interface.close()
         _live_masters.discard(self)
 

@@ -12,6 +12,7 @@ class TaskState(enum.Enum):
     SUBMITTED = "submitted"  # handed to the interface: waiting for or running on a worker
     DONE = "done"  # finished and returned a value
     FAILED = "failed"  # raised, or its worker was lost more often than retried
+    CANCELLED = "cancelled"  # given up by Master.cancel before it finished
 
 
 @dataclass(eq=False)
@@ -34,7 +35,7 @@ class Task:
 
     @property
     def finished(self) -> bool:
-        return self.state in (TaskState.DONE, TaskState.FAILED)
+        return self.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED)
 
     @property
     def duration(self) -> float | None:

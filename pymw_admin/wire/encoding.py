@@ -4,6 +4,11 @@ A *task file* holds what a worker needs to run one task: a JSON header (readable
 so a worker can refuse a task pickled by another Python before touching the payload) and a pickle
 payload made with cloudpickle (the function by value, its inputs, dep_funcs, data files).
 
+A task file may refer to *shared blobs*: large objects pickled once, named by the sha256 of their
+bytes, sent once per worker instead of once per task (docs/architecture.md, "Shared blobs"). Inside
+the payload they are pickle persistent ids; the header's ``shared`` lists their digests, so an
+interface can stage them before the task without unpickling anything.
+
 A *result record* is the worker's answer: a JSON header (ok or error, the remote exception's type,
 message and traceback, stdout/stderr, timings, worker, Python version) and a pickle payload holding
 the return value, or the exception object when it pickles. Results from untrusted workers (BOINC
@@ -13,6 +18,8 @@ that rebuilds only plain data types and never imports or calls anything else.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import pickle
@@ -31,6 +38,9 @@ from pymw_admin.wire import untrusted
 TASK_MAGIC = b"PYMW-TASK 1\n"
 RESULT_MAGIC = b"PYMW-RESULT 1\n"
 PICKLE_PROTOCOL = 5
+SHARE_THRESHOLD = 256 * 1024  # an object a function reaches whose pickle is this big is shared
+SHARED_FILE_PREFIX = "pymw_shared_"  # a shared blob staged as a file: pymw_shared_<digest>
+_SHARED_TAG = "pymw-shared"
 
 
 def python_minor() -> str:
@@ -50,6 +60,7 @@ class TaskHeader:
     modules: list[str] = field(default_factory=list)
     data_files: list[str] = field(default_factory=list)
     name: str = ""  # the function's or script's name, for logs and status
+    shared: list[str] = field(default_factory=list)  # digests of the shared blobs it refers to
 
 
 @dataclass
@@ -99,18 +110,104 @@ def _travels_by_value(module_name: str) -> bool:
     return not resolved.startswith(_STDLIB_DIRS + _SITE_DIRS)
 
 
-def pickle_function(func: Callable[..., Any]) -> bytes:
-    """cloudpickle a function by value, with its module too when the worker cannot import it."""
+def digest_of(blob: bytes | memoryview) -> str:
+    """A shared blob's name: the sha256 of its bytes (same content, same name, anywhere)."""
+    return hashlib.sha256(blob).hexdigest()
+
+
+class Shared:
+    """An object pickled once and sent once per worker (``Master.broadcast``).
+
+    Pass it to tasks as an argument or close over it: inside a task it arrives as the object
+    itself. On the master, ``value`` is the object.
+    """
+
+    __slots__ = ("blob", "digest", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.blob = cloudpickle.dumps(value, protocol=PICKLE_PROTOCOL)
+        self.digest = digest_of(self.blob)
+
+    def __repr__(self) -> str:
+        return f"<Shared {self.digest[:12]} {len(self.blob)} bytes>"
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _may_be_large(obj: object) -> bool:
+    """Cheap first look: could this object's pickle reach SHARE_THRESHOLD?"""
+    kind = type(obj)
+    if kind in (bytes, bytearray, str):
+        return len(obj) >= SHARE_THRESHOLD  # type: ignore[arg-type]
+    if kind in _CONTAINERS:
+        return len(obj) >= 1024  # type: ignore[arg-type]
+    nbytes = getattr(obj, "nbytes", None)  # array.array via buffer, numpy arrays
+    if isinstance(nbytes, int):
+        return nbytes >= SHARE_THRESHOLD
+    if kind is memoryview:
+        return obj.nbytes >= SHARE_THRESHOLD  # type: ignore[attr-defined]
+    itemsize = getattr(obj, "itemsize", None)
+    if isinstance(itemsize, int) and hasattr(obj, "buffer_info"):  # array.array
+        return itemsize * len(obj) >= SHARE_THRESHOLD  # type: ignore[arg-type]
+    return False
+
+
+class _SharingPickler(cloudpickle.Pickler):
+    """cloudpickle that leaves large objects (and Shared handles) out, as persistent ids."""
+
+    def __init__(self, file: io.BytesIO, shared: dict[str, bytes], extract: bool) -> None:
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
+        self._shared = shared
+        self._extract = extract
+
+    def persistent_id(self, obj: object) -> tuple[str, str] | None:
+        if type(obj) is Shared:
+            self._shared[obj.digest] = obj.blob
+            return (_SHARED_TAG, obj.digest)
+        if not self._extract or not _may_be_large(obj):
+            return None
+        try:
+            blob = cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+        except Exception:
+            return None  # the main pickle says what is wrong with it
+        if len(blob) < SHARE_THRESHOLD:
+            return None
+        digest = digest_of(blob)
+        self._shared[digest] = blob
+        return (_SHARED_TAG, digest)
+
+
+def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool) -> bytes:
+    if shared is None:
+        return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+    out = io.BytesIO()
+    _SharingPickler(out, shared, extract).dump(obj)
+    return out.getvalue()
+
+
+def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = None) -> bytes:
+    """cloudpickle a function by value, with its module too when the worker cannot import it.
+
+    With ``shared`` (a dict to fill), large objects the function reaches (globals it reads,
+    closure cells) are left out as shared blobs ``{digest: blob}``.
+    """
     module_name = getattr(func, "__module__", None) or "__main__"
     root = module_name.split(".")[0]
     if _travels_by_value(module_name):
         module = sys.modules[root] if root in sys.modules else sys.modules[module_name]
         cloudpickle.register_pickle_by_value(module)
         try:
-            return cloudpickle.dumps(func, protocol=PICKLE_PROTOCOL)
+            return _dumps_sharing(func, shared, extract=True)
         finally:
             cloudpickle.unregister_pickle_by_value(module)
-    return cloudpickle.dumps(func, protocol=PICKLE_PROTOCOL)
+    return _dumps_sharing(func, shared, extract=True)
+
+
+def pickle_arguments(args: object, shared: dict[str, bytes] | None = None) -> bytes:
+    """cloudpickle a task's arguments; Shared handles among them become references."""
+    return _dumps_sharing(args, shared, extract=False)
 
 
 def read_data_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, bytes]:
@@ -118,6 +215,11 @@ def read_data_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, bytes]
     files: dict[str, bytes] = {}
     for path in paths:
         p = Path(path)
+        if p.name in files:
+            raise EncodingError(
+                f"two data files are named {p.name!r}: each appears in the task's directory "
+                "under its base name, so give them different names"
+            )
         try:
             files[p.name] = p.read_bytes()
         except OSError as exc:
@@ -134,13 +236,28 @@ def encode_task(
     data_files: Mapping[str, bytes] | None = None,
     *,
     function_blob: bytes | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    chunk: Sequence[tuple[Sequence[Any], Mapping[str, Any]]] | None = None,
+    shared: Mapping[str, bytes] | None = None,
+    inline_shared: bool = True,
+    args_blob: bytes | None = None,
 ) -> bytes:
-    """Make a task file. ``function_blob`` lets a caller reuse one pickled function (map)."""
+    """Make a task file. ``function_blob`` lets a caller reuse one pickled function (map).
+
+    ``chunk``: run the function once per ``(args, kwargs)`` and return the list of results (one
+    task for many small calls). ``shared``: the blobs the function or arguments refer to (from
+    ``pickle_function``/``pickle_arguments``); inlined into the payload unless ``inline_shared``
+    is False, in which case the worker must get them another way (an interface staging them).
+    ``args_blob``: arguments pickled already by ``pickle_arguments``.
+    """
     files = dict(data_files or {})
+    # the caller's dict is filled in: it stages what the arguments refer to as well
+    shared_blobs: dict[str, bytes] = shared if isinstance(shared, dict) else dict(shared or {})
     if callable(executable):
-        kind = "function"
+        kind = "chunk" if chunk is not None else "function"
         name = getattr(executable, "__qualname__", getattr(executable, "__name__", "function"))
-        body = function_blob if function_blob is not None else pickle_function(executable)
+        body = (function_blob if function_blob is not None
+                else pickle_function(executable, shared_blobs))
         script_name = ""
     else:
         kind = "script"
@@ -150,6 +267,10 @@ def encode_task(
         except OSError as exc:
             raise EncodingError(f"cannot read script {script}: {exc.strerror or exc}") from None
         name = script_name = script.name
+    if args_blob is None:
+        arguments: object = ([(tuple(a), dict(k)) for a, k in chunk] if chunk is not None
+                             else tuple(input_data))
+        args_blob = pickle_arguments(arguments, shared_blobs)
     header = TaskHeader(
         task_id=task_id,
         python=python_minor(),
@@ -157,14 +278,17 @@ def encode_task(
         modules=list(modules),
         data_files=sorted(files),
         name=name,
+        shared=sorted(shared_blobs),
     )
     payload = pickle.dumps(
         {
             "body": body,
             "script_name": script_name,
-            "args": cloudpickle.dumps(tuple(input_data), protocol=PICKLE_PROTOCOL),
+            "args": args_blob,
+            "kwargs": cloudpickle.dumps(dict(kwargs), protocol=PICKLE_PROTOCOL) if kwargs else b"",
             "deps": [pickle_function(f) for f in dep_funcs],
             "files": files,
+            "shared": shared_blobs if inline_shared else {},
         },
         protocol=PICKLE_PROTOCOL,
     )
@@ -181,6 +305,75 @@ def read_task_header(blob: bytes) -> tuple[TaskHeader, memoryview]:
     except (ValueError, TypeError) as exc:
         raise EncodingError(f"malformed task header: {exc}") from None
     return header, memoryview(blob)[end + 1 :]
+
+
+def task_shared(blob: bytes) -> list[str]:
+    """The digests of the shared blobs a task file refers to (read from its header only)."""
+    end = blob.find(b"\n", len(TASK_MAGIC))
+    line = blob[len(TASK_MAGIC) : end] if end > 0 else b""
+    if b'"shared": [' not in line or b'"shared": []' in line:
+        return []  # most tasks share nothing: no JSON parse for them
+    return read_task_header(blob)[0].shared
+
+
+class SharedStore:
+    """A worker's shared objects by digest: each blob unpickled once, then kept until forgotten.
+
+    Blobs come from ``put`` (an interface sent them), from the task file itself (inlined), or from
+    files named ``pymw_shared_<digest>`` in ``directory`` (staged by a file-based engine), whose
+    bytes are checked against the digest before they are unpickled.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = directory
+        self._blobs: dict[str, bytes | memoryview] = {}
+        self._objects: dict[str, Any] = {}
+
+    def put(self, digest: str, blob: bytes | memoryview) -> None:
+        if digest not in self._objects:
+            self._blobs[digest] = blob
+
+    def forget(self, digest: str) -> None:
+        self._blobs.pop(digest, None)
+        self._objects.pop(digest, None)
+
+    def __len__(self) -> int:
+        return len(self._blobs) + len(self._objects)
+
+    def load(self, digest: str, inline: Mapping[str, bytes]) -> Any:
+        if digest in self._objects:
+            return self._objects[digest]
+        blob = self._blobs.pop(digest, None)
+        if blob is None:
+            blob = inline.get(digest)
+        if blob is None and self.directory is not None:
+            path = Path(self.directory, SHARED_FILE_PREFIX + digest)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = None
+            if data is not None and digest_of(data) == digest:
+                blob = data
+        if blob is None:
+            raise EncodingError(f"shared object {digest[:12]} never reached this worker")
+        value = pickle.loads(blob)
+        if digest not in inline:  # sent once for this worker: keep it for its next tasks
+            self._objects[digest] = value
+        return value
+
+
+def loads_task_part(data: bytes, store: SharedStore | None, inline: Mapping[str, bytes]) -> Any:
+    """Unpickle a task's function or arguments, resolving shared blobs through ``store``."""
+    unpickler = pickle.Unpickler(io.BytesIO(data))
+    resolver = store if store is not None else SharedStore()
+
+    def persistent_load(pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _SHARED_TAG):
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        return resolver.load(pid[1], inline)
+
+    unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
+    return unpickler.load()
 
 
 # --- result records ----------------------------------------------------------------------------

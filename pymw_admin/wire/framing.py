@@ -6,6 +6,7 @@ blobs in one frame is what keeps short tasks from being bound by round trips.
 
 from __future__ import annotations
 
+import json
 import pickle
 import struct
 from typing import BinaryIO
@@ -57,3 +58,37 @@ class FrameBuffer:
             bodies.append(bytes(self._buffer[HEADER.size : HEADER.size + size]))
             del self._buffer[: HEADER.size + size]
         return bodies
+
+
+# --- control records and shared-blob frames (NOTES: "Wire") --------------------------------------
+
+SHARED_MAGIC = b"PYMW-SHARED 1\n"  # a frame of its own: magic, digest, newline, the blob
+REVOKE_MAGIC = b"PYMW-REVOKE 1\n"  # in a task batch: drop these task ids if not started
+REVOKED_MAGIC = b"PYMW-REVOKED 1\n"  # in a result batch: the ids actually dropped
+FORGET_MAGIC = b"PYMW-FORGET 1\n"  # in a task batch: drop this shared blob
+
+
+def shared_frame(digest: str, blob: bytes | memoryview) -> list[bytes | memoryview]:
+    """A shared-blob frame as parts to write one after the other: the blob is never copied."""
+    prefix = SHARED_MAGIC + digest.encode() + b"\n"
+    return [HEADER.pack(len(prefix) + len(blob)), prefix, blob]
+
+
+def split_shared(body: bytes | bytearray) -> tuple[str, memoryview] | None:
+    """``(digest, blob)`` of a shared-blob frame body; None for any other frame."""
+    if not body.startswith(SHARED_MAGIC):
+        return None
+    end = body.index(b"\n", len(SHARED_MAGIC))
+    return bytes(body[len(SHARED_MAGIC) : end]).decode(), memoryview(body)[end + 1 :]
+
+
+def ids_record(magic: bytes, ids: list[str]) -> bytes:
+    return magic + json.dumps(ids).encode()
+
+
+def read_ids(magic: bytes, blob: bytes) -> list[str] | None:
+    """The task ids of a REVOKE/REVOKED record; None when ``blob`` is not one."""
+    if not blob.startswith(magic):
+        return None
+    ids: list[str] = json.loads(blob[len(magic) :])
+    return ids

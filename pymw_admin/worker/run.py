@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,7 +36,9 @@ from pymw_admin.wire.encoding import (
     PICKLE_PROTOCOL,
     EncodingError,
     ResultRecord,
+    SharedStore,
     encode_result,
+    loads_task_part,
     python_minor,
     read_task_header,
 )
@@ -51,11 +53,13 @@ def worker_name() -> str:
     return os.environ.get("PYMW_WORKER_NAME") or f"{os.uname().nodename}:{os.getpid()}"
 
 
-def _load_function(body: bytes) -> Callable[..., Any]:
+def _load_function(
+    body: bytes, store: SharedStore | None = None, inline: dict[str, bytes] | None = None
+) -> Callable[..., Any]:
     # map() sends one pickled function many times: unpickle it once per worker
     func = _function_cache.get(body)
     if func is None:
-        func = pickle.loads(body)
+        func = loads_task_part(body, store, inline or {})
         _function_cache[body] = func
         if len(_function_cache) > _FUNCTION_CACHE_SIZE:
             _function_cache.popitem(last=False)
@@ -104,8 +108,11 @@ def _error_record(
     )
 
 
-def _call(kind: str, payload: dict[str, Any], script_globals_name: str) -> Any:
-    args = pickle.loads(payload["args"])
+def _call(kind: str, payload: dict[str, Any], script_globals_name: str,
+          store: SharedStore | None = None) -> Any:
+    inline: dict[str, bytes] = payload.get("shared") or {}
+    args = loads_task_part(payload["args"], store, inline)
+    kwargs = pickle.loads(payload["kwargs"]) if payload.get("kwargs") else {}
     if kind == "script":
         scripting.begin(args)
         code = compile(payload["body"], payload["script_name"], "exec")
@@ -121,17 +128,22 @@ def _call(kind: str, payload: dict[str, Any], script_globals_name: str) -> Any:
                     "pymw_set_output": scripting.pymw_set_output,
                 },
             )
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise  # sys.exit(0) (or exit()) is how a script may end: its output stands
         finally:
             sys.argv = saved_argv
         return scripting.output()
-    func = _load_function(payload["body"])
+    func = _load_function(payload["body"], store, inline)
     for dep_blob in payload["deps"]:
         dep = _load_function(dep_blob)
         # dep_funcs are reachable under their own names from the task function's globals
         func_globals = getattr(func, "__globals__", None)
         if func_globals is not None:
             func_globals.setdefault(dep.__name__, dep)
-    return func(*args)
+    if kind == "chunk":
+        return [func(*a, **k) for a, k in args]
+    return func(*args, **kwargs)
 
 
 def _clear_directory(path: str) -> None:
@@ -145,8 +157,11 @@ def _clear_directory(path: str) -> None:
                     os.unlink(entry.path)
 
 
-def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
+def run_task(blob: bytes, workdir_base: str | None = None,
+             store: SharedStore | None = None) -> ResultRecord:
     """Run one task file in a working directory of its own; never raises.
+
+    ``store`` holds the shared objects this worker was sent (persistent workers keep one).
 
     With ``workdir_base`` (a persistent worker) the task runs in ``workdir_base/task``, which is
     emptied after every task, so each task still starts in an empty directory. Without it, a fresh
@@ -184,7 +199,7 @@ def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
                     Path(name).write_bytes(data)
                 for module in header.modules:
                     importlib.import_module(module)
-                value = _call(header.kind, payload, "__main__")
+                value = _call(header.kind, payload, "__main__", store)
                 record = ResultRecord(
                     task_id=header.task_id,
                     ok=True,
@@ -194,9 +209,7 @@ def run_task(blob: bytes, workdir_base: str | None = None) -> ResultRecord:
                     finished=time.time(),
                     payload=_dumps_value(value),
                 )
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # a task's failure is data, sys.exit() included
+            except BaseException as exc:  # a task's failure is data: sys.exit, KeyboardInterrupt
                 record = _error_record(header.task_id, exc, started)
     finally:
         os.chdir(old_cwd)
@@ -215,8 +228,11 @@ def write_record(path: str | os.PathLike[str], record: ResultRecord) -> None:
     os.replace(tmp, path)
 
 
-def _run_one(task_path: str, result_path: str, workdir: str | None) -> int:
-    write_record(result_path, run_task(Path(task_path).read_bytes(), workdir))
+def _run_one(task_path: str, result_path: str, workdir: str | None,
+             shared_dir: str | None = None) -> int:
+    # shared blobs staged as files (pymw_shared_<digest>) sit beside the task file by default
+    store = SharedStore(directory=shared_dir or os.path.dirname(os.path.abspath(task_path)))
+    write_record(result_path, run_task(Path(task_path).read_bytes(), workdir, store))
     return 0
 
 
@@ -241,6 +257,83 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+class _Inbox:
+    """Tasks a persistent worker was sent and has not started, fed by a reader thread.
+
+    Reading ahead lets the master take back a task this worker has not started (a revoke: another
+    worker is idle) and stage shared blobs while a task runs.
+    """
+
+    def __init__(self, proto_in: BinaryIO, out: _Outbox, store: SharedStore) -> None:
+        self._in = proto_in
+        self._out = out
+        self._store = store
+        self._cond = threading.Condition()
+        self._tasks: deque[tuple[str, bytes]] = deque()
+        self._ended = False
+        threading.Thread(target=self._read, daemon=True, name="inbox").start()
+
+    def _read(self) -> None:
+        while (body := framing.read_body(self._in)) is not None:
+            shared = framing.split_shared(body)
+            if shared is not None:
+                with self._cond:
+                    self._store.put(*shared)
+                del body, shared
+                continue
+            batch = framing.unpack_batch(body)
+            del body
+            with self._cond:
+                for blob in batch:
+                    self._take(blob)
+                self._cond.notify()
+            del batch
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+
+    def _take(self, blob: bytes) -> None:
+        revoke = framing.read_ids(framing.REVOKE_MAGIC, blob)
+        if revoke is not None:
+            wanted = set(revoke)
+            dropped = [tid for tid, _ in self._tasks if tid in wanted]
+            self._tasks = deque(t for t in self._tasks if t[0] not in wanted)
+            self._out.send([framing.ids_record(framing.REVOKED_MAGIC, dropped)])
+        elif blob.startswith(framing.FORGET_MAGIC):
+            self._store.forget(blob[len(framing.FORGET_MAGIC):].decode())
+        else:
+            try:
+                task_id = read_task_header(blob)[0].task_id
+            except EncodingError:
+                task_id = "?"
+            self._tasks.append((task_id, blob))
+
+    def next(self, block: bool) -> bytes | None:
+        """The next task file; None when there is none (and ``block`` is False) or input ended."""
+        with self._cond:
+            while not self._tasks:
+                if self._ended or not block:
+                    return None
+                self._cond.wait()
+            return self._tasks.popleft()[1]
+
+    def lock(self) -> threading.Condition:
+        return self._cond
+
+
+class _Outbox:
+    """The worker's output: frames of records, written whole by one thread at a time."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, records: list[bytes]) -> None:
+        with self._lock:
+            self._stream.write(framing.frame(framing.pack_batch(records)))
+            self._stream.flush()
+
+
 def serve() -> int:
     """Persistent worker: frames of task batches in, frames of result batches out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's to handle
@@ -252,26 +345,30 @@ def serve() -> int:
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     base = tempfile.mkdtemp(prefix="pymw-worker-")
+    store = SharedStore()
+    out = _Outbox(proto_out)
+    inbox = _Inbox(proto_in, out, store)
+    done: list[bytes] = []
     try:
-        while (body := framing.read_body(proto_in)) is not None:
-            done: list[bytes] = []
-            for blob in framing.unpack_batch(body):
-                t0 = time.perf_counter()
-                done.append(encode_result(run_task(blob, base)))
-                # long tasks report at once; short ones ride together to save round trips
-                if time.perf_counter() - t0 > 0.002:
-                    _send(proto_out, done)
-                    done = []
-            if done:
-                _send(proto_out, done)
-        return 0
+        while True:
+            blob = inbox.next(block=not done)
+            if blob is None:
+                if not done:
+                    return 0  # input ended and everything is reported
+                out.send(done)
+                done = []
+                continue
+            t0 = time.perf_counter()
+            record = run_task(blob, base, store)
+            del blob
+            done.append(encode_result(record))
+            del record
+            # long tasks report at once; short ones ride together to save round trips
+            if time.perf_counter() - t0 > 0.002 or len(done) >= 64:
+                out.send(done)
+                done = []
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _send(stream: BinaryIO, records: list[bytes]) -> None:
-    stream.write(framing.frame(framing.pack_batch(records)))
-    stream.flush()
 
 
 def split_workdir(args: list[str]) -> tuple[list[str], str | None] | None:
@@ -288,14 +385,19 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--serve"]:
         return serve()
+    shared_dir = None
+    if "--shared-dir" in args:
+        i = args.index("--shared-dir")
+        shared_dir = args[i + 1] if i + 1 < len(args) else ""
+        args = args[:i] + args[i + 2 :]
     split = split_workdir(args)
     if split is not None:
         args, workdir = split
-    if split is None or len(args) != 2:
-        print("usage: python -m pymw_admin.worker.run TASK_FILE RESULT_FILE [--workdir DIR]",
-              file=sys.stderr)
+    if split is None or len(args) != 2 or shared_dir == "":
+        print("usage: python -m pymw_admin.worker.run TASK_FILE RESULT_FILE [--workdir DIR]"
+              " [--shared-dir DIR]", file=sys.stderr)
         return 2
-    return _run_one(args[0], args[1], workdir)
+    return _run_one(args[0], args[1], workdir, shared_dir)
 
 
 if __name__ == "__main__":

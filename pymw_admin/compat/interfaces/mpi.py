@@ -1,0 +1,13 @@
+"""PyMW 0.4's ``MPIInterface``: builds this version's ``mpi`` interface with 0.4's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymw_admin.interfaces import make_interface
+
+
+def MPIInterface(num_workers: int | None = None, **options: Any) -> Any:
+    """0.4's keyword options (num_workers, project_home, ...); options this version has no use
+    for (python_loc, ...) are ignored."""
+    return make_interface(num_workers=num_workers, name="mpi", **options)
