@@ -38,13 +38,23 @@ from pymw_admin.interfaces.mpi_worker import (
     IDLE_POLL_SECONDS,
     TAG_DIED,
     TAG_HELLO,
+    TAG_KILL,
     TAG_RESULTS,
     TAG_STOP,
     TAG_TASKS,
     serve_rank_forever,
 )
-from pymw_admin.interfaces.worker_load import WorkerLoad, deal
-from pymw_admin.wire.framing import pack_batch, unpack_batch
+from pymw_admin.interfaces.worker_load import WorkerLoad, deal, to_revoke, where
+from pymw_admin.wire.framing import (
+    FORGET_MAGIC,
+    REVOKE_MAGIC,
+    REVOKED_MAGIC,
+    SHARED_MAGIC,
+    ids_record,
+    pack_batch,
+    read_ids,
+    unpack_batch,
+)
 
 CLOSE_SECONDS = 10.0  # how long close() waits for the workers to say goodbye
 
@@ -149,6 +159,10 @@ class MPIInterface:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pending: deque[tuple[str, bytes]] = deque()
+        self._suspects: deque[tuple[str, bytes]] = deque()  # held by a child that died
+        self._cancelled: set[str] = set()
+        self._shared: dict[str, bytes] = {}
+        self._outbox: list[tuple[int, int, bytes]] = []  # (rank, tag, body) for the thread
         self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._closing = False
         self._closed = False
@@ -191,8 +205,8 @@ class MPIInterface:
                 with self._lock:
                     closing = self._closing
                     batches = [] if closing else self._dispatch_locked()
-                for rank, body in batches:
-                    sends.append((comm.Isend([body, MPI.BYTE], rank, TAG_TASKS), body))
+                for rank, tag, body in batches:
+                    sends.append((comm.Isend([body, MPI.BYTE], rank, tag), body))
                     busy = True
                 if sends:
                     sends = [(req, body) for req, body in sends if not req.Test()]
@@ -232,32 +246,56 @@ class MPIInterface:
             return
         if tag == TAG_RESULTS:
             records = unpack_batch(buf)
+            del buf
             with self._lock:
                 for blob in records:
-                    self._completions.put(worker.finished(blob))
+                    given_back = read_ids(REVOKED_MAGIC, blob)
+                    if given_back is not None:
+                        back = worker.revoked(given_back)
+                        self._pending.extendleft(
+                            reversed([t for t in back if t[0] not in self._cancelled]))
+                        self._cancelled.difference_update(given_back)
+                        continue
+                    completion = worker.finished(blob)
+                    if completion.task_id not in self._cancelled:
+                        self._completions.put(completion)
+                    self._cancelled.discard(completion.task_id)
         elif tag == TAG_DIED:
             reason = buf.decode(errors="replace")
             with self._lock:
                 worker.child_deaths += 1
-                for task_id in worker.in_flight:
+                running, suspects = worker.lost()
+                if running is not None and running not in self._cancelled:
                     self._completions.put(
                         Completion(
-                            task_id,
+                            running,
                             failure=f"worker {worker.name}: the task's process {reason} "
                             "while running the task",
                             worker=worker.name,
                         )
                     )
-                worker.in_flight.clear()
+                self._cancelled.discard(running or "")
+                self._suspects.extend(t for t in suspects if t[0] not in self._cancelled)
         elif tag == TAG_HELLO:
             host, _, pid = buf.decode(errors="replace").partition(" ")
             with self._lock:
                 worker.host, worker.pid = host, int(pid or 0)
                 worker.name = f"{worker.name}@{host}"
 
-    def _dispatch_locked(self) -> list[tuple[int, bytes]]:
-        return [(worker.rank, pack_batch(blobs))
-                for worker, blobs in deal(self._ranks, self._pending)]
+    def _dispatch_locked(self) -> list[tuple[int, int, bytes]]:
+        sends, self._outbox = self._outbox, []
+        for worker, blobs in deal(self._ranks, self._pending, self._suspects):
+            for digest in worker.shared_to_send(blobs):
+                blob = self._shared.get(digest)
+                if blob is not None:  # the rank relays it to its child like a task frame
+                    sends.append((worker.rank, TAG_TASKS,
+                                  SHARED_MAGIC + digest.encode() + b"\n" + blob))
+                    worker.shared_bytes_sent += len(blob)
+            sends.append((worker.rank, TAG_TASKS, pack_batch(blobs)))
+        if not self._pending and not self._suspects:
+            for worker, ask in to_revoke(self._ranks):
+                sends.append((worker.rank, TAG_TASKS, pack_batch([ask])))
+        return sends
 
     def _fail_all_locked(self, reason: str) -> None:
         for worker in self._ranks:
@@ -267,9 +305,10 @@ class MPIInterface:
                 )
             worker.in_flight.clear()
             worker.alive = False
-        for task_id, _ in self._pending:
+        for task_id, _ in [*self._pending, *self._suspects]:
             self._completions.put(Completion(task_id, failure=reason, retryable=False))
         self._pending.clear()
+        self._suspects.clear()
 
     # --- the Interface protocol ------------------------------------------------------------------
 
@@ -292,9 +331,40 @@ class MPIInterface:
     def wait(self, timeout: float | None) -> list[Completion]:
         return drain(self._completions, timeout)
 
-    def cancel(self, task_id: str) -> None:
+    def put_shared(self, digest: str, blob: bytes) -> None:
         with self._lock:
+            self._shared[digest] = blob
+
+    def drop_shared(self, digest: str) -> None:
+        with self._lock:
+            self._shared.pop(digest, None)
+            for worker in self._ranks:
+                if digest in worker.has_shared:
+                    worker.has_shared.discard(digest)
+                    self._outbox.append((worker.rank, TAG_TASKS,
+                                         pack_batch([FORGET_MAGIC + digest.encode()])))
+        self._wake.set()
+
+    def cancel(self, task_id: str) -> None:
+        """Drop a pending task, take back a dealt one, or have the rank kill the child running
+        it (the rank starts another)."""
+        with self._lock:
+            before = len(self._pending) + len(self._suspects)
             self._pending = deque(t for t in self._pending if t[0] != task_id)
+            self._suspects = deque(t for t in self._suspects if t[0] != task_id)
+            if len(self._pending) + len(self._suspects) != before:
+                return
+            worker, running = where(self._ranks, task_id)
+            if worker is None:
+                return
+            self._cancelled.add(task_id)
+            if running:
+                self._outbox.append((worker.rank, TAG_KILL, b""))
+            else:
+                worker.revoking.add(task_id)
+                self._outbox.append((worker.rank, TAG_TASKS,
+                                     pack_batch([ids_record(REVOKE_MAGIC, [task_id])])))
+        self._wake.set()
 
     def workers(self) -> list[WorkerStats]:
         with self._lock:

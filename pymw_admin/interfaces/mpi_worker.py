@@ -30,6 +30,7 @@ TAG_RESULTS = 12  # rank -> master: a pickled list of result records (the child'
 TAG_DIED = 13  # rank -> master: the child died; body is a one-line reason
 TAG_STOP = 14  # master -> rank: finish
 TAG_HELLO = 15  # rank -> master: "host pid", once at start
+TAG_KILL = 16  # master -> rank: kill the child (a cancelled task is running there)
 
 IDLE_POLL_SECONDS = 0.001  # longest sleep between MPI polls when nothing happens
 EXIT_PAUSE_SECONDS = 0.1
@@ -55,6 +56,9 @@ def serve(comm: Any, master: int, name: str) -> int:
                 child.stop()
                 child.close_output()
                 return int(buf or b"0")
+            if status.Get_tag() == TAG_KILL:
+                child.kill()  # its death is reported below, as any other
+                continue
             child.send(buf)
             busy = True
         # wait on the child's results; MPI is looked at again after at most IDLE_POLL_SECONDS

@@ -11,6 +11,7 @@ The functions sent to workers live in this script's ``__main__``, as in a user's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -308,6 +309,101 @@ def a_killed_task_process_is_retried_and_succeeds(master: Master) -> None:
 def the_workers_keep_serving_after_failures(master: Master) -> None:
     assert master.map(square, range(100), timeout=60) == [i * i for i in range(100)]
     assert all(w["alive"] for w in master.get_status().workers)
+
+
+BIG = bytes(range(256)) * (8 << 12)  # 8 MiB, module-level like a user's table
+
+
+def big_len(i: int) -> int:
+    return len(BIG) + i
+
+
+def add(a: int, b: int, c: int = 0) -> int:
+    return a + b + c
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def raises_interrupt() -> None:
+    raise KeyboardInterrupt("from the task")
+
+
+@check
+def quick_tasks_never_wait_behind_a_hung_one(master: Master) -> None:
+    hung = master.submit_task(time.sleep, (3600,))
+    with contextlib.suppress(TaskTimeout):
+        master.get_result(hung, timeout=1)
+    quick = [master.submit_task(square, (i,)) for i in range(6)]
+    assert [master.get_result(t, timeout=20)[1] for t in quick] == [i * i for i in range(6)]
+    assert master.cancel(hung) and hung.state is TaskState.CANCELLED
+
+
+@check
+def cancel_a_running_task_replaces_its_process(master: Master) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        marker = Path(tmp) / "pids"
+        hung = master.submit_task(pid_then_sleep, (str(marker), 3600))
+        pid = wait_for_pids(marker, 1)[0]
+        assert master.cancel(hung)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists(), "the hung task's process still runs"
+    assert master.map(square, range(10), timeout=60) == [i * i for i in range(10)]
+
+
+@check
+def a_dying_task_costs_only_itself(master: Master) -> None:
+    bad = master.submit_task(die)
+    innocent = [master.submit_task(square, (i,)) for i in range(8)]
+    try:
+        master.get_result(bad, timeout=60)
+    except WorkerLost:
+        pass
+    else:
+        raise AssertionError("no WorkerLost")
+    assert [master.get_result(t, timeout=60)[1] for t in innocent] == [i * i for i in range(8)]
+    assert all(t.attempts == 1 for t in innocent), [t.attempts for t in innocent]
+
+
+@check
+def chunked_map_over_several_iterables_and_kwargs(master: Master) -> None:
+    assert master.map(add, range(100), range(100), chunksize=7, timeout=60) == [
+        2 * i for i in range(100)]
+    task = master.submit_task(add, (1, 2), kwargs={"c": 10})
+    assert master.get_result(task, timeout=60)[1] == 13
+
+
+@check
+def a_big_global_travels_once_per_worker(master: Master) -> dict[str, int]:
+    assert master.map(big_len, range(20), timeout=120) == [len(BIG) + i for i in range(20)]
+    sent = sum(w["extra"].get("shared_bytes_sent", 0) for w in master.get_status().workers)
+    assert len(BIG) <= sent <= 2 * len(BIG) + 4096, sent
+    return {"sent": sent}
+
+
+@check
+def a_task_raising_keyboard_interrupt_is_a_task_error(master: Master) -> None:
+    task = master.submit_task(raises_interrupt)
+    try:
+        master.get_result(task, timeout=60)
+    except WorkerLost:
+        raise AssertionError("its worker was lost") from None
+    except TaskError as err:
+        assert err.remote_type == "KeyboardInterrupt" and task.attempts == 1
+    else:
+        raise AssertionError("no TaskError")
+
+
+@check
+def sys_exit_zero_in_a_script_keeps_its_output(master: Master) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "quits.py"
+        script.write_text("import sys\npymw_set_output(pymw_get_input()[0] * 2)\nsys.exit(0)\n")
+        task = master.submit_task(script, (21,))
+    assert master.get_result(task, timeout=60)[1] == 42
 
 
 def main() -> int:
