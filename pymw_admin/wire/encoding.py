@@ -292,7 +292,10 @@ def encode_task(
         },
         protocol=PICKLE_PROTOCOL,
     )
-    return TASK_MAGIC + json.dumps(header.__dict__).encode() + b"\n" + payload
+    fields = dict(header.__dict__)
+    if not fields["shared"]:
+        del fields["shared"]  # a task sharing nothing reads the same to workers built before
+    return TASK_MAGIC + json.dumps(fields).encode() + b"\n" + payload
 
 
 def read_task_header(blob: bytes) -> tuple[TaskHeader, memoryview]:
