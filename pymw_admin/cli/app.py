@@ -12,6 +12,7 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from pymw_admin import __version__
+from pymw_admin.cli.terminal_text import shown_line
 from pymw_admin.errors import PymwError
 
 
@@ -106,7 +107,8 @@ def debug_enabled() -> bool:
 def error_line(message: str) -> None:
     """Print ``error: MESSAGE`` on stderr. The message is text, never markup: paths, remote
     output and volunteers' error messages may hold brackets."""
-    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False,
+    err_console.print(Text.assemble(("error:", "bold red"), " ", shown_line(message)),
+                      highlight=False,
                       soft_wrap=True)
 
 

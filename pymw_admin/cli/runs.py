@@ -20,6 +20,7 @@ from rich.text import Text
 from pymw_admin.admin import runs, target
 from pymw_admin.admin.remote import Host, connect
 from pymw_admin.cli.app import app, console, err_console
+from pymw_admin.cli.terminal_text import safe_writer, shown, shown_line
 from pymw_admin.errors import RemoteError
 
 ProjectFileOpt = Annotated[Path | None, typer.Option(
@@ -52,15 +53,16 @@ def opened(project_file: Path | None, host: str | None, user: str | None, port: 
         remote.close()
 
 
-def _write(chunk: bytes) -> None:
-    sys.stdout.buffer.write(chunk)
-    sys.stdout.buffer.flush()
+def _print_now(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _follow(remote: Host, where: target.ProjectTarget, run_id: str) -> int:
     """Stream a run to the end; Ctrl-C or a lost connection leave it running on the server."""
     try:
-        info = runs.follow(remote, where, run_id, _write)
+        # the run's output is shown, escapes written out: a volunteer's text may be in it
+        info = runs.follow(remote, where, run_id, safe_writer(_print_now))
     except KeyboardInterrupt:
         err_console.print(f"detached: run {run_id} goes on on the server "
                           f"(`pymw-admin attach {run_id}`, `pymw-admin stop {run_id}`)")
@@ -128,7 +130,7 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
         state = info.state
         colour = colours.get(state, "red" if info.exit_code else "")
         table.add_row(info.id, Text(state, style=colour), _when(info.started),
-                      _duration(info), Text(info.script))
+                      _duration(info), Text(shown_line(info.script)))
     return table
 
 
@@ -165,7 +167,7 @@ def logs_command(
     runs.check_run_id(run_id)
     with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
                 connect_timeout) as (remote, where):
-        sys.stdout.write(runs.read_log(remote, where, run_id, tail))
+        sys.stdout.write(shown(runs.read_log(remote, where, run_id, tail)))
 
 
 @app.command("attach")

@@ -29,6 +29,7 @@ from pymw_admin.cli.runs import (
     opened,
     runs_table,
 )
+from pymw_admin.cli.terminal_text import shown_line
 
 _LABELS = {"unsent": "unsent", "in_progress": "in progress", "done": "done",
            "errored": "errored", "not_needed": "not needed"}
@@ -42,14 +43,14 @@ def render(status: project_status.Status) -> RenderableType:
     daemons.add_column("daemon")
     daemons.add_column("state")
     for name, up in status.daemons.items():
-        daemons.add_row(name, "[green]up[/]" if up else "[red]down[/]")
+        daemons.add_row(Text(shown_line(name)), "[green]up[/]" if up else "[red]down[/]")
     if status.daemons_disabled:
         daemons.add_row("(all)", "[yellow]disabled: stop_daemons file present[/]")
     if not status.daemons:
         daemons.add_row("-", "[red]none configured[/]")
     parts.append(daemons)
     if status.database_error:
-        parts.append(Text(f"database: {status.database_error}", style="red"))
+        parts.append(Text(f"database: {shown_line(status.database_error)}", style="red"))
     else:
         work = Table(title="work (work units / results)", title_justify="left")
         work.add_column("app")
@@ -62,7 +63,7 @@ def render(status: project_status.Status) -> RenderableType:
                 res = counts.results[state]
                 text = f"{wus} / {res}" if wus is not None else f"- / {res}"
                 cells.append(f"[red]{text}[/]" if state == "errored" and (wus or res) else text)
-            work.add_row(Text(counts.name), *cells)
+            work.add_row(Text(shown_line(counts.name)), *cells)
         if not status.apps:
             work.add_row("(no apps)", *["-"] * len(project_status.RESULT_STATES))
         parts.append(work)
@@ -73,7 +74,8 @@ def render(status: project_status.Status) -> RenderableType:
             for f in status.failures:
                 # names and reasons come from the database and volunteers: text, not markup
                 failures.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(f.when)),
-                                 Text(f.app), Text(f"{f.kind} {f.name}"), Text(f.reason))
+                                 Text(shown_line(f.app)), Text(shown_line(f"{f.kind} {f.name}")),
+                                 Text(shown_line(f.reason)))
             parts.append(failures)
     parts.append(runs_table(status.runs) if status.runs else Text("no runs", style="dim"))
     return Group(*parts)
