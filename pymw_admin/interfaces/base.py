@@ -12,6 +12,8 @@ import queue
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pymw_admin.wire.encoding import ResultRecord
+
 
 @dataclass
 class Completion:
@@ -22,6 +24,8 @@ class Completion:
     worker: str = ""
     stderr: str = ""  # what the engine captured of the task's stderr, when it failed
     error_type: str = ""  # the engine's name for the failure (default: WorkerLost)
+    # the record's header when the interface parsed it already (local, mpi): parsed once
+    header: ResultRecord | None = None
 
 
 @dataclass

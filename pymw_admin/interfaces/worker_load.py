@@ -115,7 +115,7 @@ class WorkerLoad:
             took if self.tasks_done == 1
             else RECENT_WEIGHT * took + (1 - RECENT_WEIGHT) * self.recent_seconds
         )
-        return Completion(header.task_id, record=record, worker=self.name)
+        return Completion(header.task_id, record=record, worker=self.name, header=header)
 
 
 W = TypeVar("W", bound=WorkerLoad)

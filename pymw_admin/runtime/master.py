@@ -348,7 +348,7 @@ class Master:
                         task = self._new_task(name if chunksize == 1 else f"{name}[chunk]")
                         what: dict[str, Any] = (
                             {"input_data": items[0]} if chunksize == 1
-                            else {"chunk": [(args, {}) for args in items]})
+                            else {"chunk": items})
                         encoded.append((task, self._encode(
                             task, func, modules=modules, dep_funcs=dep_funcs, data_files=files,
                             function_blob=function_blob, shared=shared, **what)))
@@ -476,7 +476,7 @@ class Master:
             )
             return
         try:
-            record = encoding.decode_result_header(completion.record)
+            record = completion.header or encoding.decode_result_header(completion.record)
         except encoding.EncodingError as exc:
             self._finish(task, error=TaskError(task, "EncodingError", str(exc)))
             return

@@ -26,6 +26,7 @@ import pickle
 import re
 import sys
 import sysconfig
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,26 @@ class Shared:
     def __repr__(self) -> str:
         return f"<Shared {self.digest[:12]} {len(self.blob)} bytes>"
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # a reference by digest; the task's blobs are collected as it is pickled (no per-object
+        # callback: arguments of a chunk of thousands of calls pickle at C speed)
+        sink = getattr(_pickling, "sink", None)
+        if sink is not None:
+            sink[self.digest] = self.blob
+        return (_shared_object, (self.digest,))
+
+
+_pickling = threading.local()  # .sink: the blobs the task being pickled refers to
+_unpickling = threading.local()  # .resolve: digest -> object, for the task being unpickled
+
+
+def _shared_object(digest: str) -> Any:
+    """What a Shared handle unpickles to on the worker: the object itself."""
+    resolve = getattr(_unpickling, "resolve", None)
+    if resolve is None:
+        raise EncodingError(f"shared object {digest[:12]} outside a task")
+    return resolve(digest, False)
+
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
@@ -162,12 +183,16 @@ class _SharingPickler(cloudpickle.Pickler):
         self._shared = shared
         self._extract = extract
 
-    def persistent_id(self, obj: object) -> tuple[str, str] | None:
+    def persistent_id(self, obj: object) -> tuple[str, str, bool] | None:
         if type(obj) is Shared:
             self._shared[obj.digest] = obj.blob
-            return (_SHARED_TAG, obj.digest)
+            return (_SHARED_TAG, obj.digest, False)
         if not self._extract or not _may_be_large(obj):
             return None
+        if type(obj) is bytes:  # sent as it is: no pickled copy of a big bytes object
+            digest = digest_of(obj)
+            self._shared[digest] = obj
+            return (_SHARED_TAG, digest, True)
         try:
             blob = cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
         except Exception:
@@ -176,7 +201,7 @@ class _SharingPickler(cloudpickle.Pickler):
             return None
         digest = digest_of(blob)
         self._shared[digest] = blob
-        return (_SHARED_TAG, digest)
+        return (_SHARED_TAG, digest, False)
 
 
 def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool) -> bytes:
@@ -206,8 +231,13 @@ def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = 
 
 
 def pickle_arguments(args: object, shared: dict[str, bytes] | None = None) -> bytes:
-    """cloudpickle a task's arguments; Shared handles among them become references."""
-    return _dumps_sharing(args, shared, extract=False)
+    """cloudpickle a task's arguments; Shared handles among them become references (their
+    blobs go into ``shared``)."""
+    _pickling.sink = shared
+    try:
+        return cloudpickle.dumps(args, protocol=PICKLE_PROTOCOL)
+    finally:
+        _pickling.sink = None
 
 
 def read_data_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, bytes]:
@@ -237,14 +267,14 @@ def encode_task(
     *,
     function_blob: bytes | None = None,
     kwargs: Mapping[str, Any] | None = None,
-    chunk: Sequence[tuple[Sequence[Any], Mapping[str, Any]]] | None = None,
+    chunk: Sequence[Sequence[Any]] | None = None,
     shared: Mapping[str, bytes] | None = None,
     inline_shared: bool = True,
     args_blob: bytes | None = None,
 ) -> bytes:
     """Make a task file. ``function_blob`` lets a caller reuse one pickled function (map).
 
-    ``chunk``: run the function once per ``(args, kwargs)`` and return the list of results (one
+    ``chunk``: run the function once per tuple of arguments and return the list of results (one
     task for many small calls). ``shared``: the blobs the function or arguments refer to (from
     ``pickle_function``/``pickle_arguments``); inlined into the payload unless ``inline_shared``
     is False, in which case the worker must get them another way (an interface staging them).
@@ -268,8 +298,7 @@ def encode_task(
             raise EncodingError(f"cannot read script {script}: {exc.strerror or exc}") from None
         name = script_name = script.name
     if args_blob is None:
-        arguments: object = ([(tuple(a), dict(k)) for a, k in chunk] if chunk is not None
-                             else tuple(input_data))
+        arguments: object = list(chunk) if chunk is not None else tuple(input_data)
         args_blob = pickle_arguments(arguments, shared_blobs)
     header = TaskHeader(
         task_id=task_id,
@@ -343,7 +372,8 @@ class SharedStore:
     def __len__(self) -> int:
         return len(self._blobs) + len(self._objects)
 
-    def load(self, digest: str, inline: Mapping[str, bytes]) -> Any:
+    def load(self, digest: str, inline: Mapping[str, bytes], raw: bool = False) -> Any:
+        """The object named ``digest``: unpickled from its blob, or (``raw``) the blob's bytes."""
         if digest in self._objects:
             return self._objects[digest]
         blob = self._blobs.pop(digest, None)
@@ -359,7 +389,7 @@ class SharedStore:
                 blob = data
         if blob is None:
             raise EncodingError(f"shared object {digest[:12]} never reached this worker")
-        value = pickle.loads(blob)
+        value = bytes(blob) if raw else pickle.loads(blob)
         if digest not in inline:  # sent once for this worker: keep it for its next tasks
             self._objects[digest] = value
         return value
@@ -370,13 +400,20 @@ def loads_task_part(data: bytes, store: SharedStore | None, inline: Mapping[str,
     unpickler = pickle.Unpickler(io.BytesIO(data))
     resolver = store if store is not None else SharedStore()
 
+    def resolve(digest: str, raw: bool) -> Any:
+        return resolver.load(digest, inline, raw)
+
     def persistent_load(pid: Any) -> Any:
-        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _SHARED_TAG):
+        if not (isinstance(pid, tuple) and len(pid) == 3 and pid[0] == _SHARED_TAG):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return resolver.load(pid[1], inline)
+        return resolve(pid[1], bool(pid[2]))
 
     unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
-    return unpickler.load()
+    _unpickling.resolve = resolve
+    try:
+        return unpickler.load()
+    finally:
+        _unpickling.resolve = None
 
 
 # --- result records ----------------------------------------------------------------------------

@@ -142,7 +142,7 @@ def _call(kind: str, payload: dict[str, Any], script_globals_name: str,
         if func_globals is not None:
             func_globals.setdefault(dep.__name__, dep)
     if kind == "chunk":
-        return [func(*a, **k) for a, k in args]
+        return [func(*a) for a in args]
     return func(*args, **kwargs)
 
 
@@ -257,6 +257,13 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def _task_id(blob: bytes) -> str:
+    try:
+        return read_task_header(blob)[0].task_id
+    except EncodingError:
+        return "?"
+
+
 class _Inbox:
     """Tasks a persistent worker was sent and has not started, fed by a reader thread.
 
@@ -269,7 +276,7 @@ class _Inbox:
         self._out = out
         self._store = store
         self._cond = threading.Condition()
-        self._tasks: deque[tuple[str, bytes]] = deque()
+        self._tasks: deque[bytes] = deque()
         self._ended = False
         threading.Thread(target=self._read, daemon=True, name="inbox").start()
 
@@ -295,18 +302,22 @@ class _Inbox:
     def _take(self, blob: bytes) -> None:
         revoke = framing.read_ids(framing.REVOKE_MAGIC, blob)
         if revoke is not None:
+            # task ids are read only now: revokes are rare, tasks many
             wanted = set(revoke)
-            dropped = [tid for tid, _ in self._tasks if tid in wanted]
-            self._tasks = deque(t for t in self._tasks if t[0] not in wanted)
+            kept: deque[bytes] = deque()
+            dropped = []
+            for task in self._tasks:
+                task_id = _task_id(task)
+                if task_id in wanted:
+                    dropped.append(task_id)
+                else:
+                    kept.append(task)
+            self._tasks = kept
             self._out.send([framing.ids_record(framing.REVOKED_MAGIC, dropped)])
         elif blob.startswith(framing.FORGET_MAGIC):
             self._store.forget(blob[len(framing.FORGET_MAGIC):].decode())
         else:
-            try:
-                task_id = read_task_header(blob)[0].task_id
-            except EncodingError:
-                task_id = "?"
-            self._tasks.append((task_id, blob))
+            self._tasks.append(blob)
 
     def next(self, block: bool) -> bytes | None:
         """The next task file; None when there is none (and ``block`` is False) or input ended."""
@@ -315,7 +326,7 @@ class _Inbox:
                 if self._ended or not block:
                     return None
                 self._cond.wait()
-            return self._tasks.popleft()[1]
+            return self._tasks.popleft()
 
     def lock(self) -> threading.Condition:
         return self._cond
