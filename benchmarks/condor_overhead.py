@@ -86,7 +86,8 @@ def main() -> int:
     import htcondor2
 
     htcondor2.reload_config()
-    from pymw_admin.interfaces.condor import CondorInterface, worker_program
+    from pymw_admin.interfaces.condor import CondorInterface
+    from pymw_admin.interfaces.kit.worker_program import worker_program
     from pymw_admin.runtime import Master
     from pymw_admin.wire.encoding import encode_task, pickle_function
 

@@ -18,7 +18,6 @@ It runs on the project's server (``-p`` names the project directory), as the pro
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -28,12 +27,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from lxml import etree
 
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.kit.journal import append_events, read_events
+from pymw_admin.interfaces.kit.state_lock import StateLock
 
 DEFAULT_APP = "pymw"
 POLL_SECONDS = 0.5
@@ -130,25 +130,14 @@ class BoincInterface:
         self._ready: list[Completion] = []  # failures known before any work unit ran
         self._done_count = 0
 
-    def _claim_tag(self) -> IO[str]:
+    def _claim_tag(self) -> StateLock:
         """One live master per tag: a second one would adopt the first one's work units and
         both would collect the same results."""
-        lock = (self.state_dir / "lock").open("a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            lock.close()
-            raise UsageError(
-                f"tag {self.tag!r} is in use by a running master (pid {holder}); "
-                "give this one its own with -a tag=NAME"
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(str(os.getpid()))
-        lock.flush()
-        return lock
+        return StateLock.claim(
+            self.state_dir,
+            f"tag {self.tag!r} is in use by a running master (pid {{pid}}); "
+            "give this one its own with -a tag=NAME",
+        )
 
     # --- the project ---------------------------------------------------------------------------
 
@@ -169,24 +158,11 @@ class BoincInterface:
 
     @staticmethod
     def _read_log(path: Path) -> list[dict[str, str]]:
-        if not path.exists():
-            return []
-        entries = []
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: the rest of the journal still counts
-            if isinstance(entry, dict) and isinstance(entry.get("task_id"), str):
-                entries.append(entry)
-        return entries
+        return [e for e in read_events(path) if isinstance(e.get("task_id"), str)]
 
     @staticmethod
     def _append_log(path: Path, entries: list[dict[str, str]]) -> None:
-        with path.open("a") as f:
-            f.write("".join(json.dumps(e) + "\n" for e in entries))
-            f.flush()
-            os.fsync(f.fileno())
+        append_events(path, entries)
 
     # --- Interface -----------------------------------------------------------------------------
 
@@ -329,12 +305,12 @@ class BoincInterface:
 
     def close(self) -> None:
         # work units outlive the master on purpose: a later master with this tag collects them
-        if self._lock_file.closed:
+        if not self._lock_file.held:
             return
         try:
             self.flush()
         finally:
-            self._lock_file.close()  # releases the tag
+            self._lock_file.release()  # releases the tag
 
 
 def build(

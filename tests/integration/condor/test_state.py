@@ -13,7 +13,8 @@ import htcondor2
 import pytest
 
 from pymw_admin.errors import EngineUnavailable, UsageError
-from pymw_admin.interfaces.condor import CondorInterface, _self_extracting
+from pymw_admin.interfaces.condor import CondorInterface
+from pymw_admin.interfaces.kit.worker_program import _self_extracting
 from pymw_admin.runtime import Master, WorkerLost
 from testbed.condor import Pool
 
