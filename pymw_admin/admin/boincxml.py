@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from pymw_admin.errors import ConfigError
+from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_NAME
 
-TASK_NAME = "pymw_task"  # the bundle's logical names (pymw_admin.bundles.entry)
-RESULT_NAME = "pymw_result"
 MAX_RESULT_BYTES = 256 * 1024 * 1024
 
 

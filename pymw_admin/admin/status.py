@@ -31,6 +31,7 @@ from pymw_admin.admin.server import daemons
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.admin.target import ProjectTarget
 from pymw_admin.errors import PymwError
+from pymw_admin.wire.boinc_contract import describe_error_mask
 
 RESULT_STATES = ("unsent", "in_progress", "done", "errored", "not_needed")
 WU_STATES = ("unsent", "in_progress", "done", "errored")
@@ -39,9 +40,6 @@ OUTCOMES = {0: "init", 1: "success", 2: "couldn't send", 3: "client error", 4: "
 ERROR_OUTCOMES = (2, 3, 4, 6, 7)
 CLIENT_STATES = {0: "new", 1: "downloading", 2: "downloaded", 3: "compute error",
                  4: "uploading", 5: "uploaded", 6: "aborted", 7: "upload failed"}
-WU_ERRORS = {1: "couldn't send result", 2: "too many errors (may have bug)",
-             4: "too many results (may be nondeterministic)", 8: "too many total results",
-             16: "cancelled", 32: "no canonical result"}
 FAILURE_LIMIT = 10
 STDERR_BYTES = 4000
 # the app API's own lines: "12:34:56 (1234): called boinc_finish(0)"
@@ -68,9 +66,7 @@ def wu_state(error_mask: int, canonical: bool, sent: bool) -> str:
     return "in_progress" if sent else "unsent"
 
 
-def wu_error_text(mask: int) -> str:
-    parts = [text for bit, text in WU_ERRORS.items() if mask & bit]
-    return ", ".join(parts) or f"error mask {mask}"
+wu_error_text = describe_error_mask
 
 
 def stderr_reason(stderr_out: str) -> str:

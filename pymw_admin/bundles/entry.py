@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 
 from pymw_admin.bundles import boinc
+from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_NAME
 from pymw_admin.wire.encoding import EncodingError, python_minor, read_task_header
 from pymw_admin.worker import run as worker
 
-TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
-RESULT_NAME = "pymw_result"
 USAGE = "usage: pymw-worker [TASK RESULT] [--workdir DIR] | --serve | --about"
 
 

@@ -24,11 +24,10 @@ from pathlib import Path
 from lxml import etree
 
 from pymw_admin.bundles.boinc import FINISH_FILE, INIT_DATA_FILE
-from pymw_admin.bundles.entry import RESULT_NAME, TASK_NAME
 from pymw_admin.bundles.manifest import Bundle
+from pymw_admin.wire.boinc_contract import APP_NAME, RESULT_NAME, TASK_NAME
 
 PROJECT = "127.0.0.1_rehearsal"
-APP_NAME = "pymw"
 
 
 @dataclass

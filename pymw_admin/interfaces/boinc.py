@@ -34,8 +34,16 @@ from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
 from pymw_admin.interfaces.kit.journal import append_events, read_events
 from pymw_admin.interfaces.kit.state_lock import StateLock
+from pymw_admin.wire.boinc_contract import (
+    APP_NAME,
+    ERROR_SUFFIX,
+    MASTERS_DIR,
+    RESULT_SUFFIX,
+    RESULTS_DIR,
+    TASK_SUFFIX,
+)
 
-DEFAULT_APP = "pymw"
+DEFAULT_APP = APP_NAME
 POLL_SECONDS = 0.5
 BULK_LIMIT = 5000  # work units per create_work process
 MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
@@ -118,8 +126,8 @@ class BoincInterface:
         self.fpops_est = fpops_est
         self.poll_seconds = poll_seconds
         self._check_app()
-        self.results_dir = self.layout.root / "pymw" / "results"
-        self.state_dir = self.layout.root / "pymw" / "masters" / self.tag
+        self.results_dir = self.layout.root.joinpath(*RESULTS_DIR)
+        self.state_dir = self.layout.root.joinpath(*MASTERS_DIR, self.tag)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = self._claim_tag()
@@ -168,7 +176,7 @@ class BoincInterface:
 
     def submit(self, task_id: str, task_file: bytes) -> None:
         name = self.wu_name(task_id)
-        target = self.layout.download_path(f"{name}.task")
+        target = self.layout.download_path(name + TASK_SUFFIX)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
         tmp.write_bytes(task_file)
@@ -248,8 +256,8 @@ class BoincInterface:
         with os.scandir(self.results_dir) as entries:
             present = {entry.name for entry in entries}
         for task_id, name in list(self._open.items()):
-            result_file = self.results_dir / f"{name}.result"
-            error_file = self.results_dir / f"{name}.error"
+            result_file = self.results_dir / (name + RESULT_SUFFIX)
+            error_file = self.results_dir / (name + ERROR_SUFFIX)
             if result_file.name in present:
                 found.append(Completion(task_id, record=result_file.read_bytes(),
                                         worker=f"boinc:{name}"))
@@ -292,9 +300,9 @@ class BoincInterface:
     def acknowledge(self, task_id: str) -> None:
         name = self.wu_name(task_id)
         self._append_log(self._collected_log, [{"task_id": task_id}])
-        for suffix in (".result", ".error"):
+        for suffix in (RESULT_SUFFIX, ERROR_SUFFIX):
             (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
-        self.layout.download_path(f"{name}.task").unlink(missing_ok=True)
+        self.layout.download_path(name + TASK_SUFFIX).unlink(missing_ok=True)
 
     def cancel(self, task_id: str) -> None:
         self._queued = [(t, n) for t, n in self._queued if t != task_id]

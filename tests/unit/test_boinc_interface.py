@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
 from pymw_admin.runtime import Master
 from pymw_admin.runtime.errors import TaskError, WorkerLost
+from pymw_admin.wire import boinc_contract
 
 FAKE_CREATE_WORK = '''#!{python}
 import hashlib, json, os, subprocess, sys
@@ -58,6 +60,8 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
     create.chmod(0o755)
     assimilator = root / "bin" / "pymw_assimilator"
     assimilator.write_text((SCRIPTS_DIR / "pymw_assimilator.py").read_text())
+    # installed beside it, as deploy-app does
+    shutil.copy(boinc_contract.__file__, root / "bin" / "pymw_boinc_contract.py")
     assimilator.chmod(0o755)
     if templates:
         (root / "templates" / "pymw_in").write_text("<input_template/>")

@@ -14,19 +14,29 @@ from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.project_scripts import SCRIPTS_DIR
 from pymw_admin.wire.encoding import ResultRecord, encode_result
 
-ASSIMILATOR = SCRIPTS_DIR / "pymw_assimilator.py"
 COMPARE_SOURCE = SCRIPTS_DIR / "pymw_compare.py"
+
+
+def installed(tmp_path: Path, *names: str) -> Path:
+    """deploy-app's bin/ files named ``names``, written as it installs them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for wanted in scripts.wanted_files(AppSpec("pymw")):
+        if wanted.rel.removeprefix("bin/") in names:
+            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
+    return bin_dir
+
+
+@pytest.fixture()
+def assimilator(tmp_path: Path) -> Path:
+    """pymw_assimilator as deploy-app installs it, beside pymw_boinc_contract.py."""
+    return installed(tmp_path, "pymw_assimilator", "pymw_boinc_contract.py") / "pymw_assimilator"
 
 
 @pytest.fixture()
 def compare(tmp_path: Path) -> Path:
     """pymw_compare as deploy-app installs it: bin/ holds it and pymw_untrusted.py."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for wanted in scripts.wanted_files(AppSpec("pymw")):
-        if wanted.rel in ("bin/pymw_compare", "bin/pymw_untrusted.py"):
-            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
-    return bin_dir / "pymw_compare"
+    return installed(tmp_path, "pymw_compare", "pymw_untrusted.py") / "pymw_compare"
 
 
 def project(tmp_path: Path) -> Path:
@@ -42,28 +52,28 @@ def run(script: Path, *args: str, cwd: Path | None = None) -> subprocess.Complet
                           text=True, cwd=cwd, check=False)
 
 
-def test_assimilator_files_a_result_by_work_unit_name(tmp_path: Path) -> None:
+def test_assimilator_files_a_result_by_work_unit_name(tmp_path: Path, assimilator: Path) -> None:
     root = project(tmp_path)
     upload = tmp_path / "pymw_run_ab12_3_0_r998877_0"
     upload.write_bytes(b"record")
-    done = run(ASSIMILATOR, "17", str(upload), cwd=root / "tmp_vm")
+    done = run(assimilator, "17", str(upload), cwd=root / "tmp_vm")
     assert done.returncode == 0, done.stderr
     assert (root / "pymw" / "results" / "pymw_run_ab12_3.result").read_bytes() == b"record"
     assert upload.exists()  # copied: the file deleter owns the upload
     assert not list((root / "pymw" / "results").glob(".part-*"))
 
 
-def test_assimilator_older_upload_names(tmp_path: Path) -> None:
+def test_assimilator_older_upload_names(tmp_path: Path, assimilator: Path) -> None:
     root = project(tmp_path)
     upload = tmp_path / "pymw_t_1_0_0"
     upload.write_bytes(b"r")
-    assert run(ASSIMILATOR, "1", str(upload), cwd=root / "tmp_vm").returncode == 0
+    assert run(assimilator, "1", str(upload), cwd=root / "tmp_vm").returncode == 0
     assert (root / "pymw" / "results" / "pymw_t_1.result").exists()
 
 
-def test_assimilator_error_record(tmp_path: Path) -> None:
+def test_assimilator_error_record(tmp_path: Path, assimilator: Path) -> None:
     root = project(tmp_path)
-    done = run(ASSIMILATOR, "--error", "6", "pymw_t_9", "41", "0", cwd=root / "tmp_vm")
+    done = run(assimilator, "--error", "6", "pymw_t_9", "41", "0", cwd=root / "tmp_vm")
     assert done.returncode == 0, done.stderr
     record = json.loads((root / "pymw" / "results" / "pymw_t_9.error").read_text())
     assert record["error_mask"] == 6 and record["wu_id"] == 41
@@ -71,17 +81,19 @@ def test_assimilator_error_record(tmp_path: Path) -> None:
     assert isinstance(record["stderr"], str)  # no database here: says so instead of failing
 
 
-def test_assimilator_bad_arguments(tmp_path: Path) -> None:
+def test_assimilator_bad_arguments(tmp_path: Path, assimilator: Path) -> None:
     root = project(tmp_path)
-    assert run(ASSIMILATOR, cwd=root / "tmp_vm").returncode == 2
+    assert run(assimilator, cwd=root / "tmp_vm").returncode == 2
     odd = tmp_path / "no-replica-suffix"
     odd.write_bytes(b"")
-    done = run(ASSIMILATOR, "1", str(odd), cwd=root / "tmp_vm")
+    done = run(assimilator, "1", str(odd), cwd=root / "tmp_vm")
     assert done.returncode == 1 and "unexpected upload name" in done.stderr
 
 
-def test_clean_stderr_keeps_the_tasks_output_last() -> None:
-    sys.path.insert(0, str(SCRIPTS_DIR))
+def test_clean_stderr_keeps_the_tasks_output_last(assimilator: Path) -> None:
+    module = assimilator.with_name("pymw_assimilator.py")
+    module.write_text(assimilator.read_text())
+    sys.path.insert(0, str(assimilator.parent))
     try:
         import pymw_assimilator
     finally:

@@ -27,7 +27,7 @@ def test_wu_states(mask: int, canonical: bool, sent: bool, state: str) -> None:
 
 
 def test_wu_error_text() -> None:
-    assert ps.wu_error_text(2 | 16) == "too many errors (may have bug), cancelled"
+    assert ps.wu_error_text(2 | 16) == "too many error results, cancelled"
     assert ps.wu_error_text(64) == "error mask 64"
 
 
@@ -79,7 +79,7 @@ def test_parse_counts() -> None:
     assert by_name["idle"].results["unsent"] == 0
     assert by_name["other"].results["unsent"] == 1
     assert [f.name for f in failures] == ["wu_1", "r_1", "r_2"]
-    assert failures[0].reason == "too many errors (may have bug)"
+    assert failures[0].reason == "too many error results"
     assert failures[1].reason.startswith("client error (compute error, exit status 1): process "
                                          "exited with code 1")
     assert failures[1].reason.endswith("ValueError: bad input <x>")

@@ -2,7 +2,7 @@
 
 ``PROJECT/bin/pymw_assimilator`` and ``PROJECT/bin/pymw_compare`` (standard-library Python run by
 the server's python3; BOINC's script daemons call ``../bin/NAME``) with the comparer's decoder
-``PROJECT/bin/pymw_untrusted.py``, and
+``PROJECT/bin/pymw_untrusted.py``, the assimilator's ``PROJECT/bin/pymw_boinc_contract.py``, and
 ``PROJECT/templates/APP_in`` / ``APP_out`` (create_work reads them for every batch).
 """
 
@@ -20,11 +20,12 @@ from pymw_admin.admin.plan import Action, Context
 from pymw_admin.admin.project_scripts import (
     ASSIMILATOR,
     COMPARER,
+    CONTRACT_MODULE,
     UNTRUSTED_MODULE,
     script_source,
 )
 from pymw_admin.admin.server.spec import ProjectSpec
-from pymw_admin.wire import untrusted
+from pymw_admin.wire import boinc_contract, untrusted
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ def wanted_files(app: AppSpec) -> list[Wanted]:
         Wanted(f"bin/{COMPARER}", script_source(COMPARER), 0o755),
         # the master's own bounded decoder, which the comparer imports from beside itself
         Wanted(f"bin/{UNTRUSTED_MODULE}", Path(untrusted.__file__).read_text(), 0o644),
+        # the names and error wording the assimilator shares with the master
+        Wanted(f"bin/{CONTRACT_MODULE}", Path(boinc_contract.__file__).read_text(), 0o644),
         Wanted(f"templates/{app.name}_in", boincxml.input_template(), 0o644),
         Wanted(f"templates/{app.name}_out", boincxml.output_template(), 0o644),
     ]

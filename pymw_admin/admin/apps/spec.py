@@ -8,9 +8,10 @@ from pathlib import Path
 
 from pymw_admin.bundles.manifest import Bundle
 from pymw_admin.errors import UsageError
+from pymw_admin.wire.boinc_contract import APP_NAME
 
 APP_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-DEFAULT_APP = "pymw"
+DEFAULT_APP = APP_NAME
 
 
 def check_app_name(name: str) -> str:

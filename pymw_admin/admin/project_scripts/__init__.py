@@ -7,7 +7,8 @@ They use only the standard library (the server's own python3 runs them, without 
 - ``pymw_compare.py``: called by ``script_validator --compare_script pymw_compare``; with
   replication, two results agree when their outcome and value agree (timings and host differ).
   It imports ``pymw_untrusted.py`` from beside itself: deploy-app installs the master's bounded
-  decoder (``pymw_admin.wire.untrusted``) under that name.
+  decoder (``pymw_admin.wire.untrusted``) under that name; the assimilator imports
+  ``pymw_boinc_contract.py`` (``pymw_admin.wire.boinc_contract``: names, layout, error masks).
 """
 
 from pathlib import Path
@@ -16,6 +17,7 @@ SCRIPTS_DIR = Path(__file__).resolve().parent
 ASSIMILATOR = "pymw_assimilator"
 COMPARER = "pymw_compare"
 UNTRUSTED_MODULE = "pymw_untrusted.py"  # pymw_admin.wire.untrusted, which the comparer imports
+CONTRACT_MODULE = "pymw_boinc_contract.py"  # pymw_admin.wire.boinc_contract, for the assimilator
 
 
 def script_source(name: str) -> str:

@@ -23,14 +23,10 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
-WU_ERRORS = {
-    1: "could not send a result",
-    2: "too many error results",
-    4: "too many success results without agreement",
-    8: "too many total results",
-    16: "cancelled",
-    32: "no canonical result",
-}
+# deploy-app installs pymw_admin.wire.boinc_contract beside this script
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import pymw_boinc_contract as contract
+
 # upload names are RESULTNAME_rRANDOM_INDEX (older servers: RESULTNAME_INDEX); RESULTNAME is
 # WUNAME_REPLICA: the work unit's name comes from the server's path, never from the file's content
 UPLOAD_NAME = re.compile(r"^(?P<wu>.+)_\d+(?:_r\d+)?_\d+$")
@@ -46,7 +42,7 @@ def project_dir() -> str:
 
 
 def results_dir() -> str:
-    path = os.path.join(project_dir(), "pymw", "results")
+    path = os.path.join(project_dir(), *contract.RESULTS_DIR)
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -133,11 +129,6 @@ def clean_stderr(rows: str) -> str:
     return "\n".join(parts)
 
 
-def describe(mask: int) -> str:
-    parts = [text for bit, text in WU_ERRORS.items() if mask & bit]
-    return ", ".join(parts) or f"error mask {mask}"
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--error"]:
         if len(argv) < 4:
@@ -148,10 +139,10 @@ def main(argv: list[str]) -> int:
             "wu_name": wu_name,
             "wu_id": int(wu_id),
             "error_mask": mask,
-            "error": describe(mask),
+            "error": contract.describe_error_mask(mask),
             "stderr": stderr_of(wu_id),
         }
-        write_json(record, os.path.join(results_dir(), wu_name + ".error"))
+        write_json(record, os.path.join(results_dir(), wu_name + contract.ERROR_SUFFIX))
         return 0
     if len(argv) < 2:
         print("usage: pymw_assimilator WU_ID FILE...", file=sys.stderr)
@@ -161,7 +152,7 @@ def main(argv: list[str]) -> int:
         if match is None:
             print(f"pymw_assimilator: unexpected upload name {path}", file=sys.stderr)
             return 1
-        place(path, os.path.join(results_dir(), match.group("wu") + ".result"))
+        place(path, os.path.join(results_dir(), match.group("wu") + contract.RESULT_SUFFIX))
     return 0
 
 

@@ -1,0 +1,35 @@
+"""The BOINC contract: the names and layouts that the master's BOINC interface, the bundle on a
+volunteer's machine, deploy-app's templates, status and the server's scripts must agree on.
+
+Standard library only and importing nothing of pymw_admin: deploy-app installs this very file
+beside the project scripts as ``pymw_boinc_contract.py``, and they import it from there.
+"""
+
+from __future__ import annotations
+
+APP_NAME = "pymw"  # the app deploy-app registers unless told another name
+TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
+RESULT_NAME = "pymw_result"
+
+# below the project directory: where the assimilator files results, where masters journal
+RESULTS_DIR = ("pymw", "results")
+MASTERS_DIR = ("pymw", "masters")
+TASK_SUFFIX = ".task"  # WU_NAME.task in the download hierarchy
+RESULT_SUFFIX = ".result"  # RESULTS_DIR/WU_NAME.result: the canonical result record
+ERROR_SUFFIX = ".error"  # RESULTS_DIR/WU_NAME.error: JSON, BOINC gave the work unit up
+
+# a work unit's error_mask bits (BOINC's WU_ERROR_*), in words
+WU_ERRORS = {
+    1: "could not send a result",
+    2: "too many error results",
+    4: "too many success results without agreement",
+    8: "too many total results",
+    16: "cancelled",
+    32: "no canonical result",
+}
+
+
+def describe_error_mask(mask: int) -> str:
+    """``error_mask`` spelled out, e.g. "too many total results, cancelled"."""
+    parts = [text for bit, text in WU_ERRORS.items() if mask & bit]
+    return ", ".join(parts) or f"error mask {mask}"
