@@ -32,8 +32,13 @@ def _call_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[An
 
 class PyMWExecutor(Executor):
     def __init__(self, interface: Interface | str | None = None,
-                 num_workers: int | None = None, **master_options: Any) -> None:
-        self.master = Master(interface=interface, num_workers=num_workers, **master_options)
+                 num_workers: int | None = None, *, master: Master | None = None,
+                 **master_options: Any) -> None:
+        """A pool on its own Master (``interface``, ``num_workers``, Master's options), or on
+        ``master``, which it then shares with its owner and leaves running at shutdown."""
+        self._owns_master = master is None
+        self.master = master if master is not None else Master(
+            interface=interface, num_workers=num_workers, **master_options)
         self._futures: dict[str, tuple[Task, Future[Any]]] = {}
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -113,4 +118,5 @@ class PyMWExecutor(Executor):
                 future.cancel()
         if wait:
             self._collector.join()
-        self.master.cleanup()
+        if self._owns_master:
+            self.master.cleanup()

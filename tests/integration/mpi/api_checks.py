@@ -406,6 +406,36 @@ def sys_exit_zero_in_a_script_keeps_its_output(master: Master) -> None:
     assert master.get_result(task, timeout=60)[1] == 42
 
 
+class Oops(Exception):
+    pass
+
+
+def oops() -> None:
+    raise Oops("own exception")
+
+
+@check
+def an_executor_over_the_mpi_master(master: Master) -> None:
+    from concurrent.futures import Executor, as_completed
+
+    from pymw_admin.runtime import PyMWExecutor
+
+    with PyMWExecutor(master=master) as pool:
+        assert isinstance(pool, Executor)
+        assert pool.submit(add, 1, 2, c=3).result(timeout=60) == 6
+        try:
+            pool.submit(oops).result(timeout=60)
+        except Oops as exc:
+            assert str(exc) == "own exception"
+        else:
+            raise AssertionError("the task's own exception was not raised")
+        assert list(pool.map(add, range(40), range(40), chunksize=6, timeout=60)) == [
+            2 * i for i in range(40)]
+        futures = [pool.submit(square, i) for i in range(10)]
+        assert {f.result() for f in as_completed(futures, timeout=60)} == {
+            i * i for i in range(10)}
+
+
 def main() -> int:
     opts = options.parse_args()
     parser = argparse.ArgumentParser()
