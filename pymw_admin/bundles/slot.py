@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from pymw_admin.bundles import targets
 from pymw_admin.bundles.boinc import FINISH_FILE, INIT_DATA_FILE
 from pymw_admin.bundles.manifest import Bundle
 from pymw_admin.wire.boinc_contract import APP_NAME, RESULT_NAME, TASK_NAME
@@ -110,24 +111,31 @@ def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "pyt
         on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> SlotRun:
     """Run the main program in ``slot`` with a client-like bare environment.
 
-    ``on_start`` receives the running process, so an owner can stop it (as a client does on exit).
+    Another platform's bundle runs through this machine's runner for it (wine, qemu-user).
+    Its standard streams are pipes: Windows Python under wine cannot start with a file or
+    /dev/null as a standard stream. ``on_start`` receives the running process, so an owner can
+    stop it (as a client does on exit).
     """
-    env = {"PATH": "/usr/bin:/bin", "PYMW_BOINC_API": api}
+    platform = bundle.manifest.platform
+    command = [*targets.runner(platform), str(slot / bundle.manifest.main_program)]
+    env = {"PATH": "/usr/bin:/bin", "PYMW_BOINC_API": api, **targets.runner_env(platform)}
     started = time.monotonic()
-    with (slot / "stderr.txt").open("wb") as err:
-        proc = subprocess.Popen([str(slot / bundle.manifest.main_program)], cwd=slot, env=env,
-                                stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-        try:
-            if on_start is not None:
-                on_start(proc)
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = -9
-        finally:
-            if proc.returncode is None:  # timed out, or on_start raised: never leave it running
-                proc.kill()
-                proc.wait()
-    stderr = (slot / "stderr.txt").read_text(errors="replace")
+    proc = subprocess.Popen(command, cwd=slot, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = b""
+    try:
+        if on_start is not None:
+            on_start(proc)
+        output, _ = proc.communicate(timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        code = -9
+    finally:
+        if proc.returncode is None:  # timed out, or on_start raised: never leave it running
+            proc.kill()
+            output += proc.communicate()[0] or b""
+    (slot / "stderr.txt").write_bytes(output)
+    stderr = output.decode(errors="replace")
     result_path = base / "projects" / PROJECT / f"pymw_{task_id}_0_result"
     result = result_path.read_bytes() if result_path.is_file() else None
     return SlotRun(task_id, slot, code, (slot / FINISH_FILE).is_file(), result, stderr,

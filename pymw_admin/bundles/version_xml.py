@@ -12,13 +12,21 @@ contents, and an unchanged file is then shared by successive app versions.
 The client starts the main program from the project directory (``../../projects/URL/PHYSICAL``,
 client/app_start.cpp), not from the slot, and a frozen program looks for ``_internal/`` next to
 its own path. So for a client, ``launcher=True`` makes the main program a small shell launcher
-that runs the slot's copy of the bundle's program (its working directory is the slot).
+that runs the slot's copy of the bundle's program (its working directory is the slot). A Windows
+bundle's main program is a launcher already (it finds ``.\\python.exe`` in the slot).
+
+``<api_version>`` is 7.20.0 for every client: at 6 or later a Unix client shares memory with the
+app through the slot's ``boinc_mmap_file``, which the ``boinc`` module's Python protocol uses.
+Extra files (``ExtraFile``: the task-signing key, say) are listed by their open name and left in
+the project directory; the app resolves them with ``boinc.resolve_filename``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lxml import etree
@@ -26,6 +34,7 @@ from lxml import etree
 from pymw_admin.bundles.manifest import FileEntry, Manifest
 
 VERSION_XML = "version.xml"
+API_VERSION = "7.20.0"
 LAUNCHER_LOGICAL = "pymw-launcher"
 # exec keeps the pid the client watches; the mode is restored in case a copy lost it
 LAUNCHER = """#!/bin/sh
@@ -44,12 +53,35 @@ def launcher_name(manifest: Manifest) -> str:
     return f"pymw_{digest[:16]}_{LAUNCHER_LOGICAL}.sh"
 
 
+@dataclass(frozen=True)
+class ExtraFile:
+    """A file added to an app version beside the bundle's (not copied into the slot)."""
+
+    open_name: str
+    data: bytes
+
+    @property
+    def physical_name(self) -> str:
+        return f"pymw_{hashlib.sha256(self.data).hexdigest()[:16]}_{self.open_name}"
+
+
+def needs_launcher(manifest: Manifest) -> bool:
+    """Unix bundles need the shell launcher; a Windows main program finds the slot itself."""
+    return not manifest.platform.startswith("windows")
+
+
 def physical_name(rel: str, entry: FileEntry) -> str:
     return f"pymw_{entry.sha256[:16]}_{PurePosixPath(rel).name}"
 
 
+def for_client(manifest: Manifest, extra: Sequence[ExtraFile] = ()) -> etree._Element:
+    """The ``<version>`` element deploy-app installs for ``manifest``'s platform."""
+    return build(manifest, api_version=API_VERSION, launcher=needs_launcher(manifest),
+                 extra=extra)
+
+
 def build(manifest: Manifest, *, api_version: str | None = None,
-          launcher: bool = False) -> etree._Element:
+          launcher: bool = False, extra: Sequence[ExtraFile] = ()) -> etree._Element:
     """The ``<version>`` element for a bundle: the main program first, then every other file.
 
     ``launcher``: the main program is the launcher (see above), the bundle's program a plain file.
@@ -70,6 +102,10 @@ def build(manifest: Manifest, *, api_version: str | None = None,
         etree.SubElement(file_el, "copy_file")
         if rel == manifest.main_program and not launcher:
             etree.SubElement(file_el, "main_program")
+    for item in extra:
+        file_el = etree.SubElement(root, "file")
+        etree.SubElement(file_el, "physical_name").text = item.physical_name
+        etree.SubElement(file_el, "logical_name").text = item.open_name
     if api_version:
         etree.SubElement(root, "api_version").text = api_version
     return root
@@ -81,7 +117,7 @@ def to_bytes(root: etree._Element) -> bytes:
 
 def stage(
     manifest: Manifest, bundle_dir: Path, dest: Path, *, api_version: str | None = None,
-    launcher: bool = False,
+    launcher: bool = False, extra: Sequence[ExtraFile] = (),
 ) -> Path:
     """Lay out an app version directory for update_versions: files by physical name + version.xml.
 
@@ -96,8 +132,11 @@ def stage(
         script = dest / launcher_name(manifest)
         script.write_text(launcher_text(manifest))
         script.chmod(0o755)
+    for item in extra:
+        (dest / item.physical_name).write_bytes(item.data)
     path = dest / VERSION_XML
-    path.write_bytes(to_bytes(build(manifest, api_version=api_version, launcher=launcher)))
+    path.write_bytes(to_bytes(build(manifest, api_version=api_version, launcher=launcher,
+                                    extra=extra)))
     return path
 
 
@@ -109,4 +148,5 @@ def logical_names(root: etree._Element) -> dict[str, str]:
     }
 
 
-__all__ = ["VERSION_XML", "build", "logical_names", "physical_name", "stage", "to_bytes"]
+__all__ = ["API_VERSION", "VERSION_XML", "ExtraFile", "build", "for_client", "logical_names",
+           "needs_launcher", "physical_name", "stage", "to_bytes"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ import typer
 
 from pymw_admin.bundles import build as builder
 from pymw_admin.bundles import manifest as mf
-from pymw_admin.bundles import version_xml
+from pymw_admin.bundles import targets, version_xml
 from pymw_admin.cli.app import PlainTyper, app, console, fail
 
 bundle_app = PlainTyper(help="Build and inspect the self-contained worker bundles (PyBOINC).",
@@ -27,15 +28,31 @@ def build_cmd(
     boinc_library: Annotated[str, typer.Option(
         help="Ship libboinc_api.so.7: auto (when found), yes, no.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    platform: Annotated[str | None, typer.Option(
+        "--platform", help="BOINC platform: x86_64-pc-linux-gnu, windows_x86_64, "
+                           "aarch64-unknown-linux-gnu (default: this machine's).")] = None,
+    python: Annotated[str | None, typer.Option(
+        "--python", help="The masters' Python minor version, e.g. 3.11 (default: this "
+                         "Python's); task pickles need the same minor on the worker.")] = None,
+    sysroot: Annotated[Path | None, typer.Option(
+        "--sysroot", help="A Debian root of the platform's architecture holding python3.X "
+                          "(for aarch64, or another minor on Linux).")] = None,
 ) -> None:
-    """Build this platform's bundle: interpreter, whole stdlib, worker, `boinc` module."""
+    """Build a platform's bundle: interpreter, whole stdlib, worker, `boinc` module."""
     if boinc_library not in ("auto", "yes", "no"):
         raise fail(f"--boinc-library must be auto, yes or no, not {boinc_library!r}", 2)
+    if python is not None and not re.fullmatch(r"3\.\d{1,2}", python):
+        raise fail(f"--python takes a minor version such as 3.11, not {python!r}", 2)
+    wanted = platform or mf.platform_name()
+    if wanted in targets.MACOS:
+        typer.echo(targets.MACOS_LINE)
+        raise typer.Exit(1)
     with console.status("building the bundle...") as status:
-        bundle = builder.build(dist, with_packages or [], boinc_library=boinc_library,
-                               say=lambda line: status.update(line))
+        bundle = targets.build(wanted, (dist or builder.default_dist()).resolve(), python=python,
+                               with_packages=with_packages or [], sysroot=sysroot,
+                               boinc_library=boinc_library, say=lambda line: status.update(line))
     stage = bundle.root / version_xml.VERSION_XML
-    stage.write_bytes(version_xml.to_bytes(version_xml.build(bundle.manifest)))
+    stage.write_bytes(version_xml.to_bytes(version_xml.for_client(bundle.manifest)))
     if as_json:
         print(bundle.manifest.to_json(), end="")
         return

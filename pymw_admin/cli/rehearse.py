@@ -38,6 +38,9 @@ def rehearse(
     bundle: Annotated[bool, typer.Option(
         "--bundle", help="Run each task through the built PyBOINC bundle in a BOINC-like slot."
     )] = False,
+    platform: Annotated[str | None, typer.Option(
+        "--platform", help="With --bundle: that platform's bundle (windows_x86_64 runs under "
+                           "wine, aarch64-unknown-linux-gnu under qemu-user).")] = None,
 ) -> None:
     """Run a master script on the local interface, showing tasks done / submitted.
 
@@ -48,6 +51,10 @@ def rehearse(
     if num_workers is not None and num_workers < 1:
         raise fail(f"-n needs at least 1 worker, not {num_workers}", 2)
     interface = "bundle" if bundle else "local"
+    if platform is not None:
+        if not bundle:
+            raise fail("--platform goes with --bundle", 2)
+        os.environ["PYMW_BUNDLE_PLATFORM"] = platform
     chosen = _interface_switch(list(ctx.args))
     if chosen is not None:
         raise fail(f"rehearse runs the script on the {interface} interface, so it takes no "

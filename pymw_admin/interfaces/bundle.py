@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 
 from pymw_admin.bundles import slot as slots
+from pymw_admin.bundles import targets
 from pymw_admin.bundles.build import default_dist
 from pymw_admin.bundles.manifest import Bundle, open_bundle, platform_name
 from pymw_admin.errors import ConfigError, EngineUnavailable, UsageError
@@ -29,20 +30,26 @@ _GRACE = 5.0  # seconds a bundle gets to exit after SIGTERM at close()
 
 
 def locate(app_path: str | None = None) -> Bundle:
-    """The bundle to use: ``app_path`` (-c), ``PYMW_BUNDLE``, or pyboinc_bundles/dist/<platform>."""
+    """The bundle to use: ``app_path`` (-c), ``PYMW_BUNDLE``, or pyboinc_bundles/dist/<platform>.
+
+    The platform is this machine's, or ``PYMW_BUNDLE_PLATFORM`` (``rehearse --platform``): another
+    platform's bundle then runs through wine or qemu-user.
+    """
     given = app_path or os.environ.get("PYMW_BUNDLE")
+    wanted = os.environ.get("PYMW_BUNDLE_PLATFORM") or platform_name()
     if given:
         root = Path(given)
     else:
         try:
-            root = default_dist() / platform_name()
+            root = default_dist() / wanted
         except ConfigError:
-            root = Path("pyboinc_bundles") / "dist" / platform_name()
+            root = Path("pyboinc_bundles") / "dist" / wanted
     if root.name == "bundle" and not (root / "manifest.json").exists():
         root = root.parent  # the bundle directory itself was named
     if not (root / "manifest.json").is_file():
         raise EngineUnavailable(
-            f"no built bundle at {root}: run `pymw-admin bundle build` (or give -c / PYMW_BUNDLE)"
+            f"no built bundle at {root}: run `pymw-admin bundle build --platform {wanted}` "
+            "(or give -c / PYMW_BUNDLE)"
         )
     return open_bundle(root)
 
@@ -54,6 +61,7 @@ class BundleInterface:
     def __init__(self, bundle: Bundle, num_workers: int | None = None, *, api: str = "python",
                  keep_slots: bool = False, timeout: float | None = None) -> None:
         bundle.require_python(python_minor())  # refuse before anything runs
+        targets.runner(bundle.manifest.platform)  # wine or qemu-user missing: say so now
         if num_workers is None:
             num_workers = os.cpu_count() or 1
         if num_workers < 1:

@@ -49,8 +49,16 @@ _FUNCTION_CACHE_SIZE = 32
 
 
 def worker_name() -> str:
-    # os.uname, not socket.gethostname: a frozen worker starts faster without the socket module
-    return os.environ.get("PYMW_WORKER_NAME") or f"{os.uname().nodename}:{os.getpid()}"
+    return os.environ.get("PYMW_WORKER_NAME") or f"{_host_name()}:{os.getpid()}"
+
+
+def _host_name() -> str:
+    # os.uname, not socket.gethostname: a frozen worker starts faster without the socket module;
+    # Windows has no os.uname, and names the computer in its environment
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    return os.environ.get("COMPUTERNAME") or "windows"
 
 
 def _load_function(

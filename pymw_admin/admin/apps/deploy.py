@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pymw_admin.admin.apps import daemons, register, scripts, versions
+from pymw_admin.admin.apps import daemons, master_python, register, scripts, versions
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context, Step, StepReport, run_plan
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -15,6 +15,7 @@ from pymw_admin.bundles import manifest as mf
 from pymw_admin.errors import ConfigError
 
 _MODULES: tuple[tuple[str, str, Any], ...] = (
+    ("python", "check the bundles run the server's Python minor", master_python),
     ("app", "register the app", register),
     ("files", "install the assimilator, comparer and templates", scripts),
     ("versions", "install an app version per bundle", versions),

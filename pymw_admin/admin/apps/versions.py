@@ -33,7 +33,7 @@ from pymw_admin.errors import ConfigError, RemoteError
 
 DIGEST_FILE = ".pymw-digest"
 # how a bundle becomes a version directory; a new layout is a new version of the same bundle
-LAYOUT = "launcher1"
+LAYOUT = "launcher2-api7"
 
 
 def marker(digest: str) -> str:
@@ -98,8 +98,8 @@ def decide(facts: VersionFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]
 def stage(bundle: Bundle, dest: Path, key: signing.PrivateKey | None) -> None:
     """An app version directory as update_versions reads it, signed when a key is given."""
     # a client runs the main program from the project directory: Unix bundles get a launcher
-    launcher = not bundle.manifest.platform.startswith("windows")
-    version_xml.stage(bundle.manifest, bundle.dir, dest, launcher=launcher)
+    version_xml.stage(bundle.manifest, bundle.dir, dest, api_version=version_xml.API_VERSION,
+                      launcher=version_xml.needs_launcher(bundle.manifest))
     (dest / DIGEST_FILE).write_text(marker(bundle.manifest.digest()) + "\n")
     if key is not None:
         for path in sorted(dest.iterdir()):

@@ -1,0 +1,112 @@
+"""Running other platforms' programs here: wine for Windows, qemu-user and an arm64 root.
+
+* ``binfmt()`` mounts binfmt_misc and registers qemu-aarch64 (Debian's qemu-user-static, with the
+  F flag, so it also works inside a chroot) and wine for ``MZ`` executables, so a foreign program
+  starts like a native one: that is how a BOINC client here can run a Windows app version.
+* ``wine()`` installs Debian's wine64 and makes a wine prefix in the cache (``WINEPREFIX``); the
+  first ``wineboot`` takes tens of seconds, later runs reuse it.
+* ``arm64_root(minor)`` is a Debian arm64 tree made by debootstrap under qemu-user with that
+  Python minor's ``python3`` (bookworm has 3.11, trixie 3.13): the aarch64 bundle is assembled
+  from it. Made once in the cache (a few minutes), built aside and renamed into place.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from testbed.cache import CACHE, apt_install, cache_dir
+from testbed.rootfs import mirror
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+WINE_BINFMT = ":wine:M::MZ::/usr/bin/wine:"
+# Debian suites by the Python minor their python3 has
+SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+# what the aarch64 bundle needs from the root besides python3's own dependencies
+ARM64_PACKAGES = ("python3", "libpython3-stdlib")
+_DONE = ".pymw-root-complete"
+
+
+def binfmt() -> None:
+    """binfmt_misc mounted, qemu-aarch64 and wine registered (idempotent; kernel-wide)."""
+    apt_install("qemu-user-static", "binfmt-support")
+    if not (BINFMT / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
+    if not (BINFMT / "qemu-aarch64").exists():
+        subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], check=True)
+    if not (BINFMT / "wine").exists() and Path("/usr/bin/wine").exists():
+        (BINFMT / "register").write_text(WINE_BINFMT)
+
+
+def wine() -> dict[str, str]:
+    """wine64 installed and a ready prefix: the environment to run Windows programs with."""
+    apt_install("wine64", "wine")
+    binfmt()
+    prefix = cache_dir("wine-prefix")
+    env = wine_env(prefix)
+    if not (prefix / "system.reg").exists():
+        with _locked(CACHE / "wine-prefix.lock"):
+            if not (prefix / "system.reg").exists():
+                subprocess.run(["wineboot", "--init"], env=env, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(["wineserver", "--wait"], env=env, check=False)
+    return env
+
+
+def wine_env(prefix: Path) -> dict[str, str]:
+    return {**os.environ, "WINEPREFIX": str(prefix), "WINEDEBUG": "-all",
+            "WINEDLLOVERRIDES": "mscoree,mshtml="}
+
+
+def arm64_root(minor: str = "3.11") -> Path:
+    """A Debian arm64 tree with Python ``minor`` (idempotent; a millisecond once made)."""
+    suite = SUITES.get(minor)
+    if suite is None:
+        raise RuntimeError(f"no Debian suite with Python {minor} for arm64 "
+                           f"(known: {', '.join(sorted(SUITES))})")
+    root = CACHE / f"rootfs-{suite}-arm64"
+    if (root / _DONE).exists():
+        return root
+    binfmt()
+    with _locked(CACHE / f"rootfs-{suite}-arm64.lock"):
+        if (root / _DONE).exists():
+            return root
+        apt_install("debootstrap")
+        work = CACHE / f"rootfs-{suite}-arm64.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        if root.exists():
+            shutil.rmtree(root)
+        subprocess.run(
+            ["debootstrap", "--arch=arm64", "--variant=minbase",
+             f"--include={','.join(ARM64_PACKAGES)}", suite, str(work), mirror()],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        (work / _DONE).write_text(f"{suite} arm64\n")
+        work.rename(root)
+    return root
+
+
+def status() -> str:
+    lines = [f"binfmt_misc {'mounted' if (BINFMT / 'register').exists() else 'not mounted'}"]
+    for minor, suite in sorted(SUITES.items()):
+        root = CACHE / f"rootfs-{suite}-arm64"
+        if (root / _DONE).exists():
+            lines.append(f"arm64 root for Python {minor}: {root}")
+    return "; ".join(lines)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    cache_dir()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
