@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from xml.sax.saxutils import unescape
 
-from pymw_admin.admin import runs
+from pymw_admin.admin import platforms, runs
 from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server import daemons
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -105,6 +105,28 @@ class Failure:
 
 
 @dataclass
+class VersionReach:
+    """The deployed app versions' platforms and the share of volunteer hosts they can serve."""
+
+    platforms: list[str] = field(default_factory=list)
+    hosts_by_platform: dict[str, int] = field(default_factory=dict)  # "" = not told
+
+    @property
+    def hosts(self) -> int:
+        return sum(self.hosts_by_platform.values())
+
+    @property
+    def hosts_served(self) -> int:
+        return sum(n for p, n in self.hosts_by_platform.items()
+                   if platforms.can_serve(p, self.platforms))
+
+    def as_dict(self) -> dict[str, object]:
+        return {"platforms": self.platforms, "hosts_by_platform": self.hosts_by_platform,
+                "hosts": self.hosts, "hosts_served": self.hosts_served,
+                "share": round(self.hosts_served / self.hosts, 3) if self.hosts else None}
+
+
+@dataclass
 class Status:
     project: str
     host: str
@@ -115,6 +137,7 @@ class Status:
     failures: list[Failure]
     runs: list[runs.RunInfo]
     database_error: str = ""
+    versions: VersionReach = field(default_factory=VersionReach)
 
     @property
     def daemons_up(self) -> bool:
@@ -130,6 +153,7 @@ class Status:
                        "results": _totals(RESULT_STATES, (a.results for a in self.apps))},
             "failures": [asdict(f) for f in self.failures],
             "runs": [r.as_dict() for r in self.runs],
+            "versions": self.versions.as_dict(),
             "database_error": self.database_error or None,
         }
 
@@ -167,6 +191,12 @@ SELECT '@failed_workunits';
 SELECT w.name, a.name, w.error_mask, UNIX_TIMESTAMP(w.mod_time)
  FROM workunit w JOIN app a ON a.id = w.appid WHERE w.error_mask <> 0
  ORDER BY w.mod_time DESC, w.id DESC LIMIT {int(limit)};
+SELECT '@versions';
+SELECT DISTINCT p.name FROM app_version av JOIN platform p ON p.id = av.platformid
+ JOIN app a ON a.id = av.appid WHERE av.deprecated = 0 AND a.deprecated = 0 ORDER BY p.name;
+SELECT '@host_kinds';
+SELECT COALESCE(os_name, ''), COALESCE(p_vendor, ''), COALESCE(p_model, ''), COUNT(*)
+ FROM host GROUP BY 1, 2, 3;
 """
 
 
@@ -224,6 +254,18 @@ def parse_counts(text: str, limit: int = FAILURE_LIMIT) -> tuple[list[AppCounts]
     return sorted(apps.values(), key=lambda a: a.name), failures[:limit]
 
 
+def parse_reach(text: str) -> VersionReach:
+    """The deployed platforms and hosts by platform from :func:`status_sql`'s output."""
+    sections = _sections(text)
+    reach = VersionReach(sorted(row[0] for row in sections.get("versions", []) if row))
+    for row in sections.get("host_kinds", []):
+        if len(row) != 4:
+            continue
+        kind = platforms.host_platform(row[0], row[1], row[2])
+        reach.hosts_by_platform[kind] = reach.hosts_by_platform.get(kind, 0) + int(row[3])
+    return reach
+
+
 def mysql_command(target: ProjectTarget) -> str:
     """The project's own mysql login: the option file holds the password (never argv)."""
     return (f"mysql --defaults-extra-file={shlex.quote(target.db_client_cnf)} -N -B "
@@ -248,9 +290,12 @@ def gather(host: Host, target: ProjectTarget, limit: int = FAILURE_LIMIT) -> Sta
     apps: list[AppCounts] = []
     failures: list[Failure] = []
     db_error = ""
+    reach = VersionReach()
     try:
-        apps, failures = parse_counts(query(host, target, status_sql(limit)), limit)
+        out = query(host, target, status_sql(limit))
+        apps, failures = parse_counts(out, limit)
+        reach = parse_reach(out)
     except PymwError as exc:
         db_error = str(exc)
     return Status(target.name, host.name, time.time(), running, facts.disabled, apps, failures,
-                  runs.list_runs(host, target), db_error)
+                  runs.list_runs(host, target), db_error, reach)

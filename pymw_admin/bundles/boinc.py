@@ -47,6 +47,7 @@ _state: dict[str, Any] = {
     "mode": None,  # "client" | "library" | "slot" | "standalone" once decided
     "lib": None,
     "client": None,  # the client_shm.ClientChannel in client mode
+    "slot": None,  # the working directory the back end was chosen in
     "initialized": False,
     "last_checkpoint": 0.0,
     "last_fraction": -1.0,
@@ -99,6 +100,8 @@ def _decide_mode() -> str:
         return str(_state["mode"])
     wanted = os.environ.get("PYMW_BOINC_API", "auto").lower()
     mode = "standalone"
+    # the slot is where we started: a task later runs in a directory of its own
+    _state["slot"] = os.getcwd()
     if Path(INIT_DATA_FILE).exists():
         mode = "slot"
         if wanted == "library":
@@ -173,8 +176,12 @@ def resolve_filename(logical_name: str) -> str:
     return logical_name
 
 
+def _in_slot(name: str) -> Path:
+    return Path(_state.get("slot") or os.getcwd()) / name
+
+
 def _follow_soft_link(logical_name: str) -> str:
-    path = Path(logical_name)
+    path = _in_slot(logical_name)
     try:
         with path.open("rb") as f:
             head = f.read(4096)
@@ -188,7 +195,12 @@ def _follow_soft_link(logical_name: str) -> str:
         target = ElementTree.fromstring(head.strip()).text or ""
     except ElementTree.ParseError:
         return logical_name
-    return target.strip() or logical_name
+    target = target.strip()
+    if not target:
+        return logical_name
+    if os.path.isabs(target) or Path.cwd() == Path(_state.get("slot") or os.getcwd()):
+        return target
+    return os.path.normpath(_in_slot(target))  # asked from a task's own directory
 
 
 def fraction_done(fraction: float) -> int:
@@ -251,7 +263,7 @@ def finish(status: int = 0) -> None:
     if _state["mode"] == "client" and _state["initialized"]:
         _client().finish()  # the last status report (fraction done 1, CPU time) first
     if _state["initialized"]:
-        Path(FINISH_FILE).write_text(f"{int(status)}\n")
+        _in_slot(FINISH_FILE).write_text(f"{int(status)}\n")
     raise SystemExit(int(status))
 
 
@@ -272,7 +284,7 @@ def init_data() -> dict[str, str]:
 
 
 def _init_data() -> dict[str, str]:
-    path = Path(INIT_DATA_FILE)
+    path = _in_slot(INIT_DATA_FILE)
     if not path.exists():
         return {}
     from xml.etree import ElementTree
@@ -304,8 +316,8 @@ def _reset() -> None:
     """Forget the chosen back end (tests; a worker that changed directory)."""
     if _state["client"] is not None:
         _state["client"].close()
-    _state.update(mode=None, lib=None, client=None, initialized=False, last_checkpoint=0.0,
-                  last_fraction=-1.0)
+    _state.update(mode=None, lib=None, client=None, slot=None, initialized=False,
+                  last_checkpoint=0.0, last_fraction=-1.0)
 
 
 __all__ = [

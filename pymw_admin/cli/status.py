@@ -77,8 +77,21 @@ def render(status: project_status.Status) -> RenderableType:
                                  Text(shown_line(f.app)), Text(shown_line(f"{f.kind} {f.name}")),
                                  Text(shown_line(f.reason)))
             parts.append(failures)
+        parts.append(reach_line(status.versions))
     parts.append(runs_table(status.runs) if status.runs else Text("no runs", style="dim"))
     return Group(*parts)
+
+
+def reach_line(reach: project_status.VersionReach) -> Text:
+    """One line: the platforms app versions exist for and the share of hosts they can serve."""
+    deployed = ", ".join(reach.platforms) or "none"
+    if not reach.hosts:
+        return Text(f"app versions for: {deployed}; no volunteer hosts yet")
+    share = reach.hosts_served / reach.hosts
+    kinds = ", ".join(f"{p or 'unknown'} {n}" for p, n in sorted(reach.hosts_by_platform.items()))
+    return Text(f"app versions for: {deployed}; they serve {reach.hosts_served} of "
+                f"{reach.hosts} hosts ({share:.0%}; hosts: {kinds})",
+                style="green" if share == 1 else "yellow")
 
 
 @app.command("status")

@@ -2,8 +2,9 @@
 
 All masters of this module start together (one round trip for all, the client has two CPUs):
 monte_pi prints pi; a task that raises comes back as that error; a task reporting progress through
-the ``boinc`` module shows it in ``boinccmd --get_tasks``; a master killed after submitting and
-restarted with the same tag collects each earlier result exactly once; a replicated run
+the ``boinc`` module's own shared-memory protocol shows it in ``boinccmd --get_tasks``; a master
+killed after submitting and restarted with the same tag collects each earlier result exactly once;
+a replicated run
 (min_quorum=2, target_nresults=2) agrees through pymw_compare.
 """
 
@@ -52,7 +53,8 @@ def slow(steps):
     for i in range(steps):
         boinc.fraction_done(i / steps)
         time.sleep(1.0)
-    return steps * 2
+    # the module's own Python protocol talked to the client (no C library involved)
+    return steps * 2, boinc.mode(), boinc.is_standalone()
 
 
 with Master(interface=options.interface_from_args()) as master:
@@ -157,7 +159,7 @@ def test_task_error_and_result(runs: Runs) -> None:
     _record("error_and_progress_s", round(run.seconds, 1))
     assert run.proc.returncode == 0, run.stderr[-3000:]
     assert "ERROR boom ValueError boom 42" in run.stdout, run.stdout + run.stderr[-2000:]
-    assert "RESULT slow 24" in run.stdout
+    assert "RESULT slow (24, 'client', False)" in run.stdout, run.stdout
 
 
 def test_fraction_done_reaches_the_client(runs: Runs) -> None:

