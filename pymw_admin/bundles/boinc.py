@@ -31,6 +31,7 @@ Four back ends, picked once by ``init()`` (or the first call that needs one):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -40,6 +41,7 @@ from typing import Any
 
 INIT_DATA_FILE = "init_data.xml"
 FINISH_FILE = "boinc_finish_called"
+STDERR_FILE = "stderr.txt"
 LIBRARY_NAME = "libboinc_api.so.7"
 DEFAULT_CHECKPOINT_PERIOD = 300.0  # seconds; the client's default disk interval
 
@@ -140,6 +142,7 @@ def init() -> int:
     if current == "library":
         status = int(_state["lib"].boinc_init())
     elif current == "client":
+        _redirect_stderr()
         _client().start(_init_data())
     _state["initialized"] = True
     _state["last_checkpoint"] = time.monotonic()
@@ -174,6 +177,23 @@ def resolve_filename(logical_name: str) -> str:
     if current in ("slot", "client"):
         return _follow_soft_link(logical_name)
     return logical_name
+
+
+def _redirect_stderr() -> None:
+    """stderr to the slot's stderr.txt, as boinc_init's diagnostics do: the client uploads it.
+
+    (Under a Windows client a program has no console: stderr was nowhere at all.)
+    """
+    try:
+        log = open(_in_slot(STDERR_FILE), "a", buffering=1, encoding="utf-8",  # noqa: SIM115
+                   errors="replace")
+    except OSError:
+        return
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(log.fileno(), 2)  # what C code and the interpreter itself write goes there too
+    sys.stderr = log
 
 
 def _in_slot(name: str) -> Path:
@@ -254,8 +274,9 @@ def finish(status: int = 0) -> None:
     Like the C library it does not return. Outside the library it writes the
     ``boinc_finish_called`` file (after ``init``, as the library does) and exits.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None: a Windows program started without a console
+            stream.flush()
     if _decide_mode() == "library":
         init()
         _state["lib"].boinc_finish(int(status))

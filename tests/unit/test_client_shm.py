@@ -40,6 +40,8 @@ def slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PYMW_BOINC_API", raising=False)
     (tmp_path / "init_data.xml").write_bytes(init_data_xml(slot=0, wu_name="wu"))
     (tmp_path / client_shm.MMAPPED_FILE_NAME).write_bytes(b"\0" * SIZE)
+    # stderr to stderr.txt is a process-wide change: tested in a child process below
+    monkeypatch.setattr(boinc, "_redirect_stderr", lambda: None)
     boinc._reset()
     yield tmp_path
     boinc._reset()
@@ -122,3 +124,22 @@ def test_no_client_memory_on_windows_names_means_slot(slot: Path) -> None:
     (slot / client_shm.MMAPPED_FILE_NAME).unlink()
     assert client_shm.attach({"shmem_seg_name": "-1"}) is None
     assert boinc.mode() == "slot"
+
+
+def test_init_sends_stderr_to_the_slot(tmp_path: Path) -> None:
+    """As boinc_init's diagnostics: the client uploads the slot's stderr.txt."""
+    import subprocess
+    import sys
+
+    (tmp_path / "init_data.xml").write_bytes(init_data_xml(slot=0, wu_name="wu"))
+    (tmp_path / client_shm.MMAPPED_FILE_NAME).write_bytes(b"\0" * SIZE)
+    code = ("import os, sys\nfrom pymw_admin.bundles import boinc\nboinc.init()\n"
+            "print('from python', file=sys.stderr)\nos.write(2, b'from fd 2\\n')\n"
+            "boinc.finish(0)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    text = (tmp_path / "stderr.txt").read_text()
+    assert "from python" in text and "from fd 2" in text
+    assert (tmp_path / "boinc_finish_called").read_text() == "0\n"
