@@ -134,8 +134,10 @@ def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "pyt
         if proc.returncode is None:  # timed out, or on_start raised: never leave it running
             proc.kill()
             output += proc.communicate()[0] or b""
-    (slot / "stderr.txt").write_bytes(output)
-    stderr = output.decode(errors="replace")
+    # appended: the program may have written stderr.txt itself (the BOINC API library does)
+    with (slot / "stderr.txt").open("ab") as err:
+        err.write(output)
+    stderr = (slot / "stderr.txt").read_text(errors="replace")
     result_path = base / "projects" / PROJECT / f"pymw_{task_id}_0_result"
     result = result_path.read_bytes() if result_path.is_file() else None
     return SlotRun(task_id, slot, code, (slot / FINISH_FILE).is_file(), result, stderr,
