@@ -201,6 +201,7 @@ class MPIInterface:
                     source, tag = status.Get_source(), status.Get_tag()
                     comm.Recv([buf, MPI.BYTE], source, tag)
                     self._on_message(source, tag, buf)
+                    del buf  # hold no result while waiting for the next message
                     busy = True
                 with self._lock:
                     closing = self._closing

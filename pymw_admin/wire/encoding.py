@@ -159,6 +159,13 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 
 def _may_be_large(obj: object) -> bool:
     """Cheap first look: could this object's pickle reach SHARE_THRESHOLD?"""
+    try:
+        return _looks_large(obj)
+    except Exception:  # an object whose attributes misbehave: pickle it as it comes
+        return False
+
+
+def _looks_large(obj: object) -> bool:
     kind = type(obj)
     if kind in (bytes, bytearray, str):
         return len(obj) >= SHARE_THRESHOLD  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import decimal
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,47 @@ def test_worker_cli_without_a_workdir_value_is_usage_not_a_crash(
     assert worker.main(["in.task", "out.result", "--workdir"]) == 2
     assert "usage:" in capsys.readouterr().err
     assert worker.split_workdir(["a", "--workdir", "d", "b"]) == (["a", "b"], "d")
+
+
+def test_a_big_object_a_function_reads_becomes_one_shared_blob() -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    table = list(range(100_000))
+
+    def reads() -> int:
+        return len(big) + len(table)
+
+    shared: dict[str, bytes] = {}
+    body = encoding.pickle_function(reads, shared)
+    assert len(body) < 64 * 1024 and len(shared) == 2
+    blob = encoding.encode_task("t1", reads, function_blob=body, shared=shared,
+                                inline_shared=False)
+    assert sorted(encoding.task_shared(blob)) == sorted(shared)
+    assert len(blob) < 64 * 1024  # refers to the blobs, does not carry them
+    store = encoding.SharedStore()
+    for digest, data in shared.items():
+        assert encoding.digest_of(data) == digest
+        store.put(digest, data)
+    record = worker.run_task(blob, store=store)
+    assert record.ok and pickle.loads(record.payload) == len(big) + len(table)
+
+
+def test_shared_blobs_ride_inline_when_nothing_stages_them(tmp_path: Path) -> None:
+    handle = encoding.Shared(list(range(50_000)))
+
+    def pick(data: list[int], i: int) -> int:
+        return data[i]
+
+    blob = encoding.encode_task("t2", pick, (handle, 7))
+    assert encoding.task_shared(blob) == [handle.digest]
+    record = worker.run_task(blob)  # a one-shot worker with nothing staged
+    assert record.ok and pickle.loads(record.payload) == 7
+    # staged as a file beside the task instead (how a file-based engine shares it once)
+    bare = encoding.encode_task("t3", pick, (handle, 9), inline_shared=False)
+    (tmp_path / f"{encoding.SHARED_FILE_PREFIX}{handle.digest}").write_bytes(handle.blob)
+    record = worker.run_task(bare, store=encoding.SharedStore(directory=tmp_path))
+    assert record.ok and pickle.loads(record.payload) == 9
+
+
+def test_a_small_task_file_has_no_shared_field() -> None:
+    blob = encoding.encode_task("t4", add, (1, 2))
+    assert b'"shared"' not in blob.split(b"\n")[1]
