@@ -133,6 +133,7 @@ class LocalInterface:
                 )
             self._cancelled.discard(running or "")
             self._suspects.extend(t for t in suspects if t[0] not in self._cancelled)
+            self._cancelled.difference_update(t[0] for t in suspects)
             replacement = self._spawn()
             self._workers[self._workers.index(worker)] = replacement
             self._dispatch_locked()

@@ -277,6 +277,7 @@ class MPIInterface:
                     )
                 self._cancelled.discard(running or "")
                 self._suspects.extend(t for t in suspects if t[0] not in self._cancelled)
+                self._cancelled.difference_update(t[0] for t in suspects)
         elif tag == TAG_HELLO:
             host, _, pid = buf.decode(errors="replace").partition(" ")
             with self._lock:
