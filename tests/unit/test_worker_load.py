@@ -10,8 +10,9 @@ from pymw_admin.interfaces.worker_load import (
     SHALLOW_PREFETCH,
     WorkerLoad,
     deal,
+    to_revoke,
 )
-from pymw_admin.wire import encoding
+from pymw_admin.wire import encoding, framing
 
 
 def _pending(n: int) -> deque[tuple[str, bytes]]:
@@ -74,3 +75,40 @@ def test_a_worker_stuck_on_a_long_task_comes_after_a_busy_quick_one() -> None:
     quick.in_flight["short"] = None
     (chosen, _blobs), = deal([stuck, quick], _pending(1))
     assert chosen is quick
+
+
+def test_a_worker_dying_with_one_task_fails_that_task() -> None:
+    worker = WorkerLoad(name="a")
+    worker.in_flight["t1"] = b"task"
+    assert worker.lost() == ("t1", [])
+
+
+def test_a_worker_dying_with_several_tasks_makes_them_suspects() -> None:
+    worker = WorkerLoad(name="a")
+    worker.in_flight.update({"t1": b"1", "t2": b"2"})
+    running, suspects = worker.lost()
+    assert running is None and [tid for tid, _ in suspects] == ["t1", "t2"]
+    idle, other = WorkerLoad(name="b"), WorkerLoad(name="c")
+    batches = deal([idle, other], _pending(4), deque(suspects))
+    # each suspect alone on a worker holding nothing; the pending tasks wait
+    assert sorted(len(blobs) for _, blobs in batches) == [1, 1]
+    assert idle.isolated == "t1" and other.isolated == "t2" and idle.room() == 0
+
+
+def test_an_idle_worker_takes_back_what_a_stuck_one_holds_unstarted() -> None:
+    stuck, idle = WorkerLoad(name="stuck"), WorkerLoad(name="idle")
+    stuck.in_flight.update({"long": b"l", "queued": b"q"})
+    stuck.last_progress = time.monotonic() - 1.0
+    [(asked, record)] = to_revoke([stuck, idle])
+    assert asked is stuck and framing.read_ids(framing.REVOKE_MAGIC, record) == ["queued"]
+    assert to_revoke([stuck, idle]) == []  # asked once
+    assert stuck.revoked(["queued"]) == [("queued", b"q")]
+    assert list(stuck.in_flight) == ["long"] and not stuck.revoking
+
+
+def test_nothing_is_taken_back_while_no_worker_idles() -> None:
+    a, b = WorkerLoad(name="a"), WorkerLoad(name="b")
+    a.in_flight.update({"x": b"", "y": b""})
+    b.in_flight["z"] = b""
+    a.last_progress = time.monotonic() - 1.0
+    assert to_revoke([a, b]) == []
