@@ -158,6 +158,15 @@ def run_in_vm(*command: str) -> subprocess.CompletedProcess[str]:
     return _sh("ip", "netns", "exec", NETNS, *command, check=False)
 
 
+def as_user(user: str, script: str) -> None:
+    """Run a shell script as ``user``: test set-up inside a home only that user may write (root
+    creating files there would leave them, or the home itself, owned by root)."""
+    proc = subprocess.run(["sudo", "-n", "-u", user, "-H", "sh", "-c", script], cwd="/",
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"as {user}: {script!r} failed: {proc.stderr.strip()}")
+
+
 def _kill_processes_in(directory: Path) -> None:
     """SIGKILL whatever still runs in the project: daemons 1.6.2's bin/stop did not wait for,
     master scripts of runs. Found by working directory, so other projects' processes stay."""

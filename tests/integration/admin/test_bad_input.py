@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -49,13 +48,12 @@ def test_no_sudo(vm: ssh_host.VM) -> None:
     assert not Path("/etc/pymw-admin/cinone").exists()
 
 
-def test_foreign_project_is_left_alone(vm: ssh_host.VM, tmp_path: Path) -> None:
+def test_foreign_project_is_left_alone(vm: ssh_host.VM, project_owner: str,
+                                       tmp_path: Path) -> None:
     name = "cforeign"
     ssh_host.forget_project(name)
-    foreign = Path(f"/home/boincadm/projects/{name}")
-    foreign.mkdir(parents=True, exist_ok=True)
-    shutil.chown(foreign.parent, "boincadm", "boincadm")
-    (foreign / "config.xml").write_text("<boinc/>\n")
+    foreign = Path(f"/home/{project_owner}/projects/{name}")
+    ssh_host.as_user(project_owner, f"mkdir -p {foreign} && echo '<boinc/>' > {foreign}/config.xml")
     try:
         result = pymw_admin("init-project", name, "--host", "vm", "--ssh-config",
                             str(vm.ssh_config), "--project-file", str(tmp_path / "p.toml"),
@@ -65,7 +63,7 @@ def test_foreign_project_is_left_alone(vm: ssh_host.VM, tmp_path: Path) -> None:
         assert (foreign / "config.xml").read_text() == "<boinc/>\n"
         assert not (tmp_path / "p.toml").exists()
     finally:
-        shutil.rmtree(foreign, ignore_errors=True)
+        ssh_host.as_user(project_owner, f"rm -rf {foreign}")
 
 
 def test_missing_source_directory_changes_nothing(vm: ssh_host.VM, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ reading the daemons' state never runs as root."""
 
 from __future__ import annotations
 
-import shutil
+import shlex
 import uuid
 from pathlib import Path
 
@@ -17,21 +17,22 @@ from testbed import ssh_host
 pytestmark = pytest.mark.ssh
 
 
-def test_a_pid_file_name_is_never_run(vm: ssh_host.VM, vm_host: Host) -> None:
-    spec = ProjectSpec("cinject", url_base=f"http://{ssh_host.VM_ADDR}/", host_name="vm")
+def test_a_pid_file_name_is_never_run(vm: ssh_host.VM, vm_host: Host,
+                                      project_owner: str) -> None:
+    spec = ProjectSpec("cinject", url_base=f"http://{ssh_host.VM_ADDR}/", host_name="vm",
+                       owner=project_owner)
     project = Path(spec.project_dir)
     proof = Path(f"/tmp/pymw-injected-{uuid.uuid4().hex}")
-    project.mkdir(parents=True, exist_ok=True)
-    shutil.chown(project.parent, "boincadm", "boincadm")
-    shutil.chown(project, "boincadm", "boincadm")
-    (project / "config.xml").write_text(
+    config_xml = (
         "<boinc><config><host>vm</host></config><daemons>"
         f"<daemon><cmd>feeder</cmd><pid_file>$(touch {proof})</pid_file></daemon>"
         f"<daemon><cmd>transitioner</cmd><pid_file>`touch {proof}.2`</pid_file></daemon>"
         "<daemon><cmd>file_deleter</cmd></daemon>"
-        "</daemons></boinc>\n")
-    (project / "pid_vm").mkdir(exist_ok=True)
-    (project / "pid_vm" / "file_deleter.pid").write_text("1\n")  # init: alive, not the owner's
+        "</daemons></boinc>")
+    # pid 1 (init): alive, but not the owner's
+    ssh_host.as_user(project_owner, f"mkdir -p {project}/pid_vm && cd {project} && "
+                     f"echo {shlex.quote(config_xml)} > config.xml && "
+                     "echo 1 > pid_vm/file_deleter.pid")
     try:
         facts = daemons.status(vm_host, spec)
         assert not proof.exists() and not Path(f"{proof}.2").exists()
@@ -41,4 +42,4 @@ def test_a_pid_file_name_is_never_run(vm: ssh_host.VM, vm_host: Host) -> None:
     finally:
         proof.unlink(missing_ok=True)
         Path(f"{proof}.2").unlink(missing_ok=True)
-        shutil.rmtree(project, ignore_errors=True)
+        ssh_host.as_user(project_owner, f"rm -rf {project}")

@@ -3,7 +3,6 @@ config.xml went missing, or a name claimed for another directory, is refused wit
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,16 @@ def spec(project_dir: str = "") -> ProjectSpec:
                        project_dir=project_dir)
 
 
-def test_existing_directory_without_config_xml_is_kept(vm: ssh_host.VM, vm_host: Host) -> None:
+def test_existing_directory_without_config_xml_is_kept(vm: ssh_host.VM, vm_host: Host,
+                                                      project_owner: str) -> None:
     ssh_host.forget_project(NAME)
-    other = Path(f"/home/boincadm/projects/{NAME}-other")
+    other = Path(f"/home/{project_owner}/projects/{NAME}-other")
     try:
         # the name is ours (the marker exists), as after a first run
         run_plan(Context(vm_host, spec()), [os_check.STEP])
         live = Path(spec().project_dir)
-        (live / "keys").mkdir(parents=True)
-        (live / "keys" / "upload_private").write_text("the only copy\n")
+        ssh_host.as_user(project_owner, f"mkdir -p {live}/keys && "
+                         f"echo 'the only copy' > {live}/keys/upload_private")
 
         with pytest.raises(UsageError, match=r"exists but has no config\.xml") as info:
             run_plan(Context(vm_host, spec()), [os_check.STEP, project.STEP])
@@ -42,10 +42,10 @@ def test_existing_directory_without_config_xml_is_kept(vm: ssh_host.VM, vm_host:
         assert (live / "keys" / "upload_private").read_text() == "the only copy\n"
 
         # the same name pointed at another existing directory: the marker does not vouch for it
-        (other / "upload").mkdir(parents=True)
+        ssh_host.as_user(project_owner, f"mkdir -p {other}/upload")
         with pytest.raises(UsageError, match=f"was made in {live}, not in {other}"):
             run_plan(Context(vm_host, spec(str(other))), [os_check.STEP, project.STEP])
         assert (other / "upload").is_dir()
     finally:
-        shutil.rmtree(other, ignore_errors=True)
+        ssh_host.as_user(project_owner, f"rm -rf {other}")
         ssh_host.forget_project(NAME)

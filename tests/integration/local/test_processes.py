@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import default_sigint
+
 SCRIPT = """
 import sys, time
 from pymw_admin.runtime import Master
@@ -54,6 +56,7 @@ def _run(
         env=clean_env,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 30
     while not (pids_file.exists() and pids_file.read_text().strip()):

@@ -9,8 +9,7 @@ build. The status tests need BOINC's database and daemons, so they use init-proj
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+import shlex
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from pymw_admin.admin import config
 from pymw_admin.admin.remote import HostSpec
 from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import boinc_tree, ssh_host
-from tests.integration.admin.conftest import json_out, pymw_admin
+from tests.integration.admin.conftest import json_out, make_owner, pymw_admin
 
 BARE_NAME = "pymwrun"  # also its owner's login name
 STATUS_NAME = "pymwstat"
@@ -39,17 +38,13 @@ def _write_project_file(path: Path, vm: ssh_host.VM, spec: ProjectSpec) -> Path:
 @pytest.fixture(scope="session")
 def bare_project(vm: ssh_host.VM, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project directory (config.xml only) owned by its own user; returns its project file."""
-    owner = BARE_NAME
-    if subprocess.run(["id", owner], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", owner], check=True)
+    owner = make_owner(vm, BARE_NAME)
     spec = ProjectSpec(name=BARE_NAME, url_base=f"http://{vm.address}/", host_name="vm",
                        owner=owner)
-    project = Path(spec.project_dir)
-    shutil.rmtree(project / "pymw" / "runs", ignore_errors=True)
-    project.mkdir(parents=True, exist_ok=True)
-    (project / "config.xml").write_text("<boinc><config><master_url>http://vm/pymwrun/"
-                                        "</master_url></config><daemons/></boinc>\n")
-    subprocess.run(["chown", "-R", f"{owner}:{owner}", str(project.parent)], check=True)
+    config_xml = ("<boinc><config><master_url>http://vm/pymwrun/</master_url></config>"
+                  "<daemons/></boinc>")
+    ssh_host.as_user(owner, f"rm -rf {spec.project_dir}/pymw/runs && mkdir -p {spec.project_dir} "
+                     f"&& echo {shlex.quote(config_xml)} > {spec.project_dir}/config.xml")
     return _write_project_file(tmp_path_factory.mktemp("runs") / "pymw-admin.toml", vm, spec)
 
 

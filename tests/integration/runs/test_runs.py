@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import default_sigint
 from tests.integration.admin.conftest import one_error_line, pymw_admin
 from tests.integration.runs.conftest import cli_env
 
@@ -104,7 +105,7 @@ def test_ctrl_c_detaches_and_the_run_goes_on(bare_project: Path, scripts: Path) 
     client = subprocess.Popen([exe, "run", str(scripts / "slow.py"), "-d", str(scripts / "data"),
                                "--project-file", str(bare_project), "--", "10", "0.4"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=cli_env())
+                              env=cli_env(), preexec_fn=default_sigint)
     assert client.stdout is not None
     run_id = client.stdout.readline().split()[-1]
     client.send_signal(signal.SIGINT)

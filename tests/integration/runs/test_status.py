@@ -16,6 +16,7 @@ import pytest
 
 from pymw_admin.admin.remote import HostSpec, connect
 from pymw_admin.admin.server import daemons
+from tests.conftest import default_sigint
 from tests.integration.admin.conftest import pymw_admin
 from tests.integration.runs.conftest import STATUS_NAME, cli_env
 
@@ -141,7 +142,7 @@ def test_table_and_watch(status_project: Path, master_run: str) -> None:
     exe = str(Path(sys.executable).parent / "pymw-admin")
     watch = subprocess.Popen([exe, "status", "--watch", "--interval", "1", "--project-file",
                               str(status_project)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=cli_env())
+                             text=True, env=cli_env(), preexec_fn=default_sigint)
     time.sleep(6)
     watch.send_signal(signal.SIGINT)
     out, err = watch.communicate(timeout=30)
