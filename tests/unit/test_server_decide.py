@@ -94,13 +94,26 @@ def test_packages(installed: frozenset[str], expected: list[Action]) -> None:
 
 
 @pytest.mark.parametrize(("facts", "expected"), [
-    (owner.OwnerFacts(True, True, 0o750), []),
+    (owner.OwnerFacts(True, True, 0o750, "boincadm:boincadm", "boincadm"), []),
     (owner.OwnerFacts(False, False, None), ["create-user", "add-to-group", "chmod-home"]),
-    (owner.OwnerFacts(True, False, 0o755), ["add-to-group"]),
-    (owner.OwnerFacts(True, True, 0o700), ["chmod-home"]),
+    (owner.OwnerFacts(True, False, 0o755, "boincadm:boincadm", "boincadm"), ["add-to-group"]),
+    (owner.OwnerFacts(True, True, 0o700, "boincadm:boincadm", "boincadm"), ["chmod-home"]),
+    # a home root made before the account: useradd keeps it as it is, so it is given back
+    (owner.OwnerFacts(False, True, 0o755, "root:root"), ["create-user", "chown-home"]),
+    (owner.OwnerFacts(True, True, 0o755, "root:root", "boincadm"), ["chown-home"]),
+    (owner.OwnerFacts(True, True, 0o750, "boincadm:root", "boincadm"), ["chown-home"]),
+    (owner.OwnerFacts(True, True, 0o750, "boincadm:staff", "staff"), []),
+    # the account without a home (removed, or made without -m)
+    (owner.OwnerFacts(True, True, None, "", "boincadm"), ["create-home"]),
 ])
 def test_owner(facts: owner.OwnerFacts, expected: list[str]) -> None:
     assert kinds(owner.decide(facts, SPEC)) == expected
+
+
+def test_owner_plan_says_whose_home_it_was() -> None:
+    actions = owner.decide(owner.OwnerFacts(True, True, 0o755, "root:root", "boincadm"), SPEC)
+    assert [str(a) for a in actions] == [
+        "chown-home boincadm:boincadm /home/boincadm (owned by root:root)"]
 
 
 @pytest.mark.parametrize(("facts", "expected"), [

@@ -21,6 +21,7 @@ def test_a_pid_file_name_is_never_run(vm: ssh_host.VM, vm_host: Host,
                                       project_owner: str) -> None:
     spec = ProjectSpec("cinject", url_base=f"http://{ssh_host.VM_ADDR}/", host_name="vm",
                        owner=project_owner)
+    ssh_host.forget_project(spec.name, project_owner)  # what an interrupted earlier run left
     project = Path(spec.project_dir)
     proof = Path(f"/tmp/pymw-injected-{uuid.uuid4().hex}")
     config_xml = (
