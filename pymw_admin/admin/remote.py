@@ -9,6 +9,7 @@ we already are root. Secrets travel on a command's standard input (``stdin=``) o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import socket
@@ -47,11 +48,17 @@ class Result:
 
     def last_line(self) -> str:
         """The most telling line of the output, for one-line error messages."""
+        return self.last_lines(1)
+
+    def last_lines(self, count: int = 3, limit: int = 400) -> str:
+        """The last ``count`` lines of stderr (of stdout when stderr is empty) on one line,
+        joined by " | ", at most ``limit`` characters (the end kept: that is where errors are)."""
         for text in (self.stderr, self.stdout):
             lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
             if lines:
-                return lines[-1][:300]
-        return f"exit status {self.exit_code}"
+                joined = " | ".join(lines[-count:])
+                return joined if len(joined) <= limit else "..." + joined[-limit:]
+        return "no output"
 
 
 @dataclass(frozen=True)
@@ -132,8 +139,12 @@ class Host:
             elif not self.is_root():
                 wrapped = _sudo_wrap(command, None)
         data = stdin.encode() if isinstance(stdin, str) else stdin
+        label = what or command.split("\n", 1)[0][:80]
         try:
             result = self._exec(wrapped, data, timeout)
+        except ConnectionLost as exc:
+            # still a ConnectionLost: a plan says a re-run converges
+            raise ConnectionLost(f"{label}, on {exc}") from None
         except RemoteError as exc:
             if not what or "timed out" not in str(exc):
                 raise
@@ -143,12 +154,12 @@ class Host:
         if sudo or user:
             self._check_sudo(result)
         if check and not result.ok:
-            label = what or command.split("\n", 1)[0][:80]
-            line = result.last_line()
+            # the step, the exit status and the command's own last words: enough to act on
+            lines = result.last_lines()
             for secret in redact:
                 if secret:
-                    line = line.replace(secret, "***")
-            raise RemoteError(f"{self.name}: {label} failed: {line}")
+                    lines = lines.replace(secret, "***")
+            raise RemoteError(f"{label} failed on {self.name} (exit {result.exit_code}): {lines}")
         return Result(command, result.exit_code, result.stdout, result.stderr)
 
     def sudo(self, command: str, **kwargs: Any) -> Result:
@@ -343,8 +354,11 @@ class SSHHost(Host):
             raise self._lost(exc) from None
 
     def _lost(self, exc: BaseException | None = None) -> ConnectionLost:
-        why = f" ({exc})" if exc is not None and str(exc) else ""
-        return ConnectionLost(f"{self.name}: the ssh connection was lost{why}")
+        # the system's reason ("Connection reset by peer"), never paramiko's own words
+        # ("Socket is closed"), which tell a user nothing
+        why = getattr(exc, "strerror", None)
+        return ConnectionLost(f"{self.name}: the ssh connection was lost"
+                              + (f" ({why})" if why else ""))
 
     def _exec(self, command: str, stdin: bytes | None, timeout: float | None) -> Result:
         try:
@@ -358,8 +372,12 @@ class SSHHost(Host):
         try:
             chan.exec_command(command)
             if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
+                # the command may end, or close its stdin, before reading it all: its exit
+                # status and stderr, read below, then say why
+                with contextlib.suppress(OSError):
+                    chan.sendall(stdin)
+            if not chan.closed:
+                chan.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout if timeout else None
             while True:
@@ -388,6 +406,12 @@ class SSHHost(Host):
         return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def _stream(self, command: str, write: Callable[[bytes], object]) -> int:
+        try:
+            return self._stream_on_channel(command, write)
+        except (EOFError, OSError, _ssh_exception()) as exc:
+            raise self._lost(exc) from None
+
+    def _stream_on_channel(self, command: str, write: Callable[[bytes], object]) -> int:
         chan = self._open_channel()
         try:
             chan.set_combine_stderr(True)
@@ -413,12 +437,23 @@ class SSHHost(Host):
     def put(self, local: str | Path, remote: str) -> None:
         if self._conn is None:
             self.connect()
-        self._conn.put(str(local), remote)
+        self._transfer(f"copying {local} to {self.name}:{remote}",
+                       lambda: self._conn.put(str(local), remote))
 
     def get(self, remote: str, local: str | Path) -> None:
         if self._conn is None:
             self.connect()
-        self._conn.get(remote, str(local))
+        self._transfer(f"copying {self.name}:{remote} to {local}",
+                       lambda: self._conn.get(remote, str(local)))
+
+    def _transfer(self, what: str, copy: Callable[[], object]) -> None:
+        try:
+            copy()
+        except (EOFError, OSError, _ssh_exception()) as exc:
+            reason = getattr(exc, "strerror", None) or (
+                "the ssh connection was lost" if not isinstance(exc, FileNotFoundError)
+                else "no such file")
+            raise RemoteError(f"{what} failed: {reason}") from None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -16,7 +16,8 @@ def test_run_stdin_and_failure() -> None:
     assert isinstance(host, LocalHost)
     assert host.run("cat", stdin="hello").stdout == "hello"
     assert not host.run("exit 3", check=False).ok
-    with pytest.raises(RemoteError, match=r"localhost: listing failed: .*No such file") as info:
+    with pytest.raises(RemoteError,
+                       match=r"listing failed on localhost \(exit 2\): .*No such file") as info:
         host.run("ls /nonexistent-dir", what="listing")
     assert "\n" not in str(info.value)
 
