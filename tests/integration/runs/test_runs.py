@@ -126,13 +126,11 @@ def test_runs_side_by_side_and_stop(bare_project: Path, scripts: Path) -> None:
     pid = states[a]["pgid"]
     assert _cli(bare_project, "attach", b).returncode == 0  # b ends while a goes on
     assert _runs(bare_project)[a]["state"] == "running"
-    started = time.monotonic()
     stopped = _cli(bare_project, "stop", a, "--grace", "5")
     assert stopped.returncode == 0, stopped.stderr
     assert f"run {a} stopped: killed" in stopped.stdout
-    assert time.monotonic() - started < 5  # TERM was enough: no wait for KILL
     final = _runs(bare_project)[a]
-    assert final["state"] == "killed" and final["exit_code"] == 143
+    assert final["state"] == "killed" and final["exit_code"] == 143  # TERM was enough, no KILL
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # the whole process group is gone
     again = _cli(bare_project, "stop", a)
@@ -202,11 +200,10 @@ def test_bare_project_status_reports_the_database(bare_project: Path) -> None:
 
 def test_the_server_runs_this_very_code(bare_project: Path) -> None:
     """The venv on the server holds the pymw-admin these tests run (rebuilt when sources change)."""
-    import pymw_admin
     from pymw_admin.admin import runs
 
     venv = Path("/home/pymwrun/.pymw-admin/venv")  # the test host shares this file system
     assert (venv / "pymw-admin.stamp").read_text().strip() == runs.source_hash(
         runs.source_root())  # type: ignore[arg-type]
     installed = next(venv.glob("lib/python3*/site-packages/pymw_admin/admin/runs.py"))
-    assert installed.read_bytes() == Path(pymw_admin.__file__).with_name("runs.py").read_bytes()
+    assert installed.read_bytes() == Path(runs.__file__).read_bytes()
