@@ -1,13 +1,15 @@
 """Running other platforms' programs here: wine for Windows, qemu-user and an arm64 root.
 
 * ``binfmt()`` mounts binfmt_misc and registers qemu-aarch64 (Debian's qemu-user-static, with the
-  F flag, so it also works inside a chroot) and wine for ``MZ`` executables, so a foreign program
-  starts like a native one: that is how a BOINC client here can run a Windows app version.
+  F flag, so it also works inside a chroot) and wine for ``MZ`` executables (through a small
+  runner in the cache that gives wine pipes), so a foreign program starts like a native one: that
+  is how a BOINC client here runs a Windows app version.
 * ``wine()`` installs Debian's wine64 and makes a wine prefix in the cache (``WINEPREFIX``); the
   first ``wineboot`` takes tens of seconds, later runs reuse it.
-* ``arm64_root(minor)`` is a Debian arm64 tree made by debootstrap under qemu-user with that
-  Python minor's ``python3`` (bookworm has 3.11, trixie 3.13): the aarch64 bundle is assembled
-  from it. Made once in the cache (a few minutes), built aside and renamed into place.
+* ``arm64_root(minor)`` is a Debian arm64 tree with that Python minor's ``python3`` (bookworm has
+  3.11, trixie 3.13): debootstrap's first stage and every downloaded package unpacked, no
+  maintainer scripts run (that would take minutes under emulation). The aarch64 bundle is
+  assembled from it. Made once in the cache (about a minute), built aside and renamed into place.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from testbed.cache import CACHE, apt_install, cache_dir
 from testbed.rootfs import mirror
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-WINE_BINFMT = ":wine:M::MZ::/usr/bin/wine:"
+WINE_RUNNER = CACHE / "wine-binfmt"
+# binfmt_misc's interpreter for Windows programs. Windows Python under wine cannot start when a
+# standard stream is a regular file or /dev/null ("init_sys_streams: ... Invalid handle"), and a
+# BOINC client started with --redirectio gives its apps files: so the streams become pipes here.
+WINE_RUNNER_TEXT = """#!/bin/bash
+set -o pipefail
+export WINEPREFIX="${{WINEPREFIX:-{cache}/wine-prefix-$(id -un)}}" WINEDEBUG=-all
+: | /usr/bin/wine "$@" 2>&1 | cat >&2
+"""
 # Debian suites by the Python minor their python3 has
 SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 # what the aarch64 bundle needs from the root besides python3's own dependencies
@@ -39,8 +49,16 @@ def binfmt() -> None:
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
     if not (BINFMT / "qemu-aarch64").exists():
         subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], check=True)
-    if not (BINFMT / "wine").exists() and Path("/usr/bin/wine").exists():
-        (BINFMT / "register").write_text(WINE_BINFMT)
+    if Path("/usr/bin/wine").exists():
+        text = WINE_RUNNER_TEXT.format(cache=CACHE)
+        if not WINE_RUNNER.exists() or WINE_RUNNER.read_text() != text:
+            WINE_RUNNER.write_text(text)
+        WINE_RUNNER.chmod(0o755)
+        entry = BINFMT / "wine"
+        if entry.exists() and f"interpreter {WINE_RUNNER}\n" not in entry.read_text():
+            entry.write_text("-1")  # registered otherwise (wine itself): ours instead
+        if not entry.exists():
+            (BINFMT / "register").write_text(f":wine:M::MZ::{WINE_RUNNER}:")
 
 
 def wine() -> dict[str, str]:
@@ -56,6 +74,24 @@ def wine() -> dict[str, str]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 subprocess.run(["wineserver", "--wait"], env=env, check=False)
     return env
+
+
+def wine_prefix_for(user: str) -> Path:
+    """A wine prefix of ``user``'s own (wine refuses a prefix another user owns), made once."""
+    prefix = CACHE / f"wine-prefix-{user}"
+    if (prefix / "system.reg").exists():
+        return prefix
+    with _locked(CACHE / f"wine-prefix-{user}.lock"):
+        if not (prefix / "system.reg").exists():
+            prefix.mkdir(exist_ok=True)
+            shutil.chown(prefix, user, user)
+            subprocess.run(["sudo", "-n", "-u", user, "-H", "env", f"WINEPREFIX={prefix}",
+                            "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "wineboot",
+                            "--init"], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            subprocess.run(["sudo", "-n", "-u", user, "-H", "env", f"WINEPREFIX={prefix}",
+                            "wineserver", "--wait"], check=False)
+    return prefix
 
 
 def wine_env(prefix: Path) -> dict[str, str]:
@@ -81,11 +117,15 @@ def arm64_root(minor: str = "3.11") -> Path:
         shutil.rmtree(work, ignore_errors=True)
         if root.exists():
             shutil.rmtree(root)
+        # the first stage only downloads and unpacks (no emulation); the packages' own scripts
+        # would run under qemu for minutes and only compile .pyc files the bundle makes itself
         subprocess.run(
-            ["debootstrap", "--arch=arm64", "--variant=minbase",
+            ["debootstrap", "--foreign", "--arch=arm64", "--variant=minbase",
              f"--include={','.join(ARM64_PACKAGES)}", suite, str(work), mirror()],
             check=True, stdout=subprocess.DEVNULL,
         )
+        for deb in sorted((work / "var/cache/apt/archives").glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(work)], check=True)
         (work / _DONE).write_text(f"{suite} arm64\n")
         work.rename(root)
     return root

@@ -76,6 +76,19 @@ def sources_digest(*extra: str) -> str:
     return h.hexdigest()[:20]
 
 
+def compiles_here(minor: str) -> bool:
+    """Whether this Python makes the bytecode of Python ``minor`` (same minor version)."""
+    return f"{sys.version_info[0]}.{sys.version_info[1]}" == minor
+
+
+def compile_file(source: Path, name: str, tmp: Path) -> Path:
+    """``source`` compiled to an unchecked-hash .pyc (no source beside it to compare against)."""
+    pyc = tmp / "m.pyc"
+    py_compile.compile(str(source), cfile=str(pyc), dfile=name, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    return pyc
+
+
 def write_worker_zip(dest: Path, minor: str, prefix: bytes = b"") -> None:
     """The zip application: compiled when this Python has ``minor``, else as source.
 
@@ -83,19 +96,14 @@ def write_worker_zip(dest: Path, minor: str, prefix: bytes = b"") -> None:
     first, so its offsets count from its own start, as the launcher expects when it looks back
     from the archive for the shebang (zipimport reads either way).
     """
-    compile_here = f"{sys.version_info[0]}.{sys.version_info[1]}" == minor
+    compile_here = compiles_here(minor)
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp, \
             zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("__main__.py", MAIN)
         for name, path in worker_sources().items():
             if compile_here:
-                pyc = Path(tmp) / "m.pyc"
-                # unchecked hash pycs: no source beside them to compare against
-                py_compile.compile(str(path), cfile=str(pyc), dfile=name, doraise=True,
-                                   invalidation_mode=py_compile.PycInvalidationMode
-                                   .UNCHECKED_HASH)
-                archive.write(pyc, name + "c")
+                archive.write(compile_file(path, name, Path(tmp)), name + "c")
             else:
                 archive.write(path, name)
     dest.write_bytes(prefix + buf.getvalue())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,15 +45,19 @@ exec "$d/lib/{loader}" --library-path "$d/lib" --argv0 "$d/bin/python{minor}" \\
 
 
 def python_version(root: Path, minor: str) -> str:
-    """The Debian package version of ``python{minor}`` in the root (dpkg's status file)."""
-    status = root / "var/lib/dpkg/status"
+    """The Debian package version of ``python{minor}`` in the root (dpkg's status file, or the
+    downloaded package's name when the packages were only unpacked)."""
     try:
-        text = status.read_text(errors="replace")
+        text = (root / "var/lib/dpkg/status").read_text(errors="replace")
     except OSError:
-        return minor
+        text = ""
     match = re.search(rf"^Package: python{re.escape(minor)}-minimal\n(?:.+\n)*?Version: (\S+)",
                       text, re.M)
-    return match.group(1) if match else minor
+    if match:
+        return match.group(1)
+    for deb in sorted((root / "var/cache/apt/archives").glob(f"python{minor}-minimal_*.deb")):
+        return deb.name.split("_")[1].replace("%3a", ":")
+    return minor
 
 
 def needed(binary: Path) -> list[str]:
@@ -134,9 +139,14 @@ def build(dist: Path, platform: str, minor: str, root: Path, with_packages: Sequ
 
 
 def _zip_stdlib(stdlib: Path, dest: Path, minor: str) -> None:
-    """The standard library as sourceless compiled files (Debian compiled them at install)."""
+    """The standard library as sourceless compiled files.
+
+    Debian's own .pyc when its packages were configured (py3compile), else compiled here when
+    this Python has the same minor (same bytecode), else the sources (compiled at each start).
+    """
     tag = f"cpython-{minor.replace('.', '')}"
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
+    with tempfile.TemporaryDirectory() as tmp, \
+            zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
         for source in sorted(stdlib.rglob("*.py")):
             rel = source.relative_to(stdlib).as_posix()
             if not assemble.stdlib_wanted(rel):
@@ -144,7 +154,9 @@ def _zip_stdlib(stdlib: Path, dest: Path, minor: str) -> None:
             compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
             if compiled.is_file():
                 archive.write(compiled, rel + "c")
-            else:  # a module Debian did not compile: its source works as well
+            elif assemble.compiles_here(minor):
+                archive.write(assemble.compile_file(source, rel, Path(tmp)), rel + "c")
+            else:
                 archive.write(source, rel)
 
 

