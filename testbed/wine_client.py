@@ -23,6 +23,7 @@ USER = boinc_client.USER
 DATA = CACHE / "boinc-client-wine"
 RPC_PORT = int(os.environ.get("PYMW_BOINC_WINE_RPC_PORT", "31427"))
 PID_FILE = DATA / "pymw-client.pid"
+EMAIL = "pymw-wine-tests@example.org"
 CC_CONFIG = """<cc_config>
     <log_flags>
         <task_debug>1</task_debug>
@@ -74,11 +75,18 @@ def up() -> Path:
 
 
 def attach(master_url: str) -> None:
+    """Attach with an account of its own: the scheduler would take a second client of the same
+    user on the same machine for the first one's host, and refuse one of them "too recent"."""
     if master_url in boinccmd("--get_project_status").stdout:
         return
-    out = boinccmd("--lookup_account", master_url, boinc_client.EMAIL, boinc_client.PASSWORD)
-    auth = next((ln.split("account key:", 1)[1].strip() for ln in out.stdout.splitlines()
-                 if "account key:" in ln), "")
+    auth = ""
+    for command in (("--lookup_account", master_url, EMAIL, boinc_client.PASSWORD),
+                    ("--create_account", master_url, EMAIL, boinc_client.PASSWORD, "pymw wine")):
+        out = boinccmd(*command)
+        auth = next((ln.split("account key:", 1)[1].strip() for ln in out.stdout.splitlines()
+                     if "account key:" in ln), "")
+        if auth:
+            break
     if not auth:
         raise RuntimeError(f"no account on {master_url}: {out.stdout.strip()}")
     result = boinccmd("--project_attach", master_url, auth)

@@ -9,6 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
+from pymw_admin.admin import config, target
+from pymw_admin.admin.apps import master_python
+from pymw_admin.admin.remote import connect
 from pymw_admin.bundles import build as builder
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import targets, version_xml
@@ -37,6 +40,9 @@ def build_cmd(
     sysroot: Annotated[Path | None, typer.Option(
         "--sysroot", help="A Debian root of the platform's architecture holding python3.X "
                           "(for aarch64, or another minor on Linux).")] = None,
+    project_file: Annotated[Path | None, typer.Option(
+        "--project-file", help="Without --python: build for the Python minor of this project's "
+                               "server (default: ./pymw-admin.toml when present).")] = None,
 ) -> None:
     """Build a platform's bundle: interpreter, whole stdlib, worker, `boinc` module."""
     if boinc_library not in ("auto", "yes", "no"):
@@ -47,6 +53,11 @@ def build_cmd(
     if wanted in targets.MACOS:
         typer.echo(targets.MACOS_LINE)
         raise typer.Exit(1)
+    if python is None:
+        given = project_file or Path(config.DEFAULT_FILE)
+        if project_file is not None or given.is_file():
+            python = server_python(given)
+            console.print(f"building for Python {python}, the project server's")
     with console.status("building the bundle...") as status:
         bundle = targets.build(wanted, (dist or builder.default_dist()).resolve(), python=python,
                                with_packages=with_packages or [], sysroot=sysroot,
@@ -59,6 +70,20 @@ def build_cmd(
     size = sum(f.size for f in bundle.manifest.files.values())
     console.print(f"built {bundle.manifest.platform} bundle (Python {bundle.manifest.python}, "
                   f"{len(bundle.manifest.files)} files, {size / 1e6:.1f} MB) in {bundle.root}")
+
+
+def server_python(project_file: Path) -> str:
+    """The minor version of ``python3`` on the project's server, which runs its masters."""
+    where = target.resolve(project_file)
+    remote = connect(where.host)
+    try:
+        out = remote.run(master_python.PYTHON_MINOR, what="python3 on the server", check=False)
+    finally:
+        remote.close()
+    minor = out.stdout.strip()
+    if not out.ok or not re.fullmatch(r"3\.\d{1,2}", minor):
+        raise fail(f"cannot read the Python version on {where.host.host}: give --python 3.X", 1)
+    return minor
 
 
 @bundle_app.command("list")

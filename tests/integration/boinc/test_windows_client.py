@@ -14,6 +14,7 @@ import json
 import math
 import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from pymw_admin.bundles import targets
 from testbed import bundle as bundle_bed
 from testbed import wine_client
+from testbed.cache import CACHE
 from tests.integration.boinc.conftest import (
     MASTER_URL,
     PROJECT_DIR,
@@ -73,7 +75,7 @@ def windows_app(project: Project) -> Iterator[Path]:
     stop = threading.Event()
 
     def kick() -> None:  # the client backs off after "no work": ask again every few seconds
-        while not stop.wait(4.0):
+        while not stop.wait(8.0):  # the project asks for 7 s between requests
             wine_client.update(MASTER_URL)
 
     kicker = threading.Thread(target=kick, daemon=True)
@@ -127,3 +129,18 @@ def test_deploy_refuses_another_python_minor_before_any_change(project: Project,
     assert "Traceback" not in out.stderr
     assert not (PROJECT_DIR / "templates" / "pymwbad_in").exists()
     assert not (PROJECT_DIR / "apps" / "pymwbad").exists()
+
+
+def test_bundle_build_takes_the_server_python(project: Project, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYMW_EMBED_CACHE", str(CACHE / "python-embed"))  # downloaded once
+    out = pymw_admin("bundle", "build", "--platform", targets.WINDOWS_X86_64, "--project-file",
+                     str(project.project_file), "--dist", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr + out.stdout
+    # the test host shares this machine's file system: its python3 is this /usr/bin/python3
+    server = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % "
+                             "sys.version_info[:2])"], capture_output=True, text=True, check=True)
+    minor = server.stdout.strip()
+    assert f"building for Python {minor}, the project server's" in out.stdout
+    built = json.loads(out.stdout[out.stdout.index("{"):])
+    assert built["platform"] == targets.WINDOWS_X86_64 and built["python"] == minor
