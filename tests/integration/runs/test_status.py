@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,8 @@ def status_json(project_file: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def assert_matches_database(data: dict) -> None:  # type: ignore[type-arg]
-    results, wus = counted_by_hand()
+def assert_matches_database(data: dict, counted: tuple | None = None) -> None:  # type: ignore[type-arg]
+    results, wus = counted or counted_by_hand()
     shown = {app["name"]: app for app in data["apps"]}
     for name, counts in results.items():
         assert shown[name]["results"] == counts, name
@@ -89,9 +90,38 @@ def master_run(status_project: Path) -> str:
     return run_id
 
 
-def test_status_counts_match_the_database(status_project: Path, master_run: str) -> None:
-    data = status_json(status_project)
-    assert_matches_database(data)
+@dataclass(frozen=True)
+class Seen:
+    """What status said, and what the database held, at one moment."""
+
+    data: dict  # type: ignore[type-arg]
+    counted: tuple  # type: ignore[type-arg]
+
+
+@pytest.fixture(scope="module")
+def before_cancelling(status_project: Path, master_run: str) -> Seen:
+    """status and the database before any work is cancelled: taken first, whatever order the
+    tests run in (cancelling depends on this fixture)."""
+    return Seen(status_json(status_project), counted_by_hand())
+
+
+@pytest.fixture(scope="module")
+def cancelled(status_project: Path, master_run: str, before_cancelling: Seen) -> list[str]:
+    """Cancel two of the master's work units as BOINC's own cancel does (flag them, hand them to
+    the transitioner) and wait until their results are closed; their ids."""
+    ids = [row[0] for row in sql("SELECT id FROM workunit WHERE error_mask = 0 ORDER BY id "
+                                 "LIMIT 2")]
+    sql(f"UPDATE workunit SET error_mask = error_mask | 16, transition_time = 0 "
+        f"WHERE id IN ({','.join(ids)})")
+    wait_for(lambda: int(sql(f"SELECT COUNT(*) FROM result WHERE server_state = 5 AND "
+                             f"workunitid IN ({','.join(ids)})")[0][0]) == 2, 60,
+             "the transitioner to close the cancelled work units' results")
+    return ids
+
+
+def test_status_counts_match_the_database(before_cancelling: Seen, master_run: str) -> None:
+    data = before_cancelling.data
+    assert_matches_database(data, before_cancelling.counted)
     pymw = next(app for app in data["apps"] if app["name"] == "pymw")
     assert pymw["workunits"]["unsent"] == TASKS  # nobody has fetched work: no client attached
     assert pymw["results"]["unsent"] == TASKS
@@ -115,15 +145,8 @@ def test_daemons_match_their_pid_files(status_project: Path) -> None:
 
 
 def test_cancelled_work_shows_as_errored_with_its_reason(status_project: Path,
-                                                         master_run: str) -> None:
-    ids = [row[0] for row in sql("SELECT id FROM workunit WHERE error_mask = 0 ORDER BY id "
-                                 "LIMIT 2")]
-    # what BOINC's own cancel does: flag the work units and hand them to the transitioner
-    sql(f"UPDATE workunit SET error_mask = error_mask | 16, transition_time = 0 "
-        f"WHERE id IN ({','.join(ids)})")
-    wait_for(lambda: int(sql(f"SELECT COUNT(*) FROM result WHERE server_state = 5 AND "
-                             f"workunitid IN ({','.join(ids)})")[0][0]) == 2, 60,
-             "the transitioner to close the cancelled work units' results")
+                                                         cancelled: list[str]) -> None:
+    ids = cancelled
     data = status_json(status_project)
     assert_matches_database(data)
     pymw = next(app for app in data["apps"] if app["name"] == "pymw")
@@ -134,7 +157,7 @@ def test_cancelled_work_shows_as_errored_with_its_reason(status_project: Path,
     assert all("cancelled" in cancelled[n] for n in names)  # the transitioner may add bits
 
 
-def test_table_and_watch(status_project: Path, master_run: str) -> None:
+def test_table_and_watch(status_project: Path, cancelled: list[str]) -> None:
     table = pymw_admin("status", "--project-file", str(status_project))
     assert table.returncode == 0
     for word in ("feeder", "pymw", "null_test.py", "recent failures", "cancelled"):
@@ -150,7 +173,8 @@ def test_table_and_watch(status_project: Path, master_run: str) -> None:
     assert STATUS_NAME in out and "Traceback" not in err
 
 
-def test_the_master_hears_of_the_cancelled_work(status_project: Path, master_run: str) -> None:
+def test_the_master_hears_of_the_cancelled_work(status_project: Path, master_run: str,
+                                                cancelled: list[str]) -> None:
     """The assimilator files the cancelled work units as errors; the master on the server
     raises, and the run ends with the master's exit status and reason in its log."""
 
