@@ -47,3 +47,42 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
     if config.pluginmanager.hasplugin("randomly"):
         seed = config.getoption("randomly_seed")
         terminalreporter.write_line(f"random order: repeat it with --randomly-seed={seed}")
+
+
+# the owner accounts the suite provisions: nothing in their homes may be root's after a run (a
+# root-owned ~/.pymw-admin or ~/projects stops the owner; tests create such files as the owner)
+OWNER_ACCOUNTS = ("boincadm", "boincpymw", "pymwrun")
+
+
+def _roots_files(home: Path, limit: int = 5) -> list[str]:
+    found: list[str] = []
+    for top, dirs, files in os.walk(home):  # symbolic links are not followed
+        for name in [*dirs, *files]:
+            path = os.path.join(top, name)
+            try:
+                if os.lstat(path).st_uid == 0:
+                    found.append(path)
+            except FileNotFoundError:
+                continue  # removed while we looked (a daemon's temporary file)
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a run whose tests left root-owned files in a project owner's home."""
+    if os.geteuid() != 0 or not any("integration" in item.nodeid for item in session.items):
+        return
+    found: list[str] = []
+    for user in OWNER_ACCOUNTS:
+        home = Path(f"/home/{user}")
+        if home.is_dir():
+            found += ([str(home)] if home.stat().st_uid == 0 else []) + _roots_files(home)
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line("root-owned files in project owners' homes (a test must make "
+                                "them as the owner): " + ", ".join(found), red=True)
+        if exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
