@@ -140,6 +140,9 @@ def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]],
             worker.isolated = task_id
             worker.last_progress = time.monotonic()
             batches[id(worker)] = (worker, [blob])
+    if suspects:
+        # suspects still wait: no worker takes more, so the next one to empty takes the next
+        return list(batches.values())
     open_workers = [w for w in workers if w.room() > 0]
     responsive = [w for w in open_workers if not w.stuck()]
     stuck = [w for w in open_workers if w.stuck()]

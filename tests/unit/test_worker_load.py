@@ -112,3 +112,14 @@ def test_nothing_is_taken_back_while_no_worker_idles() -> None:
     b.in_flight["z"] = b""
     a.last_progress = time.monotonic() - 1.0
     assert to_revoke([a, b]) == []
+
+
+def test_waiting_suspects_go_before_pending_tasks() -> None:
+    busy = WorkerLoad(name="busy")
+    busy.in_flight["long"] = b""
+    suspects = deque([("s1", b"s")])
+    pending = _pending(3)
+    assert deal([busy], pending, suspects) == []  # busy takes nothing more: it will empty
+    busy.in_flight.clear()
+    [(_, blobs)] = deal([busy], pending, suspects)
+    assert blobs == [b"s"] and len(pending) == 3
