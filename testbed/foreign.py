@@ -39,6 +39,7 @@ export WINEPREFIX="${{WINEPREFIX:-{cache}/wine-prefix-$(id -un)}}" WINEDEBUG=-al
 SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
 # what the aarch64 bundle needs from the root besides python3's own dependencies
 ARM64_PACKAGES = ("python3", "libpython3-stdlib")
+ARM64_CLIENT_PACKAGES = ("boinc-client",)
 _DONE = ".pymw-root-complete"
 
 
@@ -105,15 +106,24 @@ def arm64_root(minor: str = "3.11") -> Path:
     if suite is None:
         raise RuntimeError(f"no Debian suite with Python {minor} for arm64 "
                            f"(known: {', '.join(sorted(SUITES))})")
-    root = CACHE / f"rootfs-{suite}-arm64"
+    return _unpacked_root(f"rootfs-{suite}-arm64", suite, ARM64_PACKAGES)
+
+
+def arm64_client_root() -> Path:
+    """A Debian arm64 tree with Debian's BOINC client, to run an aarch64 client under qemu-user."""
+    return _unpacked_root("rootfs-bookworm-arm64-client", "bookworm", ARM64_CLIENT_PACKAGES)
+
+
+def _unpacked_root(name: str, suite: str, packages: tuple[str, ...]) -> Path:
+    root = CACHE / name
     if (root / _DONE).exists():
         return root
     binfmt()
-    with _locked(CACHE / f"rootfs-{suite}-arm64.lock"):
+    with _locked(CACHE / f"{name}.lock"):
         if (root / _DONE).exists():
             return root
         apt_install("debootstrap")
-        work = CACHE / f"rootfs-{suite}-arm64.partial"
+        work = CACHE / f"{name}.partial"
         shutil.rmtree(work, ignore_errors=True)
         if root.exists():
             shutil.rmtree(root)
@@ -121,7 +131,7 @@ def arm64_root(minor: str = "3.11") -> Path:
         # would run under qemu for minutes and only compile .pyc files the bundle makes itself
         subprocess.run(
             ["debootstrap", "--foreign", "--arch=arm64", "--variant=minbase",
-             f"--include={','.join(ARM64_PACKAGES)}", suite, str(work), mirror()],
+             f"--include={','.join(packages)}", suite, str(work), mirror()],
             check=True, stdout=subprocess.DEVNULL,
         )
         for deb in sorted((work / "var/cache/apt/archives").glob("*.deb")):
