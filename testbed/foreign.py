@@ -18,6 +18,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,6 +140,18 @@ def _unpacked_root(name: str, suite: str, packages: tuple[str, ...]) -> Path:
         (work / _DONE).write_text(f"{suite} arm64\n")
         work.rename(root)
     return root
+
+
+def up() -> None:
+    """What running other platforms' bundles here needs: wine, binfmt_misc, the arm64 root."""
+    wine()
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if minor in SUITES:  # else no aarch64 bundle for this Python (its tests say so)
+        arm64_root(minor)
+
+
+def down() -> None:
+    """Nothing runs: the clients that use these are the tests' own (wine_client, arm64_client)."""
 
 
 def status() -> str:

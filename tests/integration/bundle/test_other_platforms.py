@@ -19,6 +19,7 @@ from pymw_admin.bundles.manifest import Bundle, check
 from pymw_admin.interfaces.bundle import BundleInterface
 from pymw_admin.runtime import Master
 from pymw_admin.wire.encoding import python_minor
+from testbed import foreign as foreign_bed
 
 from .test_bundle_runs import boinc_task, stdlib_task
 
@@ -31,6 +32,8 @@ FOREIGN = (targets.WINDOWS_X86_64, targets.LINUX_AARCH64)
 def foreign(request: pytest.FixtureRequest) -> Bundle:
     if not sys.platform.startswith("linux"):
         pytest.skip("the testbed runs other platforms' bundles on Linux")
+    if request.param == targets.LINUX_AARCH64 and python_minor() not in foreign_bed.SUITES:
+        pytest.skip(f"no Debian suite has Python {python_minor()} for an arm64 root")
     return testbed.bundle.up_platform(request.param)
 
 
@@ -101,8 +104,4 @@ def test_with_a_binary_wheel_for_the_platform(foreign: Bundle, tmp_path: Path) -
 
 
 def foreign_root(platform: str) -> Path | None:
-    if platform != targets.LINUX_AARCH64:
-        return None
-    from testbed import foreign
-
-    return foreign.arm64_root(python_minor())
+    return foreign_bed.arm64_root(python_minor()) if platform == targets.LINUX_AARCH64 else None
