@@ -9,6 +9,7 @@ is itself blocked writing results).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import signal
@@ -19,6 +20,18 @@ import threading
 from pymw_admin.wire.framing import FrameBuffer, frame
 
 READ_CHUNK = 1 << 20
+
+
+PIPE_BYTES = 1 << 20  # big task batches and shared blobs pass in fewer, larger writes
+
+
+def _widen(pipe: object) -> None:
+    """Ask Linux for a larger pipe buffer (best effort: other systems keep theirs)."""
+    fileno = getattr(pipe, "fileno", None)
+    if fileno is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 class ServeChild:
@@ -36,6 +49,8 @@ class ServeChild:
         )
         assert self.proc.stdout is not None
         self.fd = self.proc.stdout.fileno()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            _widen(pipe)
         self._frames = FrameBuffer()
         self._outbox: queue.SimpleQueue[list[bytes | memoryview] | None] = queue.SimpleQueue()
         threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
