@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pymw_admin.admin.plan import Action, Context, Step
 from pymw_admin.admin.server import services
+from pymw_admin.admin.server.owner import WEB_USER
 from pymw_admin.admin.server.spec import ProjectSpec
 
 
@@ -17,7 +18,7 @@ class ApacheFacts:
     site_text: str | None
     site_enabled: bool
     modules: frozenset[str]  # enabled module names (php8.2, cgi, ssl, ...)
-    restart_needed: bool = False  # www-data joined a group since Apache started
+    restart_needed: bool = False  # Apache's workers lack the owner's group www-data now has
 
 
 def site_config(spec: ProjectSpec) -> str:
@@ -83,17 +84,32 @@ def _has(modules: frozenset[str], wanted: str) -> bool:
     return wanted in modules
 
 
+def _workers_lack_owner_group(ctx: Context) -> bool:
+    """Does the running Apache predate www-data joining the owner's group? Its workers keep the
+    groups they started with, so the fact is read from one of them, not from /etc/group."""
+    owner = shlex.quote(ctx.spec.owner)
+    out = ctx.host.run(
+        f"getent group {owner} | cut -d: -f3; echo @@; "
+        f"for p in $(pgrep -u {WEB_USER} apache2 2>/dev/null); do "
+        "grep '^Groups:' /proc/$p/status && break; done", check=False,
+    ).stdout
+    gid, _, groups = out.partition("@@")
+    gid, worker_groups = gid.strip(), groups.split()[1:]
+    return bool(gid and groups.strip()) and gid not in worker_groups
+
+
 def gather(ctx: Context) -> ApacheFacts:
     host, spec = ctx.host, ctx.spec
     site = spec.apache_site
     enabled = site.replace("sites-available", "sites-enabled")
     mods = host.run("ls /etc/apache2/mods-enabled/ 2>/dev/null", check=False).stdout.split()
+    running = services.is_running(host, "apache2")
     return ApacheFacts(
-        services.is_running(host, "apache2"),
+        running,
         host.read_text(site),
         host.exists(enabled),
         frozenset(m[:-5] for m in mods if m.endswith(".load")),
-        bool(ctx.notes.get("apache_restart")),
+        running and _workers_lack_owner_group(ctx),
     )
 
 
@@ -133,7 +149,6 @@ def apply(ctx: Context, actions: list[Action]) -> None:
         elif action.kind in ("start", "restart", "reload"):
             host.sudo("apache2ctl configtest", what="apache2ctl configtest")
             services.control(host, "apache2", action.kind)
-            ctx.notes.pop("apache_restart", None)
 
 
 STEP = Step("apache", "configure and start Apache", gather, decide, apply,

@@ -81,8 +81,9 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             ctx.host.sudo(f"chown {owner}: {home}", what=f"giving {ctx.spec.home} to "
                                                          f"{ctx.spec.owner}")
         elif action.kind == "add-to-group":
+            # Apache's workers see the new group only after a restart: the apache step reads
+            # that from a running worker, so a re-run after a failure in between still restarts
             ctx.host.sudo(f"usermod -a -G {owner} {WEB_USER}", what="usermod")
-            ctx.notes["apache_restart"] = True  # Apache sees new groups only after a restart
         elif action.kind == "chmod-home":
             ctx.host.sudo(f"chmod g+x {home}")
 
