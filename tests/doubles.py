@@ -3,15 +3,23 @@
 ``RecordingHost`` is a :class:`~pymw_admin.admin.remote.Host` that runs nothing: it answers each
 command with the first canned reply whose pattern the command matches (exit 0 and no output
 otherwise) and records what would have run, so a step's commands are table-tested without a host.
+
+``FakeInterface`` is an engine whose every submission's outcome the test scripts, for the
+master's own logic (retries, acknowledgement, timeouts, cancelling) in milliseconds; the real
+engines' tests show the engines work.
 """
 
 from __future__ import annotations
 
+import queue
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pymw_admin.admin.remote import Host, Result
+from pymw_admin.interfaces.base import Completion, WorkerStats, drain
+from pymw_admin.wire.encoding import encode_result
+from pymw_admin.worker.run import run_task
 
 # a canned reply: the output (exit 0), or (exit code, stdout)
 Reply = str | tuple[int, str]
@@ -45,3 +53,81 @@ class RecordingHost(Host):
     def _stream(self, command: str, write: Callable[[bytes], object]) -> int:
         self.commands.append(command)
         return 0
+
+
+class FakeInterface:
+    """An engine the test scripts: each submission takes the next outcome of ``outcomes``.
+
+    ``"ok"`` runs the task here with the real worker code and reports its record; ``"lost"`` is a
+    retryable loss (a worker died), ``"refused"`` a loss retrying cannot help, ``"hold"`` keeps
+    the task until :meth:`release`. Past the end of ``outcomes`` every task is ``"ok"``. What the
+    master asked for is recorded: ``submitted`` (task ids, retries included), ``cancelled``,
+    ``closed``.
+    """
+
+    name = "fake"
+    trusted = True
+
+    def __init__(self, outcomes: Sequence[str] = ()) -> None:
+        self.outcomes = list(outcomes)
+        self.submitted: list[str] = []
+        self.cancelled: list[str] = []
+        self.closed = False
+        self.held: list[tuple[str, bytes]] = []
+        self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        self.submitted.append(task_id)
+        outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+        if outcome == "ok":
+            self._done.put(_run(task_id, task_file))
+        elif outcome == "lost":
+            self._done.put(Completion(task_id, failure="the worker died", worker="fake:1"))
+        elif outcome == "refused":
+            self._done.put(Completion(task_id, failure="the engine refused it", retryable=False))
+        elif outcome == "hold":
+            self.held.append((task_id, task_file))
+        else:
+            raise ValueError(f"unknown outcome {outcome!r}")
+
+    def release(self) -> None:
+        """Let every held task finish."""
+        held, self.held = self.held, []
+        for task_id, task_file in held:
+            self._done.put(_run(task_id, task_file))
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        return drain(self._done, timeout)
+
+    def cancel(self, task_id: str) -> None:
+        self.cancelled.append(task_id)
+        self.held = [(t, b) for t, b in self.held if t != task_id]
+
+    def workers(self) -> list[WorkerStats]:
+        return [WorkerStats(name="fake:1")]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeResumable(FakeInterface):
+    """A FakeInterface whose tasks outlive the master: it records acknowledgements and
+    detaching."""
+
+    def __init__(self, outcomes: Sequence[str] = ()) -> None:
+        super().__init__(outcomes)
+        self.acknowledged: list[str] = []
+        self.detached = False
+
+    def resumed_tasks(self) -> list[tuple[str, str]]:
+        return []
+
+    def acknowledge(self, task_id: str) -> None:
+        self.acknowledged.append(task_id)
+
+    def detach(self) -> None:
+        self.detached = True
+
+
+def _run(task_id: str, task_file: bytes) -> Completion:
+    return Completion(task_id, record=encode_result(run_task(task_file)), worker="fake:1")

@@ -1,0 +1,86 @@
+"""The master's own decisions against a scripted engine (tests.doubles.FakeInterface): retries,
+each result handed out and acknowledged once, timeouts that lose nothing, cancel, detach."""
+
+from __future__ import annotations
+
+import pytest
+
+from pymw_admin.interfaces.base import Detachable, Interface, Resumable
+from pymw_admin.runtime import Master, TaskError, TaskTimeout, WorkerLost
+from tests.doubles import FakeInterface, FakeResumable
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_the_fakes_declare_what_they_can() -> None:
+    assert isinstance(FakeInterface(), Interface)
+    assert not isinstance(FakeInterface(), Resumable | Detachable)
+    assert isinstance(FakeResumable(), Resumable) and isinstance(FakeResumable(), Detachable)
+
+
+def test_a_lost_task_is_retried_with_the_same_id() -> None:
+    fake = FakeInterface(["lost"])
+    with Master(fake, retries=1) as master:
+        task = master.submit_task(square, (3,))
+        assert master.get_result(task) == (task, 9)
+    assert fake.submitted == [task.task_id, task.task_id]
+    assert task.attempts == 2
+
+
+def test_a_task_lost_more_often_than_retries_fails_with_worker_lost() -> None:
+    fake = FakeInterface(["lost", "lost"])
+    with Master(fake, retries=1) as master:
+        task = master.submit_task(square, (3,))
+        with pytest.raises(WorkerLost, match="the worker died"):
+            master.get_result(task)
+    assert len(fake.submitted) == 2
+
+
+def test_a_loss_retrying_cannot_help_is_not_retried() -> None:
+    fake = FakeInterface(["refused"])
+    with Master(fake, retries=3) as master:
+        task = master.submit_task(square, (3,))
+        with pytest.raises(WorkerLost, match="refused"):
+            master.get_result(task)
+    assert fake.submitted == [task.task_id]
+
+
+def test_a_timeout_loses_nothing() -> None:
+    fake = FakeInterface(["hold"])
+    with Master(fake) as master:
+        task = master.submit_task(square, (4,))
+        with pytest.raises(TaskTimeout):
+            master.get_result(task, timeout=0.2)
+        fake.release()
+        assert master.get_result(task, timeout=10) == (task, 16)
+
+
+def test_each_result_is_acknowledged_once() -> None:
+    fake = FakeResumable()
+    with Master(fake) as master:
+        tasks = [master.submit_task(square, (x,)) for x in (1, 2)]
+        got = sorted(master.get_result(t)[1] for t in tasks)
+        assert got == [1, 4]
+        with pytest.raises(TaskError, match="collected already"):
+            master.get_result(tasks[0])
+    assert sorted(fake.acknowledged) == sorted(t.task_id for t in tasks)
+
+
+def test_cancel_reaches_the_engine() -> None:
+    fake = FakeInterface(["hold"])
+    with Master(fake) as master:
+        task = master.submit_task(square, (5,))
+        assert master.cancel(task)
+    assert fake.cancelled == [task.task_id]
+
+
+def test_an_exception_detaches_a_detachable_engine_and_closes_no_other() -> None:
+    resumable, plain = FakeResumable(["hold"]), FakeInterface(["hold"])
+    for fake in (resumable, plain):
+        with pytest.raises(RuntimeError), Master(fake) as master:
+            master.submit_task(square, (1,))
+            raise RuntimeError("the script failed")
+    assert resumable.detached and not resumable.closed
+    assert plain.closed
