@@ -34,6 +34,7 @@ from typing import Any
 
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
+from pymw_admin.interfaces.kit import script_exit
 from pymw_admin.interfaces.mpi_worker import (
     IDLE_POLL_SECONDS,
     TAG_DIED,
@@ -96,25 +97,8 @@ def _import_mpi() -> Any:
     return MPI
 
 
-_failed: list[int] = []
-
-
-def _watch_for_a_failing_script() -> None:
-    """Note an uncaught exception in the master script (its hook runs before exit handlers)."""
-    previous = sys.excepthook
-    if getattr(previous, "_pymw_mpi", False):
-        return
-
-    def hook(*args: Any) -> None:
-        _failed.append(1)
-        previous(*args)
-
-    hook._pymw_mpi = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
-
-
 def _script_failed() -> int:
-    return 1 if _failed else 0
+    return 1 if script_exit.ended_by_exception() else 0
 
 
 class MPIInterface:
@@ -142,7 +126,7 @@ class MPIInterface:
                     file=sys.stderr,
                 )
             names = [f"mpi-{r}" for r in ranks]
-            _watch_for_a_failing_script()
+            script_exit.watch()
         else:
             if num_workers is None:
                 num_workers = os.cpu_count() or 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
-import sys
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from pymw_admin.interfaces.base import (
     Resumable,
     SharesBlobs,
 )
+from pymw_admin.interfaces.kit import script_exit
 from pymw_admin.runtime import events, options
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
@@ -73,24 +73,10 @@ class Status:
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
 
 
-_ended_by_exception = False
-_previous_excepthook = sys.excepthook
-
-
-def _note_uncaught(*info: Any) -> None:
-    """A script ending on an uncaught exception: masters not ended by ``with`` detach at exit."""
-    global _ended_by_exception
-    _ended_by_exception = True
-    _previous_excepthook(*info)
-
-
-sys.excepthook = _note_uncaught
-
-
 @atexit.register
 def _cleanup_at_exit() -> None:
     for master in list(_live_masters):
-        if _ended_by_exception:
+        if script_exit.ended_by_exception():
             master._detach_or_cleanup()
         else:
             master.cleanup()

@@ -1,0 +1,35 @@
+"""Did the master script end on an uncaught exception? One ``sys.excepthook`` patch answers it
+for every part that must act on it at exit (a master not ended by ``with`` detaches; MPI workers
+learn the script's exit status). Python runs the hook before the exit handlers.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+_failed = False
+_previous_excepthook = sys.excepthook
+_installed = False
+
+
+def _note_uncaught(*info: Any) -> None:
+    global _failed
+    _failed = True
+    _previous_excepthook(*info)
+
+
+def watch() -> None:
+    """Install the hook, once: a hook installed later that calls ours must not be called back."""
+    global _installed, _previous_excepthook
+    if not _installed:
+        _installed = True
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _note_uncaught
+
+
+def ended_by_exception() -> bool:
+    return _failed
+
+
+watch()
