@@ -46,10 +46,6 @@ class Result:
     def ok(self) -> bool:
         return self.exit_code == 0
 
-    def last_line(self) -> str:
-        """The most telling line of the output, for one-line error messages."""
-        return self.last_lines(1)
-
     def last_lines(self, count: int = 3, limit: int = 400) -> str:
         """The last ``count`` lines of stderr (of stdout when stderr is empty) on one line,
         joined by " | ", at most ``limit`` characters (the end kept: that is where errors are)."""
@@ -207,7 +203,8 @@ class Host:
         if not result.ok:
             if "No such file" in result.stderr or "Not a directory" in result.stderr:
                 return None
-            raise RemoteError(f"{self.name}: cannot read {path}: {result.last_line()}")
+            raise RemoteError(f"reading {path} failed on {self.name} (exit {result.exit_code}): "
+                              f"{result.last_lines()}")
         return result.stdout
 
     def write_file(

@@ -145,7 +145,8 @@ def apply(ctx: Context, actions: list[Action]) -> None:
                 # make_project made the directory (it was absent just above): nothing half-made
                 host.run(f"rm -rf {shlex.quote(spec.project_dir)}", user=spec.owner,
                          check=False)
-                raise RemoteError(f"make_project failed: {result.last_line()}")
+                raise RemoteError(f"make_project failed on {host.name} (exit "
+                                  f"{result.exit_code}): {result.last_lines()}")
             host.sudo(f"rm -f {marker}")
         elif action.kind == "load-schema":
             files = " ".join(shlex.quote(f"{tree}/db/{name}") for name in SCHEMA)
