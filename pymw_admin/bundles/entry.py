@@ -20,7 +20,12 @@ from pathlib import Path
 
 from pymw_admin.bundles import boinc
 from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_NAME
-from pymw_admin.wire.encoding import EncodingError, python_minor, read_task_header
+from pymw_admin.wire.encoding import (
+    EncodingError,
+    python_minor,
+    python_mismatch,
+    read_task_header,
+)
 from pymw_admin.worker import run as worker
 
 USAGE = "usage: pymw-worker [TASK RESULT] [--workdir DIR] | --serve | --about"
@@ -60,12 +65,10 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
         # one line for the volunteer's stderr.txt; run_task turns it into the master's error record
         print(f"error: {task_name} is not a usable task file: {exc}", file=sys.stderr, flush=True)
         header = None
-    if header is not None and header.python != python_minor():
-        # the payload is never unpickled: a function pickled by another minor version can crash
-        print(f"error: task {header.task_id} was pickled by Python {header.python} but this "
-              f"bundle runs Python {python_minor()}; run the master with Python {python_minor()} "
-              f"or build a bundle with Python {header.python} (pymw-admin bundle build)",
-              file=sys.stderr, flush=True)
+    mismatch = python_mismatch(header.python) if header is not None else ""
+    if header is not None and mismatch:
+        # said on the volunteer's stderr too; run_task refuses it without unpickling anything
+        print(f"error: {header.task_id}: {mismatch}", file=sys.stderr, flush=True)
     boinc.fraction_done(0.0)
     record = worker.run_task(blob, workdir)
     # what the task printed, also where BOINC keeps it (stderr.txt), for the admin

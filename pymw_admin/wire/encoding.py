@@ -49,6 +49,16 @@ def python_minor() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def python_mismatch(task_python: str) -> str:
+    """Why this interpreter must not unpickle a task pickled by Python ``task_python`` ("" when
+    it may): a function pickled by one minor version can crash another. The one check every
+    worker (plain or bundled) makes before unpickling anything."""
+    if task_python == python_minor():
+        return ""
+    return (f"task was pickled by Python {task_python} but this worker runs Python "
+            f"{python_minor()}; use a worker (or bundle) built for Python {task_python}")
+
+
 class EncodingError(ValueError):
     """A task file or result record is malformed."""
 

@@ -40,6 +40,7 @@ from pymw_admin.wire.encoding import (
     encode_result,
     loads_task_part,
     python_minor,
+    python_mismatch,
     read_task_header,
 )
 from pymw_admin.worker import scripting
@@ -180,13 +181,11 @@ def run_task(blob: bytes, workdir_base: str | None = None,
         header, raw = read_task_header(blob)
     except EncodingError as exc:
         return _error_record("?", exc, started)
-    if header.python != python_minor():
+    mismatch = python_mismatch(header.python)
+    if mismatch:
         return _error_record(
             header.task_id,
-            RuntimeError(
-                f"task was pickled by Python {header.python} but this worker runs Python "
-                f"{python_minor()}; use a worker (or bundle) built for Python {header.python}"
-            ),
+            RuntimeError(mismatch),
             started,
             kind="version",
             type_name="PythonVersionMismatch",

@@ -125,7 +125,7 @@ def test_refuses_other_python_minor_before_unpickling(  # type: ignore[no-untype
     (tmp_path / "task").write_bytes(blob)
     done = run_bundle("task", "result", cwd=tmp_path)
     assert done.returncode == 0
-    assert (f"task old was pickled by Python 3.99 but this bundle runs Python "
+    assert (f"old: task was pickled by Python 3.99 but this worker runs Python "
             f"{bundle.manifest.python}") in done.stderr
     assert "Traceback" not in done.stderr
     record = decode_result_header((tmp_path / "result").read_bytes())
