@@ -43,6 +43,7 @@ from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server.project import SYSTEM_PATH
 from pymw_admin.admin.target import ProjectTarget
 from pymw_admin.errors import PymwError, RemoteError, UsageError
+from pymw_admin.sources import digest, package_files
 
 RUN_FILES = ("pid", "master_pid", "started", "ended", "exit", "stopped", "log", "run.sh",
              "meta.json", "script_name")
@@ -299,12 +300,8 @@ def source_root() -> Path | None:
 
 def source_hash(root: Path) -> str:
     """A digest of the package's sources: the server's venv is reinstalled when it changes."""
-    digest = hashlib.sha256()
-    files = [root / "pyproject.toml", *sorted((root / "pymw_admin").rglob("*"))]
-    for path in files:
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    files = [root / "pyproject.toml", *package_files(root / "pymw_admin", "*")]
+    return digest(((str(p.relative_to(root)), p) for p in files), length=16)
 
 
 def local_wheel(root: Path, digest: str, cache: Path | None = None) -> Path:

@@ -12,7 +12,6 @@ Python has the bundle's minor version (same bytecode), else shipped as source.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import io
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.errors import ConfigError
+from pymw_admin.sources import digest
+from pymw_admin.wire.encoding import python_minor
 
 WORKER_ZIP = "pymw-worker.zip"
 SITE_DIR = "site-packages"
@@ -67,18 +68,13 @@ def worker_sources() -> dict[str, Path]:
 
 def sources_digest(*extra: str) -> str:
     """A hash of what an assembled bundle is made from: rebuild when it changes."""
-    h = hashlib.sha256()
-    for name, path in sorted(worker_sources().items()):
-        h.update(name.encode() + b"\0" + path.read_bytes())
-    h.update(Path(__file__).read_bytes())
-    for item in extra:
-        h.update(item.encode() + b"\0")
-    return h.hexdigest()[:20]
+    files = sorted(worker_sources().items())
+    return digest([*files, ("assemble.py", Path(__file__))], *extra)
 
 
 def compiles_here(minor: str) -> bool:
     """Whether this Python makes the bytecode of Python ``minor`` (same minor version)."""
-    return f"{sys.version_info[0]}.{sys.version_info[1]}" == minor
+    return python_minor() == minor
 
 
 def compile_file(source: Path, name: str, tmp: Path) -> Path:

@@ -13,7 +13,6 @@ scratch directory and renamed into place, so a failed build never leaves half a 
 from __future__ import annotations
 
 import glob
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.errors import ConfigError, EngineUnavailable
+from pymw_admin.sources import PACKAGE_ROOT, digest, package_files
 from pymw_admin.wire.encoding import python_minor
 
 SPEC_NAME = "pymw-worker.spec"
@@ -142,17 +142,10 @@ def source_key(with_packages: Sequence[str] = (), recipes: Path | None = None,
                boinc_library: bool = False) -> str:
     """A hash of everything a bundle is made from: rebuild when it changes."""
     recipes = recipes or recipes_dir()
-    h = hashlib.sha256()
-    package_root = Path(__file__).resolve().parents[1]
-    for path in sorted(package_root.rglob("*.py")):
-        h.update(path.relative_to(package_root).as_posix().encode() + b"\0")
-        h.update(path.read_bytes())
-    for name in (SPEC_NAME, ENTRY_NAME):
-        h.update((recipes / name).read_bytes())
-    h.update(f"{platform.python_version()}|{sys.executable}|{_pyinstaller_version()}".encode())
-    h.update(json.dumps(sorted(with_packages)).encode())
-    h.update(b"boinc" if boinc_library else b"-")
-    return h.hexdigest()[:20]
+    files = [(p.relative_to(PACKAGE_ROOT).as_posix(), p) for p in package_files()]
+    files += [(name, recipes / name) for name in (SPEC_NAME, ENTRY_NAME)]
+    return digest(files, f"{platform.python_version()}|{sys.executable}|{_pyinstaller_version()}",
+                  json.dumps(sorted(with_packages)), "boinc" if boinc_library else "-")
 
 
 def _pyinstaller_version() -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pymw_admin.errors import ConfigError
+from pymw_admin.sources import digest, package_files
 from pymw_admin.wire.encoding import python_minor
 
 _PYTHON_NAME = re.compile(r"^python[0-9.]*$")
@@ -104,15 +105,12 @@ def _pack_python(python: str, args: str) -> WorkerProgram:
     import pymw_admin
 
     roots = [Path(pymw_admin.__file__).parent, Path(cloudpickle.__file__).parent]
-    stamp = hashlib.sha256(f"{python}\0{args}\n".encode())
     files: list[tuple[Path, str]] = []
     for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            arcname = f"{root.name}/{path.relative_to(root).as_posix()}"
-            files.append((path, arcname))
-            st = path.stat()
-            stamp.update(f"{arcname}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    out = _cache_root() / f"python-worker-{stamp.hexdigest()[:16]}.run"
+        for path in package_files(root):
+            files.append((path, f"{root.name}/{path.relative_to(root).as_posix()}"))
+    stamp = digest(((arcname, path) for path, arcname in files), python, args, length=16)
+    out = _cache_root() / f"python-worker-{stamp}.run"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
