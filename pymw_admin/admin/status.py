@@ -28,7 +28,6 @@ from xml.sax.saxutils import unescape
 from pymw_admin.admin import platforms, runs
 from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server import daemons
-from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.admin.target import ProjectTarget
 from pymw_admin.errors import PymwError
 from pymw_admin.wire.boinc_contract import describe_error_mask
@@ -277,15 +276,9 @@ def query(host: Host, target: ProjectTarget, sql: str) -> str:
                      timeout=60).stdout
 
 
-def _daemon_spec(target: ProjectTarget) -> ProjectSpec:
-    # daemons.status needs only the project's directory from the spec
-    return ProjectSpec(name=target.name, url_base="http://localhost/", host_name="",
-                       owner=target.owner, project_dir=target.project_dir)
-
-
 def gather(host: Host, target: ProjectTarget, limit: int = FAILURE_LIMIT) -> Status:
     """Read everything on the server; a database that does not answer is reported, not fatal."""
-    facts = daemons.status(host, _daemon_spec(target))
+    facts = daemons.status(host, target)
     running = {name: name in facts.running for name in facts.configured}
     apps: list[AppCounts] = []
     failures: list[Failure] = []

@@ -7,33 +7,20 @@ of them, so they also work with flags alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from pymw_admin.admin import config
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import HostSpec
-from pymw_admin.admin.server.spec import SECRETS_ROOT, check_name, check_user
 from pymw_admin.errors import ConfigError, UsageError
 
 
-@dataclass(frozen=True)
-class ProjectTarget:
+@dataclass(frozen=True, kw_only=True)
+class ProjectTarget(Project):
+    """A Project and the host it is on."""
+
     host: HostSpec
-    name: str
-    owner: str
-    project_dir: str
-
-    @property
-    def home(self) -> str:
-        return f"/home/{self.owner}"
-
-    @property
-    def db_client_cnf(self) -> str:
-        return f"{SECRETS_ROOT}/{self.name}/client.cnf"
-
-    @property
-    def db_name(self) -> str:
-        return self.name
 
 
 def resolve(
@@ -61,25 +48,20 @@ def resolve(
             else:
                 raise
     if loaded is not None:
-        spec = loaded.host_spec()
-        target = ProjectTarget(spec, loaded.project.name, loaded.project.owner,
-                               loaded.project_spec().project_dir)
+        h = loaded.host_spec()
+        wanted = loaded.project_spec()
+        known_name, known_owner, known_dir = wanted.name, wanted.owner, wanted.project_dir
     else:
         if not host or not name:
             raise UsageError("give --host and --project, or a project file")
-        target = ProjectTarget(HostSpec(host), name, owner or "boincadm", "")
-    h = target.host
-    target = replace(
-        target,
+        h = HostSpec(host)
+        known_name, known_owner, known_dir = name, "boincadm", ""
+    renamed = bool(name) and name != known_name
+    default_dir = "" if renamed else known_dir  # a renamed project has its own default
+    return ProjectTarget(
+        name=name or known_name,
+        owner=owner or known_owner,
+        project_dir=project_dir or default_dir,
         host=HostSpec(host or h.host, user or h.user, port or h.port, key or h.key,
                       ssh_config or h.ssh_config, connect_timeout),
-        name=check_name(name or target.name),
-        owner=check_user(owner or target.owner),
     )
-    renamed = bool(name) and (loaded is None or name != loaded.project.name)
-    if project_dir or not target.project_dir or renamed:
-        target = replace(target, project_dir=project_dir or
-                         f"/home/{target.owner}/projects/{target.name}")
-    if not target.project_dir.startswith("/"):
-        raise UsageError(f"the project directory must be absolute, not {target.project_dir!r}")
-    return target

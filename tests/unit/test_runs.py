@@ -55,7 +55,8 @@ def test_bad_run_ids(bad: str) -> None:
 
 
 def test_listing_command_quotes_the_id() -> None:
-    t = target.ProjectTarget(target.HostSpec("h"), "p", "o", "/home/o/projects/p")
+    t = target.ProjectTarget(name="p", owner="o", project_dir="/home/o/projects/p",
+                             host=target.HostSpec("h"))
     assert "for d in 12;" in runs.listing_command(t, "12")
     assert "for d in *;" in runs.listing_command(t)
 

@@ -101,6 +101,7 @@ def test_status_dict_totals_and_daemons() -> None:
 def test_sql_never_names_a_password() -> None:
     from pymw_admin.admin.target import HostSpec, ProjectTarget
 
-    command = ps.mysql_command(ProjectTarget(HostSpec("h"), "proj", "o", "/p"))
+    target = ProjectTarget(name="proj", owner="o", project_dir="/p", host=HostSpec("h"))
+    command = ps.mysql_command(target)
     assert command == "mysql --defaults-extra-file=/etc/pymw-admin/proj/client.cnf -N -B proj"
     assert "-p" not in command.split()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pymw_admin.admin import boincxml
 from pymw_admin.admin.plan import Action, Context, Step
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server.project import SYSTEM_PATH, config_path
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -37,7 +38,7 @@ def daemon_names(config_xml: str) -> tuple[str, str]:
     return " ".join(names), boincxml.config_value(config_xml, "host")
 
 
-def status(host: Host, spec: ProjectSpec) -> DaemonFacts:
+def status(host: Host, spec: Project) -> DaemonFacts:
     text = host.read_text(config_path(spec))
     if text is None:
         return DaemonFacts((), frozenset())

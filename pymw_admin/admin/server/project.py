@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from pymw_admin.admin.plan import Action, Context, Step
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.server import database
 from pymw_admin.admin.server.boinc_build import parse_source, tree_dir
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -38,7 +39,7 @@ class ProjectFacts:
     half_made: bool = False  # make_project was cut short here (its marker is still there)
 
 
-def config_path(spec: ProjectSpec) -> str:
+def config_path(spec: Project) -> str:
     return f"{spec.project_dir}/config.xml"
 
 
