@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import ConnectionLost, Host
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import PymwError, RemoteError
@@ -32,12 +33,20 @@ class Action:
 
 @dataclass
 class Context:
-    """What steps share: the host, the wanted project, and notes one step leaves for a later one."""
+    """What steps share: the host, the project (init-project: the wanted ProjectSpec; deploy-app
+    needs only which project, where), and notes one step leaves for a later one."""
 
     host: Host
-    spec: ProjectSpec
+    spec: Project
     notes: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] = lambda _msg: None
+
+    @property
+    def wanted(self) -> ProjectSpec:
+        """The wanted project of init-project's steps."""
+        if not isinstance(self.spec, ProjectSpec):
+            raise TypeError("init-project's steps need a ProjectSpec")
+        return self.spec
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Step:
     name: str
     title: str
     gather: Callable[[Context], Any]
-    decide: Callable[[Any, ProjectSpec], list[Action]]
+    decide: Callable[[Any, Any], list[Action]]  # (facts, the context's spec)
     apply: Callable[[Context, list[Action]], None]
     hint: str = "fix the cause and run the same command again"
     check: Callable[[Context], None] | None = None  # extra verification after apply

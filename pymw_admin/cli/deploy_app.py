@@ -17,8 +17,8 @@ from pymw_admin.admin import config
 from pymw_admin.admin.apps.deploy import find_bundles, steps
 from pymw_admin.admin.apps.spec import DEFAULT_APP, AppSpec, check_app_name
 from pymw_admin.admin.plan import Context, StepReport
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import HostSpec, connect
-from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
 from pymw_admin.errors import UsageError
@@ -68,8 +68,7 @@ def deploy_app(
     found = find_bundles(bundles or _default_dist())
     if project:
         host_spec = HostSpec(host or "local", user, None, key, ssh_config)
-        spec = ProjectSpec(name=project, url_base="http://localhost/", host_name="",
-                           owner=owner, project_dir=project_dir)
+        spec: Project = Project(project, owner=owner, project_dir=project_dir)
     else:
         loaded = config.load(project_file)
         base = loaded.host_spec()

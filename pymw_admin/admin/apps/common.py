@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import shlex
 
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server.database import user_mysql
 from pymw_admin.admin.server.project import SYSTEM_PATH
-from pymw_admin.admin.server.spec import ProjectSpec
 
 
-def project_path(spec: ProjectSpec, rel: str) -> str:
+def project_path(spec: Project, rel: str) -> str:
     return f"{spec.project_dir}/{rel}"
 
 
-def as_owner(host: Host, spec: ProjectSpec, command: str, *, what: str = "",
+def as_owner(host: Host, spec: Project, command: str, *, what: str = "",
              check: bool = True, stdin: str | None = None, timeout: float = 600) -> str:
     """Run ``command`` in the project directory as its owner, with a plain system PATH.
 
@@ -25,7 +25,7 @@ def as_owner(host: Host, spec: ProjectSpec, command: str, *, what: str = "",
                     stdin=stdin, timeout=timeout).stdout
 
 
-def sql_rows(host: Host, spec: ProjectSpec, query: str) -> list[list[str]]:
+def sql_rows(host: Host, spec: Project, query: str) -> list[list[str]]:
     """Rows of a read-only query on the project's database (the password stays in its file)."""
     out = host.sudo(f"{user_mysql(spec)} -N -B -e {shlex.quote(query)}",
                     what="reading the project database").stdout

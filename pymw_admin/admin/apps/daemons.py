@@ -16,8 +16,8 @@ from pymw_admin.admin import boincxml
 from pymw_admin.admin.apps.common import as_owner, project_path
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.server import daemons as server_daemons
-from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import RemoteError
 
 START_WAIT = 20.0  # seconds for bin/start's children to write their pid files
@@ -38,7 +38,7 @@ def gather(ctx: Context, app: AppSpec) -> AppDaemonFacts:
     return AppDaemonFacts(boincxml.configured_daemons(text), status.running, status.disabled)
 
 
-def decide(facts: AppDaemonFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
+def decide(facts: AppDaemonFacts, spec: Project, app: AppSpec) -> list[Action]:
     actions = []
     stopped = []
     for daemon in boincxml.app_daemons(app.name):

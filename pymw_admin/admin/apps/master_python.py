@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context
-from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.admin.project import Project
 from pymw_admin.errors import ConfigError, RemoteError
 
 PYTHON_MINOR = "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'"
@@ -25,7 +25,7 @@ def gather(ctx: Context, app: AppSpec) -> str:
     return minor
 
 
-def decide(minor: str, spec: ProjectSpec, app: AppSpec) -> list[Action]:
+def decide(minor: str, spec: Project, app: AppSpec) -> list[Action]:
     wrong = sorted(f"{b.manifest.platform} ({b.manifest.python})" for b in app.bundles
                    if b.manifest.python != minor)
     if wrong:

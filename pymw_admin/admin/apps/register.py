@@ -12,7 +12,7 @@ from pymw_admin.admin import boincxml
 from pymw_admin.admin.apps.common import as_owner, project_path, quote_sql, sql_rows
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context
-from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.admin.project import Project
 from pymw_admin.errors import RemoteError
 
 
@@ -37,7 +37,7 @@ def gather(ctx: Context, app: AppSpec) -> RegisterFacts:
                          rows[0][0] if rows else None, frozenset(r[0] for r in platforms))
 
 
-def decide(facts: RegisterFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
+def decide(facts: RegisterFacts, spec: Project, app: AppSpec) -> list[Action]:
     actions = []
     if facts.listed_apps.get(app.name) != app.friendly_name:
         actions.append(Action("list-app", f"{app.name} in project.xml"))

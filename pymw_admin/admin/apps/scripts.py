@@ -17,6 +17,7 @@ from pymw_admin.admin import boincxml
 from pymw_admin.admin.apps.common import project_path
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.project_scripts import (
     ASSIMILATOR,
     COMPARER,
@@ -24,7 +25,6 @@ from pymw_admin.admin.project_scripts import (
     UNTRUSTED_MODULE,
     script_source,
 )
-from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.wire import boinc_contract, untrusted
 
 
@@ -71,7 +71,7 @@ def gather(ctx: Context, app: AppSpec) -> ScriptFacts:
     return ScriptFacts(files)
 
 
-def decide(facts: ScriptFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
+def decide(facts: ScriptFacts, spec: Project, app: AppSpec) -> list[Action]:
     actions = []
     for wanted in wanted_files(app):
         there = facts.files.get(wanted.rel)

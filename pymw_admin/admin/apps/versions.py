@@ -26,7 +26,7 @@ from pymw_admin.admin.apps import signing
 from pymw_admin.admin.apps.common import as_owner, project_path, quote_sql, sql_rows
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context
-from pymw_admin.admin.server.spec import ProjectSpec
+from pymw_admin.admin.project import Project
 from pymw_admin.bundles import version_xml
 from pymw_admin.bundles.manifest import Bundle
 from pymw_admin.errors import ConfigError, RemoteError
@@ -76,7 +76,7 @@ def gather(ctx: Context, app: AppSpec) -> VersionFacts:
     return VersionFacts(dirs, db, key_matches)
 
 
-def decide(facts: VersionFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
+def decide(facts: VersionFacts, spec: Project, app: AppSpec) -> list[Action]:
     if facts.key_matches is False:
         raise ConfigError(f"the signing key {app.sign_key} does not match the project's "
                           "keys/code_sign_public: clients would refuse the files")

@@ -87,7 +87,7 @@ def _has(modules: frozenset[str], wanted: str) -> bool:
 def _workers_lack_owner_group(ctx: Context) -> bool:
     """Does the running Apache predate www-data joining the owner's group? Its workers keep the
     groups they started with, so the fact is read from one of them, not from /etc/group."""
-    owner = shlex.quote(ctx.spec.owner)
+    owner = shlex.quote(ctx.wanted.owner)
     out = ctx.host.run(
         f"getent group {owner} | cut -d: -f3; echo @@; "
         f"for p in $(pgrep -u {WEB_USER} apache2 2>/dev/null); do "
@@ -99,7 +99,7 @@ def _workers_lack_owner_group(ctx: Context) -> bool:
 
 
 def gather(ctx: Context) -> ApacheFacts:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     site = spec.apache_site
     enabled = site.replace("sites-available", "sites-enabled")
     mods = host.run("ls /etc/apache2/mods-enabled/ 2>/dev/null", check=False).stdout.split()
@@ -132,7 +132,7 @@ def decide(facts: ApacheFacts, spec: ProjectSpec) -> list[Action]:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     for action in actions:
         if action.kind == "write-site":
             host.write_file(spec.apache_site, site_config(spec), mode=0o644)

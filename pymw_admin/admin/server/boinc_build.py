@@ -76,7 +76,7 @@ class BuildFacts:
 
 
 def gather(ctx: Context) -> BuildFacts:
-    tree = tree_dir(parse_source(ctx.spec.boinc_source))
+    tree = tree_dir(parse_source(ctx.wanted.boinc_source))
     q = shlex.quote(tree)
     checks = " ".join(shlex.quote(p) for p in BUILT)
     out = ctx.host.run(
@@ -135,7 +135,7 @@ def _fetch_tarball(host: Host, archive: str, into: str) -> None:
 
 def apply(ctx: Context, actions: list[Action]) -> None:
     host = ctx.host
-    source = parse_source(ctx.spec.boinc_source)
+    source = parse_source(ctx.wanted.boinc_source)
     tree = tree_dir(source)
     q = shlex.quote(tree)
     log = f"{q}/{LOG}"

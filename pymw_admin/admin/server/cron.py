@@ -48,7 +48,7 @@ def new_crontab(current: str, spec: ProjectSpec) -> str:
 
 
 def gather(ctx: Context) -> CronFacts:
-    owner = shlex.quote(ctx.spec.owner)
+    owner = shlex.quote(ctx.wanted.owner)
     tab = ctx.host.sudo(f"crontab -l -u {owner} 2>/dev/null", check=False).stdout
     return CronFacts(services.is_running(ctx.host, "cron"), tab)
 
@@ -66,10 +66,10 @@ def decide(facts: CronFacts, spec: ProjectSpec) -> list[Action]:
 def apply(ctx: Context, actions: list[Action]) -> None:
     for action in actions:
         if action.kind == "install-crontab":
-            current = ctx.host.sudo(f"crontab -l -u {shlex.quote(ctx.spec.owner)} 2>/dev/null",
+            current = ctx.host.sudo(f"crontab -l -u {shlex.quote(ctx.wanted.owner)} 2>/dev/null",
                                     check=False).stdout
-            ctx.host.sudo(f"crontab -u {shlex.quote(ctx.spec.owner)} -",
-                          stdin=new_crontab(current, ctx.spec), what="crontab")
+            ctx.host.sudo(f"crontab -u {shlex.quote(ctx.wanted.owner)} -",
+                          stdin=new_crontab(current, ctx.wanted), what="crontab")
         elif action.kind == "start":
             services.control(ctx.host, "cron", "start")
 

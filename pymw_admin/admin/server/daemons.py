@@ -57,7 +57,7 @@ def status(host: Host, spec: Project) -> DaemonFacts:
 
 
 def gather(ctx: Context) -> DaemonFacts:
-    return status(ctx.host, ctx.spec)
+    return status(ctx.host, ctx.wanted)
 
 
 def decide(facts: DaemonFacts, spec: ProjectSpec) -> list[Action]:
@@ -70,8 +70,8 @@ def decide(facts: DaemonFacts, spec: ProjectSpec) -> list[Action]:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    project = shlex.quote(ctx.spec.project_dir)
-    ctx.host.run(f"cd {project} && PATH={SYSTEM_PATH} bin/start", user=ctx.spec.owner,
+    project = shlex.quote(ctx.wanted.project_dir)
+    ctx.host.run(f"cd {project} && PATH={SYSTEM_PATH} bin/start", user=ctx.wanted.owner,
                  what="bin/start", timeout=120)
 
 

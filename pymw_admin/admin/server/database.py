@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from pymw_admin.admin.plan import Action, Context, Step
+from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server import services
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -31,7 +32,7 @@ def admin_mysql(spec: ProjectSpec) -> str:
     return f"mysql -h {shlex.quote(spec.db_host)}" if spec.db_host else "mysql"
 
 
-def user_mysql(spec: ProjectSpec) -> str:
+def user_mysql(spec: Project) -> str:
     """The project user's mysql command line: the password comes from the option file."""
     return f"mysql --defaults-extra-file={shlex.quote(spec.db_client_cnf)} {spec.db_name}"
 
@@ -53,7 +54,7 @@ def sql(host: Host, spec: ProjectSpec, statements: str, *, what: str = "mysql",
 
 
 def gather(ctx: Context) -> DatabaseFacts:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     admin = admin_mysql(spec)
     ping = host.sudo(f"{admin} -N -B -e 'SELECT 1'", check=False)
     if not ping.ok:
@@ -85,7 +86,7 @@ def db_password(host: Host, spec: ProjectSpec) -> str:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     user_host = "%" if spec.db_host else "localhost"
     for action in actions:
         if action.kind == "start":

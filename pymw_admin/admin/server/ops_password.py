@@ -24,7 +24,7 @@ def htpasswd_path(spec: ProjectSpec) -> str:
 
 
 def gather(ctx: Context) -> OpsFacts:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     password = (host.read_text(spec.ops_password_file) or "").strip()
     if not password:
         return OpsFacts(False, False)
@@ -43,7 +43,7 @@ def decide(facts: OpsFacts, spec: ProjectSpec) -> list[Action]:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     for action in actions:
         if action.kind == "generate-password":
             host.sudo(f"install -d -m 700 {shlex.quote(spec.secrets_dir)}")

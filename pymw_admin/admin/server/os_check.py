@@ -90,7 +90,7 @@ def parse_marker(text: str) -> dict[str, str]:
 
 
 def gather(ctx: Context) -> OSFacts:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     host.check_sudo()
     script = (
         "cat /etc/os-release 2>/dev/null; echo '@@'; hostname; echo '@@'; "
@@ -143,7 +143,7 @@ def decide(facts: OSFacts, spec: ProjectSpec) -> list[Action]:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    spec = ctx.spec
+    spec = ctx.wanted
     ctx.host.sudo(f"install -d -m 700 -o root -g root {shlex.quote(spec.secrets_dir)}")
     ctx.host.write_file(spec.marker_file, f"name = {spec.name!r}\nowner = {spec.owner!r}\n"
                         f"project_dir = {spec.project_dir!r}\n", mode=0o600)

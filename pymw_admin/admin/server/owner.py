@@ -29,7 +29,7 @@ class OwnerFacts:
 
 
 def gather(ctx: Context) -> OwnerFacts:
-    owner, home = shlex.quote(ctx.spec.owner), shlex.quote(ctx.spec.home)
+    owner, home = shlex.quote(ctx.wanted.owner), shlex.quote(ctx.wanted.home)
     out = ctx.host.run(
         f"id -u {owner} >/dev/null 2>&1 && echo exists; echo @@; id -gn {owner} 2>/dev/null; "
         f"echo @@; id -nG {WEB_USER} 2>/dev/null; echo @@; stat -L -c '%a %U:%G' {home} "
@@ -39,7 +39,7 @@ def gather(ctx: Context) -> OwnerFacts:
     mode, _, home_owner = home.strip().partition(" ")
     return OwnerFacts(
         exists="exists" in exists.split(),
-        web_in_group=ctx.spec.owner in web_groups.split(),
+        web_in_group=ctx.wanted.owner in web_groups.split(),
         home_mode=int(mode, 8) if mode.isdigit() else None,
         home_owner=home_owner.strip(),
         owner_group=group.strip(),
@@ -69,17 +69,17 @@ def decide(facts: OwnerFacts, spec: ProjectSpec) -> list[Action]:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    owner, home = shlex.quote(ctx.spec.owner), shlex.quote(ctx.spec.home)
+    owner, home = shlex.quote(ctx.wanted.owner), shlex.quote(ctx.wanted.home)
     for action in actions:
         if action.kind == "create-user":
             ctx.host.sudo(f"useradd -m -d {home} -s /bin/bash {owner}", what="useradd")
         elif action.kind == "create-home":
             ctx.host.sudo(f"mkdir -m 0750 {home} && chown {owner}: {home}",
-                          what=f"making {ctx.spec.home}")
+                          what=f"making {ctx.wanted.home}")
         elif action.kind == "chown-home":
             # the directory itself only (no -R): root never walks what the owner can write
-            ctx.host.sudo(f"chown {owner}: {home}", what=f"giving {ctx.spec.home} to "
-                                                         f"{ctx.spec.owner}")
+            ctx.host.sudo(f"chown {owner}: {home}", what=f"giving {ctx.wanted.home} to "
+                                                         f"{ctx.wanted.owner}")
         elif action.kind == "add-to-group":
             # Apache's workers see the new group only after a restart: the apache step reads
             # that from a running worker, so a re-run after a failure in between still restarts

@@ -65,7 +65,7 @@ def db_password_in(config_xml: str) -> str:
 
 
 def gather(ctx: Context) -> ProjectFacts:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     text = host.read_text(config_path(spec))
     if text is None or host.exists(spec.making_marker):
         # the marker outlives make_project only when it was cut short: config.xml or not,
@@ -120,7 +120,7 @@ def make_project_command(spec: ProjectSpec, tree: str, hostname: str) -> str:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     tree = tree_dir(parse_source(spec.boinc_source))
     hostname = spec.host_name or ctx.notes.get("hostname", "")
     marker = shlex.quote(spec.making_marker)

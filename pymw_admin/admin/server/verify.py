@@ -47,7 +47,7 @@ def _apply(_ctx: Context, _actions: list[Action]) -> None:
 
 
 def _check(ctx: Context) -> None:
-    check_project(ctx.spec)
+    check_project(ctx.wanted)
 
 
 STEP = Step("verify", "check the project URL and the scheduler", _gather, _decide, _apply,
