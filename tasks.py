@@ -75,7 +75,7 @@ def bench(c: Context) -> None:
 def _bench_boinc(c: Context) -> None:
     """The BOINC benchmark runs on the server as the project owner, on the test project that
     the BOINC end-to-end tests deploy (``invoke test`` with a BOINC tree makes it)."""
-    from tests.integration.boinc.conftest import OWNER, PROJECT_DIR, WORK
+    from testbed.boinc_project import OWNER, PROJECT_DIR, WORK
 
     python = WORK / "master-venv" / "bin" / "python"
     if not (PROJECT_DIR / "config.xml").exists() or not python.exists():

@@ -15,7 +15,7 @@ from rich.text import Text
 from pymw_admin.admin import runs
 from pymw_admin.admin import status as project_status
 from pymw_admin.cli.app import app, console, fail
-from pymw_admin.cli.runs import (
+from pymw_admin.cli.project_options import (
     HostOpt,
     KeyOpt,
     OwnerOpt,
@@ -27,8 +27,8 @@ from pymw_admin.cli.runs import (
     TimeoutOpt,
     UserOpt,
     opened,
-    runs_table,
 )
+from pymw_admin.cli.runs import runs_table  # status shows the runs as `runs` does
 from pymw_admin.cli.terminal_text import shown_line
 
 _LABELS = {"unsent": "unsent", "in_progress": "in progress", "done": "done",

@@ -25,13 +25,9 @@ import pytest
 
 from testbed import boinc_client, boinc_tree, ssh_host
 from testbed import bundle as bundle_bed
+from testbed.boinc_project import MASTER_URL, NAME, OWNER, PROJECT_DIR, WORK
 from testbed.cache import CACHE
 
-NAME = "pymwtest"
-OWNER = boinc_client.USER
-PROJECT_DIR = Path(f"/home/{OWNER}/projects/{NAME}")
-MASTER_URL = f"http://{ssh_host.VM_ADDR}/{NAME}/"
-WORK = CACHE / "boinc-tests"  # scripts and the master's venv, readable by the owner
 REPO = Path(__file__).resolve().parents[3]
 
 
