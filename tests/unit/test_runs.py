@@ -191,7 +191,7 @@ def test_requirements_read_from_the_wheel(tmp_path: Path) -> None:
         archive.writestr("pymw_admin-0.1.0.dist-info/METADATA",
                          "Name: pymw-admin\nRequires-Dist: lxml>=5\nRequires-Dist: cloudpickle>=3.0"
                          "\nRequires-Dist: mpi4py>=4.0; extra == 'mpi'\n")
-    assert runs._requirements(wheel) == ["cloudpickle>=3.0", "lxml>=5"]
+    assert runs.venv._requirements(wheel) == ["cloudpickle>=3.0", "lxml>=5"]
 
 
 def test_runs_use_the_one_system_path() -> None:
@@ -199,4 +199,4 @@ def test_runs_use_the_one_system_path() -> None:
     from pymw_admin.admin import runs
     from pymw_admin.admin.server import project
 
-    assert runs.SYSTEM_PATH is project.SYSTEM_PATH
+    assert runs.upload.SYSTEM_PATH is project.SYSTEM_PATH

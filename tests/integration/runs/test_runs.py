@@ -205,5 +205,5 @@ def test_the_server_runs_this_very_code(bare_project: Path) -> None:
     venv = Path("/home/pymwrun/.pymw-admin/venv")  # the test host shares this file system
     assert (venv / "pymw-admin.stamp").read_text().strip() == runs.source_hash(
         runs.source_root())  # type: ignore[arg-type]
-    installed = next(venv.glob("lib/python3*/site-packages/pymw_admin/admin/runs.py"))
+    installed = next(venv.glob("lib/python3*/site-packages/pymw_admin/admin/runs/__init__.py"))
     assert installed.read_bytes() == Path(runs.__file__).read_bytes()

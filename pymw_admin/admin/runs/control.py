@@ -1,0 +1,221 @@
+"""A run on the server: its directory and files, the listing that reads them, and starting,
+following and stopping it (see the package's docstring for the files).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from pymw_admin.admin.remote import Host
+from pymw_admin.admin.runs.upload import RunPlan
+from pymw_admin.admin.target import ProjectTarget
+from pymw_admin.errors import RemoteError, UsageError
+
+RUN_FILES = ("pid", "master_pid", "started", "ended", "exit", "stopped", "log", "run.sh",
+             "meta.json", "script_name")
+STOP_GRACE = 10.0
+FIELD_SEP = "\x1f"  # the listing's field separator: never in a run's file names or numbers
+
+
+# -- what a run is --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    script: str
+    pid: int | None  # the master's own process
+    alive: bool  # some process of the run's process group is alive
+    exit_code: int | None
+    started: float | None
+    ended: float | None
+    stopped: bool
+    pgid: int | None = None  # the run's process group (the wrapper's pid): what stop signals
+
+    @property
+    def state(self) -> str:
+        """running, exited(N), killed (stopped by us), or lost (gone without an exit status)."""
+        if self.exit_code is None:
+            if self.alive:
+                return "running"
+            return "killed" if self.stopped else "lost"
+        if self.stopped:
+            return "killed"
+        return f"exited({self.exit_code})"
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["state"] = self.state
+        return data
+
+
+def runs_dir(target: ProjectTarget) -> str:
+    return f"{target.project_dir}/pymw/runs"
+
+
+def venv_dir(target: ProjectTarget) -> str:
+    return f"{target.home}/.pymw-admin/venv"
+
+
+def check_run_id(run_id: str) -> str:
+    if not run_id.isdigit() or run_id.startswith("0"):
+        raise UsageError(f"invalid run id {run_id!r}: run ids are whole numbers (see `runs`)")
+    return run_id
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_listing(text: str) -> list[RunInfo]:
+    """Parse what :func:`listing_command` prints: one line a run, FIELD_SEP between fields."""
+    runs = []
+    for line in text.splitlines():
+        parts = line.split(FIELD_SEP)
+        if len(parts) != 9 or not parts[0].isdigit():
+            continue
+        run_id, pgid, master, alive, exit_code, started, ended, stopped, script = parts
+        code = _number(exit_code.strip())
+        group = int(pgid) if pgid.strip().isdigit() else None
+        runs.append(RunInfo(
+            id=run_id, script=script.strip(),
+            pid=int(master) if master.strip().isdigit() else group,
+            alive=alive == "1", exit_code=None if code is None else int(code),
+            started=_number(started.strip()), ended=_number(ended.strip()), stopped=stopped == "1",
+            pgid=group,
+        ))
+    return sorted(runs, key=lambda r: int(r.id))
+
+
+def listing_command(target: ProjectTarget, run_id: str | None = None) -> str:
+    """A shell loop printing every run's (or one run's) files as one line."""
+    sep = FIELD_SEP
+    pattern = shlex.quote(run_id) if run_id else "*"
+    return (
+        f"cd {shlex.quote(runs_dir(target))} 2>/dev/null || exit 0; "
+        f"for d in {pattern}; do [ -f \"$d/run.sh\" ] || continue; "
+        'pid=$(cat "$d/pid" 2>/dev/null); alive=0; '
+        # the group, not the wrapper: a master whose wrapper was killed still runs
+        '[ -n "$pid" ] && kill -0 -"$pid" 2>/dev/null && alive=1; '
+        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" \"$pid\" "
+        '"$(cat "$d/master_pid" 2>/dev/null)" '
+        '"$alive" "$(cat "$d/exit" 2>/dev/null)" "$(cat "$d/started" 2>/dev/null)" '
+        '"$(cat "$d/ended" 2>/dev/null)" "$(test -e "$d/stopped" && echo 1)" '
+        '"$(cat "$d/script_name" 2>/dev/null)"; done'
+    )
+
+
+def list_runs(host: Host, target: ProjectTarget) -> list[RunInfo]:
+    return parse_listing(host.sudo(listing_command(target), what="listing the runs").stdout)
+
+
+def get_run(host: Host, target: ProjectTarget, run_id: str) -> RunInfo:
+    check_run_id(run_id)
+    found = parse_listing(host.sudo(listing_command(target, run_id),
+                                    what=f"reading run {run_id}").stdout)
+    if not found:
+        raise UsageError(f"no run {run_id} in project {target.name} on {host.name} "
+                         "(see `pymw-admin runs`)")
+    return found[0]
+
+
+# -- starting, following, stopping ----------------------------------------------------------------
+def check_project(host: Host, target: ProjectTarget) -> None:
+    if not host.exists(f"{target.project_dir}/config.xml"):
+        raise UsageError(f"no project at {target.project_dir} on {host.name} (no config.xml): "
+                         "check the project file, or run `pymw-admin init-project`")
+
+
+def start(host: Host, target: ProjectTarget, plan: RunPlan, python: str) -> str:
+    """Upload the run's files into a new run directory and start it detached; return its id."""
+    runs = shlex.quote(runs_dir(target))
+    script = (
+        f"set -e; umask 027; mkdir -p {runs}; cd {runs}; "
+        "n=$(ls | grep -E '^[0-9]+$' | sort -n | tail -n 1); n=$((${n:-0} + 1)); "
+        'while ! mkdir "$n" 2>/dev/null; do n=$((n + 1)); done; '
+        'tar -xzf - -C "$n"; cd "$n"; '
+        "setsid nohup sh ./run.sh > /dev/null 2>&1 < /dev/null & "
+        "i=0; while [ ! -s master_pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; "
+        'echo "@run $n"'
+    )
+    out = host.run(script, user=target.owner, stdin=plan.tarball(python, target.project_dir),
+                   what="starting the run", timeout=120).stdout
+    for line in out.splitlines():
+        if line.startswith("@run "):
+            return line.split()[1]
+    raise RemoteError(f"{host.name}: the run did not report its id: {out.strip()[-200:]}")
+
+
+def follow(host: Host, target: ProjectTarget, run_id: str,
+           write: Callable[[bytes], object]) -> RunInfo:
+    """Stream the run's log from the start until the run ends; return how it ended.
+
+    Ctrl-C (KeyboardInterrupt) or a lost connection ends only the following, never the run.
+    """
+    info = get_run(host, target, run_id)
+    log = shlex.quote(f"{runs_dir(target)}/{run_id}/log")
+    if info.running and info.pid:
+        command = f"touch {log}; exec tail -n +1 -f --pid={info.pid} {log}"
+    else:
+        command = f"cat {log} 2>/dev/null; true"
+    host.stream(command, write, user=target.owner)
+    final = get_run(host, target, run_id)
+    # tail leaves when the wrapper is gone; its exit file may land a moment later
+    for _ in range(20):
+        if final.exit_code is not None or final.alive:
+            break
+        time.sleep(0.1)
+        final = get_run(host, target, run_id)
+    return final
+
+
+def read_log(host: Host, target: ProjectTarget, run_id: str, tail: int | None = None) -> str:
+    get_run(host, target, run_id)
+    log = shlex.quote(f"{runs_dir(target)}/{run_id}/log")
+    command = f"tail -n {int(tail)} {log}" if tail else f"cat {log}"
+    return host.sudo(f"{command} 2>/dev/null; true", what=f"reading run {run_id}'s log").stdout
+
+
+def stop(host: Host, target: ProjectTarget, run_id: str, grace: float = STOP_GRACE) -> RunInfo:
+    """TERM the run's process group, KILL it after ``grace`` seconds; record it as killed."""
+    info = get_run(host, target, run_id)
+    if not info.running or not info.pgid:
+        return info
+    d = shlex.quote(f"{runs_dir(target)}/{run_id}")
+    steps = max(1, int(grace * 10))
+    script = (
+        # the whole group, wrapper or not: dash's kill takes no "--", a negative pid right
+        # after the signal names the group
+        f"cd {d}; touch stopped; pid=$(cat pid); kill -TERM -$pid 2>/dev/null; i=0; "
+        f'while kill -0 -"$pid" 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; '
+        'i=$((i + 1)); done; if kill -0 -"$pid" 2>/dev/null; then kill -KILL -$pid; sleep 0.2; '
+        'fi; if kill -0 -"$pid" 2>/dev/null; then echo "@alive $pid"; exit 1; fi; '
+        # KILLed wrappers write no exit status: record one as the shell would (128 + 9)
+        "if [ ! -e exit ]; then date +%s > ended; echo 137 > exit; fi"
+    )
+    host.run(script, user=target.owner, what=f"stopping run {run_id}", timeout=grace + 30)
+    return get_run(host, target, run_id)
+
+
+def drop_tag(host: Host, target: ProjectTarget, tag: str, python: str) -> int:
+    """Cancel the work units a BOINC tag's earlier masters left uncollected; return how many.
+    Runs on the server as the owner, with the project's pymw-admin (refused while a master holds
+    the tag)."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", tag):
+        raise UsageError(f"invalid tag {tag!r}: tags are letters, digits and _")
+    out = host.run(f"{shlex.quote(python)} -m pymw_admin.interfaces.boinc drop "
+                   f"{shlex.quote(target.project_dir)} {shlex.quote(tag)}", user=target.owner,
+                   what=f"dropping tag {tag}", timeout=600).stdout
+    for line in out.splitlines():
+        if line.startswith("@dropped "):
+            return int(line.split()[1])
+    raise RemoteError(f"{host.name}: dropping tag {tag} did not say how many it cancelled")
