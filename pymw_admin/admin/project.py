@@ -19,13 +19,16 @@ USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 SECRETS_ROOT = "/etc/pymw-admin"
 
 
+def checked(value: str, pattern: re.Pattern[str], what: str, rule: str) -> str:
+    """``value`` when ``pattern`` matches it, else a UsageError saying ``rule``."""
+    if not pattern.match(value):
+        raise UsageError(f"invalid {what} {value!r}: {rule}")
+    return value
+
+
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise UsageError(
-            f"invalid project name {name!r}: use 1-32 lower-case letters, digits or _, "
-            "starting with a letter"
-        )
-    return name
+    return checked(name, NAME_RE, "project name",
+                   "use 1-32 lower-case letters, digits or _, starting with a letter")
 
 
 def check_user(user: str) -> str:

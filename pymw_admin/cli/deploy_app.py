@@ -89,14 +89,9 @@ def deploy_app(
                           "changes": changes, "seconds": round(seconds, 2),
                           "platforms": sorted(wanted.digests()),
                           "steps": [r.as_dict() for r in reports]}, indent=2))
-    elif dry_run:
-        console.print(f"dry run: {changes} change(s) would be made; nothing was changed")
-    elif changes:
-        console.print(f"[bold green]app {name} is deployed[/] on {spec.name} "
-                      f"({changes} change(s), {seconds:.1f} s)")
     else:
-        console.print(f"[bold green]app {name} is deployed[/] on {spec.name}: already "
-                      f"up to date, nothing changed ({seconds:.1f} s)")
+        plan_view.print_outcome(console, f"app {name} is deployed", f" on {spec.name}", changes,
+                                seconds, dry_run=dry_run, unchanged="already up to date")
 
 
 def _run(ctx: Context, wanted: AppSpec, dry_run: bool, quiet: bool) -> list[StepReport]:

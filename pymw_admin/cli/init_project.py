@@ -85,14 +85,9 @@ def init_project(
                           "seconds": round(seconds, 2),
                           "steps": [r.as_dict() for r in reports]}, indent=2))
         return
-    if dry_run:
-        console.print(f"dry run: {changes} change(s) would be made; nothing was changed")
-    elif changes:
-        console.print(f"[bold green]project {name} is up[/] at {spec.master_url} "
-                      f"({changes} change(s), {seconds:.1f} s); wrote {project_file}")
-    else:
-        console.print(f"[bold green]project {name} is up[/] at {spec.master_url}: already "
-                      f"converged, nothing changed ({seconds:.1f} s)")
+    plan_view.print_outcome(console, f"project {name} is up", f" at {spec.master_url}", changes,
+                            seconds, dry_run=dry_run, unchanged="already converged",
+                            note=f"; wrote {project_file}")
 
 
 def _run(ctx: Context, dry_run: bool, quiet: bool) -> list[StepReport]:

@@ -26,6 +26,20 @@ def report_line(index: int, total: int, report: StepReport) -> str:
             + f" [dim]({report.seconds:.1f} s)[/]")
 
 
+def print_outcome(console: Console, headline: str, where: str, changes: int, seconds: float, *,
+                  dry_run: bool, unchanged: str, note: str = "") -> None:
+    """The closing line of init-project and deploy-app: what a dry run would change, what
+    changed, or that nothing needed to."""
+    if dry_run:
+        console.print(f"dry run: {changes} change(s) would be made; nothing was changed")
+    elif changes:
+        console.print(f"[bold green]{headline}[/]{where} ({changes} change(s), {seconds:.1f} s)"
+                      f"{note}")
+    else:
+        console.print(f"[bold green]{headline}[/]{where}: {unchanged}, nothing changed "
+                      f"({seconds:.1f} s)")
+
+
 def run(ctx: Context, steps: Sequence[Step], console: Console, *, dry_run: bool,
         quiet: bool) -> list[StepReport]:
     """Run ``steps``; ``quiet`` (--json) prints nothing but a failed step's JSON."""

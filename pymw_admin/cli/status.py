@@ -14,20 +14,8 @@ from rich.text import Text
 
 from pymw_admin.admin import runs
 from pymw_admin.admin import status as project_status
+from pymw_admin.cli import project_options as opt
 from pymw_admin.cli.app import app, console, fail
-from pymw_admin.cli.project_options import (
-    HostOpt,
-    KeyOpt,
-    OwnerOpt,
-    PortOpt,
-    ProjectDirOpt,
-    ProjectFileOpt,
-    ProjectOpt,
-    SshConfigOpt,
-    TimeoutOpt,
-    UserOpt,
-    opened,
-)
 from pymw_admin.cli.runs import runs_table  # status shows the runs as `runs` does
 from pymw_admin.cli.terminal_text import shown_line
 
@@ -101,17 +89,17 @@ def status_command(
     interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 5,
     failures: Annotated[int, typer.Option("--failures", help="How many recent failures.")] = (
         project_status.FAILURE_LIMIT),
-    project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
-    port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
-    project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
-    connect_timeout: TimeoutOpt = 10.0,
+    project_file: opt.ProjectFileOpt = None, host: opt.HostOpt = None, user: opt.UserOpt = None,
+    port: opt.PortOpt = None, key: opt.KeyOpt = None, ssh_config: opt.SshConfigOpt = None,
+    project: opt.ProjectOpt = None, owner: opt.OwnerOpt = None,
+    project_dir: opt.ProjectDirOpt = None, connect_timeout: opt.TimeoutOpt = 10.0,
 ) -> None:
     """Show daemons, work units and results by state per app, recent failures, and runs."""
     if watch and as_json:
         raise fail("--watch and --json do not go together", 2)
     if interval <= 0:
         raise fail("--interval must be positive", 2)
-    with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
+    with opt.opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
                 connect_timeout) as (remote, where):
         runs.check_project(remote, where)
         reading = project_status.gather(remote, where, failures)

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pymw_admin.admin.project import checked
 from pymw_admin.bundles.manifest import Bundle
-from pymw_admin.errors import UsageError
 from pymw_admin.wire.boinc_contract import APP_NAME
 
 APP_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -15,12 +15,8 @@ DEFAULT_APP = APP_NAME
 
 
 def check_app_name(name: str) -> str:
-    if not APP_RE.match(name):
-        raise UsageError(
-            f"invalid app name {name!r}: use lower-case letters, digits or _, starting with a "
-            "letter"
-        )
-    return name
+    return checked(name, APP_RE, "app name",
+                   "use lower-case letters, digits or _, starting with a letter")
 
 
 @dataclass(frozen=True)
