@@ -3,8 +3,13 @@
 It runs on the project's server (``-p`` names the project directory), as the project's owner:
 
 - ``submit`` writes the task file into the project's download hierarchy and queues the work unit;
-  queued work units are created together by one ``create_work --stdin`` (its bulk mode), so a
-  thousand tasks cost one process, not a thousand.
+  queued work units are created in batches by one ``create_work --stdin`` each (its bulk mode), so
+  a thousand tasks cost one process, not a thousand. A full batch's create_work runs in the
+  background while the master encodes and stages the next one: the first work units exist
+  before the last task is encoded.
+- Data the tasks share (a blob named by its digest, see ``put_shared``) is staged once, as a
+  constant input every work unit that needs it references: it is neither copied into each task
+  file nor hashed again by create_work for each work unit.
 - The app (deployed by ``pymw-admin deploy-app``) runs the PyBOINC bundle on the volunteer's
   machine: logical input ``pymw_task``, output ``pymw_result``.
 - The project's ``script_assimilator`` calls ``pymw_assimilator``, which files each canonical
@@ -24,8 +29,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
@@ -45,7 +52,11 @@ from pymw_admin.wire.boinc_contract import (
 
 DEFAULT_APP = APP_NAME
 POLL_SECONDS = 0.5
-BULK_LIMIT = 5000  # work units per create_work process
+# work units per create_work process: big enough that its start-up is noise, small enough that
+# the first ones exist while the master still encodes the rest
+BATCH_SIZE = 1000
+SHARED_PREFIX = "pymw-shared-"  # physical and open name of a shared blob: prefix + digest
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -58,6 +69,7 @@ class ProjectLayout:
     download_dir: Path
     fanout: int
     master_url: str
+    _made: set[str] = field(default_factory=set, repr=False)  # fan-out directories made
 
     @classmethod
     def read(cls, project_home: str | os.PathLike[str]) -> ProjectLayout:
@@ -87,10 +99,44 @@ class ProjectLayout:
 
     def download_path(self, file_name: str) -> Path:
         """Where BOINC's dir_hier_path puts a file: a fan-out directory from its name's md5."""
+        return Path(self._download_dir(file_name), file_name)
+
+    def _download_dir(self, file_name: str) -> str:
         if self.fanout == 0:
-            return self.download_dir / file_name
+            return str(self.download_dir)
         digest = hashlib.md5(file_name.encode(), usedforsecurity=False).hexdigest()
-        return self.download_dir / f"{int(digest[1:8], 16) % self.fanout:x}" / file_name
+        return f"{self.download_dir}/{int(digest[1:8], 16) % self.fanout:x}"
+
+    def stage(self, file_name: str, data: bytes) -> None:
+        """Write a download file in place, readable by the web server whatever the umask.
+
+        Not written aside and renamed: no work unit names the file before its create_work runs,
+        which is after this returns, so nobody can read it half written; that saves two system
+        calls a task (and plain strings, not Paths: this runs once a task).
+        """
+        directory = self._download_dir(file_name)
+        if directory not in self._made:
+            os.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
+        fd = os.open(f"{directory}/{file_name}",
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o664)
+        try:
+            if _UMASK & 0o044:
+                os.fchmod(fd, 0o664)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def default_tag() -> str:
@@ -133,8 +179,14 @@ class BoincInterface:
         self._lock_file = self._claim_tag()
         self._submitted_log = self.state_dir / "submitted.jsonl"
         self._collected_log = self.state_dir / "collected.jsonl"
-        self._queued: list[tuple[str, str]] = []  # (task_id, work-unit name) not yet created
+        self._app_template = f"templates/{self.app_name}_in"
+        # (task_id, work-unit name, input template) staged, not yet handed to create_work
+        self._queued: list[tuple[str, str, str]] = []
+        self._creating: _Creation | None = None  # the create_work running in the background
         self._open: dict[str, str] = {}  # task_id -> work-unit name, awaiting a result
+        self._task_of: dict[str, str] = {}  # work-unit name -> task_id, for the same
+        self._shared: set[str] = set()  # digests of shared blobs staged for this master
+        self._templates: dict[tuple[str, ...], str] = {}  # shared digests -> input template
         self._ready: list[Completion] = []  # failures known before any work unit ran
         self._done_count = 0
 
@@ -175,31 +227,29 @@ class BoincInterface:
     # --- Interface -----------------------------------------------------------------------------
 
     def submit(self, task_id: str, task_file: bytes) -> None:
-        name = self.wu_name(task_id)
-        target = self.layout.download_path(name + TASK_SUFFIX)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(task_file)
-        tmp.chmod(0o664)
-        os.replace(tmp, target)
-        self._queued.append((task_id, name))
-        if len(self._queued) >= BULK_LIMIT:
-            self.flush()
+        self.submit_many([(task_id, task_file)])
+        # one task alone waits for wait() or close(): a run of submit() calls still batches
 
-    def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
+    def submit_many(self, tasks: Iterable[tuple[str, bytes]]) -> None:
+        """Stage each task file and queue its work unit; every full batch goes to create_work
+        in the background (``flush`` or ``wait`` creates the rest)."""
         for task_id, blob in tasks:
-            self.submit(task_id, blob)
-        self.flush()
+            name = self.wu_name(task_id)
+            self.layout.stage(f"{name}.task", blob)
+            self._queued.append((task_id, name, self._template_for(blob)))
+            if len(self._queued) >= BATCH_SIZE:
+                self._launch()
 
     def flush(self) -> None:
-        """Create every queued work unit with one ``create_work --stdin``."""
-        if not self._queued:
-            return
-        batch, self._queued = self._queued, []
+        """Create every queued work unit now, and wait until they exist."""
+        self._launch()
+        self._reap()
+
+    def _create_work_command(self) -> list[str]:
         command = [
             "bin/create_work",
             "--appname", self.app_name,
-            "--wu_template", f"templates/{self.app_name}_in",
+            "--wu_template", self._app_template,
             "--result_template", f"templates/{self.app_name}_out",
             "--min_quorum", str(self.min_quorum),
             "--target_nresults", str(self.target_nresults),
@@ -214,25 +264,141 @@ class BoincInterface:
             command += ["--delay_bound", str(self.delay_bound)]
         if self.fpops_est:
             command += ["--rsc_fpops_est", str(self.fpops_est)]
-        lines = "".join(f"--wu_name {name} {name}.task\n" for _task_id, name in batch)
-        # journal first: a master that dies right after create_work still finds its work units
-        self._append_log(self._submitted_log,
-                         [{"task_id": t, "wu": n} for t, n in batch])
-        result = subprocess.run(command, input=lines, cwd=self.layout.root, capture_output=True,
-                                text=True, check=False)
-        if result.returncode != 0:
-            # no work unit exists: each task fails now (the master may retry it), and the
-            # journal says so, so a resumed master never waits for them
-            reason = (result.stderr or result.stdout).strip().splitlines()
-            failure = "create_work failed: " + (reason[-1] if reason
-                                                else f"exit {result.returncode}")
-            self._append_log(self._submitted_log,
-                             [{"task_id": t, "wu": n, "failed": failure} for t, n in batch])
-            self._ready += [Completion(t, failure=failure, worker=f"boinc:{n}")
-                            for t, n in batch]
+        return command
+
+    def _launch(self) -> None:
+        """Start one ``create_work --stdin`` for the queued work units, without waiting for it.
+
+        One runs at a time (the one before is reaped first): it and the master share the
+        machine, and its outcome decides the fate of exactly its own batch.
+        """
+        if not self._queued:
             return
-        for task_id, name in batch:
+        self._reap()
+        batch, self._queued = self._queued, []
+        # journal first: a master that dies right after create_work still finds its work units
+        self._append_log(self._submitted_log, [{"task_id": t, "wu": n} for t, n, _ in batch])
+        lines = "".join(
+            f"--wu_name {name} --wu_template {template} {name}.task\n"
+            if template != self._app_template else f"--wu_name {name} {name}.task\n"
+            for _task_id, name, template in batch)
+        created = [(t, n) for t, n, _ in batch]
+        # stdin and output through files: the master never blocks on a pipe while it runs
+        output = tempfile.TemporaryFile()  # noqa: SIM115 -- _reap closes it when create_work ends
+        try:
+            with tempfile.TemporaryFile() as stdin:
+                stdin.write(lines.encode())
+                stdin.seek(0)
+                process = subprocess.Popen(self._create_work_command(), stdin=stdin,
+                                           stdout=output, stderr=subprocess.STDOUT,
+                                           cwd=self.layout.root)
+        except OSError as exc:
+            output.close()
+            self._fail_batch(created, f"create_work failed: {exc.strerror or exc}")
+            return
+        self._creating = _Creation(process, created, output)
+
+    def _reap(self) -> None:
+        """Wait for the running create_work; its work units are then open, or failed."""
+        creation, self._creating = self._creating, None
+        if creation is None:
+            return
+        returncode = creation.process.wait()
+        with creation.output:
+            creation.output.seek(0)
+            said = creation.output.read().decode(errors="replace")
+        if returncode != 0:
+            reason = said.strip().splitlines()
+            self._fail_batch(creation.batch, "create_work failed: "
+                             + (reason[-1] if reason else f"exit {returncode}"))
+            return
+        for task_id, name in creation.batch:
             self._open[task_id] = name
+            self._task_of[name] = task_id
+
+    def _fail_batch(self, batch: list[tuple[str, str]], failure: str) -> None:
+        """No work unit of the batch exists: each task fails now (the master may retry it), and
+        the journal says so, so a resumed master never waits for them."""
+        self._append_log(self._submitted_log,
+                         [{"task_id": t, "wu": n, "failed": failure} for t, n in batch])
+        self._ready += [Completion(t, failure=failure, worker=f"boinc:{n}") for t, n in batch]
+
+    # --- shared data ---------------------------------------------------------------------------
+
+    def put_shared(self, digest: str, blob: bytes) -> None:
+        """Stage a shared blob once: every work unit whose task names it gets this one file.
+
+        BOINC's own ``.md5`` side file goes next to it, so create_work reads the checksum
+        instead of hashing the blob again for each work unit.
+        """
+        if not _DIGEST.match(digest):
+            raise UsageError(f"a shared blob's name must be its sha256 digest, not {digest!r}")
+        name = SHARED_PREFIX + digest
+        path = self.layout.download_path(name)
+        md5_file = path.with_name(name + ".md5")
+        if not (path.exists() and md5_file.exists()):
+            self.layout.stage(name, blob)
+            md5 = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+            # BOINC's format (process_input_template.cpp): "MD5 NBYTES", newer than the file
+            tmp = md5_file.with_name(f".{md5_file.name}.part")
+            tmp.write_text(f"{md5} {float(len(blob)):.15e}\n")
+            tmp.chmod(0o664)
+            os.replace(tmp, md5_file)
+        self._shared.add(digest)
+
+    def drop_shared(self, digest: str) -> None:
+        """The master needs the blob for no further task. The staged file stays: work units
+        already created (and later masters resuming them) still name it."""
+        self._shared.discard(digest)
+
+    def _template_for(self, blob: bytes) -> str:
+        """The input template for a task: the app's, or one naming the shared blobs it needs."""
+        if not self._shared:
+            return self._app_template
+        digests = task_shared(blob)
+        if not digests:
+            return self._app_template
+        key = tuple(sorted(set(digests)))
+        template = self._templates.get(key)
+        if template is None:
+            missing = [d for d in key if d not in self._shared]
+            if missing:
+                raise UsageError(f"a task needs shared blob {missing[0]} that was not put here "
+                                 "(put_shared first)")
+            template = self._write_template(key)
+            self._templates[key] = template
+        return template
+
+    def _write_template(self, digests: tuple[str, ...]) -> str:
+        """The app's input template plus one constant input per shared blob (BOINC's
+        ``<physical_name>`` form, never deleted by the file deleter with its work units)."""
+        root = self.layout.root
+        tree = etree.parse(str(root / self._app_template))
+        top = tree.getroot()
+        workunit = top.find("workunit")
+        if workunit is None:
+            raise EngineUnavailable(f"{self._app_template} has no <workunit>: deploy the app again")
+        number = len(top.findall("file_info"))
+        for offset, digest in enumerate(digests):
+            info = etree.Element("file_info")
+            etree.SubElement(info, "number").text = str(number + offset)
+            etree.SubElement(info, "physical_name").text = SHARED_PREFIX + digest
+            etree.SubElement(info, "no_delete")
+            workunit.addprevious(info)
+            ref = etree.SubElement(workunit, "file_ref")
+            etree.SubElement(ref, "file_number").text = str(number + offset)
+            etree.SubElement(ref, "open_name").text = SHARED_PREFIX + digest
+            etree.SubElement(ref, "copy_file")
+        key = hashlib.sha256("".join(digests).encode()).hexdigest()[:24]
+        relative = f"pymw/templates/{self.app_name}_in_{key}"
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        tmp.write_bytes(etree.tostring(top, pretty_print=True))
+        os.replace(tmp, target)
+        return relative
+
+    # --- collecting ----------------------------------------------------------------------------
 
     def wait(self, timeout: float | None) -> list[Completion]:
         self.flush()
@@ -249,39 +415,49 @@ class BoincInterface:
             time.sleep(pause)
 
     def _collect(self) -> list[Completion]:
+        """What the assimilator filed for this master's open work units.
+
+        One listing of the results directory a poll, looked up by work-unit name: the cost
+        follows the results waiting there, not the number of work units outstanding.
+        """
         found: list[Completion] = []
         if not self._open:
             return found
-        # one directory listing a poll, not two stat calls per open work unit
         with os.scandir(self.results_dir) as entries:
-            present = {entry.name for entry in entries}
-        for task_id, name in list(self._open.items()):
-            result_file = self.results_dir / (name + RESULT_SUFFIX)
-            error_file = self.results_dir / (name + ERROR_SUFFIX)
-            if result_file.name in present:
-                found.append(Completion(task_id, record=result_file.read_bytes(),
-                                        worker=f"boinc:{name}"))
-            elif error_file.name in present:
-                try:
-                    info = json.loads(error_file.read_text())
-                except ValueError:
-                    info = {}
-                stderr = str(info.get("stderr", ""))
-                last = next((ln for ln in reversed(stderr.splitlines()) if ln.strip()), "")
-                found.append(Completion(
-                    task_id,
-                    failure=f"BOINC work unit {name} failed: {info.get('error', 'unknown error')}"
-                    + (f"; stderr: {last.strip()}" if last else ""),
-                    retryable=False,
-                    worker=f"boinc:{name}",
-                    stderr=stderr,
-                    error_type="BoincWorkunitError",
-                ))
-            else:
+            names = [entry.name for entry in entries]
+        for file_name in names:
+            name, dot, suffix = file_name.rpartition(".")
+            task_id = self._task_of.get(name) if dot else None
+            if task_id is None or suffix not in ("result", "error"):
                 continue
+            path = self.results_dir / file_name
+            if suffix == "result":
+                found.append(Completion(task_id, record=path.read_bytes(),
+                                        worker=f"boinc:{name}"))
+            else:
+                found.append(self._failure(task_id, name, path))
             del self._open[task_id]
+            del self._task_of[name]
             self._done_count += 1
         return found
+
+    @staticmethod
+    def _failure(task_id: str, name: str, error_file: Path) -> Completion:
+        try:
+            info = json.loads(error_file.read_text())
+        except ValueError:
+            info = {}
+        stderr = str(info.get("stderr", ""))
+        last = next((ln for ln in reversed(stderr.splitlines()) if ln.strip()), "")
+        return Completion(
+            task_id,
+            failure=f"BOINC work unit {name} failed: {info.get('error', 'unknown error')}"
+            + (f"; stderr: {last.strip()}" if last else ""),
+            retryable=False,
+            worker=f"boinc:{name}",
+            stderr=stderr,
+            error_type="BoincWorkunitError",
+        )
 
     def resumed_tasks(self) -> list[tuple[str, str]]:
         collected = {e["task_id"] for e in self._read_log(self._collected_log)}
@@ -294,6 +470,7 @@ class BoincInterface:
                     or not isinstance(entry.get("wu"), str)):
                 continue
             self._open[task_id] = entry["wu"]
+            self._task_of[entry["wu"]] = task_id
             adopted.append((task_id, entry["wu"]))
         return adopted
 
@@ -305,11 +482,12 @@ class BoincInterface:
         self.layout.download_path(name + TASK_SUFFIX).unlink(missing_ok=True)
 
     def cancel(self, task_id: str) -> None:
-        self._queued = [(t, n) for t, n in self._queued if t != task_id]
+        self._queued = [q for q in self._queued if q[0] != task_id]
 
     def workers(self) -> list[WorkerStats]:
+        creating = len(self._creating.batch) if self._creating else 0
         return [WorkerStats(name=f"boinc:{self.layout.root.name}", tasks_done=self._done_count,
-                            in_flight=len(self._open) + len(self._queued))]
+                            in_flight=len(self._open) + len(self._queued) + creating)]
 
     def close(self) -> None:
         # work units outlive the master on purpose: a later master with this tag collects them
@@ -319,6 +497,26 @@ class BoincInterface:
             self.flush()
         finally:
             self._lock_file.release()  # releases the tag
+
+
+@dataclass
+class _Creation:
+    """One create_work running in the background, and the batch it creates."""
+
+    process: subprocess.Popen[bytes]
+    batch: list[tuple[str, str]]  # (task_id, work-unit name)
+    output: IO[bytes]
+
+
+def task_shared(task_file: bytes) -> list[str]:
+    """The digests of the shared blobs a task file names in its header (nothing unpickled)."""
+    end = task_file.find(b"\n", task_file.find(b"\n") + 1)
+    try:
+        header = json.loads(task_file[task_file.index(b"\n") + 1 : end])
+    except ValueError:
+        return []
+    shared = header.get("shared") if isinstance(header, dict) else None
+    return [d for d in shared if isinstance(d, str)] if isinstance(shared, list) else []
 
 
 def build(

@@ -37,7 +37,8 @@ if os.environ.get("FAKE_CREATE_WORK_FAIL"):
 if os.environ.get("FAKE_CREATE_WORK_QUEUE"):
     sys.exit(0)  # work units exist; nobody runs them yet
 for n, line in enumerate(lines, 1):
-    _, wu, name = line.split()
+    words = line.split()
+    wu, name = words[1], words[-1]
     h = hashlib.md5(name.encode()).hexdigest()
     task = os.path.join(root, "download", "%x" % (int(h[1:8], 16) % 1024), name)
     out = os.path.join(root, "upload", wu + "_0_r12345_0")
@@ -244,3 +245,94 @@ def test_other_tags_are_not_adopted(tmp_path: Path) -> None:
     assert [t for t, _ in mine.resumed_tasks()] == ["a"]
     theirs.close()
     mine.close()
+
+
+@pytest.fixture
+def no_runs() -> object:
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"  # work units exist; nobody runs them
+    yield None
+    del os.environ["FAKE_CREATE_WORK_QUEUE"]
+
+
+def test_full_batches_are_created_while_later_tasks_are_staged(
+        tmp_path: Path, no_runs: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boinc, "BATCH_SIZE", 10)
+    root = make_project(tmp_path)
+    iface = boinc.BoincInterface(root, tag="stream")
+    iface.submit_many((f"t{i}", b"task") for i in range(25))
+    # two full batches went to create_work before submit_many returned; the rest waits
+    assert iface._creating is not None
+    iface.flush()
+    sizes = [len(call["lines"]) for call in calls(root)]
+    assert sizes == [10, 10, 5]
+    assert len(iface._open) == 25
+    iface.close()
+
+
+def test_master_streams_chunks_to_the_interface(
+        tmp_path: Path, no_runs: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymw_admin.runtime import master as master_module
+
+    monkeypatch.setattr(master_module, "SUBMIT_CHUNK", 4)
+    root = make_project(tmp_path)
+    iface = boinc.BoincInterface(root, tag="chunks")
+    seen: list[int] = []
+    submit_many = iface.submit_many
+    monkeypatch.setattr(iface, "submit_many",
+                        lambda batch: (seen.append(len(batch)), submit_many(batch)))
+    master = Master(iface)
+    master.submit_many(square, range(10))
+    assert seen == [4, 4, 2]
+    master.interface.flush()
+    iface.close()
+
+
+def test_shared_blob_is_staged_once_and_named_by_every_work_unit(
+        tmp_path: Path, no_runs: object) -> None:
+    root = make_project(tmp_path)
+    (root / "templates" / "pymw_in").write_text(
+        "<input_template><file_info><number>0</number></file_info><workunit><file_ref>"
+        "<file_number>0</file_number><open_name>pymw_task</open_name><copy_file/></file_ref>"
+        "</workunit></input_template>")
+    iface = boinc.BoincInterface(root, tag="shared")
+    blob = b"a large argument" * 1000
+    digest = hashlib.sha256(blob).hexdigest()
+    iface.put_shared(digest, blob)
+    iface.put_shared(digest, blob)  # again: nothing new
+    task = (b"PYMW-TASK 1\n" + json.dumps({"task_id": "a", "shared": [digest]}).encode()
+            + b"\npayload")
+    iface.submit_many([("a", task), ("b", task), ("c", b"PYMW-TASK 1\n{}\nplain")])
+    iface.flush()
+    layout = iface.layout
+    staged = layout.download_path(f"pymw-shared-{digest}")
+    assert staged.read_bytes() == blob
+    md5, size = staged.with_name(staged.name + ".md5").read_text().split()
+    assert md5 == hashlib.md5(blob).hexdigest() and float(size) == len(blob)
+    assert len(list(layout.download_dir.rglob("pymw-shared-*"))) == 2  # the blob and its .md5
+    lines = calls(root)[0]["lines"]
+    template = lines[0].split()[3]
+    assert lines[1].split()[3] == template and "--wu_template" not in lines[2]
+    text = (root / template).read_text()
+    assert f"<physical_name>pymw-shared-{digest}</physical_name>" in text
+    assert "<no_delete/>" in text and f"<open_name>pymw-shared-{digest}</open_name>" in text
+    assert "<open_name>pymw_task</open_name>" in text
+    with pytest.raises(UsageError, match="sha256 digest"):
+        iface.put_shared("../../etc/passwd", b"x")
+    iface.close()
+
+
+def test_a_poll_looks_up_results_by_name_and_ignores_others(
+        tmp_path: Path, no_runs: object) -> None:
+    root = make_project(tmp_path)
+    iface = boinc.BoincInterface(root, tag="poll", poll_seconds=0.01)
+    iface.submit_many((f"t{i}", b"task") for i in range(3))
+    iface.flush()
+    results = root / "pymw" / "results"
+    (results / "pymw_other_t1.result").write_bytes(b"not ours")
+    (results / f"{iface.wu_name('t1')}.part-x").write_bytes(b"half")
+    assert iface.wait(0) == []
+    (results / f"{iface.wu_name('t1')}.result").write_bytes(b"record")
+    [done] = iface.wait(1)
+    assert (done.task_id, done.record) == ("t1", b"record")
+    assert sorted(iface._open) == ["t0", "t2"]
+    iface.close()
