@@ -47,6 +47,7 @@ from pymw_admin.wire import encoding
 Executable = Callable[..., Any] | str | os.PathLike[str]
 R = TypeVar("R")
 PUMP_SLICE_SECONDS = 1.0  # a caller waiting on the interface looks up at least this often
+SUBMIT_CHUNK = 1000  # tasks submit_many encodes before the interface gets them
 
 
 @dataclass
@@ -68,6 +69,18 @@ class Status:
 
     def __getitem__(self, key: str) -> Any:  # PyMW's get_status() was a dict
         return self.__dict__[key]
+
+
+@dataclass
+class _Watch:
+    """The tasks one ``as_completed`` waits for, and those of them finished since it looked."""
+
+    wanted: set[str]
+    finished: list[Task] = field(default_factory=list)
+
+    def take(self) -> list[Task] | None:
+        found, self.finished = self.finished, []
+        return found or None
 
 
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
@@ -117,6 +130,7 @@ class Master:
         self._task_shared: dict[str, list[str]] = {}  # shared blobs an unfinished task needs
         self._shared_users: Counter[str] = Counter()
         self._uncollected: OrderedDict[str, Task] = OrderedDict()  # finished, not collected
+        self._watches: list[_Watch] = []  # what each as_completed running waits for
         self._counts: Counter[TaskState] = Counter()
         self._total = 0
         self._prefix = uuid.uuid4().hex[:8]
@@ -422,23 +436,33 @@ class Master:
         dep_funcs: Sequence[Callable[..., Any]] = (),
         data_files: Sequence[str | os.PathLike[str]] = (),
     ) -> list[Task]:
-        """Submit ``func(x)`` for every x: the function is pickled once for all of them."""
+        """Submit ``func(x)`` for every x: the function is pickled once for all of them.
+
+        Tasks go to the interface in chunks of ``SUBMIT_CHUNK`` as they are encoded, so an
+        engine can start on the first (BOINC: create their work units) while the last are
+        still being encoded. An item that cannot be encoded raises TaskError and nothing of its
+        chunk is submitted (a short iterable is all or nothing); earlier chunks run, and their
+        tasks are this master's as usual.
+        """
         self._check_open()
         shared: dict[str, bytes] = {}
         function_blob = self._pickle_function(func, shared)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
-        # encode everything before handing anything over: a task that cannot be encoded must
-        # not leave its predecessors registered with no engine running them
-        encoded = []
-        for item in iterable:
-            task = self._new_task(name)
-            encoded.append((task, self._encode(task, func, input_data=(item,), modules=modules,
-                                               dep_funcs=dep_funcs, data_files=files,
-                                               function_blob=function_blob, shared=shared)))
-        if encoded:
+        items = iter(iterable)
+        tasks: list[Task] = []
+        while chunk := list(itertools.islice(items, SUBMIT_CHUNK)):
+            # encode the whole chunk before handing any of it over: a task that cannot be
+            # encoded must not leave its predecessors registered with no engine running them
+            encoded = []
+            for item in chunk:
+                task = self._new_task(name)
+                encoded.append((task, self._encode(
+                    task, func, input_data=(item,), modules=modules, dep_funcs=dep_funcs,
+                    data_files=files, function_blob=function_blob, shared=shared)))
             self._hand_over(encoded, shared)
-        return [task for task, _ in encoded]
+            tasks += [task for task, _ in encoded]
+        return tasks
 
     # --- collecting --------------------------------------------------------------------------
 
@@ -502,6 +526,9 @@ class Master:
         self._release_shared(task.task_id)
         if state is not TaskState.CANCELLED:  # a cancelled task is nobody's result
             self._uncollected[task.task_id] = task
+        for watch in self._watches:
+            if task.task_id in watch.wanted:
+                watch.finished.append(task)
         events.emit("finished", task)
 
     def _wait_until(self, ready: Callable[[], R | None], deadline: float | None,
@@ -628,21 +655,28 @@ class Master:
         timeout: float | None = None,
     ) -> Iterator[Task]:
         """Yield tasks as they finish (done or failed); check ``task.state``, then get_result."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # one pass over the tasks; after that _finish tells the watch which of them finished,
+        # so a wait costs the same with 100,000 tasks outstanding as with ten
         with self._lock:
             pending = list(self._live.values()) if tasks is None else list(tasks)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        waiting = {t.task_id: t for t in pending}
-        while waiting:
+            waiting = {t.task_id: t for t in pending}
+            watch = _Watch(set(waiting))
+            ready = [t for t in pending if t.finished]
+            self._watches.append(watch)
+        try:
+            while waiting:
+                for task in ready:
+                    if waiting.pop(task.task_id, None) is not None:
+                        yield task
+                if not waiting:
+                    return
+                ready = self._wait_until(
+                    watch.take, deadline,
+                    lambda: TaskTimeout(f"{len(waiting)} task(s) still running after the timeout"))
+        finally:
             with self._lock:
-                done = [i for i, t in waiting.items() if t.finished]
-            for task_id in done:
-                yield waiting.pop(task_id)
-            if not waiting:
-                return
-            self._wait_until(
-                lambda: True if any(t.finished for t in waiting.values()) else None,
-                deadline,
-                lambda: TaskTimeout(f"{len(waiting)} task(s) still running after the timeout"))
+                self._watches.remove(watch)
 
     def _outstanding(self) -> int:
         return self._counts[TaskState.SUBMITTED]
