@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.admin.project_scripts import SCRIPTS_DIR
+from pymw_admin.admin.project_scripts import ASSIMILATOR, ERROR_FILER, script_source
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
 from pymw_admin.runtime import Master
@@ -43,7 +43,8 @@ for n, line in enumerate(lines, 1):
     task = os.path.join(root, "download", "%x" % (int(h[1:8], 16) % 1024), name)
     out = os.path.join(root, "upload", wu + "_0_r12345_0")
     subprocess.run([{python!r}, "-m", "pymw_admin.worker.run", task, out], check=True)
-    subprocess.run([{python!r}, os.path.join(root, "bin", "pymw_assimilator"), str(n), out],
+    # as script_assimilator runs it: system() from PROJECT/tmp_HOST
+    subprocess.run("../bin/pymw_assimilator %d %s" % (n, out), shell=True,
                    cwd=os.path.join(root, "tmp_vm"), check=True)
 '''
 
@@ -59,11 +60,10 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
     create = root / "bin" / "create_work"
     create.write_text(FAKE_CREATE_WORK.format(python=sys.executable))
     create.chmod(0o755)
-    assimilator = root / "bin" / "pymw_assimilator"
-    assimilator.write_text((SCRIPTS_DIR / "pymw_assimilator.py").read_text())
-    # installed beside it, as deploy-app does
-    shutil.copy(boinc_contract.__file__, root / "bin" / "pymw_boinc_contract.py")
-    assimilator.chmod(0o755)
+    for name in (ASSIMILATOR, ERROR_FILER):
+        script = root / "bin" / name
+        script.write_text(script_source(name))
+        script.chmod(0o755)
     if templates:
         (root / "templates" / "pymw_in").write_text("<input_template/>")
         (root / "templates" / "pymw_out").write_text("<output_template/>")
@@ -218,8 +218,8 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
         out = root / "upload" / f"{name}_0_r1_0"
         subprocess.run([sys.executable, "-m", "pymw_admin.worker.run",
                         str(layout.download_path(f"{name}.task")), str(out)], check=True)
-        subprocess.run([sys.executable, str(root / "bin" / "pymw_assimilator"), str(n),
-                        str(out)], cwd=root / "tmp_vm", check=True)
+        subprocess.run(f"../bin/pymw_assimilator {n} {out}", shell=True, cwd=root / "tmp_vm",
+                       check=True)
     second = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
     assert len(second.resumed) == 3
     values = sorted(second.get_result()[1] for _ in range(3))

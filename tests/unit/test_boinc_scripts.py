@@ -170,3 +170,46 @@ def test_compare_decodes_with_the_masters_bounded_decoder() -> None:
     helper = {w.rel: w.content for w in scripts.wanted_files(AppSpec("pymw"))}
     assert helper["bin/pymw_untrusted.py"] == Path(untrusted.__file__).read_text()
     assert "import pymw_untrusted" in COMPARE_SOURCE.read_text()
+
+
+FILER = SCRIPTS_DIR / "pymw_assimilator.sh"
+
+
+def system(root: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """As script_assimilator runs ``bin/pymw_assimilator``: system() from PROJECT/tmp_HOST."""
+    (root / "bin").mkdir(exist_ok=True)
+    for name, source in (("pymw_assimilator", FILER), ("pymw_assimilate_error", ASSIMILATOR)):
+        (root / "bin" / name).write_text(source.read_text())
+        (root / "bin" / name).chmod(0o755)
+    return subprocess.run(command, shell=True, capture_output=True, text=True,
+                          cwd=root / "tmp_vm", check=False)
+
+
+def test_shell_filer_moves_results_by_work_unit_name(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    uploads = root / "upload" / "3f"
+    uploads.mkdir(parents=True)
+    names = {"pymw_run_r2_t1_0_r77_0": "pymw_run_r2_t1", "pymw_old_9_1_0": "pymw_old_9"}
+    for upload in names:
+        (uploads / upload).write_bytes(b"PYMW-RESULT 1\n{}\n" + upload.encode())
+    files = " ".join(str(uploads / upload) for upload in names)
+    done = system(root, f"../bin/pymw_assimilator 5 {files}")
+    assert done.returncode == 0, done.stderr
+    for upload, wu in names.items():
+        assert (root / "pymw" / "results" / f"{wu}.result").read_bytes().endswith(upload.encode())
+        assert (uploads / upload).stat().st_size == 0  # left for BOINC's file deleter
+    # run again (BOINC retries when its database update failed): the filed result stays
+    again = system(root, f"../bin/pymw_assimilator 5 {uploads}/pymw_old_9_1_0")
+    assert again.returncode == 0
+    assert (root / "pymw" / "results" / "pymw_old_9.result").read_bytes().endswith(b"_0")
+
+
+def test_shell_filer_refuses_odd_names_and_hands_errors_on(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    odd = system(root, "../bin/pymw_assimilator 1 /tmp/x/a_r1_0")
+    assert odd.returncode == 1 and "unexpected upload name" in odd.stderr
+    assert system(root, "../bin/pymw_assimilator").returncode == 2
+    failed = system(root, "../bin/pymw_assimilator --error 6 pymw_t_9 41 0")
+    assert failed.returncode == 0, failed.stderr
+    record = json.loads((root / "pymw" / "results" / "pymw_t_9.error").read_text())
+    assert record["error_mask"] == 6

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """File a finished BOINC work unit where the pymw-admin BOINC interface finds it.
 
-BOINC's script_assimilator runs this from PROJECT/tmp_HOST with PROJECT/bin/ as ``../bin``:
+Installed as ``bin/pymw_assimilate_error``: BOINC's script_assimilator runs ``bin/pymw_assimilator``
+(pymw_assimilator.sh) from PROJECT/tmp_HOST, which files results itself and hands a failed work
+unit to this script. Called with a result (the way earlier versions were installed), it still
+files it, by copy:
 
-    pymw_assimilator WU_ID FILE...                      a canonical result exists
-    pymw_assimilator --error MASK WU_NAME WU_ID BATCH   the work unit failed
+    pymw_assimilate_error --error MASK WU_NAME WU_ID BATCH   the work unit failed
+    pymw_assimilate_error WU_ID FILE...                      a canonical result exists
 
 A result goes to PROJECT/pymw/results/WU_NAME.result (copied: the file deleter removes the upload
 soon after); a failure to WU_NAME.error, a JSON record with BOINC's error mask, its meaning and the
