@@ -85,10 +85,13 @@ def _bench_boinc(c: Context) -> None:
     # the owner runs copies: the checkout may be in a directory it cannot read
     bench = WORK / "bench"
     bench.mkdir(exist_ok=True)
-    for name in ("_common.py", "boinc_create_work.py"):
+    for name in ("_common.py", "boinc_create_work.py", "boinc_scale.py", "boinc_latency.py"):
         shutil.copy(Path("benchmarks") / name, bench / name)
     c.run(f"chmod -R a+rX {bench}")
     c.run(f"sudo -n -u {OWNER} {python} {bench / 'boinc_create_work.py'} -p {PROJECT_DIR}",
+          warn=True)
+    # 1-3 on the app with no versions; 4 through the attached client and the deployed app
+    c.run(f"sudo -n -u {OWNER} {python} {bench / 'boinc_scale.py'} -p {PROJECT_DIR} --latency",
           warn=True)
 
 
