@@ -1,0 +1,142 @@
+"""Bulk submission on the real test project: work units stream into BOINC's database while later
+tasks are still being encoded, and a blob many tasks share is staged once and named by every
+work unit that needs it.
+
+The work units go to a separate app, ``pymwscale``, registered with no app version, so the
+attached client never runs them; they are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.integration.boinc.conftest import OWNER, PROJECT_DIR, Project, tag, write_script
+
+pytestmark = [pytest.mark.boinc, pytest.mark.ssh]
+
+APP = "pymwscale"
+
+# the owner runs it with the master's Python: the app, then one check, printing JSON
+SCRIPT = '''
+import hashlib, json, os, subprocess, sys, tempfile
+from pathlib import Path
+
+from pymw_admin.admin import boincxml
+from pymw_admin.interfaces.boinc import BATCH_SIZE, SHARED_PREFIX, BoincInterface
+from pymw_admin.runtime import Master
+from pymw_admin.wire import encoding
+
+root, app, tag, check = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+config = (root / "config.xml").read_text()
+
+
+def sql(statement):
+    fd, option_file = tempfile.mkstemp()
+    with os.fdopen(fd, "w") as f:  # the password stays out of argv
+        f.write(f"[client]\\nuser={boincxml.config_value(config, 'db_user')}\\n"
+                f"password={boincxml.config_value(config, 'db_passwd')}\\n")
+    try:
+        return subprocess.run(
+            ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B",
+             boincxml.config_value(config, "db_name"), "-e", statement],
+            capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(option_file)
+
+
+def work_units():
+    return int(sql(f"SELECT COUNT(*) FROM workunit WHERE name LIKE 'pymw\\\\_{tag}\\\\_%'"))
+
+
+project_xml = root / "project.xml"
+if app not in boincxml.project_apps(project_xml.read_text()):
+    project_xml.write_text(boincxml.add_app(project_xml.read_text(), app, "pymw-admin tests"))
+    subprocess.run(["bin/xadd"], cwd=root, check=True, capture_output=True)
+(root / "templates" / f"{app}_in").write_text(boincxml.input_template())
+(root / "templates" / f"{app}_out").write_text(boincxml.output_template())
+
+
+def double(x):
+    return 2 * x
+
+
+out = {}
+iface = BoincInterface(root, app_name=app, tag=tag)
+try:
+    if check == "stream":
+        count = 2 * BATCH_SIZE + 500
+
+        def items():
+            for i in range(count):
+                if i == count - 1:  # the last task is about to be encoded
+                    out["existing_before_last_encoded"] = work_units()
+                yield i
+
+        tasks = Master(iface).submit_many(double, items())
+        iface.flush()
+        out["tasks"] = len(tasks)
+        out["created"] = work_units()
+    else:
+        big = os.urandom(1 << 20)  # a large argument every task shares
+        digest = hashlib.sha256(big).hexdigest()
+        iface.put_shared(digest, big)
+        batch = []
+        for i in range(20):
+            task = encoding.encode_task(f"s{i}", double, (i,))
+            magic, header, payload = task.split(b"\\n", 2)
+            fields = json.loads(header)
+            fields["shared"] = [digest]
+            batch.append((f"s{i}", b"\\n".join([magic, json.dumps(fields).encode(), payload])))
+        iface.submit_many(batch)
+        iface.flush()
+        rows = sql(f"SELECT xml_doc FROM workunit WHERE name LIKE 'pymw\\\\_{tag}\\\\_%'")
+        name = SHARED_PREFIX + digest
+        out["created"] = work_units()
+        out["naming_shared"] = rows.count(f"<name>{name}</name>")
+        out["md5_of_shared"] = rows.count(hashlib.md5(big).hexdigest())
+        out["staged_copies"] = len(list((root / "download").glob(f"*/{name}")))
+        out["largest_task_file"] = max(
+            iface.layout.download_path(f"{iface.wu_name(f's{i}')}.task").stat().st_size
+            for i in range(20))
+        out["shared_size"] = len(big)
+finally:
+    iface.close()
+    app_id = sql(f"SELECT id FROM app WHERE name='{app}'").strip()
+    sql(f"DELETE FROM result WHERE appid={app_id}; DELETE FROM workunit WHERE appid={app_id}")
+    for path in (root / "download").glob(f"*/pymw_{tag}_*"):
+        path.unlink()
+print("OUT", json.dumps(out))
+'''
+
+
+def run_check(master_python: str, check: str) -> dict[str, int]:
+    script = write_script("boinc_scale_check.py", SCRIPT)
+    done = subprocess.run(
+        ["sudo", "-n", "-u", OWNER, "-H", master_python, str(script), str(PROJECT_DIR), APP,
+         tag(check), check], capture_output=True, text=True, timeout=600, cwd="/", check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("OUT "))
+    result: dict[str, int] = json.loads(line[4:])
+    return result
+
+
+def test_work_units_exist_before_the_last_task_is_encoded(
+        project: Project, master_python: str) -> None:
+    out = run_check(master_python, "stream")
+    assert out["created"] == out["tasks"] == 2500
+    # the first full batches were in BOINC's database while the master still encoded
+    assert out["existing_before_last_encoded"] >= 1000, out
+
+
+def test_a_shared_blob_is_staged_once_for_every_work_unit(
+        project: Project, master_python: str) -> None:
+    out = run_check(master_python, "shared")
+    assert out["created"] == 20
+    assert out["naming_shared"] == 20  # every work unit's input list names the one file
+    assert out["md5_of_shared"] == 20  # with its checksum, from the .md5 side file
+    assert out["staged_copies"] == 1
+    assert out["largest_task_file"] < out["shared_size"] // 100, out
+
