@@ -55,7 +55,9 @@ POLL_SECONDS = 0.5
 # work units per create_work process: big enough that its start-up is noise, small enough that
 # the first ones exist while the master still encodes the rest
 BATCH_SIZE = 1000
-SHARED_PREFIX = "pymw-shared-"  # physical and open name of a shared blob: prefix + digest
+# physical and open name of a shared blob: prefix + digest, the name the worker's SharedStore
+# (issue 12) looks for beside the task file in the slot
+SHARED_PREFIX = "pymw_shared_"
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")

@@ -294,7 +294,7 @@ def test_shared_blob_is_staged_once_and_named_by_every_work_unit(
         "<input_template><file_info><number>0</number></file_info><workunit><file_ref>"
         "<file_number>0</file_number><open_name>pymw_task</open_name><copy_file/></file_ref>"
         "</workunit></input_template>")
-    iface = boinc.BoincInterface(root, tag="shared")
+    iface = boinc.BoincInterface(root, tag="blob")
     blob = b"a large argument" * 1000
     digest = hashlib.sha256(blob).hexdigest()
     iface.put_shared(digest, blob)
@@ -304,17 +304,17 @@ def test_shared_blob_is_staged_once_and_named_by_every_work_unit(
     iface.submit_many([("a", task), ("b", task), ("c", b"PYMW-TASK 1\n{}\nplain")])
     iface.flush()
     layout = iface.layout
-    staged = layout.download_path(f"pymw-shared-{digest}")
+    staged = layout.download_path(f"pymw_shared_{digest}")
     assert staged.read_bytes() == blob
     md5, size = staged.with_name(staged.name + ".md5").read_text().split()
     assert md5 == hashlib.md5(blob).hexdigest() and float(size) == len(blob)
-    assert len(list(layout.download_dir.rglob("pymw-shared-*"))) == 2  # the blob and its .md5
+    assert len(list(layout.download_dir.rglob("pymw_shared_*"))) == 2  # the blob and its .md5
     lines = calls(root)[0]["lines"]
     template = lines[0].split()[3]
     assert lines[1].split()[3] == template and "--wu_template" not in lines[2]
     text = (root / template).read_text()
-    assert f"<physical_name>pymw-shared-{digest}</physical_name>" in text
-    assert "<no_delete/>" in text and f"<open_name>pymw-shared-{digest}</open_name>" in text
+    assert f"<physical_name>pymw_shared_{digest}</physical_name>" in text
+    assert "<no_delete/>" in text and f"<open_name>pymw_shared_{digest}</open_name>" in text
     assert "<open_name>pymw_task</open_name>" in text
     with pytest.raises(UsageError, match="sha256 digest"):
         iface.put_shared("../../etc/passwd", b"x")
