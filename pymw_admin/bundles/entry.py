@@ -15,15 +15,15 @@ Python minor version is refused before its payload is touched, with one clear li
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from pymw_admin.bundles import boinc
-from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_NAME
 from pymw_admin.wire.encoding import (
     EncodingError,
+    SharedStore,
     python_minor,
-    python_mismatch,
     read_task_header,
 )
 from pymw_admin.worker import run as worker
@@ -70,7 +70,9 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
         # said on the volunteer's stderr too; run_task refuses it without unpickling anything
         print(f"error: {header.task_id}: {mismatch}", file=sys.stderr, flush=True)
     boinc.fraction_done(0.0)
-    record = worker.run_task(blob, workdir)
+    # shared blobs the work unit names arrive beside the task file as pymw_shared_<digest>
+    store = SharedStore(directory=os.path.dirname(os.path.abspath(task_path)))
+    record = worker.run_task(blob, workdir, store)
     # what the task printed, also where BOINC keeps it (stderr.txt), for the admin
     if record.stderr:
         sys.stderr.write(record.stderr)

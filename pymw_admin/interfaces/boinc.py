@@ -39,16 +39,7 @@ from lxml import etree
 
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
-from pymw_admin.interfaces.kit.journal import append_events, read_events
-from pymw_admin.interfaces.kit.state_lock import StateLock
-from pymw_admin.wire.boinc_contract import (
-    APP_NAME,
-    ERROR_SUFFIX,
-    MASTERS_DIR,
-    RESULT_SUFFIX,
-    RESULTS_DIR,
-    TASK_SUFFIX,
-)
+from pymw_admin.wire import encoding
 
 DEFAULT_APP = APP_NAME
 POLL_SECONDS = 0.5
@@ -56,8 +47,8 @@ POLL_SECONDS = 0.5
 # the first ones exist while the master still encodes the rest
 BATCH_SIZE = 1000
 # physical and open name of a shared blob: prefix + digest, the name the worker's SharedStore
-# (issue 12) looks for beside the task file in the slot
-SHARED_PREFIX = "pymw_shared_"
+# looks for beside the task file in the slot
+SHARED_PREFIX = encoding.SHARED_FILE_PREFIX
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
@@ -357,7 +348,7 @@ class BoincInterface:
         """The input template for a task: the app's, or one naming the shared blobs it needs."""
         if not self._shared:
             return self._app_template
-        digests = task_shared(blob)
+        digests = encoding.task_shared(blob)
         if not digests:
             return self._app_template
         key = tuple(sorted(set(digests)))
@@ -508,17 +499,6 @@ class _Creation:
     process: subprocess.Popen[bytes]
     batch: list[tuple[str, str]]  # (task_id, work-unit name)
     output: IO[bytes]
-
-
-def task_shared(task_file: bytes) -> list[str]:
-    """The digests of the shared blobs a task file names in its header (nothing unpickled)."""
-    end = task_file.find(b"\n", task_file.find(b"\n") + 1)
-    try:
-        header = json.loads(task_file[task_file.index(b"\n") + 1 : end])
-    except ValueError:
-        return []
-    shared = header.get("shared") if isinstance(header, dict) else None
-    return [d for d in shared if isinstance(d, str)] if isinstance(shared, list) else []
 
 
 def build(

@@ -299,7 +299,8 @@ def test_shared_blob_is_staged_once_and_named_by_every_work_unit(
     digest = hashlib.sha256(blob).hexdigest()
     iface.put_shared(digest, blob)
     iface.put_shared(digest, blob)  # again: nothing new
-    task = (b"PYMW-TASK 1\n" + json.dumps({"task_id": "a", "shared": [digest]}).encode()
+    task = (b"PYMW-TASK 1\n" + json.dumps({"task_id": "a", "python": "3.11", "kind": "function",
+                                                   "shared": [digest]}).encode()
             + b"\npayload")
     iface.submit_many([("a", task), ("b", task), ("c", b"PYMW-TASK 1\n{}\nplain")])
     iface.flush()
