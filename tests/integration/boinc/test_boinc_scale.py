@@ -1,9 +1,9 @@
 """Bulk submission on the real test project: work units stream into BOINC's database while later
-tasks are still being encoded, and a blob many tasks share is staged once and named by every
-work unit that needs it.
+tasks are still being encoded, and a large object many tasks share is staged once and named by
+every work unit that needs it, and the real client runs such tasks.
 
-The work units go to a separate app, ``pymwscale``, registered with no app version, so the
-attached client never runs them; they are deleted afterwards.
+The first two checks send their work units to a separate app, ``pymwscale``, registered with no
+app version, so the attached client never runs them; they are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -13,21 +13,27 @@ import subprocess
 
 import pytest
 
-from tests.integration.boinc.conftest import OWNER, PROJECT_DIR, Project, tag, write_script
+from tests.integration.boinc.conftest import (
+    OWNER,
+    PROJECT_DIR,
+    Project,
+    start_master,
+    tag,
+    write_script,
+)
 
-pytestmark = [pytest.mark.boinc, pytest.mark.ssh]
+pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 
 APP = "pymwscale"
 
 # the owner runs it with the master's Python: the app, then one check, printing JSON
 SCRIPT = '''
-import hashlib, json, os, subprocess, sys, tempfile
+import hashlib, json, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
 from pymw_admin.admin import boincxml
-from pymw_admin.interfaces.boinc import BATCH_SIZE, SHARED_PREFIX, BoincInterface
+from pymw_admin.interfaces.boinc import BATCH_SIZE, BoincInterface
 from pymw_admin.runtime import Master
-from pymw_admin.wire import encoding
 
 root, app, tag, check = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 config = (root / "config.xml").read_text()
@@ -63,6 +69,13 @@ def double(x):
     return 2 * x
 
 
+BIG = os.urandom(1 << 20)  # a large object every task reads: over the sharing threshold
+
+
+def size_plus(x):
+    return len(BIG) + x
+
+
 out = {}
 iface = BoincInterface(root, app_name=app, tag=tag)
 try:
@@ -80,28 +93,23 @@ try:
         out["tasks"] = len(tasks)
         out["created"] = work_units()
     else:
-        big = os.urandom(1 << 20)  # a large argument every task shares
-        digest = hashlib.sha256(big).hexdigest()
-        iface.put_shared(digest, big)
-        batch = []
-        for i in range(20):
-            task = encoding.encode_task(f"s{i}", double, (i,))
-            magic, header, payload = task.split(b"\\n", 2)
-            fields = json.loads(header)
-            fields["shared"] = [digest]
-            batch.append((f"s{i}", b"\\n".join([magic, json.dumps(fields).encode(), payload])))
-        iface.submit_many(batch)
+        master = Master(iface)
+        master.submit_many(size_plus, range(20))  # BIG reaches every task: shared, not copied
         iface.flush()
-        rows = sql(f"SELECT xml_doc FROM workunit WHERE name LIKE 'pymw\\\\_{tag}\\\\_%'")
-        name = SHARED_PREFIX + digest
+        rows = sql(f"SELECT xml_doc FROM workunit WHERE name LIKE 'pymw\\_{tag}\\_%'")
+        names = set(re.findall(r"<name>(pymw_shared_[0-9a-f]{64})</name>", rows))
         out["created"] = work_units()
+        out["shared_names"] = len(names)
+        name = names.pop()
         out["naming_shared"] = rows.count(f"<name>{name}</name>")
-        out["md5_of_shared"] = rows.count(hashlib.md5(big).hexdigest())
-        out["staged_copies"] = len(list((root / "download").glob(f"*/{name}")))
+        staged = list((root / "download").glob(f"*/{name}"))
+        out["staged_copies"] = len(staged)
+        md5 = hashlib.md5(staged[0].read_bytes()).hexdigest()
+        out["md5_of_shared"] = rows.count(f"<md5_cksum>{md5}</md5_cksum>")
         out["largest_task_file"] = max(
-            iface.layout.download_path(f"{iface.wu_name(f's{i}')}.task").stat().st_size
-            for i in range(20))
-        out["shared_size"] = len(big)
+            iface.layout.download_path(f"{iface.wu_name(t.task_id)}.task").stat().st_size
+            for t in master.tasks)
+        out["shared_size"] = staged[0].stat().st_size
 finally:
     iface.close()
     app_id = sql(f"SELECT id FROM app WHERE name='{app}'").strip()
@@ -135,8 +143,33 @@ def test_a_shared_blob_is_staged_once_for_every_work_unit(
         project: Project, master_python: str) -> None:
     out = run_check(master_python, "shared")
     assert out["created"] == 20
+    assert out["shared_names"] == 1
     assert out["naming_shared"] == 20  # every work unit's input list names the one file
     assert out["md5_of_shared"] == 20  # with its checksum, from the .md5 side file
     assert out["staged_copies"] == 1
     assert out["largest_task_file"] < out["shared_size"] // 100, out
 
+
+
+SHARED_RUN = """
+import os
+from pymw_admin.runtime import Master, options
+
+BIG = os.urandom(1 << 20)  # over the sharing threshold: staged once, not in each task file
+
+
+def size_plus(x):
+    return len(BIG) + x
+
+
+with Master(interface=options.interface_from_args()) as master:
+    print("VALUES", master.map(size_plus, range(3)), flush=True)
+"""
+
+
+def test_tasks_sharing_a_large_object_run_on_the_real_client(
+        project: Project, master_python: str, kicker: None) -> None:
+    script = write_script("boinc_shared_run.py", SHARED_RUN)
+    run = start_master(master_python, script, "-a", f"tag={tag('sharedrun')}").finish(timeout=400)
+    assert run.proc.returncode == 0, run.stderr[-3000:]
+    assert f"VALUES {[(1 << 20) + i for i in range(3)]}" in run.stdout, run.stdout
