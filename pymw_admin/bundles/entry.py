@@ -20,10 +20,12 @@ import sys
 from pathlib import Path
 
 from pymw_admin.bundles import boinc
+from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_NAME
 from pymw_admin.wire.encoding import (
     EncodingError,
     SharedStore,
     python_minor,
+    python_mismatch,
     read_task_header,
 )
 from pymw_admin.worker import run as worker

@@ -34,12 +34,23 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from lxml import etree
 
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.kit.journal import append_events, read_events
+from pymw_admin.interfaces.kit.state_lock import StateLock
 from pymw_admin.wire import encoding
+from pymw_admin.wire.boinc_contract import (
+    APP_NAME,
+    ERROR_SUFFIX,
+    MASTERS_DIR,
+    RESULT_SUFFIX,
+    RESULTS_DIR,
+    TASK_SUFFIX,
+)
 
 DEFAULT_APP = APP_NAME
 POLL_SECONDS = 0.5
@@ -228,7 +239,7 @@ class BoincInterface:
         in the background (``flush`` or ``wait`` creates the rest)."""
         for task_id, blob in tasks:
             name = self.wu_name(task_id)
-            self.layout.stage(f"{name}.task", blob)
+            self.layout.stage(name + TASK_SUFFIX, blob)
             self._queued.append((task_id, name, self._template_for(blob)))
             if len(self._queued) >= BATCH_SIZE:
                 self._launch()
@@ -272,8 +283,8 @@ class BoincInterface:
         # journal first: a master that dies right after create_work still finds its work units
         self._append_log(self._submitted_log, [{"task_id": t, "wu": n} for t, n, _ in batch])
         lines = "".join(
-            f"--wu_name {name} --wu_template {template} {name}.task\n"
-            if template != self._app_template else f"--wu_name {name} {name}.task\n"
+            f"--wu_name {name} --wu_template {template} {name}{TASK_SUFFIX}\n"
+            if template != self._app_template else f"--wu_name {name} {name}{TASK_SUFFIX}\n"
             for _task_id, name, template in batch)
         created = [(t, n) for t, n, _ in batch]
         # stdin and output through files: the master never blocks on a pipe while it runs
@@ -421,10 +432,10 @@ class BoincInterface:
         for file_name in names:
             name, dot, suffix = file_name.rpartition(".")
             task_id = self._task_of.get(name) if dot else None
-            if task_id is None or suffix not in ("result", "error"):
+            if task_id is None or dot + suffix not in (RESULT_SUFFIX, ERROR_SUFFIX):
                 continue
             path = self.results_dir / file_name
-            if suffix == "result":
+            if dot + suffix == RESULT_SUFFIX:
                 found.append(Completion(task_id, record=path.read_bytes(),
                                         worker=f"boinc:{name}"))
             else:

@@ -67,9 +67,9 @@ def test_script_decisions() -> None:
     wanted = scripts.wanted_files(app)
     assert [w.rel for w in wanted] == ["bin/pymw_assimilator", "bin/pymw_assimilate_error",
                                        "bin/pymw_compare", "bin/pymw_untrusted.py",
-                                       "templates/pymw_in",
+                                       "bin/pymw_boinc_contract.py", "templates/pymw_in",
                                        "templates/pymw_out"]
-    assert [a.kind for a in scripts.decide(scripts.ScriptFacts({}), SPEC, app)] == ["install"] * 6
+    assert [a.kind for a in scripts.decide(scripts.ScriptFacts({}), SPEC, app)] == ["install"] * 7
     same = {w.rel: (scripts.sha256(w.content), w.mode) for w in wanted}
     assert scripts.decide(scripts.ScriptFacts(same), SPEC, app) == []
     changed = dict(same, **{"bin/pymw_compare": ("0" * 64, 0o755)})

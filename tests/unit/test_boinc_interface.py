@@ -64,6 +64,8 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
         script = root / "bin" / name
         script.write_text(script_source(name))
         script.chmod(0o755)
+    # installed beside them, as deploy-app does
+    shutil.copy(boinc_contract.__file__, root / "bin" / "pymw_boinc_contract.py")
     if templates:
         (root / "templates" / "pymw_in").write_text("<input_template/>")
         (root / "templates" / "pymw_out").write_text("<output_template/>")

@@ -29,8 +29,10 @@ def installed(tmp_path: Path, *names: str) -> Path:
 
 @pytest.fixture()
 def assimilator(tmp_path: Path) -> Path:
-    """pymw_assimilator as deploy-app installs it, beside pymw_boinc_contract.py."""
-    return installed(tmp_path, "pymw_assimilator", "pymw_boinc_contract.py") / "pymw_assimilator"
+    """The Python filer as deploy-app installs it (pymw_assimilate_error, which the shell
+    filer hands failures to), beside pymw_boinc_contract.py."""
+    return (installed(tmp_path, "pymw_assimilate_error", "pymw_boinc_contract.py")
+            / "pymw_assimilate_error")
 
 
 @pytest.fixture()
@@ -172,15 +174,12 @@ def test_compare_decodes_with_the_masters_bounded_decoder() -> None:
     assert "import pymw_untrusted" in COMPARE_SOURCE.read_text()
 
 
-FILER = SCRIPTS_DIR / "pymw_assimilator.sh"
-
-
 def system(root: Path, command: str) -> subprocess.CompletedProcess[str]:
     """As script_assimilator runs ``bin/pymw_assimilator``: system() from PROJECT/tmp_HOST."""
-    (root / "bin").mkdir(exist_ok=True)
-    for name, source in (("pymw_assimilator", FILER), ("pymw_assimilate_error", ASSIMILATOR)):
-        (root / "bin" / name).write_text(source.read_text())
-        (root / "bin" / name).chmod(0o755)
+    bin_dir = installed(root, "pymw_assimilator", "pymw_assimilate_error",
+                        "pymw_boinc_contract.py")
+    for name in ("pymw_assimilator", "pymw_assimilate_error"):
+        (bin_dir / name).chmod(0o755)
     return subprocess.run(command, shell=True, capture_output=True, text=True,
                           cwd=root / "tmp_vm", check=False)
 

@@ -2,7 +2,8 @@
 
 ``PROJECT/bin/pymw_assimilator`` (POSIX sh), ``pymw_assimilate_error`` and ``pymw_compare``
 (standard-library Python run by the server's python3; BOINC's script daemons call
-``../bin/NAME``) with the comparer's decoder ``PROJECT/bin/pymw_untrusted.py``, and
+``../bin/NAME``) with the comparer's decoder ``PROJECT/bin/pymw_untrusted.py``, the Python
+filer's ``PROJECT/bin/pymw_boinc_contract.py``, and
 ``PROJECT/templates/APP_in`` / ``APP_out`` (create_work reads them for every batch).
 """
 
@@ -21,6 +22,7 @@ from pymw_admin.admin.project import Project
 from pymw_admin.admin.project_scripts import (
     ASSIMILATOR,
     COMPARER,
+    CONTRACT_MODULE,
     ERROR_FILER,
     UNTRUSTED_MODULE,
     script_source,

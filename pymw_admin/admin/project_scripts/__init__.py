@@ -23,6 +23,7 @@ ASSIMILATOR = "pymw_assimilator"
 ERROR_FILER = "pymw_assimilate_error"  # the name the assimilator calls it by, next to it
 COMPARER = "pymw_compare"
 UNTRUSTED_MODULE = "pymw_untrusted.py"  # pymw_admin.wire.untrusted, which the comparer imports
+CONTRACT_MODULE = "pymw_boinc_contract.py"  # pymw_admin.wire.boinc_contract, for the assimilator
 SOURCES = {  # installed name -> source file here
     ASSIMILATOR: "pymw_assimilator.sh",
     ERROR_FILER: "pymw_assimilator.py",
