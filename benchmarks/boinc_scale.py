@@ -280,7 +280,10 @@ def assimilation(root: Path, count: int, compare_count: int) -> bool:
         path.unlink(missing_ok=True)
     remove_state(root, tag)
     ok = filed >= FILING_TARGET and collected >= FILING_TARGET and values == list(range(count))
+    kind = "sh" if (root / "bin" / "pymw_assimilator").read_text().startswith("#!/bin/sh") \
+        else "Python"
     print(f"3. assimilator path, {count:,} real result records: filed by bin/pymw_assimilator "
+          f"({kind}) "
           f"{filed:,.0f}/s{peer}; a script doing nothing, started the same way: {ceiling:,.0f}/s"
           f" (ratio {filed / ceiling:.2f}); master collected {collected:,.0f}/s ({verdict(ok)} "
           f"target {FILING_TARGET:,.0f}/s); bin/pymw_compare {compared:,.0f} pairs/s")
