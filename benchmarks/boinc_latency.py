@@ -86,7 +86,8 @@ def latency(root: Path) -> bool:
     watcher.join()
     master.cleanup()
     messages = boinccmd("--get_messages", str(first_message))
-    rpcs = len(re.findall(r"Sending scheduler request", messages))
+    reasons = re.findall(r"Sending scheduler request: ([^\n.]*)", messages)
+    rpcs = len(reasons)
     seen = watcher.seen
     started, finished = task.start_time or created, task.finish_time or created
     stages = [
@@ -103,6 +104,7 @@ def latency(root: Path) -> bool:
     ok = value == 42 and rpcs <= RPC_TARGET
     print(f"4. one short task through the real client: {held - start:.1f} s from submit to the "
           f"master holding the result; " + ", ".join(f"{n} {s:.1f} s" for n, s in stages))
-    print(f"   scheduler RPCs by the client: {rpcs} ({'meets' if ok else 'MISSES'} target "
+    print(f"   scheduler RPCs by the client: {rpcs} ({'; '.join(reasons)}) "
+          f"({'meets' if ok else 'MISSES'} target "
           f"<= {RPC_TARGET} beyond the run; one was asked for when the work unit existed)")
     return ok
