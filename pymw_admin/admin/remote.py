@@ -79,6 +79,22 @@ def _sudo_wrap(command: str, user: str | None) -> str:
     return f"sudo -n -H {as_user}-- sh -c {shlex.quote(command)}"
 
 
+READ_SECONDS = 30  # reading a file: a FIFO or a stalled mount ends with an error, not a hang
+
+
+def root_only_parents(path: str) -> str:
+    """Shell that fails unless every existing directory above ``path`` is root's and writable
+    by root alone: only there may root read or write (elsewhere its user could swap in a link).
+    """
+    return (
+        f"d=$(dirname -- {shlex.quote(path)}); while :; do "
+        'if [ -e "$d" ] && { [ "$(stat -c %u -- "$d")" != 0 ] || '
+        '[ -n "$(find "$d" -maxdepth 0 -perm /022)" ]; }; then '
+        'echo "refusing to touch it as root: $d is writable by others than root" >&2; exit 1; fi; '
+        '[ "$d" = / ] && break; d=$(dirname -- "$d"); done'
+    )
+
+
 _NO_SUDO_MARKERS = ("a password is required", "is not in the sudoers", "not allowed to execute",
                     "may not run sudo", "sudo: command not found", "sudo: not found")
 
@@ -197,9 +213,19 @@ class Host:
     def exists(self, path: str, *, sudo: bool = True) -> bool:
         return self.run(f"test -e {shlex.quote(path)}", sudo=sudo, check=False).ok
 
-    def read_text(self, path: str, *, sudo: bool = True) -> str | None:
-        """The file's text, or None when it does not exist."""
-        result = self.run(f"cat {shlex.quote(path)}", sudo=sudo, check=False)
+    def read_text(self, path: str, *, sudo: bool = True, user: str | None = None) -> str | None:
+        """The file's text, or None when it does not exist.
+
+        ``user``: read it as that user, for a file in a tree the user controls (the project's
+        owner): root never follows a link planted there. As root, the file's directories must be
+        root's alone. Only a regular file is read, and never for long (a FIFO does not hang us).
+        """
+        q = shlex.quote(path)
+        script = (f'if [ -e {q} ] && [ ! -f {q} ]; then echo "{path}: not a regular file" >&2; '
+                  f"exit 1; fi; timeout {READ_SECONDS} cat -- {q}")
+        if user is None and sudo:
+            script = root_only_parents(path) + " && " + script
+        result = self.run(script, sudo=sudo and user is None, user=user, check=False)
         if not result.ok:
             if "No such file" in result.stderr or "Not a directory" in result.stderr:
                 return None
@@ -217,13 +243,28 @@ class Host:
         group: str | None = None,
         sudo: bool = True,
     ) -> None:
-        """Write a file atomically through stdin: it is never readable by others, even briefly."""
+        """Write a file atomically through stdin: it is never readable by others, even briefly.
+
+        A file for another ``owner`` is written by that user (its directory is theirs: were root
+        to write there, a link swapped in for the temporary file would hand them any file).
+        Root writes only where the directories are root's alone, and refuses otherwise.
+        """
         q = shlex.quote(path)
+        if sudo and owner != "root":
+            chgrp = f'chgrp {shlex.quote(group)} "$f" && ' if group else ""
+            script = (
+                f'f=$(mktemp {q}.XXXXXX) && cat > "$f" && {chgrp}chmod {mode:o} "$f" '
+                f'&& mv -f "$f" {q} || {{ rm -f "$f"; exit 1; }}'
+            )
+            self.run(script, user=owner, stdin=content, what=f"writing {path}")
+            return
         og = shlex.quote(f"{owner}:{group or owner}")
         script = (
             f'f=$(mktemp {q}.XXXXXX) && cat > "$f" && chown {og} "$f" '
             f'&& chmod {mode:o} "$f" && mv -f "$f" {q} || {{ rm -f "$f"; exit 1; }}'
         )
+        if sudo:
+            script = root_only_parents(path) + " && { " + script + "; }"
         self.run(script, sudo=sudo, stdin=content, what=f"writing {path}")
 
     def fact(self, name: str, read: Callable[[], T]) -> T:

@@ -26,12 +26,25 @@ def test_run_stdin_and_failure() -> None:
 def test_write_file_mode_and_read_text(tmp_path: Path) -> None:
     host = LocalHost()
     target = str(tmp_path / "secret")
-    host.write_file(target, "s3cret\n", mode=0o600)
+    # our own files, as ourselves (sudo=False): root may touch only root's directories
+    host.write_file(target, "s3cret\n", mode=0o600, sudo=False)
     assert oct(Path(target).stat().st_mode & 0o777) == "0o600"
-    assert host.read_text(target) == "s3cret\n"
-    assert host.read_text(str(tmp_path / "none")) is None
+    assert host.read_text(target, sudo=False) == "s3cret\n"
+    assert host.read_text(str(tmp_path / "none"), sudo=False) is None
     assert host.exists(target) and not host.exists(str(tmp_path / "none"))
     assert not list(tmp_path.glob("secret.*"))  # no temporary file left behind
+
+
+def test_root_refuses_directories_others_can_write(tmp_path: Path) -> None:
+    host = LocalHost()
+    if not host.is_root():
+        pytest.skip("needs root (or passwordless sudo) on this machine")
+    target = str(tmp_path / "x")  # under /tmp, which everyone can write
+    with pytest.raises(RemoteError, match="writable by others than root"):
+        host.write_file(target, "x\n")
+    with pytest.raises(RemoteError, match="writable by others than root"):
+        host.read_text(target)
+    assert not Path(target).exists()
 
 
 def test_facts_are_cached_until_forgotten() -> None:

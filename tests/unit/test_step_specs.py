@@ -8,6 +8,8 @@ order. Gathering facts from canned command output is shown by the last specs.
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,23 @@ DEBIAN12 = {"ID": "debian", "VERSION_ID": "12", "PRETTY_NAME": "Debian GNU/Linux
 LINUX = "x86_64-pc-linux-gnu"
 AS_OWNER = "sudo -n -H -u boincadm -- sh -c "
 # canned output every spec may need: stored secrets read back, a project directory not yet there
-REPLIES = [(r"^cat .*_password$", "s3cret\n"), (rf"^test -e {PROJECT}$", (1, ""))]
+REPLIES = [(r"cat -- \S*_password$", "s3cret\n"), (rf"^test -e {PROJECT}$", (1, ""))]
+# root reads and writes first check that only root can write the directories (remote.py)
+_ROOT_GUARD = re.compile(r"^d=\$\(dirname -- .*?; done && (?:\{ (.*) \}|(.*))$", re.S)
+_READ = re.compile(r"^if \[ -e (\S+) \] && .*?; fi; timeout \d+ cat -- \S+$", re.S)
+
+
+def plain(command: str) -> str:
+    """A recorded command as the spec states it: ``cat PATH`` for a read, without root's guard."""
+    guarded = _ROOT_GUARD.match(command)
+    if guarded:
+        command = guarded.group(1) or guarded.group(2)
+    if command.startswith(AS_OWNER):
+        inner = shlex.split(command[len(AS_OWNER):])[0]
+        read = _READ.match(inner)
+        return AS_OWNER + shlex.quote(f"cat {read.group(1)}" if read else inner)
+    read = _READ.match(command)
+    return f"cat {read.group(1)}" if read else command
 
 
 def apply_from(module: Any, facts: Any, spec: ProjectSpec = SPEC,
@@ -57,7 +75,7 @@ def apply_from(module: Any, facts: Any, spec: ProjectSpec = SPEC,
 
 def assert_commands(commands: list[str], expected: list[str]) -> None:
     assert len(commands) == len(expected), "\n".join(commands)
-    for command, start in zip(commands, expected, strict=True):
+    for command, start in zip(map(plain, commands), expected, strict=True):
         assert command.startswith(start), f"{command!r} does not start with {start!r}"
 
 
@@ -116,7 +134,7 @@ INIT_SPECS = [
         f"install -d -m 700 {SECRETS}",
         f"f=$(mktemp {SECRETS}/ops_password.XXXXXX)",
         f"cat {SECRETS}/ops_password",
-        f"htpasswd -c -i -B {PROJECT}/html/ops/.htpasswd admin",
+        AS_OWNER + f"'f=$(mktemp {PROJECT}/html/ops/.htpasswd.XXXXXX)",
     ], id="ops_password"),
     pytest.param(cron, cron.CronFacts(False, ""), ["install-crontab", "start"], [
         "crontab -l -u boincadm",
@@ -181,8 +199,9 @@ def test_deploy_register(tmp_path: Path) -> None:
     nothing = register.RegisterFacts({}, frozenset(), None, frozenset({LINUX}))
     decided, ran = apply_from(register, nothing, app=app)
     assert decided == ["list-app", "xadd"]
-    assert_commands(ran, [f"cat {PROJECT}/project.xml", f"f=$(mktemp {PROJECT}/project.xml.",
-                          AS_OWNER, AS_OWNER])
+    # the project's files are the owner's: read and written as the owner
+    assert_commands(ran, [AS_OWNER + f"'cat {PROJECT}/project.xml'",
+                          AS_OWNER + f"'f=$(mktemp {PROJECT}/project.xml.", AS_OWNER, AS_OWNER])
     assert ran[2].endswith("bin/xadd'") and ran[3].endswith("touch reread_db'")
     done = register.RegisterFacts({"pymw": app.friendly_name}, frozenset(), app.friendly_name,
                                   frozenset({LINUX}))
@@ -196,7 +215,7 @@ def test_deploy_files() -> None:
     assert decided == ["install"] * len(wanted)
     assert len(ran) == len(wanted)
     for command, file in zip(ran, wanted, strict=True):
-        assert command.startswith(f"f=$(mktemp {PROJECT}/{file.rel}.XXXXXX)")
+        assert command.startswith(AS_OWNER + f"'f=$(mktemp {PROJECT}/{file.rel}.XXXXXX)")
         assert f'chmod {file.mode:o} "$f"' in command
     same = {w.rel: (scripts.sha256(w.content), w.mode) for w in wanted}
     assert apply_from(scripts, scripts.ScriptFacts(same), app=app) == ([], [])
@@ -223,18 +242,18 @@ def test_deploy_daemons() -> None:
     wanted = {d.pid_file: d for d in daemons_wanted}
     pid_files = [d.pid_file for d in daemons_wanted]
     config = "<boinc><config><host>vm</host></config><daemons/></boinc>\n"
-    host = RecordingHost([(rf"^cat {PROJECT}/config.xml$", config),
+    host = RecordingHost([(rf"cat -- {PROJECT}/config.xml'?$", config),
                           (r"pid_vm", "\n".join(pid_files) + "\n")])
     missing = app_daemons.AppDaemonFacts({}, frozenset())
     actions = app_daemons.decide(missing, SPEC, app)
     assert [a.kind for a in actions] == ["add-daemon"] * len(daemons_wanted) + ["start"]
     app_daemons.apply(Context(host, SPEC), actions, app)
     assert_commands(host.commands, [
-        f"cat {PROJECT}/config.xml",
-        f"f=$(mktemp {PROJECT}/config.xml.XXXXXX)",
-        f"cat {PROJECT}/config.xml",
+        AS_OWNER + f"'cat {PROJECT}/config.xml'",
+        AS_OWNER + f"'f=$(mktemp {PROJECT}/config.xml.XXXXXX)",
+        AS_OWNER + f"'cat {PROJECT}/config.xml'",
         AS_OWNER,  # bin/start
-        f"cat {PROJECT}/config.xml",
+        AS_OWNER + f"'cat {PROJECT}/config.xml'",
         "sudo -n -H -u boincadm -- sh -c 'test -e",  # which daemons run now
     ])
     assert host.commands[3].endswith("bin/start'")
@@ -253,7 +272,7 @@ def test_owner_and_apache_read_their_facts_and_run_nothing_when_converged() -> N
         (r"^id -u boincadm", "exists\n@@\nboincadm\n@@\nwww-data boincadm\n@@\n750 "
                              "boincadm:boincadm\n"),
         (r"^ls /etc/apache2/mods-enabled", "cgi.load php8.2.load\n"),
-        (r"^cat /etc/apache2/sites-available/pymw-sandbox.conf", site),
+        (r"cat -- /etc/apache2/sites-available/pymw-sandbox.conf", site),
         (r"^getent group boincadm", "1004\n@@\nGroups:\t33 1004\n"),
     ])
     reports = run_plan(Context(host, SPEC), [owner.STEP, apache.STEP])
@@ -267,7 +286,7 @@ def test_apache_restarts_when_its_workers_lack_the_owner_group() -> None:
     restarts Apache."""
     host = RecordingHost([
         (r"^ls /etc/apache2/mods-enabled", "cgi.load php8.2.load\n"),
-        (r"^cat /etc/apache2/sites-available/pymw-sandbox.conf", apache.site_config(SPEC)),
+        (r"cat -- /etc/apache2/sites-available/pymw-sandbox.conf", apache.site_config(SPEC)),
         (r"^getent group boincadm", "1004\n@@\nGroups:\t33\n"),
     ])
     facts = apache.gather(Context(host, SPEC))

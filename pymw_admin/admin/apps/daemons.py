@@ -31,7 +31,7 @@ class AppDaemonFacts:
 
 
 def gather(ctx: Context, app: AppSpec) -> AppDaemonFacts:
-    text = ctx.host.read_text(project_path(ctx.spec, "config.xml"))
+    text = ctx.host.read_text(project_path(ctx.spec, "config.xml"), user=ctx.spec.owner)
     if text is None:
         raise RemoteError(f"no config.xml in {ctx.spec.project_dir}: run init-project first")
     status = server_daemons.status(ctx.host, ctx.spec)
@@ -56,7 +56,7 @@ def decide(facts: AppDaemonFacts, spec: Project, app: AppSpec) -> list[Action]:
 
 
 def _pid_dir(ctx: Context) -> str:
-    text = ctx.host.read_text(project_path(ctx.spec, "config.xml")) or ""
+    text = ctx.host.read_text(project_path(ctx.spec, "config.xml"), user=ctx.spec.owner) or ""
     return project_path(ctx.spec, f"pid_{boincxml.config_value(text, 'host')}")
 
 
@@ -66,7 +66,7 @@ def apply(ctx: Context, actions: list[Action], app: AppSpec) -> None:
     changed_cmds = {a.detail for a in actions if a.kind == "change-daemon"}
     if any(a.kind in ("add-daemon", "change-daemon") for a in actions):
         path = project_path(spec, "config.xml")
-        text = host.read_text(path) or ""
+        text = host.read_text(path, user=spec.owner) or ""
         host.write_file(path, boincxml.set_daemons(text, wanted), mode=0o640, owner=spec.owner)
     pid_dir = _pid_dir(ctx)
     for daemon in wanted:

@@ -26,7 +26,7 @@ class RegisterFacts:
 
 def gather(ctx: Context, app: AppSpec) -> RegisterFacts:
     host, spec = ctx.host, ctx.spec
-    text = host.read_text(project_path(spec, "project.xml"))
+    text = host.read_text(project_path(spec, "project.xml"), user=spec.owner)
     if text is None:
         raise RemoteError(f"no project at {spec.project_dir} (no project.xml): run "
                           "`pymw-admin init-project` first")
@@ -56,7 +56,7 @@ def apply(ctx: Context, actions: list[Action], app: AppSpec) -> None:
     kinds = {a.kind for a in actions}
     if kinds & {"list-app", "list-platform"}:
         path = project_path(spec, "project.xml")
-        text = host.read_text(path) or "<boinc>\n</boinc>\n"
+        text = host.read_text(path, user=spec.owner) or "<boinc>\n</boinc>\n"
         text = boincxml.add_app(text, app.name, app.friendly_name)
         for platform in sorted(app.digests()):
             text = boincxml.add_platform(text, platform)

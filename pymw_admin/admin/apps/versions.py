@@ -52,9 +52,11 @@ class VersionFacts:
 def gather(ctx: Context, app: AppSpec) -> VersionFacts:
     host, spec = ctx.host, ctx.spec
     base = shlex.quote(project_path(spec, f"apps/{app.name}"))
-    out = host.sudo(
+    # as the owner: the apps tree is the owner's (root would follow links planted there)
+    out = host.run(
         f"cd {base} 2>/dev/null || exit 0; for d in */*/; do test -d \"$d\" || continue; "
-        f"echo \"$d $(cat \"$d{DIGEST_FILE}\" 2>/dev/null)\"; done", check=False).stdout
+        f"echo \"$d $(timeout 10 cat \"$d{DIGEST_FILE}\" 2>/dev/null)\"; done", user=spec.owner,
+        check=False).stdout
     dirs: dict[tuple[int, str], str] = {}
     for line in out.splitlines():
         path, _, digest = line.partition(" ")
@@ -68,7 +70,7 @@ def gather(ctx: Context, app: AppSpec) -> VersionFacts:
     db = frozenset((int(v), p) for v, p in rows)
     key_matches = None
     if app.sign_key is not None:
-        public = host.read_text(project_path(spec, "keys/code_sign_public"))
+        public = host.read_text(project_path(spec, "keys/code_sign_public"), user=spec.owner)
         if public is None:
             raise RemoteError(f"the project has no keys/code_sign_public in {spec.project_dir}")
         key_matches = signing.matches(signing.load_private(app.sign_key),

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from pymw_admin.admin.remote import Host
+from pymw_admin.admin.remote import READ_SECONDS, Host
 from pymw_admin.admin.runs.upload import RunPlan
 from pymw_admin.admin.target import ProjectTarget
 from pymw_admin.errors import RemoteError, UsageError
@@ -100,28 +100,32 @@ def listing_command(target: ProjectTarget, run_id: str | None = None) -> str:
     """A shell loop printing every run's (or one run's) files as one line."""
     sep = FIELD_SEP
     pattern = shlex.quote(run_id) if run_id else "*"
+    # r: a regular file's text, briefly (a FIFO planted there must not hang the listing)
     return (
         f"cd {shlex.quote(runs_dir(target))} 2>/dev/null || exit 0; "
+        'r() { [ -f "$1" ] && timeout 5 cat -- "$1" 2>/dev/null; }; '
         f"for d in {pattern}; do [ -f \"$d/run.sh\" ] || continue; "
-        'pid=$(cat "$d/pid" 2>/dev/null); alive=0; '
+        'pid=$(r "$d/pid"); alive=0; '
         # the group, not the wrapper: a master whose wrapper was killed still runs
         '[ -n "$pid" ] && kill -0 -"$pid" 2>/dev/null && alive=1; '
         f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" \"$pid\" "
-        '"$(cat "$d/master_pid" 2>/dev/null)" '
-        '"$alive" "$(cat "$d/exit" 2>/dev/null)" "$(cat "$d/started" 2>/dev/null)" '
-        '"$(cat "$d/ended" 2>/dev/null)" "$(test -e "$d/stopped" && echo 1)" '
-        '"$(cat "$d/script_name" 2>/dev/null)"; done'
+        '"$(r "$d/master_pid")" '
+        '"$alive" "$(r "$d/exit")" "$(r "$d/started")" '
+        '"$(r "$d/ended")" "$(test -e "$d/stopped" && echo 1)" '
+        '"$(r "$d/script_name")"; done'
     )
 
 
 def list_runs(host: Host, target: ProjectTarget) -> list[RunInfo]:
-    return parse_listing(host.sudo(listing_command(target), what="listing the runs").stdout)
+    # as the owner: the runs are the owner's files, and root would follow links planted there
+    return parse_listing(host.run(listing_command(target), user=target.owner,
+                                  what="listing the runs").stdout)
 
 
 def get_run(host: Host, target: ProjectTarget, run_id: str) -> RunInfo:
     check_run_id(run_id)
-    found = parse_listing(host.sudo(listing_command(target, run_id),
-                                    what=f"reading run {run_id}").stdout)
+    found = parse_listing(host.run(listing_command(target, run_id), user=target.owner,
+                                   what=f"reading run {run_id}").stdout)
     if not found:
         raise UsageError(f"no run {run_id} in project {target.name} on {host.name} "
                          "(see `pymw-admin runs`)")
@@ -166,7 +170,7 @@ def follow(host: Host, target: ProjectTarget, run_id: str,
     if info.running and info.pid:
         command = f"touch {log}; exec tail -n +1 -f --pid={info.pid} {log}"
     else:
-        command = f"cat {log} 2>/dev/null; true"
+        command = f"[ -f {log} ] && timeout {READ_SECONDS} cat -- {log} 2>/dev/null; true"
     host.stream(command, write, user=target.owner)
     final = get_run(host, target, run_id)
     # tail leaves when the wrapper is gone; its exit file may land a moment later
@@ -181,8 +185,9 @@ def follow(host: Host, target: ProjectTarget, run_id: str,
 def read_log(host: Host, target: ProjectTarget, run_id: str, tail: int | None = None) -> str:
     get_run(host, target, run_id)
     log = shlex.quote(f"{runs_dir(target)}/{run_id}/log")
-    command = f"tail -n {int(tail)} {log}" if tail else f"cat {log}"
-    return host.sudo(f"{command} 2>/dev/null; true", what=f"reading run {run_id}'s log").stdout
+    command = f"tail -n {int(tail)} -- {log}" if tail else f"cat -- {log}"
+    return host.run(f"[ -f {log} ] && timeout {READ_SECONDS} {command} 2>/dev/null; true",
+                    user=target.owner, what=f"reading run {run_id}'s log").stdout
 
 
 def stop(host: Host, target: ProjectTarget, run_id: str, grace: float = STOP_GRACE) -> RunInfo:

@@ -39,7 +39,7 @@ def daemon_names(config_xml: str) -> tuple[str, str]:
 
 
 def status(host: Host, spec: Project) -> DaemonFacts:
-    text = host.read_text(config_path(spec))
+    text = host.read_text(config_path(spec), user=spec.owner)
     if text is None:
         return DaemonFacts((), frozenset())
     names, project_host = daemon_names(text)

@@ -1,5 +1,9 @@
 """The password of the project's admin pages (html/ops, user ``admin``), generated and kept in a
-root-only file; it reaches htpasswd only on standard input."""
+root-only file; it reaches htpasswd only on standard input.
+
+html/ops/.htpasswd is in the owner's tree, so htpasswd runs as the owner: run as root there, a
+link the owner planted would have root overwrite and hand over any file.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ def gather(ctx: Context) -> OpsFacts:
     password = (host.read_text(spec.ops_password_file) or "").strip()
     if not password:
         return OpsFacts(False, False)
-    ok = host.sudo(f"htpasswd -v -i {shlex.quote(htpasswd_path(spec))} {OPS_USER}",
-                   stdin=password, check=False).ok
+    ok = host.run(f"htpasswd -v -i {shlex.quote(htpasswd_path(spec))} {OPS_USER}",
+                  user=spec.owner, stdin=password, check=False).ok
     return OpsFacts(True, ok)
 
 
@@ -51,9 +55,12 @@ def apply(ctx: Context, actions: list[Action]) -> None:
         elif action.kind == "set-htpasswd":
             password = (host.read_text(spec.ops_password_file) or "").strip()
             path = shlex.quote(htpasswd_path(spec))
-            host.sudo(f"htpasswd -c -i -B {path} {OPS_USER} 2>/dev/null && "
-                      f"chown {spec.owner}:{spec.owner} {path} && chmod 640 {path}",
-                      stdin=password, what="htpasswd")
+            # a new file beside it, renamed over it: the owner's umask never exposes it, and a
+            # link at the old name is replaced, not followed (Apache reads it through the group)
+            host.run(f'f=$(mktemp {path}.XXXXXX) && chmod 640 "$f" && '
+                     f'htpasswd -i -B "$f" {OPS_USER} 2>/dev/null && mv -f "$f" {path} '
+                     '|| { rm -f "$f"; exit 1; }', user=spec.owner, stdin=password,
+                     what="htpasswd")
 
 
 STEP = Step("ops_password", "set the admin pages' password", gather, decide, apply)

@@ -18,6 +18,7 @@ from lxml import etree
 
 from pymw_admin.admin.plan import Action, Context, Step
 from pymw_admin.admin.project import Project
+from pymw_admin.admin.remote import root_only_parents
 from pymw_admin.admin.server import database
 from pymw_admin.admin.server.boinc_build import parse_source, tree_dir
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -66,7 +67,8 @@ def db_password_in(config_xml: str) -> str:
 
 def gather(ctx: Context) -> ProjectFacts:
     host, spec = ctx.host, ctx.wanted
-    text = host.read_text(config_path(spec))
+    # the project tree is the owner's: it is read as the owner, never as root
+    text = host.read_text(config_path(spec), user=spec.owner)
     if text is None or host.exists(spec.making_marker):
         # the marker outlives make_project only when it was cut short: config.xml or not,
         # the directory is not a whole project
@@ -78,9 +80,10 @@ def gather(ctx: Context) -> ProjectFacts:
         f"WHERE table_schema='{spec.db_name}'\"", check=False
     ).stdout.strip()
     password = database.db_password(host, spec)
-    mode = host.run(f"stat -c %a {shlex.quote(config_path(spec))}", sudo=True,
+    mode = host.run(f"stat -c %a {shlex.quote(config_path(spec))}", user=spec.owner,
                     check=False).stdout.strip()
-    rev = host.sudo(f"test -s {shlex.quote(spec.project_dir)}/db_revision", check=False).ok
+    rev = host.run(f"test -s {shlex.quote(spec.project_dir)}/db_revision", user=spec.owner,
+                   check=False).ok
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
                         bool(password) and db_password_in(text) == password, mode == "640", rev,
                         dir_exists=True)
@@ -134,7 +137,13 @@ def apply(ctx: Context, actions: list[Action]) -> None:
         elif action.kind == "make_project":
             parent = shlex.quote(spec.project_dir.rsplit("/", 1)[0] or "/")
             owner = shlex.quote(spec.owner)
-            host.sudo(f"test -d {parent} || install -d -m 755 -o {owner} -g {owner} {parent}")
+            # in the owner's home the owner makes it; elsewhere root, where only root can write
+            made = host.run(f"test -d {parent} || install -d -m 755 {parent}", user=spec.owner,
+                            check=False).ok
+            if not made:
+                host.sudo(f"{root_only_parents(spec.project_dir)} && "
+                          f"install -d -m 755 -o {owner} -g {owner} {parent}",
+                          what=f"making {parent}")
             if host.exists(spec.project_dir):  # appeared since gather: not ours to remove
                 raise UsageError(f"{spec.project_dir} exists but has no config.xml; restore "
                                  "config.xml or remove the directory yourself")
@@ -154,7 +163,7 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             host.sudo(f"cat {files} | {database.admin_mysql(spec)} {spec.db_name}",
                       what="loading BOINC's schema")
         elif action.kind == "set-db-password":
-            text = host.read_text(config_path(spec)) or ""
+            text = host.read_text(config_path(spec), user=spec.owner) or ""
             host.write_file(config_path(spec),
                             set_db_password(text, database.db_password(host, spec)),
                             mode=0o640, owner=spec.owner)
