@@ -67,7 +67,8 @@ def bench(c: Context) -> None:
     """Run every benchmark; each prints its ratio against the named peer (warn=True: a missed
     target prints and the next benchmark still runs)."""
     # start-up first: it times single processes, so nothing else may still be winding down
-    for script in ("bundle_startup", "local_throughput", "mpi_throughput", "condor_overhead"):
+    for script in ("bundle_startup", "local_throughput", "mpi_throughput", "condor_overhead",
+                   "untrusted_decode"):
         c.run(f"{sys.executable} benchmarks/{script}.py", warn=True)
     _bench_boinc(c)
 

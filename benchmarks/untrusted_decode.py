@@ -1,0 +1,91 @@
+"""Decoding an honest 1 MB volunteer result: the bounded decoder against the one it replaced.
+
+    python benchmarks/untrusted_decode.py [--repeat 7]
+
+The peer is the previous decoder, measured in the same run on the same record bytes: a C restricted
+unpickler with an allow-list ``find_class`` and no other limit. Ours is
+``encoding.decode_result_header`` + ``encoding.decode_value(trusted=False)`` (opcode scan, then the
+bounded unpickler). Each shape is about 1 MB pickled; the best of ``--repeat`` runs is taken.
+Target: no more than 1.2x the peer's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import pickle
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pymw_admin.wire import encoding, untrusted
+
+TARGET = 1.2
+
+
+class _PreviousDecoder(pickle.Unpickler):
+    """What decoded volunteers' results before the bounded decoder (the peer)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name in untrusted.SAFE_GLOBALS.get(module, ()):
+            return getattr(importlib.import_module(module), name)
+        raise pickle.UnpicklingError(f"{module}.{name} refused")
+
+
+def previous(record: bytes) -> Any:
+    header_end = record.index(b"\n", len(encoding.RESULT_MAGIC))
+    import json
+
+    encoding.ResultRecord(**json.loads(record[len(encoding.RESULT_MAGIC) : header_end]))
+    return _PreviousDecoder(io.BytesIO(record[header_end + 1 :])).load()
+
+
+def ours(record: bytes) -> Any:
+    return encoding.decode_value(encoding.decode_result_header(record), trusted=False)
+
+
+def shapes() -> dict[str, Any]:
+    rng = random.Random(1)
+    return {
+        "1 MB str": "x" * 2**20,
+        "1 MB bytes": rng.randbytes(2**20),
+        "floats (list of 116k)": [rng.random() for _ in range(116_000)],
+        "ints (list of 200k)": [rng.randrange(10**6) for _ in range(200_000)],
+        "records (list of 30k dicts)": [{"id": i, "name": f"n{i}", "score": rng.random()}
+                                        for i in range(30_000)],
+    }
+
+
+def best(run: Callable[[bytes], Any], record: bytes, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run(record)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    print(f"untrusted result decoding vs the previous restricted unpickler, best of {args.repeat}")
+    ok = True
+    for name, value in shapes().items():
+        payload = pickle.dumps(value, protocol=encoding.PICKLE_PROTOCOL)
+        record = encoding.encode_result(encoding.ResultRecord(
+            task_id="t", ok=True, python=encoding.python_minor(), payload=payload))
+        assert ours(record) == previous(record) == value
+        peer, mine = best(previous, record, args.repeat), best(ours, record, args.repeat)
+        ratio = mine / peer
+        verdict = "meets" if ratio <= TARGET else "MISSES"
+        ok = ok and ratio <= TARGET
+        print(f"{name} ({len(record) / 2**20:.2f} MiB): pymw {mine * 1e3:.1f} ms, previous "
+              f"{peer * 1e3:.1f} ms; ratio {ratio:.2f}x ({verdict} target <= {TARGET}x)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
