@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pymw_admin.admin.project import SECRETS_ROOT, Project, check_name, check_user
@@ -9,6 +10,9 @@ from pymw_admin.errors import UsageError
 
 __all__ = ["DEFAULT_BOINC_SOURCE", "SECRETS_ROOT", "ProjectSpec", "check_name", "check_user"]
 
+SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+DB_HOST_RE = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
+URL_BASE_RE = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&*+,;=%\[\]-]+$")
 DEFAULT_BOINC_SOURCE = "https://github.com/BOINC/boinc.git@server_release/1.6/1.6.2"
 
 
@@ -36,6 +40,17 @@ class ProjectSpec(Project):
             object.__setattr__(self, "long_name", self.name)
         if bool(self.https_cert) != bool(self.https_key):
             raise UsageError("HTTPS needs both --https-cert and --https-key")
+        # these go unquoted into the crontab, the Apache site and client.cnf: plain values only
+        for what, value in (("project directory", self.project_dir),
+                            ("--https-cert", self.https_cert), ("--https-key", self.https_key)):
+            if value and not SAFE_PATH_RE.match(value):
+                raise UsageError(f"invalid {what} {value!r}: use an absolute path of letters, "
+                                 "digits and . _ - / only")
+        if self.db_host and not DB_HOST_RE.match(self.db_host):
+            raise UsageError(f"invalid --db-host {self.db_host!r}: give a host name or address")
+        if not URL_BASE_RE.match(self.url_base):
+            raise UsageError(f"invalid URL base {self.url_base!r}: no spaces, quotes or "
+                             "control characters")
 
     @property
     def db_user(self) -> str:
