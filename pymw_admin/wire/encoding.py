@@ -257,6 +257,15 @@ def pickle_arguments(args: object, shared: dict[str, bytes] | None = None) -> by
         _pickling.sink = None
 
 
+def check_data_file_name(name: object) -> str:
+    """A data file's name is a plain base name: it lands in the task's directory and nowhere
+    else (``../x`` or ``/etc/x`` in a task file would write outside it)."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
+            or "\\" in name or "\0" in name or len(name) > 255):
+        raise EncodingError(f"invalid data file name {name!r}: a plain file name is needed")
+    return name
+
+
 def read_data_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, bytes]:
     """Read data files into ``{base name: contents}``; they appear under that name on the worker."""
     files: dict[str, bytes] = {}
@@ -298,6 +307,8 @@ def encode_task(
     ``args_blob``: arguments pickled already by ``pickle_arguments``.
     """
     files = dict(data_files or {})
+    for file_name in files:
+        check_data_file_name(file_name)
     # the caller's dict is filled in: it stages what the arguments refer to as well
     shared_blobs: dict[str, bytes] = shared if isinstance(shared, dict) else dict(shared or {})
     if callable(executable):

@@ -37,6 +37,7 @@ from pymw_admin.wire.encoding import (
     EncodingError,
     ResultRecord,
     SharedStore,
+    check_data_file_name,
     encode_result,
     loads_task_part,
     python_minor,
@@ -203,7 +204,8 @@ def run_task(blob: bytes, workdir_base: str | None = None,
             try:
                 payload = pickle.loads(raw)
                 for name, data in payload["files"].items():
-                    Path(name).write_bytes(data)
+                    # confined to the task's directory, whatever the task file says
+                    Path(check_data_file_name(name)).write_bytes(data)
                 for module in header.modules:
                     importlib.import_module(module)
                 value = _call(header.kind, payload, "__main__", store)

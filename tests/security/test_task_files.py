@@ -1,0 +1,43 @@
+"""L6: a task file's data-file names stay inside the task's directory."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from pymw_admin.wire import encoding
+from pymw_admin.worker import run as worker
+
+
+def _echo(x: int) -> int:
+    return x
+
+
+def hostile_task(tmp_path: Path, name: str) -> bytes:
+    """A task file as an attacker would write it, bypassing encode_task's own check."""
+    honest = encoding.encode_task("t1", _echo, (1,), data_files={"ok.txt": b"x"})
+    header, payload = encoding.read_task_header(honest)
+    body = pickle.loads(payload)
+    body["files"] = {name: b"planted"}
+    header.data_files = [name]
+    return (encoding.TASK_MAGIC + json.dumps(header.__dict__).encode() + b"\n"
+            + pickle.dumps(body, protocol=5))
+
+
+@pytest.mark.parametrize("name", ["../escaped", "{tmp}/absolute", "..", "a/../../b", "a\\b"])
+def test_a_data_file_outside_the_task_directory_is_refused(tmp_path: Path, name: str) -> None:
+    name = name.format(tmp=tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    record = worker.run_task(hostile_task(tmp_path, name), str(work))
+    assert not record.ok and "invalid data file name" in record.error_message
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "absolute").exists()
+    assert not (work / "escaped").exists()
+
+
+def test_the_master_refuses_such_names_too() -> None:
+    with pytest.raises(encoding.EncodingError, match="invalid data file name"):
+        encoding.encode_task("t1", _echo, (1,), data_files={"../x": b""})
