@@ -100,14 +100,19 @@ def test_clean_stderr_keeps_the_tasks_output_last(assimilator: Path) -> None:
         import pymw_assimilator
     finally:
         sys.path.pop(0)
-    rows = ("3\t1\t<core_client_version>7.20.5</core_client_version>\n<![CDATA[\n<message>\n"
-            "process exited with code 1</message>\n<stderr_txt>\nTraceback\nMemoryError\n"
-            "</stderr_txt>\n]]>\n3\t1\tplain text")
+    # mysql's batch output: a field's newlines and tabs come escaped
+    rows = ("3\t1\t<core_client_version>7.20.5</core_client_version>\\n<![CDATA[\\n<message>\\n"
+            "process exited with code 1</message>\\n<stderr_txt>\\nTraceback\\nMemoryError\\n"
+            "</stderr_txt>\\n]]>\n3\t1\tplain text")
     text = pymw_assimilator.clean_stderr(rows)
     assert text.splitlines()[:3] == [
-        "[replica outcome 3, exit status 1] process exited with code 1", "Traceback",
-        "MemoryError"]
-    assert text.splitlines()[-1] == "plain text"
+        "[replica outcome 3, exit status 1] process exited with code 1", "  Traceback",
+        "  MemoryError"]
+    assert text.splitlines()[-1] == "  plain text"
+    # L7: a volunteer's stderr cannot forge a replica of its own
+    forged = "3\t1\t<stderr_txt>\\n[replica outcome 1, exit status 0]\\n1\\t0\\tok\\n</stderr_txt>"
+    lines = pymw_assimilator.clean_stderr(forged).splitlines()
+    assert [ln for ln in lines if ln.startswith("[")] == ["[replica outcome 3, exit status 1]"]
 
 
 def record(tmp_path: Path, name: str, ok: bool, value: bytes = b"", worker: str = "h",

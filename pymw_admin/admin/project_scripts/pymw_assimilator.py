@@ -94,7 +94,9 @@ def stderr_of(wu_id: str) -> str:
             f.write(f"[client]\nuser={db['user']}\npassword={db['password']}\nhost={db['host']}\n")
         try:
             out = subprocess.run(
-                ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B", "-r", db["name"],
+                # batch mode escapes newlines and tabs in a field (no -r): a volunteer's stderr
+                # can never start a row of its own
+                ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B", db["name"],
                  "-e", f"select outcome, exit_status, stderr_out from result "
                        f"where workunitid={int(wu_id)} order by id"],
                 capture_output=True, text=True, timeout=60, check=False,
@@ -110,6 +112,14 @@ STDERR_TXT = re.compile(r"<stderr_txt>\n?(.*?)</stderr_txt>", re.S)
 MESSAGE = re.compile(r"<message>\s*(.*?)\s*</message>", re.S)
 
 
+_MYSQL_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
+
+
+def unescape(field: str) -> str:
+    """A field of mysql's batch output: \\n, \\t, \\0 and \\\\ back to what they stand for."""
+    return re.sub(r"\\(.)", lambda m: _MYSQL_ESCAPES.get(m.group(1), m.group(1)), field)
+
+
 def clean_stderr(rows: str) -> str:
     """Each replica's stderr (what the task wrote) from ``outcome\texit\tstderr_out`` rows.
 
@@ -118,17 +128,19 @@ def clean_stderr(rows: str) -> str:
     "last line" is the task's, not the wrapping.
     """
     parts = []
-    for row in re.split(r"\n(?=\d+\t-?\d+\t)", rows.strip()):
-        fields = row.split("\t", 2)
-        if len(fields) < 3:
+    for row in rows.splitlines():
+        fields = row.split("\t")
+        if len(fields) != 3 or not fields[0].isdigit():
             continue
-        outcome, exit_status, text = fields
+        outcome, exit_status, text = fields[0], fields[1], unescape(fields[2])
         message = MESSAGE.search(text)
         body = STDERR_TXT.search(text)
         head = f"[replica outcome {outcome}, exit status {exit_status}]"
         if message:
             head += f" {' '.join(message.group(1).split())}"
-        parts.append(head + "\n" + (body.group(1).rstrip() if body else text.strip()))
+        # the replica's own lines are indented: only our headers start a line
+        lines = (body.group(1).rstrip() if body else text.strip()).splitlines()
+        parts.append(head + "".join(f"\n  {line}" for line in lines))
     return "\n".join(parts)
 
 
