@@ -123,10 +123,12 @@ class ProjectLayout:
             os.makedirs(directory, exist_ok=True)
             self._made.add(directory)
         fd = os.open(f"{directory}/{file_name}",
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o664)
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
+            # readable by the web server, writable by the owner alone: a task file is code the
+            # volunteers run, and the web server's group must not be able to change it
             if _UMASK & 0o044:
-                os.fchmod(fd, 0o664)
+                os.fchmod(fd, 0o644)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -346,7 +348,7 @@ class BoincInterface:
             # BOINC's format (process_input_template.cpp): "MD5 NBYTES", newer than the file
             tmp = md5_file.with_name(f".{md5_file.name}.part")
             tmp.write_text(f"{md5} {float(len(blob)):.15e}\n")
-            tmp.chmod(0o664)
+            tmp.chmod(0o644)
             os.replace(tmp, md5_file)
         self._shared.add(digest)
 

@@ -41,3 +41,15 @@ def test_a_data_file_outside_the_task_directory_is_refused(tmp_path: Path, name:
 def test_the_master_refuses_such_names_too() -> None:
     with pytest.raises(encoding.EncodingError, match="invalid data file name"):
         encoding.encode_task("t1", _echo, (1,), data_files={"../x": b""})
+
+
+def test_m5_task_files_are_not_writable_by_the_web_servers_group(tmp_path: Path) -> None:
+    from pymw_admin.interfaces import boinc
+    from tests.unit.test_boinc_interface import make_project
+
+    root = make_project(tmp_path)
+    iface = boinc.build(project_home=str(root), app_args="tag=perm")
+    iface.submit("a", b"task bytes")
+    written = [p for p in (root / "download").rglob("*") if p.is_file()]
+    assert written and all(p.stat().st_mode & 0o777 == 0o644 for p in written)
+    iface.close()
