@@ -36,10 +36,17 @@ class Source:
     ref: str = ""
 
 
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
 def parse_source(text: str) -> Source:
     text = text.strip()
     if not text:
         raise UsageError("empty --boinc-source")
+    if text.startswith("http://"):
+        # root builds and installs what it fetches: a plain-http download can be swapped on the way
+        raise UsageError(f"--boinc-source {text!r} is plain http: use https://, or a git URL "
+                         "pinned to a commit (URL.git@<40-hex commit>), which git verifies")
     if text.endswith(TARBALL_SUFFIXES):
         return Source("tarball", text)
     if "#" in text:
@@ -144,7 +151,14 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             host.sudo(f"install -d -m 755 {shlex.quote(BUILD_ROOT)}")
             tmp = shlex.quote(tree + ".partial")
             host.sudo(f"rm -rf {tmp}")
-            if source.kind == "git":
+            if source.kind == "git" and COMMIT_RE.match(source.ref):
+                # pinned: fetch that very commit and check that is what was checked out
+                url, ref = shlex.quote(source.location), source.ref
+                host.sudo(f"git init -q {tmp} && git -C {tmp} fetch -q --depth 1 {url} {ref} && "
+                          f"git -C {tmp} checkout -q FETCH_HEAD && "
+                          f'test "$(git -C {tmp} rev-parse HEAD)" = {ref}', timeout=1800,
+                          what=f"git fetch of BOINC commit {ref}")
+            elif source.kind == "git":
                 branch = f"--branch {shlex.quote(source.ref)} " if source.ref else ""
                 host.sudo(f"git clone -q --depth 1 {branch}{shlex.quote(source.location)} {tmp}",
                           timeout=1800, what="git clone of the BOINC source")
