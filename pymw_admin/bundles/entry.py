@@ -74,7 +74,9 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
     boinc.fraction_done(0.0)
     # shared blobs the work unit names arrive beside the task file as pymw_shared_<digest>
     store = SharedStore(directory=os.path.dirname(os.path.abspath(task_path)))
-    record = worker.run_task(blob, workdir, store)
+    # the client starts us in the task's slot: the task runs there (slot/task), which the client
+    # owns and cleans, not in a shared /tmp
+    record = worker.run_task(blob, workdir if workdir is not None else os.getcwd(), store)
     # what the task printed, also where BOINC keeps it (stderr.txt), for the admin
     if record.stderr:
         sys.stderr.write(record.stderr)

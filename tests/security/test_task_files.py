@@ -53,3 +53,23 @@ def test_m5_task_files_are_not_writable_by_the_web_servers_group(tmp_path: Path)
     written = [p for p in (root / "download").rglob("*") if p.is_file()]
     assert written and all(p.stat().st_mode & 0o777 == 0o644 for p in written)
     iface.close()
+
+
+def _where() -> str:
+    import os
+
+    return os.getcwd()
+
+
+def test_l6_a_bundle_task_runs_in_its_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymw_admin.bundles import entry
+
+    slot = tmp_path / "slots" / "0"
+    slot.mkdir(parents=True)
+    (slot / entry.TASK_NAME).write_bytes(encoding.encode_task("t1", _where))
+    monkeypatch.chdir(slot)
+    with pytest.raises(SystemExit):  # boinc.finish ends the process, as under a client
+        entry.main([])
+    record = encoding.decode_result_header((slot / entry.RESULT_NAME).read_bytes())
+    assert record.ok, record.error_message
+    assert encoding.decode_value(record, trusted=True) == str(slot / "task")
