@@ -16,6 +16,7 @@ Python minor version is refused before its payload is touched, with one clear li
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -74,9 +75,12 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
     boinc.fraction_done(0.0)
     # shared blobs the work unit names arrive beside the task file as pymw_shared_<digest>
     store = SharedStore(directory=os.path.dirname(os.path.abspath(task_path)))
-    # the client starts us in the task's slot: the task runs there (slot/task), which the client
-    # owns and cleans, not in a shared /tmp
-    record = worker.run_task(blob, workdir if workdir is not None else os.getcwd(), store)
+    # the client starts us in the task's slot: the task runs there (slot/pymw_work/task), which
+    # the client owns and cleans, not in a shared /tmp
+    own_base = None if workdir is not None else os.path.join(os.getcwd(), "pymw_work")
+    record = worker.run_task(blob, workdir or own_base, store)
+    if own_base is not None:
+        shutil.rmtree(own_base, ignore_errors=True)
     # what the task printed, also where BOINC keeps it (stderr.txt), for the admin
     if record.stderr:
         sys.stderr.write(record.stderr)

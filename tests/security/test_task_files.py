@@ -72,4 +72,5 @@ def test_l6_a_bundle_task_runs_in_its_slot(tmp_path: Path, monkeypatch: pytest.M
         entry.main([])
     record = encoding.decode_result_header((slot / entry.RESULT_NAME).read_bytes())
     assert record.ok, record.error_message
-    assert encoding.decode_value(record, trusted=True) == str(slot / "task")
+    assert encoding.decode_value(record, trusted=True) == str(slot / "pymw_work" / "task")
+    assert not (slot / "pymw_work").exists()
