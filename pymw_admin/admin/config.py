@@ -44,6 +44,9 @@ class ProjectSection:
     boinc_source: str = ""
     https_cert: str = ""
     https_key: str = ""
+    acme_email: str = ""
+    acme_server: str = ""
+    acme_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class ProjectFile:
         kwargs: dict[str, Any] = {
             "name": p.name, "url_base": p.url_base, "host_name": p.host_name, "owner": p.owner,
             "db_host": p.db_host, "project_dir": p.dir, "long_name": p.long_name,
-            "https_cert": p.https_cert, "https_key": p.https_key,
+            "https_cert": p.https_cert, "https_key": p.https_key, "acme_email": p.acme_email,
+            "acme_server": p.acme_server, "acme_ca": p.acme_ca,
         }
         if p.boinc_source:
             kwargs["boinc_source"] = p.boinc_source
@@ -72,7 +76,7 @@ class ProjectFile:
                         host.ssh_config or ""),
             ProjectSection(spec.name, spec.url_base, spec.host_name, spec.owner, spec.db_host,
                            spec.project_dir, spec.long_name, spec.boinc_source, spec.https_cert,
-                           spec.https_key),
+                           spec.https_key, spec.acme_email, spec.acme_server, spec.acme_ca),
         )
 
 

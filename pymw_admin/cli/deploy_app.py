@@ -56,6 +56,9 @@ def deploy_app(
     ] = None,
     friendly_name: Annotated[str, typer.Option("--friendly-name",
                                                help="The app's name shown to volunteers.")] = "",
+    retire_older: Annotated[bool, typer.Option(
+        "--retire-older", help="Deprecate the app's versions older than the deployed one, per "
+                               "platform (results in flight still finish).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run",
                                           help="Print the plan; change nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print step reports as JSON.")] = False,
@@ -75,7 +78,7 @@ def deploy_app(
         host_spec = HostSpec(host or base.host, user or base.user, base.port, key or base.key,
                              ssh_config or base.ssh_config)
         spec = loaded.project_spec()
-    wanted = AppSpec(name, friendly_name, found, sign_key)
+    wanted = AppSpec(name, friendly_name, found, sign_key, retire_older)
     started = time.monotonic()
     remote = connect(host_spec)
     try:

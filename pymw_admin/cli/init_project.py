@@ -21,6 +21,7 @@ from pymw_admin.admin.server.boinc_build import parse_source
 from pymw_admin.admin.server.spec import DEFAULT_BOINC_SOURCE, ProjectSpec, check_name, check_user
 from pymw_admin.cli import plan_view
 from pymw_admin.cli.app import app, console
+from pymw_admin.errors import UsageError
 
 
 @app.command("init-project")
@@ -50,6 +51,15 @@ def init_project(
     https_cert: Annotated[str, typer.Option("--https-cert",
                                             help="Certificate file on the host.")] = "",
     https_key: Annotated[str, typer.Option("--https-key", help="Its key file on the host.")] = "",
+    https: Annotated[str, typer.Option(
+        "--https", help="'acme': get the certificate from an ACME CA with certbot and renew it "
+                        "(needs --acme-email and an https URL base with a DNS name).")] = "",
+    acme_email: Annotated[str, typer.Option("--acme-email",
+                                            help="Contact address for the ACME account.")] = "",
+    acme_server: Annotated[str, typer.Option(
+        "--acme-server", help="ACME directory URL of a private CA (default: certbot's).")] = "",
+    acme_ca: Annotated[str, typer.Option(
+        "--acme-ca", help="CA file on the host to trust for --acme-server.")] = "",
     project_file: Annotated[Path, typer.Option(
         "--project-file", help="Where to write the project file.")] = Path(config.DEFAULT_FILE),
     dry_run: Annotated[bool, typer.Option("--dry-run",
@@ -62,15 +72,25 @@ def init_project(
     check_name(name)  # bad input fails before anything is contacted
     check_user(owner)
     parse_source(boinc_source)
+    if https not in ("", "acme"):
+        raise UsageError(f"invalid --https {https!r}: the only mode is 'acme' (a given "
+                         "certificate is --https-cert/--https-key)")
+    if (https == "acme") != bool(acme_email):
+        raise UsageError("--https acme needs --acme-email (and --acme-email needs --https acme)")
+    if (acme_server or acme_ca) and https != "acme":
+        raise UsageError("--acme-server and --acme-ca need --https acme")
     started = time.monotonic()
     remote = connect(HostSpec(host, user, port, key, ssh_config, connect_timeout))
     try:
         address = getattr(remote, "address", "localhost")
+        # with a certificate the project is reached by https unless the admin says otherwise
+        scheme = "https" if https_cert or https else "http"
         spec = ProjectSpec(
-            name=name, url_base=url_base or f"http://{address}/",
+            name=name, url_base=url_base or f"{scheme}://{address}/",
             host_name=host_name or remote.run("hostname").stdout.strip(), owner=owner,
             db_host=db_host, boinc_source=boinc_source, project_dir=project_dir,
             long_name=long_name, https_cert=https_cert, https_key=https_key,
+            acme_email=acme_email, acme_server=acme_server, acme_ca=acme_ca,
         )
         reports = _run(Context(remote, spec), dry_run, as_json)
     finally:

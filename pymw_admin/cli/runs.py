@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pymw_admin.admin import runs, target
+from pymw_admin.admin import runs, runs_prune, target
 from pymw_admin.admin.remote import Host
 from pymw_admin.cli.app import app, console, err_console
 from pymw_admin.cli.project_options import (
@@ -32,7 +32,7 @@ from pymw_admin.cli.project_options import (
     opened,
 )
 from pymw_admin.cli.terminal_text import safe_writer, shown, shown_line
-from pymw_admin.errors import RemoteError
+from pymw_admin.errors import RemoteError, UsageError
 
 
 def _print_now(text: str) -> None:
@@ -118,13 +118,37 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
 
 @app.command("runs")
 def runs_command(
+    action: Annotated[str | None, typer.Argument(
+        metavar="[prune]", help="'prune': remove finished runs' directories.")] = None,
+    older_than: Annotated[str | None, typer.Option(
+        "--older-than", help="With prune: only runs that ended this long ago (30d, 12h, 90m).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="With prune: list what would go.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
     port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
     project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
     connect_timeout: TimeoutOpt = 10.0,
 ) -> None:
-    """List the project's runs: id, state (running, exited(N), killed, lost), start, script."""
+    """List the project's runs: id, state (running, exited(N), killed, lost), start, script;
+    `runs prune [--older-than AGE]` removes finished ones."""
+    if action is not None and action != "prune":
+        raise UsageError(f"unknown runs action {action!r}: the only one is 'prune'")
+    if action is None and (older_than or dry_run):
+        raise UsageError("--older-than and --dry-run go with `runs prune`")
+    if action == "prune":
+        age = runs_prune.parse_age(older_than) if older_than else None
+        with opened(project_file, host, user, port, key, ssh_config, project, owner,
+                    project_dir, connect_timeout) as (remote, where):
+            gone = runs_prune.prune(remote, where, age, dry_run=dry_run)
+        if as_json:
+            print(json.dumps({"dry_run": dry_run, "removed": [r.id for r in gone]}))
+        else:
+            verb = "would remove" if dry_run else "removed"
+            listed = ", ".join(r.id for r in gone) or "none"
+            console.print(f"{verb} {len(gone)} finished run(s): {listed}", markup=False)
+        return
     with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
                 connect_timeout) as (remote, where):
         items = runs.list_runs(remote, where)

@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pymw_admin.admin.apps import daemons, master_python, register, scripts, versions
+from pymw_admin.admin.apps import daemons, master_python, register, retire, scripts, versions
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context, Step, StepReport, run_plan
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -19,6 +19,7 @@ _MODULES: tuple[tuple[str, str, Any], ...] = (
     ("app", "register the app", register),
     ("files", "install the assimilator, comparer and templates", scripts),
     ("versions", "install an app version per bundle", versions),
+    ("retire", "deprecate older app versions (--retire-older)", retire),
     ("app_daemons", "configure and start the app's daemons", daemons),
 )
 

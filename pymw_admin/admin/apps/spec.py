@@ -27,6 +27,7 @@ class AppSpec:
     friendly_name: str = ""
     bundles: tuple[Bundle, ...] = field(default_factory=tuple)
     sign_key: Path | None = None  # a BOINC code-signing private key on the admin's machine
+    retire_older: bool = False  # deprecate versions older than the deployed one, per platform
 
     def __post_init__(self) -> None:
         check_app_name(self.name)

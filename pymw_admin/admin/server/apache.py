@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 
 from pymw_admin.admin.plan import Action, Context, Step
-from pymw_admin.admin.server import services
+from pymw_admin.admin.server import acme, services
 from pymw_admin.admin.server.owner import WEB_USER
 from pymw_admin.admin.server.spec import ProjectSpec
 
@@ -69,11 +69,36 @@ ScriptAlias /{name}_cgi {root}/cgi-bin
     SSLCertificateKeyFile {spec.https_key}
 </VirtualHost>
 """
+    elif spec.acme_email:
+        text += _acme_config(spec)
     return text
 
 
+def _acme_config(spec: ProjectSpec) -> str:
+    """certbot's challenges from its root-owned webroot, and the port-443 host once the
+    certificate exists (Apache must serve the challenge before there is one)."""
+    challenges = f"{acme.WEBROOT}/.well-known/acme-challenge"
+    return f"""
+Alias /.well-known/acme-challenge/ {challenges}/
+<Directory "{acme.WEBROOT}">
+    Options None
+    AllowOverride None
+    RemoveType .php .phtml
+    Require all granted
+</Directory>
+<IfFile "{acme.cert_file(spec)}">
+<VirtualHost *:443>
+    ServerName {spec.domain}
+    SSLEngine on
+    SSLCertificateFile {acme.cert_file(spec)}
+    SSLCertificateKeyFile {acme.key_file(spec)}
+</VirtualHost>
+</IfFile>
+"""
+
+
 def wanted_modules(spec: ProjectSpec) -> tuple[str, ...]:
-    return ("cgi", "php", "ssl") if spec.https_cert else ("cgi", "php")
+    return ("cgi", "php", "ssl") if spec.https else ("cgi", "php")
 
 
 def _has(modules: frozenset[str], wanted: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pymw_admin.admin.plan import Step
 from pymw_admin.admin.server import (
+    acme,
     apache,
     boinc_build,
     cron,
@@ -19,7 +20,7 @@ from pymw_admin.admin.server import (
 
 STEPS: tuple[Step, ...] = (
     os_check.STEP, packages.STEP, owner.STEP, database.STEP, boinc_build.STEP, project.STEP,
-    apache.STEP, ops_password.STEP, cron.STEP, daemons.STEP, verify.STEP,
+    apache.STEP, acme.STEP, ops_password.STEP, cron.STEP, daemons.STEP, verify.STEP,
 )
 # the host-level steps (no BOINC tree needed): what CI exercises everywhere
 BASE_STEPS: tuple[Step, ...] = (

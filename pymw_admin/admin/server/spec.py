@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from pymw_admin.admin.project import SECRETS_ROOT, Project, check_name, check_user
 from pymw_admin.errors import UsageError
@@ -28,6 +30,9 @@ class ProjectSpec(Project):
     long_name: str = ""
     https_cert: str = ""  # paths on the host
     https_key: str = ""
+    acme_email: str = ""  # set: the certificate comes from an ACME CA (certbot), renewed by cron
+    acme_server: str = ""  # the CA's ACME directory URL ("" = certbot's default CA)
+    acme_ca: str = ""  # a CA file on the host to trust when talking to a private acme_server
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,6 +56,50 @@ class ProjectSpec(Project):
         if not URL_BASE_RE.match(self.url_base):
             raise UsageError(f"invalid URL base {self.url_base!r}: no spaces, quotes or "
                              "control characters")
+        if self.acme_email:
+            self._check_acme()
+
+    def _check_acme(self) -> None:
+        if self.https_cert:
+            raise UsageError("choose one: --https acme or --https-cert/--https-key")
+        if "@" not in self.acme_email or any(c.isspace() for c in self.acme_email):
+            raise UsageError(f"invalid --acme-email {self.acme_email!r}")
+        if not self.url_base.startswith("https://"):
+            raise UsageError(f"--https acme needs an https:// URL base, not {self.url_base!r}")
+        if self.acme_server and not (self.acme_server.startswith("https://")
+                                     and URL_BASE_RE.match(self.acme_server)):
+            raise UsageError(f"invalid --acme-server {self.acme_server!r}: it must be https://")
+        if self.acme_ca and not SAFE_PATH_RE.match(self.acme_ca):
+            raise UsageError(f"invalid --acme-ca {self.acme_ca!r}: use an absolute path of "
+                             "letters, digits and . _ - / only")
+        domain = self.domain
+        try:
+            ipaddress.ip_address(domain)
+        except ValueError:
+            pass
+        else:
+            raise UsageError(f"an ACME certificate needs a DNS name, not the address {domain}: "
+                             "give --url-base https://NAME/")
+        if not re.match(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$",
+                        domain):
+            raise UsageError(f"an ACME certificate needs a DNS name (a.b), not {domain!r}")
+
+    @property
+    def https(self) -> bool:
+        return bool(self.https_cert or self.acme_email)
+
+    @property
+    def domain(self) -> str:
+        """The host name in the URL base (what an ACME certificate is for)."""
+        return (urlsplit(self.url_base).hostname or "").lower()
+
+    @property
+    def home(self) -> str:
+        return f"/home/{self.owner}"
+
+    @property
+    def db_name(self) -> str:
+        return self.name
 
     @property
     def db_user(self) -> str:
