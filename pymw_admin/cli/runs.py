@@ -119,7 +119,10 @@ def runs_table(items: list[runs.RunInfo]) -> Table:
 @app.command("runs")
 def runs_command(
     action: Annotated[str | None, typer.Argument(
-        metavar="[prune]", help="'prune': remove finished runs' directories.")] = None,
+        metavar="[prune | drop TAG]",
+        help="'prune': remove finished runs' directories; 'drop TAG': cancel the BOINC work units "
+             "an earlier master with that tag left uncollected.")] = None,
+    tag: Annotated[str | None, typer.Argument(metavar="", hidden=True)] = None,
     older_than: Annotated[str | None, typer.Option(
         "--older-than", help="With prune: only runs that ended this long ago (30d, 12h, 90m).")
     ] = None,
@@ -132,9 +135,12 @@ def runs_command(
     connect_timeout: TimeoutOpt = 10.0,
 ) -> None:
     """List the project's runs: id, state (running, exited(N), killed, lost), start, script;
-    `runs prune [--older-than AGE]` removes finished ones."""
-    if action is not None and action != "prune":
-        raise UsageError(f"unknown runs action {action!r}: the only one is 'prune'")
+    `runs prune [--older-than AGE]` removes finished ones; `runs drop TAG` cancels the BOINC work
+    units a tag's earlier masters left."""
+    if action is not None and action not in ("prune", "drop"):
+        raise UsageError(f"unknown runs action {action!r}: 'prune' or 'drop TAG'")
+    if action == "drop" and not tag:
+        raise UsageError("usage: pymw-admin runs drop TAG")
     if action is None and (older_than or dry_run):
         raise UsageError("--older-than and --dry-run go with `runs prune`")
     if action == "prune":
@@ -151,6 +157,16 @@ def runs_command(
         return
     with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
                 connect_timeout) as (remote, where):
+        if action == "drop" and tag:
+            runs.check_project(remote, where)
+            with console.status("preparing the project's Python environment ..."):
+                python = runs.ensure_environment(remote, where)
+            count = runs.drop_tag(remote, where, tag, python)
+            if as_json:
+                print(json.dumps({"tag": tag, "cancelled": count}))
+            else:
+                console.print(f"tag {tag}: cancelled {count} work unit(s)", markup=False)
+            return
         items = runs.list_runs(remote, where)
     if as_json:
         print(json.dumps([r.as_dict() for r in items], indent=2))

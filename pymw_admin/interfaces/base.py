@@ -108,6 +108,17 @@ class SharesBlobs(Protocol):
 
 
 @runtime_checkable
+class HasLeftovers(Protocol):
+    """Optional, with Resumable: what an earlier master left, read without adopting it. A master
+    not asked to resume refuses to start while there is any (a BOINC tag), so no run hands out
+    another run's results as its own; such an interface also says whether it was asked
+    (``resume``)."""
+
+    def leftovers(self) -> list[tuple[str, str]]:
+        """``(task_id, name)`` an earlier master submitted and nobody collected or cancelled."""
+
+
+@runtime_checkable
 class Detachable(Protocol):
     """Optional: an interface that can let go of its state and leave its tasks running.
 

@@ -16,13 +16,18 @@ It runs on the project's server (``-p`` names the project directory), as the pro
   result as ``PROJECT/pymw/results/WU_NAME.result`` and each failed work unit as ``.error`` (with
   BOINC's error and the stderr its hosts reported). ``wait`` picks them up from there.
 - Results are untrusted (``trusted = False``): the master decodes them without executing code.
-- Resume: every submitted work unit is journalled under ``PROJECT/pymw/masters/TAG/``; a master
-  started later with the same tag (by default the master script's name) adopts what is still
-  uncollected, and a collected result is journalled and removed, so it is handed out once.
+- Resume: every submitted work unit is journalled under ``PROJECT/pymw/masters/TAG/``. A master
+  adopts what an earlier one with the same tag (by default the master script's name) left
+  uncollected only when asked (``resume=yes``, ``Master(..., resume=True)``); otherwise it refuses
+  to start while such leftovers exist, so no run ever hands out another run's results. A clean
+  exit or ``pymw-admin stop`` cancels the work units still open (``keep=yes`` keeps them for a
+  later ``resume``); a crash keeps them (``detach``). ``pymw-admin runs drop TAG`` cancels a tag's
+  leftovers (:func:`drop_tag`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -31,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -51,6 +56,7 @@ from pymw_admin.wire.boinc_contract import (
     RESULTS_DIR,
     TASK_SUFFIX,
 )
+from pymw_admin.wire.encoding import EncodingError, decode_result_header
 
 DEFAULT_APP = APP_NAME
 POLL_SECONDS = 0.5
@@ -61,6 +67,17 @@ BATCH_SIZE = 1000
 # looks for beside the task file in the slot
 SHARED_PREFIX = encoding.SHARED_FILE_PREFIX
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# while a master has work units out, clients are told to ask the scheduler again this soon (and
+# so report results and fetch more); a client that heard "no work" otherwise backs off for
+# minutes. Idle, they still look in every minute. BOINC's <next_rpc_delay>; init-project sets
+# the idle value, and an admin's own value is never changed.
+RPC_DELAY = 10
+IDLE_RPC_DELAY = 60
+# rsc_fpops_est before any task time is known: 60 s at 1 GFLOPS (BOINC's default is an hour,
+# which keeps a client from fetching more than one short task at a time)
+DEFAULT_FPOPS = 60e9
+FLOPS_GUESS = 1e9  # the speed BOINC assumes for a host it knows nothing about
+MIN_FPOPS_BOUND = 3600e9 * 10  # create_work's own bound: a long task is never cut short
 MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -166,6 +183,8 @@ class BoincInterface:
         delay_bound: float | None = None,
         fpops_est: float | None = None,
         poll_seconds: float = POLL_SECONDS,
+        resume: bool = False,
+        keep: bool = False,
     ) -> None:
         if min_quorum < 1:
             raise UsageError(f"min_quorum must be at least 1, not {min_quorum}")
@@ -177,6 +196,8 @@ class BoincInterface:
         self.delay_bound = delay_bound
         self.fpops_est = fpops_est
         self.poll_seconds = poll_seconds
+        self.resume = resume  # the master adopts leftovers only when asked (Master reads this)
+        self.keep = keep  # a clean close leaves open work units for a later resume
         self._check_app()
         self.results_dir = self.layout.root.joinpath(*RESULTS_DIR)
         self.state_dir = self.layout.root.joinpath(*MASTERS_DIR, self.tag)
@@ -195,6 +216,18 @@ class BoincInterface:
         self._templates: dict[tuple[str, ...], str] = {}  # shared digests -> input template
         self._ready: list[Completion] = []  # failures known before any work unit ran
         self._done_count = 0
+        self._task_seconds: list[float] = []  # measured by the volunteers' workers
+        self._asked_back = False  # config.xml says RPC_DELAY since this master's first work
+        self._sweep_cancelled()
+
+    def _sweep_cancelled(self) -> None:
+        """Cancelled work units are assimilated as errors after they were cancelled: remove
+        what the assimilator filed for them since."""
+        for entry in self._read_log(self._collected_log):
+            if entry.get("cancelled"):
+                name = self.wu_name(entry["task_id"])
+                (self.results_dir / f"{name}.error").unlink(missing_ok=True)
+                (self.results_dir / f"{name}.result").unlink(missing_ok=True)
 
     def _claim_tag(self) -> StateLock:
         """One live master per tag: a second one would adopt the first one's work units and
@@ -268,8 +301,9 @@ class BoincInterface:
         ]
         if self.delay_bound:
             command += ["--delay_bound", str(self.delay_bound)]
-        if self.fpops_est:
-            command += ["--rsc_fpops_est", str(self.fpops_est)]
+        estimate = self.estimated_fpops()
+        command += ["--rsc_fpops_est", f"{estimate:.0f}",
+                    "--rsc_fpops_bound", f"{max(MIN_FPOPS_BOUND, 1000 * estimate):.0f}"]
         return command
 
     def _launch(self) -> None:
@@ -321,6 +355,71 @@ class BoincInterface:
         for task_id, name in creation.batch:
             self._open[task_id] = name
             self._task_of[name] = task_id
+        # the run's log says something before the first result comes back
+        print(f"pymw: {len(creation.batch)} work unit(s) queued for volunteers (tag {self.tag}, "
+              f"{len(self._open)} out)", file=sys.stderr, flush=True)
+        if not self._asked_back:
+            self._ask_clients_back(True)
+            self._asked_back = True
+
+    def estimated_fpops(self) -> float:
+        """``fpops_est`` if given, else twice the median task time measured so far at
+        FLOPS_GUESS, else DEFAULT_FPOPS."""
+        if self.fpops_est:
+            return self.fpops_est
+        if not self._task_seconds:
+            return DEFAULT_FPOPS
+        times = sorted(self._task_seconds)
+        return max(1e9, 2 * times[len(times) // 2] * FLOPS_GUESS)
+
+    def _measure(self, record: bytes) -> None:
+        try:
+            header = decode_result_header(record)
+        except EncodingError:
+            return
+        if header.finished > header.started > 0:
+            self._task_seconds.append(header.finished - header.started)
+
+    def _ask_clients_back(self, soon: bool) -> None:
+        """config.xml's <next_rpc_delay>: RPC_DELAY while masters have work out, IDLE_RPC_DELAY
+        when the last one ends (init-project sets that one). A value of the admin's own is left
+        alone. The scheduler reads config.xml afresh for every request."""
+        config = self.layout.root / "config.xml"
+        with (self.layout.root / "pymw" / "config.lock").open("a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                tree = etree.parse(str(config))
+            except (OSError, etree.XMLSyntaxError):
+                return  # the project's own file is broken: not ours to repair
+            cfg = tree.find("config")
+            if cfg is None:
+                return
+            node = cfg.find("next_rpc_delay")
+            current = (node.text or "").strip() if node is not None else ""
+            if node is not None and current not in (str(RPC_DELAY), str(IDLE_RPC_DELAY)):
+                return  # the admin's setting
+            wanted = RPC_DELAY if soon or self._other_masters_alive() else IDLE_RPC_DELAY
+            if current == str(wanted):
+                return
+            if node is None:
+                node = etree.SubElement(cfg, "next_rpc_delay")
+            node.text = str(wanted)
+            tmp = config.with_name(f".{config.name}.pymw")
+            tmp.write_bytes(etree.tostring(tree, encoding="utf-8") + b"\n")
+            tmp.chmod(config.stat().st_mode & 0o777)
+            os.replace(tmp, config)
+
+    def _other_masters_alive(self) -> bool:
+        for lock_path in (self.layout.root / "pymw" / "masters").glob("*/lock"):
+            if lock_path.parent == self.state_dir:
+                continue
+            with lock_path.open("a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+        return False
+
 
     def _fail_batch(self, batch: list[tuple[str, str]], failure: str) -> None:
         """No work unit of the batch exists: each task fails now (the master may retry it), and
@@ -438,8 +537,9 @@ class BoincInterface:
                 continue
             path = self.results_dir / file_name
             if dot + suffix == RESULT_SUFFIX:
-                found.append(Completion(task_id, record=path.read_bytes(),
-                                        worker=f"boinc:{name}"))
+                record = path.read_bytes()
+                self._measure(record)
+                found.append(Completion(task_id, record=record, worker=f"boinc:{name}"))
             else:
                 found.append(self._failure(task_id, name, path))
             del self._open[task_id]
@@ -465,19 +565,24 @@ class BoincInterface:
             error_type="BoincWorkunitError",
         )
 
-    def resumed_tasks(self) -> list[tuple[str, str]]:
-        collected = {e["task_id"] for e in self._read_log(self._collected_log)}
+    def leftovers(self) -> list[tuple[str, str]]:
+        """``(task_id, work unit)`` an earlier master with this tag submitted and nobody collected
+        or cancelled (read from the journal; nothing is adopted)."""
+        done = {e["task_id"] for e in self._read_log(self._collected_log)}
         latest: dict[str, dict[str, str]] = {}  # a retried task's last entry is what counts
         for entry in self._read_log(self._submitted_log):
             latest[entry["task_id"]] = entry
-        adopted = []
-        for task_id, entry in latest.items():
-            if (task_id in collected or "failed" in entry or task_id in self._open
-                    or not isinstance(entry.get("wu"), str)):
-                continue
-            self._open[task_id] = entry["wu"]
-            self._task_of[entry["wu"]] = task_id
-            adopted.append((task_id, entry["wu"]))
+        return [(task_id, entry["wu"]) for task_id, entry in latest.items()
+                if task_id not in done and "failed" not in entry and task_id not in self._open
+                and isinstance(entry.get("wu"), str)]
+
+    def resumed_tasks(self) -> list[tuple[str, str]]:
+        adopted = self.leftovers()
+        for task_id, name in adopted:
+            self._open[task_id] = name
+            self._task_of[name] = task_id
+        if adopted:
+            self._ask_clients_back(True)
         return adopted
 
     def acknowledge(self, task_id: str) -> None:
@@ -495,14 +600,55 @@ class BoincInterface:
         return [WorkerStats(name=f"boinc:{self.layout.root.name}", tasks_done=self._done_count,
                             in_flight=len(self._open) + len(self._queued) + creating)]
 
-    def close(self) -> None:
-        # work units outlive the master on purpose: a later master with this tag collects them
+    def _cancel(self, open_units: dict[str, str]) -> None:
+        """Cancel work units (BOINC's cancel_jobs: unsent replicas are never sent) and journal
+        them as collected, so no later master waits for or adopts them."""
+        for name in open_units.values():
+            subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
+                           capture_output=True, check=False)  # already over: nothing to cancel
+            for suffix in (".result", ".error"):
+                (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            self.layout.download_path(f"{name}.task").unlink(missing_ok=True)
+        if open_units:
+            self._append_log(self._collected_log,
+                             [{"task_id": t, "cancelled": "yes"} for t in open_units])
+
+    def detach(self) -> None:
+        """The master ended by an exception or a crash: keep the work units for a later
+        ``resume`` and let go of the tag."""
         if not self._lock_file.held:
             return
         try:
             self.flush()
         finally:
+            self._lock_file.release()  # its work units stay out: clients keep coming back
+
+    def close(self) -> None:
+        """A clean end (or ``stop``): cancel the work units still open, unless ``keep``."""
+        if not self._lock_file.held:
+            return
+        try:
+            self.flush()
+            if not self.keep:
+                self._cancel(self._open)
+                self._open = {}
+        finally:
             self._lock_file.release()  # releases the tag
+            self._ask_clients_back(False)
+
+
+def drop_tag(project_home: str | os.PathLike[str], tag: str,
+             app_name: str = DEFAULT_APP) -> int:
+    """Cancel the work units a tag's earlier masters left; return how many. Refused while a
+    master holds the tag."""
+    interface = BoincInterface(project_home, app_name=app_name, tag=tag)
+    try:
+        left = dict(interface.leftovers())
+        interface._cancel(left)
+    finally:
+        interface.detach()
+        interface._ask_clients_back(False)
+    return len(left)
 
 
 @dataclass
@@ -527,10 +673,19 @@ def build(
     return BoincInterface(project_home, app_name=app_path or DEFAULT_APP, **options)  # type: ignore[arg-type]
 
 
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise ValueError(text)
+
+
 def _parse_app_args(app_args: str | None) -> dict[str, object]:
     """``-a "min_quorum=2 target_nresults=3 tag=run1"``: the interface's settings from the CLI."""
-    known: dict[str, type] = {"min_quorum": int, "target_nresults": int, "tag": str,
-                              "delay_bound": float, "fpops_est": float}
+    known: dict[str, Callable[[str], object]] = {
+        "min_quorum": int, "target_nresults": int, "tag": str, "delay_bound": float,
+        "fpops_est": float, "resume": _yes_no, "keep": _yes_no}
     options: dict[str, object] = {}
     for item in (app_args or "").split():
         key, _, value = item.partition("=")
@@ -544,3 +699,26 @@ def _parse_app_args(app_args: str | None) -> dict[str, object]:
         except ValueError:
             raise UsageError(f"bad value in -a {item!r}") from None
     return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pymw_admin.interfaces.boinc drop PROJECT_HOME TAG``: what `pymw-admin runs drop`
+    runs on the server, as the project's owner."""
+    from pymw_admin.errors import PymwError
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "drop":
+        print("usage: python -m pymw_admin.interfaces.boinc drop PROJECT_HOME TAG",
+              file=sys.stderr)
+        return 2
+    try:
+        count = drop_tag(args[1], args[2])
+    except PymwError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"@dropped {count}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,8 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -22,11 +24,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pymw_admin.errors import UsageError
 from pymw_admin.interfaces import make_interface
 from pymw_admin.interfaces.base import (
     BatchSubmitting,
     Completion,
     Detachable,
+    HasLeftovers,
     Interface,
     Resumable,
     SharesBlobs,
@@ -86,6 +90,24 @@ class _Watch:
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
 
 
+class Stopped(SystemExit):
+    """SIGTERM (``pymw-admin stop``): the master ends the way a clean exit does."""
+
+
+def _stop_on_term(signum: int, _frame: object) -> None:
+    raise Stopped(128 + signum)
+
+
+def _handle_term() -> None:
+    """TERM ends the script through its ``with``/atexit clean-up (a clean end: the run's BOINC
+    work units are cancelled) instead of killing it outright; a handler of the script's own is
+    left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_on_term)
+
+
 @atexit.register
 def _cleanup_at_exit() -> None:
     for master in list(_live_masters):
@@ -103,6 +125,12 @@ class Master:
     ``rehearse`` set them); else tasks run on this machine with one worker per core.
     ``interface`` may be an Interface or a name (``"local"``, ``"mpi"``, ...). A worker lost while
     running a task is retried ``retries`` times before the task fails with WorkerLost.
+
+    ``resume``: adopt the tasks an earlier master on the same persistent state (a BOINC tag, an
+    HTCondor state directory) left uncollected; they are listed in ``resumed`` and one line on
+    stderr says so. None leaves it to the interface (BOINC: its ``resume=`` setting, default no;
+    HTCondor: yes, its ``-p`` state directory asks for it). A BOINC master not resuming refuses to
+    start while its tag has leftovers: no run hands out another run's results as its own.
     """
 
     def __init__(
@@ -112,6 +140,7 @@ class Master:
         num_workers: int | None = None,
         retries: int = 1,
         use_state_dir: bool = False,  # accepted for PyMW compatibility; state lives in memory
+        resume: bool | None = None,
     ) -> None:
         if interface is None:  # the environment's choice, project directory and all
             interface = options.interface_from_environment(num_workers=num_workers)
@@ -137,11 +166,32 @@ class Master:
         self._counter = itertools.count(1)
         self._closed = False
         self.resumed: list[Task] = []  # tasks adopted from an earlier master (resume)
+        if resume is None:
+            resume = bool(getattr(interface, "resume", True))
+        try:
+            self._adopt_resumed_tasks(resume)
+        except BaseException:
+            # the interface's state stays as it was for a master that does resume
+            if isinstance(self.interface, Detachable):
+                self.interface.detach()
+            else:
+                self.interface.close()
+            raise
         _live_masters.add(self)
-        self._adopt_resumed_tasks()
+        _handle_term()
 
-    def _adopt_resumed_tasks(self) -> None:
+    def _adopt_resumed_tasks(self, resume: bool) -> None:
         if not isinstance(self.interface, Resumable):
+            return
+        where = getattr(self.interface, "tag", None) or getattr(self.interface, "state_dir", "")
+        if not resume:
+            if isinstance(self.interface, HasLeftovers):
+                count = len(self.interface.leftovers())
+                if count:
+                    raise UsageError(
+                        f"tag {where!s} holds {count} uncollected task(s) of an earlier master: "
+                        f"resume them (-a resume=yes, Master(..., resume=True)), drop them "
+                        f"(pymw-admin runs drop {where!s}) or use another tag (-a tag=NAME)")
             return
         for task_id, name in self.interface.resumed_tasks():
             task = Task(task_id=task_id, name=name, state=TaskState.SUBMITTED, attempts=1)
@@ -149,6 +199,9 @@ class Master:
             self._counts[TaskState.SUBMITTED] += 1
             self._total += 1
             self.resumed.append(task)
+        if self.resumed:
+            print(f"pymw: resumed {len(self.resumed)} task(s) an earlier master left "
+                  f"({where!s})", file=sys.stderr, flush=True)
 
     def _hand_back(self, task: Task) -> None:
         """The caller now has this task's outcome: the master lets go of it and tells a resumable
@@ -175,7 +228,8 @@ class Master:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is not None:
+        if exc_type is not None and not (isinstance(exc_type, type)
+                                         and issubclass(exc_type, Stopped)):
             self._detach_or_cleanup()
         self.cleanup()
 

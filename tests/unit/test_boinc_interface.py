@@ -66,6 +66,9 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
         script.chmod(0o755)
     # installed beside them, as deploy-app does
     shutil.copy(boinc_contract.__file__, root / "bin" / "pymw_boinc_contract.py")
+    cancel = root / "bin" / "cancel_jobs"  # records the work units it was asked to cancel
+    cancel.write_text('#!/bin/sh\necho "$2" >> "$(pwd)/cancelled.log"\n')
+    cancel.chmod(0o755)
     if templates:
         (root / "templates" / "pymw_in").write_text("<input_template/>")
         (root / "templates" / "pymw_out").write_text("<output_template/>")
@@ -210,7 +213,7 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
         first = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
         tasks = [first.submit_task(square, (i,)) for i in range(3)]
         first.interface.flush()  # type: ignore[attr-defined]
-        first.interface.close()  # the master dies: its tag is free again
+        first.interface.detach()  # type: ignore[attr-defined]  # the master dies: tag free
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
     # the master dies; its work units run and are assimilated meanwhile
@@ -222,14 +225,37 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
                         str(layout.download_path(f"{name}.task")), str(out)], check=True)
         subprocess.run(f"../bin/pymw_assimilator {n} {out}", shell=True, cwd=root / "tmp_vm",
                        check=True)
-    second = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
+    with pytest.raises(UsageError, match=r"tag t5 holds 3 uncollected task.s. of an earlier"):
+        Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))  # not asked to resume
+    second = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01), resume=True)
     assert len(second.resumed) == 3
     values = sorted(second.get_result()[1] for _ in range(3))
     assert values == [0, 1, 4]
     second.cleanup()
-    third = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01))
+    third = Master(boinc.BoincInterface(root, tag="t5", poll_seconds=0.01, resume=True))
     assert third.resumed == []
     third.cleanup()
+    assert not (root / "cancelled.log").exists()  # everything was collected: nothing cancelled
+
+
+def test_a_clean_end_cancels_open_work_units_unless_kept(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
+    try:
+        with Master(boinc.BoincInterface(root, tag="c1", poll_seconds=0.01)) as master:
+            task = master.submit_task(square, (2,))
+        cancelled = (root / "cancelled.log").read_text().split()
+        assert cancelled == [f"pymw_c1_{task.task_id.replace('-', '_')}"]
+        assert Master(boinc.BoincInterface(root, tag="c1")).resumed == []  # nothing left over
+        with Master(boinc.BoincInterface(root, tag="c2", keep=True)) as master:
+            master.submit_task(square, (2,))
+        again = Master(boinc.BoincInterface(root, tag="c2"), resume=True)
+        assert len(again.resumed) == 1
+        again.interface.detach()  # type: ignore[attr-defined]
+        assert boinc.drop_tag(root, "c2") == 1
+        assert Master(boinc.BoincInterface(root, tag="c2")).resumed == []
+    finally:
+        del os.environ["FAKE_CREATE_WORK_QUEUE"]
 
 
 def test_other_tags_are_not_adopted(tmp_path: Path) -> None:
@@ -238,7 +264,7 @@ def test_other_tags_are_not_adopted(tmp_path: Path) -> None:
     try:
         iface = boinc.BoincInterface(root, tag="mine")
         iface.submit("a", b"x")
-        iface.close()
+        iface.detach()
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
     theirs = boinc.BoincInterface(root, tag="theirs")
@@ -339,3 +365,32 @@ def test_a_poll_looks_up_results_by_name_and_ignores_others(
     assert (done.task_id, done.record) == ("t1", b"record")
     assert sorted(iface._open) == ["t0", "t2"]
     iface.close()
+def test_clients_are_asked_back_soon_while_work_is_out(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
+    try:
+        first = boinc.BoincInterface(root, tag="r1", keep=True)
+        second = boinc.BoincInterface(root, tag="r2", keep=True)
+        first.submit("a", b"x")
+        first.flush()
+        assert "<next_rpc_delay>10</next_rpc_delay>" in (root / "config.xml").read_text()
+        second.submit("b", b"x")
+        second.flush()
+        second.close()  # the first master still has work out
+        assert "<next_rpc_delay>10</next_rpc_delay>" in (root / "config.xml").read_text()
+        first.close()
+        assert "<next_rpc_delay>60</next_rpc_delay>" in (root / "config.xml").read_text()
+        argv = calls(root)[0]["argv"]
+        assert argv[argv.index("--rsc_fpops_est") + 1] == f"{boinc.DEFAULT_FPOPS:.0f}"
+    finally:
+        del os.environ["FAKE_CREATE_WORK_QUEUE"]
+
+
+def test_fpops_estimate_follows_measured_task_times(tmp_path: Path) -> None:
+    iface = boinc.BoincInterface(make_project(tmp_path), tag="f1")
+    assert iface.estimated_fpops() == boinc.DEFAULT_FPOPS
+    iface._task_seconds += [3.0, 4.0, 100.0]
+    assert iface.estimated_fpops() == 2 * 4.0 * boinc.FLOPS_GUESS
+    iface.close()
+    assert boinc.BoincInterface(make_project(tmp_path / "o"), tag="f2",
+                                fpops_est=5e12).estimated_fpops() == 5e12

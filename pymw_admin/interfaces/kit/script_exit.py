@@ -8,14 +8,20 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from pymw_admin.errors import EngineUnavailable, UsageError
+
 _failed = False
 _previous_excepthook = sys.excepthook
 _installed = False
 
 
 def _note_uncaught(*info: Any) -> None:
+    """Bad input or a missing engine (a refused BOINC tag, say) is one line, not a traceback."""
     global _failed
     _failed = True
+    if len(info) > 1 and isinstance(info[1], UsageError | EngineUnavailable):
+        print(f"error: {info[1]}", file=sys.stderr, flush=True)
+        return
     _previous_excepthook(*info)
 
 

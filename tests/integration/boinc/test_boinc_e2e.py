@@ -196,13 +196,20 @@ def test_resume_collects_each_result_once(runs: Runs, master_python: str) -> Non
     first.proc.wait(timeout=30)
     _wait_results(runs.resume_tag, 3)  # they finish with no master running
     script = WORK / "boinc_resumable.py"
-    second = start_master(master_python, script, "-a", f"tag={runs.resume_tag}",
+    # not asked to resume: refused, and nothing of the earlier run is handed out
+    plain = start_master(master_python, script, "-a", f"tag={runs.resume_tag}",
+                         "collect").finish(timeout=120)
+    assert plain.proc.returncode != 0
+    assert f"tag {runs.resume_tag} holds 3 uncollected task(s)" in plain.stderr
+    assert "GOT" not in plain.stdout and "Traceback" not in plain.stderr, plain.stderr
+    second = start_master(master_python, script, "-a", f"tag={runs.resume_tag} resume=yes",
                           "collect").finish(timeout=120)
     assert second.proc.returncode == 0, second.stderr[-3000:]
     assert "RESUMED 3" in second.stdout
+    assert "resumed 3 task(s) an earlier master left" in second.stderr  # one line in the log
     values = sorted(int(v) for v in re.findall(r"GOT \S+ (\d+)", second.stdout))
     assert values == [0, 1, 4]
-    third = start_master(master_python, script, "-a", f"tag={runs.resume_tag}",
+    third = start_master(master_python, script, "-a", f"tag={runs.resume_tag} resume=yes",
                          "collect").finish(timeout=60)
     assert "RESUMED 0" in third.stdout, third.stdout + third.stderr[-2000:]
     assert "GOT" not in third.stdout
