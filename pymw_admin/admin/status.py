@@ -103,6 +103,18 @@ class Failure:
     reason: str
 
 
+@dataclass(frozen=True)
+class VolunteerHost:
+    """A client that has talked to the scheduler (BOINC's host table)."""
+
+    id: int
+    name: str
+    platform: str  # the OS the client reported (os_name os_version)
+    cpu: str
+    ncpus: int
+    last_contact: float  # rpc_time: its last scheduler request (epoch seconds)
+
+
 @dataclass
 class VersionReach:
     """The deployed app versions' platforms and the share of volunteer hosts they can serve."""
@@ -137,20 +149,43 @@ class Status:
     runs: list[runs.RunInfo]
     database_error: str = ""
     versions: VersionReach = field(default_factory=VersionReach)
+    web_error: str = ""  # the master URL did not answer (Apache down, site missing)
+    project_error: str = ""  # the directory is not this project's
+    hosts: list[VolunteerHost] = field(default_factory=list)
 
     @property
     def daemons_up(self) -> bool:
         return bool(self.daemons) and all(self.daemons.values()) and not self.daemons_disabled
 
+    @property
+    def problems(self) -> list[str]:
+        """Why the project is not healthy; empty when it is."""
+        found = [e for e in (self.project_error, self.web_error) if e]
+        if self.database_error:
+            found.append(f"database: {self.database_error}")
+        if not self.daemons:
+            found.append("no daemons configured")
+        elif self.daemons_disabled:
+            found.append("daemons disabled (stop_daemons file present)")
+        down = [name for name, up in self.daemons.items() if not up]
+        if down and not self.daemons_disabled:
+            found.append("daemons down: " + ", ".join(down))
+        return found
+
     def as_dict(self) -> dict[str, object]:
+        known = not self.database_error  # counts read from no database are unknown, not zero
         return {
             "project": self.project, "host": self.host, "time": round(self.time, 3),
+            "healthy": not self.problems, "problems": self.problems,
             "daemons": {"up": self.daemons_up, "disabled": self.daemons_disabled,
                         "running": self.daemons},
-            "apps": [asdict(a) for a in self.apps],
+            "web": {"up": not self.web_error, "error": self.web_error or None},
+            "apps": [asdict(a) for a in self.apps] if known else None,
             "totals": {"workunits": _totals(WU_STATES, (a.workunits for a in self.apps)),
-                       "results": _totals(RESULT_STATES, (a.results for a in self.apps))},
-            "failures": [asdict(f) for f in self.failures],
+                       "results": _totals(RESULT_STATES, (a.results for a in self.apps))}
+            if known else None,
+            "failures": [asdict(f) for f in self.failures] if known else None,
+            "hosts": [asdict(h) for h in self.hosts] if known else None,
             "runs": [r.as_dict() for r in self.runs],
             "versions": self.versions.as_dict(),
             "database_error": self.database_error or None,
@@ -186,6 +221,9 @@ SELECT r.name, w.name, a.name, r.outcome, r.client_state, r.exit_status,
  FROM result r JOIN workunit w ON w.id = r.workunitid JOIN app a ON a.id = r.appid
  WHERE r.server_state = 5 AND r.outcome IN ({errors}) ORDER BY r.mod_time DESC, r.id DESC
  LIMIT {int(limit)};
+SELECT '@hosts';
+SELECT h.id, COALESCE(h.domain_name, ''), CONCAT_WS(' ', h.os_name, h.os_version),
+ COALESCE(h.p_model, ''), h.p_ncpus, h.rpc_time FROM host h ORDER BY h.rpc_time DESC LIMIT 100;
 SELECT '@failed_workunits';
 SELECT w.name, a.name, w.error_mask, UNIX_TIMESTAMP(w.mod_time)
  FROM workunit w JOIN app a ON a.id = w.appid WHERE w.error_mask <> 0
@@ -223,6 +261,18 @@ def _outcome_reason(outcome: int, client_state: int, exit_status: int, stderr_te
         head += f" ({CLIENT_STATES.get(client_state, client_state)}, exit status {exit_status})"
     detail = stderr_reason(stderr_text) if outcome in (3, 6) else ""
     return f"{head}: {detail}" if detail else head
+
+
+def parse_hosts(text: str) -> list[VolunteerHost]:
+    hosts = []
+    for row in _sections(text).get("hosts", []):
+        if len(row) != 6 or not row[0].isdigit():
+            continue
+        host_id, name, platform, cpu, ncpus, rpc_time = row
+        hosts.append(VolunteerHost(int(host_id), name, platform.strip(), cpu,
+                                   int(ncpus) if ncpus.isdigit() else 0,
+                                   float(rpc_time) if rpc_time.isdigit() else 0.0))
+    return hosts
 
 
 def parse_counts(text: str, limit: int = FAILURE_LIMIT) -> tuple[list[AppCounts], list[Failure]]:
@@ -276,19 +326,53 @@ def query(host: Host, target: ProjectTarget, sql: str) -> str:
                      timeout=60).stdout
 
 
+def _web_error(host: Host, config_xml: str) -> str:
+    """'' when the project's master URL answers on the server (asked from the server itself)."""
+    match = re.search(r"<master_url>\s*([^<\s]+)\s*</master_url>", config_xml)
+    if not match:
+        return "config.xml names no master_url"
+    url = unescape(match.group(1))
+    out = host.run(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 {shlex.quote(url)}",
+                   check=False).stdout.strip()
+    if out.isdigit() and 200 <= int(out) < 400:
+        return ""
+    return f"the web server does not serve {url} (" + (
+        f"HTTP {out})" if out.isdigit() and out != "000" else "no answer)")
+
+
+def _project_error(target: ProjectTarget, config_xml: str) -> str:
+    """The directory is this project's: its config.xml names this project's database."""
+    match = re.search(r"<db_name>\s*([^<\s]*)\s*</db_name>", config_xml)
+    if match and match.group(1) != target.db_name:
+        return (f"{target.project_dir} is project {match.group(1)}'s, not {target.name}'s "
+                "(check --project and --project-dir)")
+    return ""
+
+
 def gather(host: Host, target: ProjectTarget, limit: int = FAILURE_LIMIT) -> Status:
-    """Read everything on the server; a database that does not answer is reported, not fatal."""
+    """Read everything on the server; what does not answer is reported, never fatal."""
     facts = daemons.status(host, target)
     running = {name: name in facts.running for name in facts.configured}
+    config_xml = host.read_text(f"{target.project_dir}/config.xml") or ""
+    project_error = _project_error(target, config_xml)
     apps: list[AppCounts] = []
     failures: list[Failure] = []
+    hosts: list[VolunteerHost] = []
     db_error = ""
     reach = VersionReach()
-    try:
-        out = query(host, target, status_sql(limit))
-        apps, failures = parse_counts(out, limit)
-        reach = parse_reach(out)
-    except PymwError as exc:
-        db_error = str(exc)
+    if project_error:
+        db_error = "not read (not this project's directory)"
+    elif not host.exists(target.db_client_cnf):
+        db_error = (f"no database login for project {target.name} on {host.name} "
+                    f"({target.db_client_cnf} is missing): is the project name right?")
+    else:
+        try:
+            text = query(host, target, status_sql(limit))
+            apps, failures = parse_counts(text, limit)
+            hosts = parse_hosts(text)
+            reach = parse_reach(text)
+        except PymwError as exc:
+            db_error = str(exc)
     return Status(target.name, host.name, time.time(), running, facts.disabled, apps, failures,
-                  runs.list_runs(host, target), db_error, reach)
+                  runs.list_runs(host, target), db_error, reach, _web_error(host, config_xml),
+                  project_error, hosts)

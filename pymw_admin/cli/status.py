@@ -37,8 +37,13 @@ def render(status: project_status.Status) -> RenderableType:
     if not status.daemons:
         daemons.add_row("-", "[red]none configured[/]")
     parts.append(daemons)
+    if status.web_error:
+        parts.append(Text(f"web: {shown_line(status.web_error)}", style="red"))
+    if status.project_error:
+        parts.append(Text(shown_line(status.project_error), style="red"))
     if status.database_error:
-        parts.append(Text(f"database: {shown_line(status.database_error)}", style="red"))
+        parts.append(Text(f"database: {shown_line(status.database_error)} (counts unknown)",
+                          style="red"))
     else:
         work = Table(title="work (work units / results)", title_justify="left")
         work.add_column("app")
@@ -66,6 +71,8 @@ def render(status: project_status.Status) -> RenderableType:
                                  Text(shown_line(f.reason)))
             parts.append(failures)
         parts.append(reach_line(status.versions))
+        parts.append(_hosts_table(status) if status.hosts
+                     else Text("no volunteer host has contacted the project yet", style="dim"))
     parts.append(runs_table(status.runs) if status.runs else Text("no runs", style="dim"))
     return Group(*parts)
 
@@ -80,6 +87,25 @@ def reach_line(reach: project_status.VersionReach) -> Text:
     return Text(f"app versions for: {deployed}; they serve {reach.hosts_served} of "
                 f"{reach.hosts} hosts ({share:.0%}; hosts: {kinds})",
                 style="green" if share == 1 else "yellow")
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def _hosts_table(status: project_status.Status) -> Table:
+    table = Table(title="volunteer hosts", title_justify="left")
+    for column in ("id", "name", "platform", "cpus", "last contact"):
+        table.add_column(column, justify="right" if column in ("id", "cpus") else "left")
+    for h in status.hosts:
+        # host names and OS strings come from volunteers: text, not markup
+        seen = _ago(status.time - h.last_contact) if h.last_contact else "never"
+        table.add_row(str(h.id), Text(shown_line(h.name)), Text(shown_line(h.platform)),
+                      str(h.ncpus), seen)
+    return table
 
 
 @app.command("status")
@@ -94,7 +120,8 @@ def status_command(
     project: opt.ProjectOpt = None, owner: opt.OwnerOpt = None,
     project_dir: opt.ProjectDirOpt = None, connect_timeout: opt.TimeoutOpt = 10.0,
 ) -> None:
-    """Show daemons, work units and results by state per app, recent failures, and runs."""
+    """Show daemons, work units and results by state per app, recent failures, volunteer hosts
+    and runs. Exits 1 when the project is unhealthy (web server, database, daemons)."""
     if watch and as_json:
         raise fail("--watch and --json do not go together", 2)
     if interval <= 0:
@@ -105,9 +132,12 @@ def status_command(
         reading = project_status.gather(remote, where, failures)
         if as_json:
             print(json.dumps(reading.as_dict(), indent=2))
-            return
+            raise typer.Exit(1 if reading.problems else 0)
         if not watch:
             console.print(render(reading))
+            if reading.problems:
+                raise fail("project " + where.name + " is unhealthy: "
+                           + "; ".join(reading.problems), 1)
             return
         try:
             with Live(render(reading), console=console, auto_refresh=False) as live:

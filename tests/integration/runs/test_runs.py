@@ -190,11 +190,12 @@ def test_no_project_on_the_host(vm: object, tmp_path: Path) -> None:
 
 def test_bare_project_status_reports_the_database(bare_project: Path) -> None:
     out = _cli(bare_project, "status", "--json")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # unhealthy, and still the whole reading
     data = json.loads(out.stdout)
     assert data["project"] == "pymwrun"
-    assert data["daemons"]["up"] is False
+    assert data["daemons"]["up"] is False and data["healthy"] is False
     assert data["database_error"]  # no database behind a bare project: said, not fatal
+    assert data["totals"] is None and data["apps"] is None  # unknown, not zero
     assert {r["id"] for r in data["runs"]} == set(_runs(bare_project))
 
 

@@ -1,0 +1,24 @@
+"""`status` lists the volunteer hosts that contacted the project, with platform and last contact."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration.boinc.conftest import Project, pymw_admin
+
+pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
+
+
+def test_status_shows_the_attached_client(project: Project) -> None:
+    out = pymw_admin("status", "--json", "--project-file", str(project.project_file))
+    data = json.loads(out.stdout)
+    assert data["hosts"], out.stdout[-2000:]
+    host = data["hosts"][0]
+    assert host["platform"].startswith("Linux"), host
+    assert host["ncpus"] >= 1
+    assert time.time() - host["last_contact"] < 24 * 3600
+    table = pymw_admin("status", "--project-file", str(project.project_file))
+    assert "volunteer hosts" in table.stdout and host["platform"].split()[0] in table.stdout
