@@ -39,18 +39,22 @@ def init_project(
     host_name: Annotated[str | None, typer.Option(
         "--host-name", help="BOINC's project host: the server's short host name "
                             "(default: what `hostname` prints there).")] = None,
-    owner: Annotated[str, typer.Option("--owner", help="User owning the project.")] = "boincadm",
-    db_host: Annotated[str, typer.Option("--db-host",
-                                         help="Database host (default: local MariaDB).")] = "",
-    boinc_source: Annotated[str, typer.Option(
+    owner: Annotated[str | None, typer.Option(
+        "--owner", help="User owning the project (default boincadm).")] = None,
+    db_host: Annotated[str | None, typer.Option(
+        "--db-host", help="Database host (default: local MariaDB).")] = None,
+    boinc_source: Annotated[str | None, typer.Option(
         "--boinc-source", help="git URL.git@REF, a .tar.gz, or a directory on the host "
-                               "(built in place; a built tree is reused).")] = DEFAULT_BOINC_SOURCE,
-    project_dir: Annotated[str, typer.Option("--project-dir",
-                                             help="Default ~OWNER/projects/NAME.")] = "",
-    long_name: Annotated[str, typer.Option("--long-name", help="Human-readable name.")] = "",
-    https_cert: Annotated[str, typer.Option("--https-cert",
-                                            help="Certificate file on the host.")] = "",
-    https_key: Annotated[str, typer.Option("--https-key", help="Its key file on the host.")] = "",
+                               "(built in place; a built tree is reused). Default "
+                               f"{DEFAULT_BOINC_SOURCE}.")] = None,
+    project_dir: Annotated[str | None, typer.Option("--project-dir",
+                                                    help="Default ~OWNER/projects/NAME.")] = None,
+    long_name: Annotated[str | None, typer.Option("--long-name",
+                                                  help="Human-readable name.")] = None,
+    https_cert: Annotated[str | None, typer.Option("--https-cert",
+                                                   help="Certificate file on the host.")] = None,
+    https_key: Annotated[str | None, typer.Option("--https-key",
+                                                  help="Its key file on the host.")] = None,
     https: Annotated[str, typer.Option(
         "--https", help="'acme': get the certificate from an ACME CA with certbot and renew it "
                         "(needs --acme-email and an https URL base with a DNS name).")] = "",
@@ -68,10 +72,25 @@ def init_project(
     connect_timeout: Annotated[float, typer.Option("--connect-timeout",
                                                    help="Seconds to wait for SSH.")] = 10.0,
 ) -> None:
-    """Provision a BOINC server project on HOST over SSH, idempotently."""
+    """Provision a BOINC server project on HOST over SSH, idempotently.
+
+    A re-run reads the project file it wrote for NAME: its owner, directory, URLs and source are
+    the defaults, so `init-project NAME --host HOST` converges the same project; flags win.
+    """
     check_name(name)  # bad input fails before anything is contacted
-    check_user(owner)
+    earlier = _earlier(project_file, name, host)
+    owner = check_user(owner or earlier.get("owner") or "boincadm")
+    boinc_source = boinc_source or earlier.get("boinc_source") or DEFAULT_BOINC_SOURCE
     parse_source(boinc_source)
+    # the directory the file names belongs to its owner: a new --owner gets its own default
+    same_owner = owner == earlier.get("owner", owner)
+    project_dir = project_dir or (earlier.get("dir", "") if same_owner else "")
+    url_base = url_base or earlier.get("url_base") or None
+    host_name = host_name or earlier.get("host_name") or None
+    db_host = earlier.get("db_host", "") if db_host is None else db_host
+    long_name = long_name or earlier.get("long_name", "")
+    https_cert = earlier.get("https_cert", "") if https_cert is None else https_cert
+    https_key = earlier.get("https_key", "") if https_key is None else https_key
     if https not in ("", "acme"):
         raise UsageError(f"invalid --https {https!r}: the only mode is 'acme' (a given "
                          "certificate is --https-cert/--https-key)")
@@ -108,6 +127,16 @@ def init_project(
     plan_view.print_outcome(console, f"project {name} is up", f" at {spec.master_url}", changes,
                             seconds, dry_run=dry_run, unchanged="already converged",
                             note=f"; wrote {project_file}")
+
+
+def _earlier(project_file: Path, name: str, host: str) -> dict[str, str]:
+    """The [project] table of the project file a run for this project on this host wrote."""
+    if not project_file.exists():
+        return {}
+    loaded = config.load(project_file)  # a broken file is one ConfigError line
+    if loaded.project.name != name or loaded.host.host != host:
+        return {}
+    return {key: value for key, value in vars(loaded.project).items() if isinstance(value, str)}
 
 
 def _run(ctx: Context, dry_run: bool, quiet: bool) -> list[StepReport]:

@@ -60,7 +60,10 @@ def test_preflight_decides(facts: os_check.OSFacts, expected: list[str]) -> None
     (os_check.OSFacts(DEBIAN12, source_dir=False), "no BOINC source directory /srv/boinc"),
     # the marker is keyed by the name only: it vouches for the directory it records, no other
     (os_check.OSFacts(DEBIAN12, marker=True, marker_project_dir="/srv/other", project_dir=True),
-     "was made in /srv/other, not in /home/boincadm/projects/sandbox"),
+     "was made in /srv/other .owner boincadm., not in /home/boincadm/projects/sandbox"),
+    # the hint names the owner with the directory: the directory alone plans the wrong owner
+    (os_check.OSFacts(DEBIAN12, marker=True, marker_project_dir="/home/x/projects/sandbox",
+                      marker_owner="x"), "pass --owner x --project-dir /home/x/projects/sandbox"),
 ])
 def test_preflight_refuses(facts: os_check.OSFacts, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
@@ -174,14 +177,16 @@ def test_boinc_build_fetches_git_and_refuses_a_missing_directory() -> None:
 @pytest.mark.parametrize(("facts", "expected"), [
     (project.ProjectFacts(True, 60, True, True, True), []),
     (project.ProjectFacts(False, 0, False, False, False),
-     ["make_project", "load-schema", "set-db-password", "db-revision"]),
+     ["make_project", "load-schema", "set-db-password", "db-revision", "next-rpc-delay"]),
     (project.ProjectFacts(True, 60, False, True, True), ["set-db-password"]),
     (project.ProjectFacts(True, 60, True, False, True), ["set-db-password"]),
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=False),
-     ["make_project", "load-schema", "set-db-password", "db-revision"]),
+     ["make_project", "load-schema", "set-db-password", "db-revision", "next-rpc-delay"]),
     # make_project was cut short (its marker is there): made again, not refused
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=True, half_made=True),
-     ["remove-half-made", "make_project", "load-schema", "set-db-password", "db-revision"]),
+     ["remove-half-made", "make_project", "load-schema", "set-db-password", "db-revision",
+      "next-rpc-delay"]),
+    (project.ProjectFacts(True, 60, True, True, True, rpc_delay=False), ["next-rpc-delay"]),
 ])
 def test_project(facts: project.ProjectFacts, expected: list[str]) -> None:
     assert kinds(project.decide(facts, SPEC)) == expected

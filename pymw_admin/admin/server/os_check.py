@@ -30,6 +30,7 @@ class OSFacts:
     has_apt: bool = True
     source_dir: bool = True  # a --boinc-source directory on the host exists
     notes: dict[str, str] = field(default_factory=dict)
+    marker_owner: str = ""  # the owner recorded in the marker
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -106,9 +107,11 @@ def gather(ctx: Context) -> OSFacts:
     out = host.sudo(script, what="reading the OS").stdout
     release, hostname, marker_flag, marker, flags = ([*out.split("@@\n"), "", "", "", ""])[:5]
     found = set(flags.split()) | set(marker_flag.split())
+    recorded = parse_marker(marker)
     facts = OSFacts(parse_os_release(release), hostname.strip() or "host", "marker" in found,
-                    parse_marker(marker).get("project_dir", ""), "project_dir" in found,
-                    "database_dir" in found, "apt" in found, "no_source" not in found)
+                    recorded.get("project_dir", ""), "project_dir" in found,
+                    "database_dir" in found, "apt" in found, "no_source" not in found,
+                    marker_owner=recorded.get("owner", ""))
     ctx.notes["hostname"] = facts.hostname
     return facts
 
@@ -134,9 +137,12 @@ def decide(facts: OSFacts, spec: ProjectSpec) -> list[Action]:
         return [Action("claim", f"record {spec.name} as managed by pymw-admin")]
     if facts.marker_project_dir and facts.marker_project_dir != spec.project_dir:
         # the marker vouches for one directory only; another one may be someone else's
+        # the directory goes with its owner: naming one without the other plans the wrong owner
+        owner = facts.marker_owner or spec.owner
         raise UsageError(
-            f"project {spec.name} was made in {facts.marker_project_dir}, not in "
-            f"{spec.project_dir}; pass --project-dir {facts.marker_project_dir} or choose "
+            f"project {spec.name} was made in {facts.marker_project_dir} (owner {owner}), not in "
+            f"{spec.project_dir}; pass --owner {owner} --project-dir "
+            f"{facts.marker_project_dir} (or the project file init-project wrote), or choose "
             "another project name"
         )
     return []

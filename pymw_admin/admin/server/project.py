@@ -38,6 +38,7 @@ class ProjectFacts:
     db_revision: bool
     dir_exists: bool = False  # the project directory exists (it always does with config.xml)
     half_made: bool = False  # make_project was cut short here (its marker is still there)
+    rpc_delay: bool = True  # config.xml tells clients when to come back (<next_rpc_delay>)
 
 
 def config_path(spec: Project) -> str:
@@ -54,6 +55,28 @@ def set_db_password(config_xml: str, password: str) -> str:
     if node is None:
         node = etree.SubElement(cfg, "db_passwd")
     node.text = password
+    return etree.tostring(root, encoding="unicode") + "\n"
+
+
+# clients look in this often while no master has work out (the BOINC interface shortens it while
+# one has): a client that heard "no work" would otherwise back off for many minutes
+IDLE_RPC_DELAY = 60
+
+
+def has_rpc_delay(config_xml: str) -> bool:
+    try:
+        return etree.fromstring(config_xml.encode()).find("config/next_rpc_delay") is not None
+    except etree.XMLSyntaxError:
+        return True  # not ours to repair here
+
+
+def set_rpc_delay(config_xml: str) -> str:
+    root = etree.fromstring(config_xml.encode())
+    cfg = root.find("config")
+    if cfg is None:
+        raise RemoteError("config.xml has no <config> element")
+    if cfg.find("next_rpc_delay") is None:
+        etree.SubElement(cfg, "next_rpc_delay").text = str(IDLE_RPC_DELAY)
     return etree.tostring(root, encoding="unicode") + "\n"
 
 
@@ -86,7 +109,7 @@ def gather(ctx: Context) -> ProjectFacts:
                    check=False).ok
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
                         bool(password) and db_password_in(text) == password, mode == "640", rev,
-                        dir_exists=True)
+                        dir_exists=True, rpc_delay=has_rpc_delay(text))
 
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
@@ -105,6 +128,8 @@ def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
         actions.append(Action("set-db-password", "config.xml"))
     if not facts.db_revision:
         actions.append(Action("db-revision", "db_revision"))
+    if not facts.config_xml or not facts.rpc_delay:
+        actions.append(Action("next-rpc-delay", f"clients look in every {IDLE_RPC_DELAY} s"))
     return actions
 
 
@@ -167,6 +192,9 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             host.write_file(config_path(spec),
                             set_db_password(text, database.db_password(host, spec)),
                             mode=0o640, owner=spec.owner)
+        elif action.kind == "next-rpc-delay":
+            text = host.read_text(config_path(spec)) or ""
+            host.write_file(config_path(spec), set_rpc_delay(text), mode=0o640, owner=spec.owner)
         elif action.kind == "db-revision":
             ops = shlex.quote(f"{spec.project_dir}/html/ops")
             host.run(f"cd {ops} && PATH={SYSTEM_PATH} ./db_schemaversion.php > ../../db_revision",

@@ -43,7 +43,8 @@ def test_existing_directory_without_config_xml_is_kept(vm: ssh_host.VM, vm_host:
 
         # the same name pointed at another existing directory: the marker does not vouch for it
         ssh_host.as_user(project_owner, f"mkdir -p {other}/upload")
-        with pytest.raises(UsageError, match=f"was made in {live}, not in {other}"):
+        claimed = f"was made in {live} .owner boincadm., not in {other}"
+        with pytest.raises(UsageError, match=claimed):
             run_plan(Context(vm_host, spec(str(other))), [os_check.STEP, project.STEP])
         assert (other / "upload").is_dir()
     finally:

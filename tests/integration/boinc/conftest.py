@@ -146,9 +146,10 @@ def start_master(python: str, script: Path, *args: str) -> MasterRun:
     return MasterRun(proc, time.monotonic())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kicker(project: Project) -> Iterator[None]:
-    """Ask the scheduler for work every few seconds: the client backs off after "no work"."""
+    """Ask the scheduler for work every few seconds, for the modules that test many things at
+    once (the project's own next_rpc_delay is tested without it: test_first_result.py)."""
     stop = threading.Event()
 
     def loop() -> None:
