@@ -3,6 +3,7 @@
 from pymw_admin.cli import (
     bundle,  # noqa: F401
     deploy_app,  # noqa: F401
+    destroy,  # noqa: F401
     init_project,  # noqa: F401
     rehearse,  # noqa: F401  (registers its commands)
     runs,  # noqa: F401

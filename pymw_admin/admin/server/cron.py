@@ -23,7 +23,7 @@ def cron_line(spec: ProjectSpec) -> str:
             f" # pymw-admin {spec.name}")
 
 
-def _is_ours(line: str, spec: ProjectSpec) -> bool:
+def is_ours(line: str, spec: ProjectSpec) -> bool:
     """This project's line: its key comment, or (written before the key) its own bin/start."""
     fields = line.split()
     return (line.rstrip().endswith(f"# pymw-admin {spec.name}")
@@ -37,7 +37,7 @@ def new_crontab(current: str, spec: ProjectSpec) -> str:
     lines: list[str] = []
     placed = False
     for line in current.splitlines():
-        if not _is_ours(line, spec):
+        if not is_ours(line, spec):
             lines.append(line)
         elif not placed:
             lines.append(cron_line(spec))
