@@ -19,6 +19,20 @@ def find() -> Path | None:
     return candidate if (candidate / "sched").is_dir() and (candidate / "tools").is_dir() else None
 
 
+def find_older() -> Path | None:
+    """An older server release to upgrade from: $PYMW_BOINC_SRC_OLD, else CACHE/boinc-src-1.6.1
+    (a checkout of server_release/1.6/1.6.1)."""
+    explicit = os.environ.get("PYMW_BOINC_SRC_OLD")
+    candidate = Path(explicit) if explicit else CACHE / "boinc-src-1.6.1"
+    return candidate if (candidate / "sched").is_dir() and (candidate / "tools").is_dir() else None
+
+
+def older_missing_reason() -> str:
+    where = os.environ.get("PYMW_BOINC_SRC_OLD") or str(CACHE / "boinc-src-1.6.1")
+    return (f"no older BOINC server source tree at {where} to upgrade from (set "
+            "PYMW_BOINC_SRC_OLD to a checkout of e.g. server_release/1.6/1.6.1)")
+
+
 def missing_reason() -> str:
     where = os.environ.get("PYMW_BOINC_SRC") or str(CACHE / "boinc-src")
     return (f"no BOINC server source tree at {where} (set PYMW_BOINC_SRC to a checkout of a "

@@ -8,6 +8,7 @@ from pymw_admin.cli import (
     rehearse,  # noqa: F401  (registers its commands)
     runs,  # noqa: F401
     status,  # noqa: F401
+    upgrade,  # noqa: F401
 )
 from pymw_admin.cli.app import app, run
 
