@@ -45,7 +45,7 @@ def latest_revision(db_update_php: str) -> int:
 
 
 def gather(ctx: Context) -> UpgradeFacts:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     tree = boinc_build.tree_dir(boinc_build.parse_source(spec.boinc_source))
     project = spec.project_dir
     if not host.run(f"test -e {shlex.quote(project)}/config.xml", user=spec.owner,
@@ -78,7 +78,7 @@ def decide(facts: UpgradeFacts, spec: ProjectSpec) -> list[Action]:
 
 
 def apply(ctx: Context, actions: list[Action]) -> None:
-    host, spec = ctx.host, ctx.spec
+    host, spec = ctx.host, ctx.wanted
     tree = boinc_build.tree_dir(boinc_build.parse_source(spec.boinc_source))
     env = f"env USER={shlex.quote(spec.owner)} HOME={shlex.quote(spec.home)} PATH={SYSTEM_PATH}"
     for action in actions:
@@ -90,14 +90,14 @@ def apply(ctx: Context, actions: list[Action]) -> None:
                 f"{shlex.quote(spec.project_dir)}", user=spec.owner, stdin="y\ny\ny\n",
                 check=False, timeout=900, what="tools/upgrade")
             if not result.ok or "Upgrading files... done" not in result.stdout:
-                raise RemoteError(f"BOINC's tools/upgrade failed: {result.last_line()}")
+                raise RemoteError(f"BOINC's tools/upgrade failed: {result.last_lines()}")
             _check_db_output(result.stdout)
         elif action.kind == "schema":
             ops = shlex.quote(f"{spec.project_dir}/html/ops")
             result = host.run(f"cd {ops} && {env} ./upgrade_db.php", user=spec.owner,
                               stdin="y\n", check=False, timeout=900, what="upgrade_db.php")
             if not result.ok:
-                raise RemoteError(f"upgrade_db.php failed: {result.last_line()}")
+                raise RemoteError(f"upgrade_db.php failed: {result.last_lines()}")
             _check_db_output(result.stdout)
 
 
