@@ -129,7 +129,7 @@ def test_h1_htpasswd_never_follows_a_planted_link(vm_host: Host, project: str,
 
 def test_l3_runs_and_logs_with_planted_links_and_fifos(vm_host: Host, project: str,
                                                        canary: Path) -> None:
-    target = ProjectTarget(HostSpec("vm"), NAME, OWNER, project)
+    target = ProjectTarget(name=NAME, host=HostSpec("vm"), owner=OWNER, project_dir=project)
     run = f"{project}/pymw/runs/1"
     as_owner(vm_host, f"mkdir -p {run} && echo 'exec true' > {run}/run.sh && mkfifo {run}/pid "
                       f"&& ln -s {canary} {run}/script_name && mkfifo {run}/log "
