@@ -29,7 +29,7 @@ from pymw_admin.admin import platforms, runs
 from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server import daemons
 from pymw_admin.admin.target import ProjectTarget
-from pymw_admin.errors import PymwError
+from pymw_admin.errors import PymwError, RemoteError
 from pymw_admin.wire.boinc_contract import describe_error_mask
 
 RESULT_STATES = ("unsent", "in_progress", "done", "errored", "not_needed")
@@ -353,7 +353,10 @@ def gather(host: Host, target: ProjectTarget, limit: int = FAILURE_LIMIT) -> Sta
     """Read everything on the server; what does not answer is reported, never fatal."""
     facts = daemons.status(host, target)
     running = {name: name in facts.running for name in facts.configured}
-    config_xml = host.read_text(f"{target.project_dir}/config.xml") or ""
+    try:  # the owner's file, read as the owner (root never follows a link planted there)
+        config_xml = host.read_text(f"{target.project_dir}/config.xml", user=target.owner) or ""
+    except RemoteError:
+        config_xml = ""
     project_error = _project_error(target, config_xml)
     apps: list[AppCounts] = []
     failures: list[Failure] = []

@@ -193,7 +193,7 @@ def apply(ctx: Context, actions: list[Action]) -> None:
                             set_db_password(text, database.db_password(host, spec)),
                             mode=0o640, owner=spec.owner)
         elif action.kind == "next-rpc-delay":
-            text = host.read_text(config_path(spec)) or ""
+            text = host.read_text(config_path(spec), user=spec.owner) or ""
             host.write_file(config_path(spec), set_rpc_delay(text), mode=0o640, owner=spec.owner)
         elif action.kind == "db-revision":
             ops = shlex.quote(f"{spec.project_dir}/html/ops")
