@@ -241,7 +241,11 @@ def assimilation(root: Path, count: int, compare_count: int) -> bool:
     uploads = []
     for i, name in enumerate(names):
         path = upload_path(root, f"{name}_0_r{1000 + i}_0")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            # as the upload handler makes them: the web server (in the owner's group) must
+            # still write there, or a volunteer's later upload into this fan-out is lost
+            path.parent.mkdir(mode=0o2771)
+            path.parent.chmod(0o2771)
         path.write_bytes(record(f"t{i}", i))
         uploads.append(path)
     # peer first, on a tenth of them: the Python filer (it copies, leaving the uploads)

@@ -13,3 +13,21 @@ OWNER = boinc_client.USER
 PROJECT_DIR = Path(f"/home/{OWNER}/projects/{NAME}")
 MASTER_URL = f"http://{ssh_host.VM_ADDR}/{NAME}/"
 WORK = CACHE / "boinc-tests"  # scripts and the master's venv, readable by the owner
+
+
+def clear_queue() -> None:
+    """Cancel every unsent result an earlier session left (a benchmark or run killed midway):
+    the feeder fills its slots with them, and a version-less app's leftovers starve the rest.
+    Then restart the daemons, so the feeder's shared memory forgets them too."""
+    import subprocess
+
+    sql = ("UPDATE workunit SET error_mask = error_mask | 16, transition_time = UNIX_TIMESTAMP() "
+           "WHERE id IN (SELECT workunitid FROM result WHERE server_state = 2); "
+           "UPDATE result SET server_state = 5, outcome = 5 WHERE server_state = 2;")
+    subprocess.run(["mysql", NAME, "-e", sql], check=True)
+    # an earlier benchmark made upload fan-out directories the web server could not write to
+    # (BOINC's upload handler then drops the file and answers success): give them back
+    repair = ('cd "$1" && find upload -mindepth 1 -maxdepth 1 -type d -user "$(id -un)" '
+              '! -perm -g+w -exec chmod 2771 {} + && bin/stop && bin/start')
+    subprocess.run(["sudo", "-n", "-u", OWNER, "sh", "-c", repair, "sh", str(PROJECT_DIR)],
+                   check=True, capture_output=True)

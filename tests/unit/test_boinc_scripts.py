@@ -217,3 +217,16 @@ def test_shell_filer_refuses_odd_names_and_hands_errors_on(tmp_path: Path) -> No
     assert failed.returncode == 0, failed.stderr
     record = json.loads((root / "pymw" / "results" / "pymw_t_9.error").read_text())
     assert record["error_mask"] == 6
+
+
+def test_shell_filer_reports_a_lost_upload(tmp_path: Path) -> None:
+    """BOINC's upload handler answers success when it cannot write the file (it takes that for a
+    duplicate upload): the canonical result's file is then missing, and the master must hear of
+    it as that task's error, not wait for ever."""
+    root = project(tmp_path)
+    (root / "upload" / "3f").mkdir(parents=True)
+    lost = system(root, f"../bin/pymw_assimilator 5 {root}/upload/3f/pymw_run_r2_t1_0_r77_0")
+    assert lost.returncode == 0, lost.stderr
+    record = json.loads((root / "pymw" / "results" / "pymw_run_r2_t1.error").read_text())
+    assert "upload was lost" in record["error"]
+    assert not (root / "pymw" / "results" / "pymw_run_r2_t1.result").exists()

@@ -42,6 +42,15 @@ for path in "$@"; do
         echo "pymw_assimilator: unexpected upload name $path" >&2
         exit 1
     fi
+    if [ ! -e "$path" ]; then
+        # the upload handler answers success when it cannot write (BOINC takes that for a
+        # duplicate upload): say so to the master rather than leave it waiting for ever
+        [ -e "$results/$wu.result" ] && continue
+        echo "pymw_assimilator: $path is missing: the upload was lost" >&2
+        printf '{"error": "the result file is missing on the server: the upload was lost (can the web server write to the upload directory?)"}\n' \
+            > "$results/$wu.error.tmp" && mv -f -- "$results/$wu.error.tmp" "$results/$wu.error" || exit 1
+        continue
+    fi
     # an empty file is what an earlier run left: that result is filed (or collected) already
     [ -s "$path" ] || continue
     mv -f -- "$path" "$results/$wu.result" || exit 1

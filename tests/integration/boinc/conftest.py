@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import boinc_client, boinc_tree, ssh_host
+from testbed import boinc_client, boinc_project, boinc_tree, ssh_host
 from testbed import bundle as bundle_bed
 from testbed.boinc_project import MASTER_URL, NAME, OWNER, PROJECT_DIR, WORK
 from testbed.cache import CACHE
@@ -68,6 +68,7 @@ def project() -> Project:
                      "--project-file", str(project_file), "--json")
     assert out.returncode == 0, out.stderr + out.stdout
     timings = {"init_project_s": round(time.monotonic() - started, 1)}
+    boinc_project.clear_queue()  # an earlier session killed midway leaves unsent work behind
     bundle = bundle_bed.up()
     started = time.monotonic()
     out = pymw_admin("deploy-app", "--project-file", str(project_file), "--bundles",
