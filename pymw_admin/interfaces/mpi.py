@@ -145,7 +145,7 @@ class MPIInterface:
         self._pending: deque[tuple[str, bytes]] = deque()
         self._suspects: deque[tuple[str, bytes]] = deque()  # held by a child that died
         self._cancelled: set[str] = set()
-        self._shared: dict[str, bytes] = {}
+        self._shared: dict[str, bytes] = {}  # digest -> the shared-blob message for a rank
         self._outbox: list[tuple[int, int, bytes]] = []  # (rank, tag, body) for the thread
         self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._closing = False
@@ -272,11 +272,10 @@ class MPIInterface:
         sends, self._outbox = self._outbox, []
         for worker, blobs in deal(self._ranks, self._pending, self._suspects):
             for digest in worker.shared_to_send(blobs):
-                blob = self._shared.get(digest)
-                if blob is not None:  # the rank relays it to its child like a task frame
-                    sends.append((worker.rank, TAG_TASKS,
-                                  SHARED_MAGIC + digest.encode() + b"\n" + blob))
-                    worker.shared_bytes_sent += len(blob)
+                body = self._shared.get(digest)
+                if body is not None:  # the rank relays it to its child like a task frame
+                    sends.append((worker.rank, TAG_TASKS, body))
+                    worker.shared_bytes_sent += len(body)
             sends.append((worker.rank, TAG_TASKS, pack_batch(blobs)))
         if not self._pending and not self._suspects:
             for worker, ask in to_revoke(self._ranks):
@@ -318,8 +317,10 @@ class MPIInterface:
         return drain(self._completions, timeout)
 
     def put_shared(self, digest: str, blob: bytes) -> None:
+        # the message is made once for all ranks: one copy of the blob, however many get it
+        body = SHARED_MAGIC + digest.encode() + b"\n" + blob
         with self._lock:
-            self._shared[digest] = blob
+            self._shared[digest] = body
 
     def drop_shared(self, digest: str) -> None:
         with self._lock:

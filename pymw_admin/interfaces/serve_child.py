@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 
-from pymw_admin.wire.framing import FrameBuffer, frame
+from pymw_admin.wire.framing import HEADER, FrameBuffer
 
 READ_CHUNK = 1 << 20
 
@@ -77,8 +77,9 @@ class ServeChild:
             stdin.close()
 
     def send(self, body: bytes | bytearray) -> None:
-        """Queue one frame (a packed batch of task files) for the child."""
-        self._outbox.put([frame(bytes(body))])
+        """Queue one frame (a packed batch of task files, or a message an MPI rank relays) for
+        the child; the body is written as it is, not copied, so the caller must not reuse it."""
+        self._outbox.put([HEADER.pack(len(body)), memoryview(body)])
 
     def send_parts(self, parts: list[bytes | memoryview]) -> None:
         """Queue one frame already split into parts (header first), written without joining."""

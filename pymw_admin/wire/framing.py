@@ -82,6 +82,39 @@ def split_shared(body: bytes | bytearray) -> tuple[str, memoryview] | None:
     return bytes(body[len(SHARED_MAGIC) : end]).decode(), memoryview(body)[end + 1 :]
 
 
+_SHARED_PREFIX = len(SHARED_MAGIC) + 64 + 1  # magic, a sha256 hex digest, newline
+
+
+def read_message(stream: BinaryIO) -> bytes | tuple[str, bytes] | None:
+    """The next frame from a blocking stream: its body, or ``(digest, blob)`` for a shared-blob
+    frame; None at end of stream.
+
+    A shared blob is read into a bytes object of its own, so a large ``bytes`` object arrives
+    with no further copy (slicing it out of the body would copy it once more).
+    """
+    head = stream.read(HEADER.size)
+    if not head or len(head) < HEADER.size:
+        return None
+    size = HEADER.unpack(head)[0]
+    first = stream.read(min(size, _SHARED_PREFIX))
+    if len(first) < min(size, _SHARED_PREFIX):
+        return None
+    if size > _SHARED_PREFIX and first.startswith(SHARED_MAGIC) and first.endswith(b"\n"):
+        rest = stream.read(size - len(first))
+        if rest is None or len(rest) < size - len(first):
+            return None
+        return first[len(SHARED_MAGIC) : -1].decode(), rest
+    rest = stream.read(size - len(first)) if size > len(first) else b""
+    if rest is None or len(rest) < size - len(first):
+        return None
+    if not rest:
+        return first
+    shared = split_shared(first + rest)  # a shared frame with a digest of another length
+    if shared is not None:
+        return shared[0], bytes(shared[1])
+    return first + rest
+
+
 def ids_record(magic: bytes, ids: list[str]) -> bytes:
     return magic + json.dumps(ids).encode()
 

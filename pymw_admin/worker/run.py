@@ -290,12 +290,11 @@ class _Inbox:
         threading.Thread(target=self._read, daemon=True, name="inbox").start()
 
     def _read(self) -> None:
-        while (body := framing.read_body(self._in)) is not None:
-            shared = framing.split_shared(body)
-            if shared is not None:
+        while (body := framing.read_message(self._in)) is not None:
+            if isinstance(body, tuple):  # a shared blob
                 with self._cond:
-                    self._store.put(*shared)
-                del body, shared
+                    self._store.put(*body)
+                del body
                 continue
             batch = framing.unpack_batch(body)
             del body

@@ -168,3 +168,28 @@ def test_shared_blobs_ride_inline_when_nothing_stages_them(tmp_path: Path) -> No
 def test_a_small_task_file_has_no_shared_field() -> None:
     blob = encoding.encode_task("t4", add, (1, 2))
     assert b'"shared"' not in blob.split(b"\n")[1]
+
+
+def test_frames_read_back_whole_and_a_shared_blob_as_its_own_bytes() -> None:
+    import io
+
+    from pymw_admin.wire import framing
+
+    big = os.urandom(300_000)
+    digest = encoding.digest_of(big)
+    tasks = framing.pack_batch([b"task one", b"task two"])
+    stream = io.BytesIO(b"".join([
+        framing.frame(tasks),
+        *[bytes(p) for p in framing.shared_frame(digest, big)],
+        framing.frame(b""),
+        framing.frame(b"short"),
+    ]))
+    reader = io.BufferedReader(stream)  # type: ignore[arg-type]
+    assert framing.unpack_batch(framing.read_message(reader)) == [b"task one", b"task two"]
+    got = framing.read_message(reader)
+    assert isinstance(got, tuple) and got == (digest, big) and type(got[1]) is bytes
+    assert framing.read_message(reader) == b""
+    assert framing.read_message(reader) == b"short"
+    assert framing.read_message(reader) is None
+    cut = io.BufferedReader(io.BytesIO(framing.frame(tasks)[:-3]))  # type: ignore[arg-type]
+    assert framing.read_message(cut) is None
