@@ -158,6 +158,9 @@ class Master:
         self._blobs: dict[str, bytes] = {}  # task files of unfinished tasks, for retries
         self._task_shared: dict[str, list[str]] = {}  # shared blobs an unfinished task needs
         self._shared_users: Counter[str] = Counter()
+        # id -> (blob, digest) of the shared blobs in use: a big bytes object is its own blob,
+        # so tasks submitted one by one over it hash it once (the entry keeps the id unique)
+        self._named_blobs: dict[int, tuple[bytes, str]] = {}
         self._uncollected: OrderedDict[str, Task] = OrderedDict()  # finished, not collected
         self._watches: list[_Watch] = []  # what each as_completed running waits for
         self._counts: Counter[TaskState] = Counter()
@@ -269,9 +272,13 @@ class Master:
 
     def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes]) -> bytes:
         try:
-            return encoding.pickle_function(func, shared)
+            return encoding.pickle_function(func, shared, known=self._digest_if_named)
         except Exception as exc:
             raise TaskError(None, type(exc).__name__, f"cannot encode the function: {exc}") from exc
+
+    def _digest_if_named(self, obj: bytes) -> str | None:
+        named = self._named_blobs.get(id(obj))  # one dict look-up: safe without the lock
+        return named[1] if named is not None and named[0] is obj else None
 
     def _register(self, task: Task, blob: bytes, shared: Mapping[str, bytes]) -> None:
         """Count a task as handed over (lock held); stage the shared blobs it needs."""
@@ -281,6 +288,7 @@ class Master:
             for digest in digests:
                 if self._shared_users[digest] == 0:
                     self._blob_stager.put_shared(digest, shared[digest])
+                    self._named_blobs[id(shared[digest])] = (shared[digest], digest)
                 self._shared_users[digest] += 1
         self._live[task.task_id] = task
         self._blobs[task.task_id] = blob
@@ -296,6 +304,8 @@ class Master:
             self._shared_users[digest] -= 1
             if self._shared_users[digest] <= 0 and self._blob_stager is not None:
                 del self._shared_users[digest]
+                self._named_blobs = {k: v for k, v in self._named_blobs.items()
+                                     if v[1] != digest}
                 self._blob_stager.drop_shared(digest)
 
     def _forget(self, tasks: Iterable[Task]) -> None:

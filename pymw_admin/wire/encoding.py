@@ -195,10 +195,12 @@ def _looks_large(obj: object) -> bool:
 class _SharingPickler(cloudpickle.Pickler):
     """cloudpickle that leaves large objects (and Shared handles) out, as persistent ids."""
 
-    def __init__(self, file: io.BytesIO, shared: dict[str, bytes], extract: bool) -> None:
+    def __init__(self, file: io.BytesIO, shared: dict[str, bytes], extract: bool,
+                 known: Callable[[bytes], str | None] | None = None) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._shared = shared
         self._extract = extract
+        self._known = known
 
     def persistent_id(self, obj: object) -> tuple[str, str, bool] | None:
         if type(obj) is Shared:
@@ -207,7 +209,8 @@ class _SharingPickler(cloudpickle.Pickler):
         if not self._extract or not _may_be_large(obj):
             return None
         if type(obj) is bytes:  # sent as it is: no pickled copy of a big bytes object
-            digest = digest_of(obj)
+            # bytes never change: one the caller holds already named is not hashed again
+            digest = (self._known(obj) if self._known is not None else None) or digest_of(obj)
             self._shared[digest] = obj
             return (_SHARED_TAG, digest, True)
         try:
@@ -221,19 +224,22 @@ class _SharingPickler(cloudpickle.Pickler):
         return (_SHARED_TAG, digest, False)
 
 
-def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool) -> bytes:
+def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool,
+                   known: Callable[[bytes], str | None] | None = None) -> bytes:
     if shared is None:
         return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
     out = io.BytesIO()
-    _SharingPickler(out, shared, extract).dump(obj)
+    _SharingPickler(out, shared, extract, known).dump(obj)
     return out.getvalue()
 
 
-def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = None) -> bytes:
+def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = None,
+                    known: Callable[[bytes], str | None] | None = None) -> bytes:
     """cloudpickle a function by value, with its module too when the worker cannot import it.
 
     With ``shared`` (a dict to fill), large objects the function reaches (globals it reads,
-    closure cells) are left out as shared blobs ``{digest: blob}``.
+    closure cells) are left out as shared blobs ``{digest: blob}``. ``known(obj)``: the digest
+    of a big ``bytes`` object when the caller has it already (that very object), else None.
     """
     module_name = getattr(func, "__module__", None) or "__main__"
     root = module_name.split(".")[0]
@@ -241,10 +247,10 @@ def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = 
         module = sys.modules[root] if root in sys.modules else sys.modules[module_name]
         cloudpickle.register_pickle_by_value(module)
         try:
-            return _dumps_sharing(func, shared, extract=True)
+            return _dumps_sharing(func, shared, extract=True, known=known)
         finally:
             cloudpickle.unregister_pickle_by_value(module)
-    return _dumps_sharing(func, shared, extract=True)
+    return _dumps_sharing(func, shared, extract=True, known=known)
 
 
 def pickle_arguments(args: object, shared: dict[str, bytes] | None = None) -> bytes:

@@ -84,3 +84,47 @@ def test_an_exception_detaches_a_detachable_engine_and_closes_no_other() -> None
             raise RuntimeError("the script failed")
     assert resumable.detached and not resumable.closed
     assert plain.closed
+
+
+class FakeStager(FakeInterface):
+    """A FakeInterface that stages shared blobs (``SharesBlobs``): it records them."""
+
+    def __init__(self, outcomes: list[str]) -> None:
+        super().__init__(outcomes)
+        self.staged: dict[str, bytes] = {}
+
+    def put_shared(self, digest: str, blob: bytes) -> None:
+        self.staged[digest] = blob
+
+    def drop_shared(self, digest: str) -> None:
+        del self.staged[digest]
+
+
+BIG_BYTES = bytes(range(256)) * 2048  # 512 KiB: shared, as its own blob
+
+
+def byte_at(i: int) -> int:
+    return BIG_BYTES[i]
+
+
+def test_tasks_over_one_big_bytes_object_hash_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymw_admin.wire import encoding
+
+    hashed: list[int] = []
+    digest_of = encoding.digest_of
+
+    def counting(blob: bytes) -> str:
+        hashed.append(len(blob))
+        return digest_of(blob)
+
+    monkeypatch.setattr(encoding, "digest_of", counting)
+    fake = FakeStager(["hold"] * 6)
+    with Master(fake) as master:
+        tasks = [master.submit_task(byte_at, (i,)) for i in range(5)]
+        assert list(fake.staged.values()) == [BIG_BYTES]
+        assert hashed.count(len(BIG_BYTES)) == 1  # while tasks hold it, its digest is known
+        for task in tasks:
+            master.cancel(task)
+        assert fake.staged == {}  # nothing keeps it (nor its name) once no task needs it
+        master.submit_task(byte_at, (0,))
+        assert hashed.count(len(BIG_BYTES)) == 2
