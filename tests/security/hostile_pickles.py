@@ -83,6 +83,47 @@ def colliding_big_ints(count: int = 20_000) -> bytes:
     return _proto(b"\x8f(" + items + b"\x90")
 
 
+def colliding_text_ints(count: int = 20_000) -> bytes:
+    """The same big ints spelled as text (INT), which the scan once took for small ones."""
+    prime = 2**61 - 1
+    items = b"".join(b"I%d\n" % (i * prime) for i in range(1, count))
+    return _proto(b"\x8f(" + items + b"\x90")
+
+
+def heavy_key_in_batch(levels: int = 18, dicts: int = 1000) -> bytes:
+    """A list's batch of small dicts, each keyed by one memo-shared tuple that visits 2**18
+    objects to hash: each dict alone is within the limits, the batch is not. A batch is skipped
+    by a regex when its memo gets cannot fetch anything heavy; this one can."""
+    body = b")\x94"
+    for k in range(levels):
+        body += _get(k) + _get(k) + b"\x86\x94"
+    record = b"}\x94(" + _get(levels) + b"Nu"
+    return _proto(body + b"0]\x94(" + record * dicts + b"e")
+
+
+def memo_dag_after_batch(depth: int = 64) -> bytes:
+    """M1 after a skipped batch of memoized strings: the scan no longer knows which memo index
+    holds what (the batch could have memoized any number of items)."""
+    strings = b"\x8c\x01a\x94" * 5  # memo 1-5; the list is 0
+    body = b"]\x94(" + strings + b"e0)\x94"  # () is memo 6
+    for k in range(1, depth + 1):
+        body += _get(5 + k) + _get(5 + k) + b"\x86\x94"
+    return _proto(body + b"(" + _get(6 + depth) + b"\x91")
+
+
+def deep_tuple_key_in_batch(depth: int = 1_000_000) -> bytes:
+    """M2 as a dict's key inside a list's batch of plain dicts."""
+    return _proto(b"]\x94(}\x94(K\x01" + b"\x85" * depth + b"Nue")
+
+
+def colliding_keys_in_batch(count: int = 20_000) -> bytes:
+    """Colliding big ints as the keys of a dict inside a list's batch."""
+    prime = 2**61 - 1
+    items = b"".join(b"\x8a\x0a" + (i * prime).to_bytes(10, "little", signed=True) + b"N"
+                     for i in range(1, count))
+    return _proto(b"]\x94(}\x94(" + items + b"ue")
+
+
 def code_execution() -> bytes:
     return _proto(_global("os", "system") + b"\x8c\x04true\x85R")
 
@@ -109,6 +150,11 @@ CASES = [
     Case("set_of_frozenset_reduce", set_of_frozenset_reduce, "max_weight"),
     Case("huge_memo_index", huge_memo_index, "max_bytes"),
     Case("colliding_big_ints", colliding_big_ints, "max_collidable"),
+    Case("colliding_text_ints", colliding_text_ints, "max_collidable"),
+    Case("heavy_key_in_batch", heavy_key_in_batch, "max_hash_work"),
+    Case("memo_dag_after_batch", memo_dag_after_batch, "max_weight"),
+    Case("deep_tuple_key_in_batch", deep_tuple_key_in_batch, "max_depth"),
+    Case("colliding_keys_in_batch", colliding_keys_in_batch, "max_collidable"),
     Case("code_execution", code_execution, None),
     Case("truncated", truncated, None),
 ]
