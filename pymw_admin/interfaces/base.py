@@ -9,6 +9,7 @@ Retries are the master's decision; ``retryable`` tells it whether trying again c
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -105,6 +106,23 @@ class SharesBlobs(Protocol):
 
     def drop_shared(self, digest: str) -> None:
         """No unfinished task needs this blob any more."""
+
+
+@runtime_checkable
+class SendsAhead(Protocol):
+    """Optional, with SharesBlobs: an interface that starts sending a large blob to its workers
+    while the master is still hashing it, and knows the blobs it holds by identity.
+
+    ``send_ahead(blob)`` returns a callable the master calls with the digest (None: the hash
+    failed, the workers drop what they got); ``put_shared`` for that digest then sends it to
+    no worker twice.
+    """
+
+    def known_digest(self, blob: bytes) -> str | None:
+        """The digest of a blob this interface holds, when ``blob`` is that very object."""
+
+    def send_ahead(self, blob: bytes) -> Callable[[str | None], None]:
+        """Start sending ``blob`` to the workers; call the result with its digest."""
 
 
 @runtime_checkable

@@ -11,12 +11,15 @@ Shared blobs (``put_shared``) are sent to a worker once, before the first task t
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import sys
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from pymw_admin.errors import UsageError
@@ -30,12 +33,14 @@ from pymw_admin.interfaces.worker_load import (
     where,
 )
 from pymw_admin.wire.framing import (
+    DIGEST_SIZE,
     FORGET_MAGIC,
     REVOKE_MAGIC,
     REVOKED_MAGIC,
     ids_record,
     pack_batch,
     read_ids,
+    shared_ahead_frame,
     shared_frame,
     unpack_batch,
 )
@@ -183,6 +188,43 @@ class LocalInterface:
             self._recent.pop(digest, None)
             self._shared[digest] = blob
 
+    def known_digest(self, blob: bytes) -> str | None:
+        with self._lock:
+            for digest, held in itertools.chain(self._shared.items(), self._recent.items()):
+                if held is blob:
+                    return digest
+        return None
+
+    def send_ahead(self, blob: bytes) -> Callable[[str | None], None]:
+        """Start writing a large blob to every worker now, its digest last: the master hashes
+        it meanwhile (on another core). Each worker gets it once, as through put_shared."""
+        digest_part: Future[bytes] = Future()
+        with self._lock:
+            if self._closed:
+                return lambda digest: None
+            if not self._started:
+                self._start()
+            workers = [w for w in self._workers if w.alive]
+            for worker in workers:
+                worker.child.send_parts(shared_ahead_frame(memoryview(blob), digest_part))
+
+        def named(digest: str | None) -> None:
+            digest_part.set_result((digest or "0" * DIGEST_SIZE).encode())
+            with self._lock:
+                for worker in workers:
+                    if digest is None:  # the hash failed: the workers drop what they got
+                        worker.child.send(pack_batch([FORGET_MAGIC + b"0" * DIGEST_SIZE]))
+                        continue
+                    worker.has_shared.add(digest)
+                    worker.shared_bytes_sent += len(blob)
+                if digest is not None and digest not in self._shared:
+                    # kept as a recent blob until a task needs it (put_shared), so that the
+                    # workers are told to forget it if none ever does
+                    self._recent[digest] = blob
+                    self._forget_old_locked()
+
+        return named
+
     def drop_shared(self, digest: str) -> None:
         """No task needs this blob now: the workers keep it while the recent ones fit in
         RECENT_SHARED_BYTES (a loop of one task at a time sends it once), then forget it."""
@@ -191,12 +233,15 @@ class LocalInterface:
             if blob is None:
                 return
             self._recent[digest] = blob
-            while sum(len(b) for b in self._recent.values()) > RECENT_SHARED_BYTES:
-                old, _ = self._recent.popitem(last=False)
-                for worker in self._workers:
-                    if old in worker.has_shared:
-                        worker.has_shared.discard(old)
-                        worker.child.send(pack_batch([FORGET_MAGIC + old.encode()]))
+            self._forget_old_locked()
+
+    def _forget_old_locked(self) -> None:
+        while sum(len(b) for b in self._recent.values()) > RECENT_SHARED_BYTES:
+            old, _ = self._recent.popitem(last=False)
+            for worker in self._workers:
+                if old in worker.has_shared:
+                    worker.has_shared.discard(old)
+                    worker.child.send(pack_batch([FORGET_MAGIC + old.encode()]))
 
     def wait(self, timeout: float | None) -> list[Completion]:
         return drain(self._completions, timeout)

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
+from typing import Any
 
 from pymw_admin.wire.framing import HEADER, FrameBuffer
 
@@ -52,7 +54,7 @@ class ServeChild:
         for pipe in (self.proc.stdin, self.proc.stdout):
             _widen(pipe)
         self._frames = FrameBuffer()
-        self._outbox: queue.SimpleQueue[list[bytes | memoryview] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
         threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
 
     @property
@@ -68,6 +70,8 @@ class ServeChild:
                 break
             try:
                 for part in parts:
+                    if isinstance(part, Future):  # a digest the master is still computing
+                        part = part.result()
                     stdin.write(part)
                 del parts  # a shared blob is the master's: hold no reference while idle
                 stdin.flush()
@@ -81,8 +85,9 @@ class ServeChild:
         the child; the body is written as it is, not copied, so the caller must not reuse it."""
         self._outbox.put([HEADER.pack(len(body)), memoryview(body)])
 
-    def send_parts(self, parts: list[bytes | memoryview]) -> None:
-        """Queue one frame already split into parts (header first), written without joining."""
+    def send_parts(self, parts: list[Any]) -> None:
+        """Queue one frame already split into parts (header first), written without joining; a
+        part may be a Future of bytes, written once it is done."""
         self._outbox.put(parts)
 
     def close_input(self) -> None:

@@ -33,6 +33,7 @@ from pymw_admin.interfaces.base import (
     HasLeftovers,
     Interface,
     Resumable,
+    SendsAhead,
     SharesBlobs,
 )
 from pymw_admin.interfaces.kit import script_exit
@@ -85,6 +86,28 @@ class _Watch:
     def take(self) -> list[Task] | None:
         found, self.finished = self.finished, []
         return found or None
+
+
+class _Staging:
+    """How a master's pickler names blobs (encoding.BlobStaging): the digest of a bytes object
+    in use is known by identity; a large new blob goes out while it is hashed when the
+    interface can send ahead."""
+
+    def __init__(self, master: Master) -> None:
+        self._master = master
+        interface = master.interface
+        self._ahead = interface if isinstance(interface, SendsAhead) else None
+
+    def known_digest(self, blob: bytes) -> str | None:
+        named = self._master._named_blobs.get(id(blob))  # one dict look-up: no lock needed
+        if named is not None and named[0] is blob:
+            return named[1]
+        return self._ahead.known_digest(blob) if self._ahead is not None else None
+
+    def send_ahead(self, blob: bytes) -> Callable[[str | None], None]:
+        if self._ahead is None:
+            return lambda digest: None
+        return self._ahead.send_ahead(blob)
 
 
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
@@ -161,6 +184,7 @@ class Master:
         # id -> (blob, digest) of the shared blobs in use: a big bytes object is its own blob,
         # so tasks submitted one by one over it hash it once (the entry keeps the id unique)
         self._named_blobs: dict[int, tuple[bytes, str]] = {}
+        self._staging = _Staging(self)
         self._uncollected: OrderedDict[str, Task] = OrderedDict()  # finished, not collected
         self._watches: list[_Watch] = []  # what each as_completed running waits for
         self._counts: Counter[TaskState] = Counter()
@@ -272,13 +296,9 @@ class Master:
 
     def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes]) -> bytes:
         try:
-            return encoding.pickle_function(func, shared, known=self._digest_if_named)
+            return encoding.pickle_function(func, shared, staging=self._staging)
         except Exception as exc:
             raise TaskError(None, type(exc).__name__, f"cannot encode the function: {exc}") from exc
-
-    def _digest_if_named(self, obj: bytes) -> str | None:
-        named = self._named_blobs.get(id(obj))  # one dict look-up: safe without the lock
-        return named[1] if named is not None and named[0] is obj else None
 
     def _register(self, task: Task, blob: bytes, shared: Mapping[str, bytes]) -> None:
         """Count a task as handed over (lock held); stage the shared blobs it needs."""

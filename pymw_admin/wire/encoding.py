@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cloudpickle
 
@@ -192,15 +192,45 @@ def _looks_large(obj: object) -> bool:
     return False
 
 
+SEND_AHEAD_BYTES = 4 << 20  # a blob this big goes out to the workers while it is hashed
+
+
+class BlobStaging(Protocol):
+    """What the pickler asks about a blob before hashing it (the master answers)."""
+
+    def known_digest(self, blob: bytes) -> str | None:
+        """The digest of this very object when it is held already (bytes never change)."""
+
+    def send_ahead(self, blob: bytes) -> Callable[[str | None], None]:
+        """Start sending ``blob``; the result is called with its digest once hashed."""
+
+
 class _SharingPickler(cloudpickle.Pickler):
     """cloudpickle that leaves large objects (and Shared handles) out, as persistent ids."""
 
     def __init__(self, file: io.BytesIO, shared: dict[str, bytes], extract: bool,
-                 known: Callable[[bytes], str | None] | None = None) -> None:
+                 staging: BlobStaging | None = None) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._shared = shared
         self._extract = extract
-        self._known = known
+        self._staging = staging
+
+    def _digest(self, blob: bytes) -> str:
+        """The blob's digest; a large one starts on its way to the workers while it is hashed."""
+        if self._staging is None:
+            return digest_of(blob)
+        known = self._staging.known_digest(blob)
+        if known is not None:
+            return known
+        if len(blob) < SEND_AHEAD_BYTES:
+            return digest_of(blob)
+        named = self._staging.send_ahead(blob)
+        digest = None
+        try:
+            digest = digest_of(blob)
+        finally:
+            named(digest)
+        return digest
 
     def persistent_id(self, obj: object) -> tuple[str, str, bool] | None:
         if type(obj) is Shared:
@@ -209,8 +239,7 @@ class _SharingPickler(cloudpickle.Pickler):
         if not self._extract or not _may_be_large(obj):
             return None
         if type(obj) is bytes:  # sent as it is: no pickled copy of a big bytes object
-            # bytes never change: one the caller holds already named is not hashed again
-            digest = (self._known(obj) if self._known is not None else None) or digest_of(obj)
+            digest = self._digest(obj)
             self._shared[digest] = obj
             return (_SHARED_TAG, digest, True)
         try:
@@ -219,27 +248,27 @@ class _SharingPickler(cloudpickle.Pickler):
             return None  # the main pickle says what is wrong with it
         if len(blob) < SHARE_THRESHOLD:
             return None
-        digest = digest_of(blob)
+        digest = self._digest(blob)
         self._shared[digest] = blob
         return (_SHARED_TAG, digest, False)
 
 
 def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool,
-                   known: Callable[[bytes], str | None] | None = None) -> bytes:
+                   staging: BlobStaging | None = None) -> bytes:
     if shared is None:
         return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
     out = io.BytesIO()
-    _SharingPickler(out, shared, extract, known).dump(obj)
+    _SharingPickler(out, shared, extract, staging).dump(obj)
     return out.getvalue()
 
 
 def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = None,
-                    known: Callable[[bytes], str | None] | None = None) -> bytes:
+                    staging: BlobStaging | None = None) -> bytes:
     """cloudpickle a function by value, with its module too when the worker cannot import it.
 
     With ``shared`` (a dict to fill), large objects the function reaches (globals it reads,
-    closure cells) are left out as shared blobs ``{digest: blob}``. ``known(obj)``: the digest
-    of a big ``bytes`` object when the caller has it already (that very object), else None.
+    closure cells) are left out as shared blobs ``{digest: blob}``; ``staging`` names the blobs
+    the caller holds already and sends large new ones ahead while they are hashed.
     """
     module_name = getattr(func, "__module__", None) or "__main__"
     root = module_name.split(".")[0]
@@ -247,10 +276,10 @@ def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = 
         module = sys.modules[root] if root in sys.modules else sys.modules[module_name]
         cloudpickle.register_pickle_by_value(module)
         try:
-            return _dumps_sharing(func, shared, extract=True, known=known)
+            return _dumps_sharing(func, shared, extract=True, staging=staging)
         finally:
             cloudpickle.unregister_pickle_by_value(module)
-    return _dumps_sharing(func, shared, extract=True, known=known)
+    return _dumps_sharing(func, shared, extract=True, staging=staging)
 
 
 def pickle_arguments(args: object, shared: dict[str, bytes] | None = None) -> bytes:

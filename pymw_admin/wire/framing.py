@@ -82,7 +82,16 @@ def split_shared(body: bytes | bytearray) -> tuple[str, memoryview] | None:
     return bytes(body[len(SHARED_MAGIC) : end]).decode(), memoryview(body)[end + 1 :]
 
 
-_SHARED_PREFIX = len(SHARED_MAGIC) + 64 + 1  # magic, a sha256 hex digest, newline
+SHARED_AHEAD_MAGIC = b"PYMW-SHARED 2\n"  # a frame of its own: magic, the blob, its digest last
+DIGEST_SIZE = 64  # a sha256 in hex
+
+
+def shared_ahead_frame(blob: bytes | memoryview, digest: object) -> list[object]:
+    """A shared-blob frame whose digest comes last: the blob is on its way while the master
+    still hashes it. ``digest`` is whatever the writer turns into the 64 digest bytes at the
+    end (a future)."""
+    return [HEADER.pack(len(SHARED_AHEAD_MAGIC) + len(blob) + DIGEST_SIZE), SHARED_AHEAD_MAGIC,
+            blob, digest]
 
 
 def read_message(stream: BinaryIO) -> bytes | tuple[str, bytes] | None:
@@ -92,27 +101,40 @@ def read_message(stream: BinaryIO) -> bytes | tuple[str, bytes] | None:
     A shared blob is read into a bytes object of its own, so a large ``bytes`` object arrives
     with no further copy (slicing it out of the body would copy it once more).
     """
-    head = stream.read(HEADER.size)
-    if not head or len(head) < HEADER.size:
+
+    def read(n: int) -> bytes | None:
+        data = stream.read(n) if n else b""
+        return data if data is not None and len(data) == n else None
+
+    head = read(HEADER.size)
+    if head is None:
         return None
     size = HEADER.unpack(head)[0]
-    first = stream.read(min(size, _SHARED_PREFIX))
-    if len(first) < min(size, _SHARED_PREFIX):
+    first = read(min(size, len(SHARED_MAGIC)))
+    if first is None:
         return None
-    if size > _SHARED_PREFIX and first.startswith(SHARED_MAGIC) and first.endswith(b"\n"):
-        rest = stream.read(size - len(first))
-        if rest is None or len(rest) < size - len(first):
+    rest_size = size - len(first)
+    if first == SHARED_AHEAD_MAGIC and rest_size >= DIGEST_SIZE:
+        blob, digest = read(rest_size - DIGEST_SIZE), read(DIGEST_SIZE)
+        if blob is None or digest is None:
             return None
-        return first[len(SHARED_MAGIC) : -1].decode(), rest
-    rest = stream.read(size - len(first)) if size > len(first) else b""
-    if rest is None or len(rest) < size - len(first):
+        return digest.decode(), blob
+    if first == SHARED_MAGIC and rest_size > DIGEST_SIZE + 1:
+        line = read(DIGEST_SIZE + 1)
+        if line is None:
+            return None
+        if line.endswith(b"\n"):
+            blob = read(rest_size - len(line))
+            return None if blob is None else (line[:-1].decode(), blob)
+        first += line
+        rest_size -= len(line)
+    rest = read(rest_size)
+    if rest is None:
         return None
-    if not rest:
-        return first
-    shared = split_shared(first + rest)  # a shared frame with a digest of another length
-    if shared is not None:
+    shared = split_shared(first + rest) if first.startswith(SHARED_MAGIC) else None
+    if shared is not None:  # a digest of another length
         return shared[0], bytes(shared[1])
-    return first + rest
+    return first + rest if rest else first
 
 
 def ids_record(magic: bytes, ids: list[str]) -> bytes:

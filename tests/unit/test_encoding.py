@@ -193,3 +193,50 @@ def test_frames_read_back_whole_and_a_shared_blob_as_its_own_bytes() -> None:
     assert framing.read_message(reader) is None
     cut = io.BufferedReader(io.BytesIO(framing.frame(tasks)[:-3]))  # type: ignore[arg-type]
     assert framing.read_message(cut) is None
+
+
+def test_a_blob_sent_ahead_carries_its_digest_last() -> None:
+    import io
+
+    from pymw_admin.wire import framing
+
+    big = os.urandom(1000)
+    digest = encoding.digest_of(big)
+    parts = framing.shared_ahead_frame(big, digest.encode())
+    stream = io.BufferedReader(io.BytesIO(b"".join(parts)))  # type: ignore[arg-type,misc]
+    assert framing.read_message(stream) == (digest, big)
+
+
+class _Staging:
+    """A BlobStaging that records what the pickler asked."""
+
+    def __init__(self, known: dict[int, str]) -> None:
+        self.known = known
+        self.ahead: list[int] = []
+        self.named: list[str | None] = []
+
+    def known_digest(self, blob: bytes) -> str | None:
+        return self.known.get(id(blob))
+
+    def send_ahead(self, blob: bytes):  # type: ignore[no-untyped-def]
+        self.ahead.append(len(blob))
+        return self.named.append
+
+
+def test_a_large_blob_is_sent_ahead_while_hashed_and_a_known_one_is_not_hashed() -> None:
+    big = os.urandom(encoding.SEND_AHEAD_BYTES)
+    small = os.urandom(encoding.SHARE_THRESHOLD)
+
+    def reads() -> int:
+        return len(big) + len(small)
+
+    staging = _Staging({})
+    shared: dict[str, bytes] = {}
+    encoding.pickle_function(reads, shared, staging=staging)
+    assert staging.ahead == [len(big)]  # the small one is hashed at once, as before
+    assert staging.named == [encoding.digest_of(big)] and shared[staging.named[0]] is big
+
+    staging = _Staging({id(big): "b" * 64, id(small): "s" * 64})
+    shared = {}
+    encoding.pickle_function(reads, shared, staging=staging)
+    assert staging.ahead == [] and shared == {"b" * 64: big, "s" * 64: small}
