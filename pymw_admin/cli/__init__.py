@@ -1,6 +1,7 @@
 """The ``pymw-admin`` command: thin commands over the library, one module a command group."""
 
 from pymw_admin.cli import (
+    backup,  # noqa: F401
     bundle,  # noqa: F401
     deploy_app,  # noqa: F401
     destroy,  # noqa: F401
