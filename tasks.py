@@ -14,7 +14,8 @@ from pathlib import Path
 from invoke import Collection, Context, task
 
 # the engines the testbed provisions, in the order they come up
-ENGINES: list[str] = ["bundle", "foreign", "condor", "mpi", "ssh_host", "acme", "boinc_client"]
+ENGINES: list[str] = ["bundle", "foreign", "condor", "mpi", "ssh_host", "second_host", "acme",
+                      "boinc_client"]
 
 
 def _engine(name: str):  # type: ignore[no-untyped-def]
