@@ -127,6 +127,12 @@ def test_hostile_members_of_the_owners_tar_are_refused(name: str, kind: bytes, w
         list(archive.project_members(tree))
 
 
+def test_an_archive_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    with pytest.raises(UsageError, match=r"cannot write the archive .*No such file"):
+        archive.write(tmp_path / "absent" / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+
+
 def _archive_with(tmp_path: Path, extra: tarfile.TarInfo | None = None,
                   dump: bytes = b"dump") -> Path:
     members = list(archive.project_members(_tree(TREE)))

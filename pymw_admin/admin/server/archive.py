@@ -143,7 +143,10 @@ def write(path: Path, manifest: Manifest, database: bytes,
           members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> None:
     """Write the archive at ``path`` (0600, atomically: a failed backup leaves no half archive)."""
     partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write the archive {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
             info = json.dumps(manifest.as_dict(), indent=2).encode()
@@ -152,6 +155,9 @@ def write(path: Path, manifest: Manifest, database: bytes,
             for member, data in members:
                 archive.addfile(member, io.BytesIO(data) if data is not None else None)
         os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write the archive {path}: {exc.strerror or exc}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
