@@ -99,37 +99,47 @@ def _one_of(*patterns: bytes) -> bytes:
     return b"(?:" + b"|".join(patterns) + b")"
 
 
-# A list's batch of plain items, the bulk of an honest result, is skipped by one C regex match
-# instead of a Python step per opcode. Items: numbers, short strings and bytes, memo gets, and
-# flat tuples, dicts and lists of those (most frequent first). What the batch costs the budgets
-# is known without its items: no item is a big int, a constructor or nested deeper than a tuple of
-# plain values, and memo gets fetch no more than such a tuple (see ``skippable`` in scan); so
-# every key it hashes is one hash of at most 4 objects: linear in its size.
+# A list's batch of plain items, the bulk of an honest result, is skipped without a Python step
+# per opcode. Items: numbers, short strings and bytes, memo gets, and flat tuples, dicts and lists
+# of those. What a batch costs the budgets is known without its items: no item is a big int, a
+# constructor or nested deeper than a tuple of plain values, and memo gets fetch no more than such
+# a tuple (see ``skippable`` in scan); so every key it hashes is one hash of at most 4 objects:
+# linear in its size. Items laid out alike (a list of floats, of points, of records with the same
+# fields) are found by strided slices, a few per thousand items (see _copies); items that differ
+# from one to the next by one possessive C regex match, a step per opcode.
 _SHORT = _one_of(*(re.escape(bytes([size])) + b".{%d}" % size for size in range(256)))
 _NUMBER = rb"M..|K.|G.{8}|J.{4}|N|\x88|\x89"
 _LITERAL = _one_of(_NUMBER, rb"\x8c" + _SHORT + rb"\x94?", rb"C" + _SHORT + rb"\x94?")
 _FRAMED_LITERAL = rb"(?:\x95.{8})?" + _LITERAL
 _TUPLE = _one_of(_FRAMED_LITERAL * 3 + rb"\x87", _FRAMED_LITERAL * 2 + rb"\x86",
                  _FRAMED_LITERAL + rb"\x85") + rb"\x94?"
-
-
 # APPENDS, MARK: the batch's items are taken, the list's next batch begins (its place captured)
 _NEXT_BATCH = rb"(e)\("
 
 
-def _batch(*item: bytes) -> re.Pattern[bytes]:
-    plain = _one_of(*item, rb"j.{4}", rb"\x95.{8}")
-    flat_dict = rb"\}\x94?(?:\(" + plain + rb"*+u|" + plain + rb"{2}s)*+"
-    flat_list = rb"\]\x94?(?:\(" + plain + rb"*+e|" + plain + rb"a)*+"
-    return re.compile(_one_of(flat_dict, plain, flat_list, _NEXT_BATCH) + b"*+", re.S)
+def _item(*plain: bytes) -> bytes:
+    plain_or_frame = _one_of(*plain, rb"j.{4}", rb"\x95.{8}")
+    flat_dict = rb"\}\x94?(?:\(" + plain_or_frame + rb"*+u|" + plain_or_frame + rb"{2}s)*+"
+    flat_list = rb"\]\x94?(?:\(" + plain_or_frame + rb"*+e|" + plain_or_frame + rb"a)*+"
+    return _one_of(flat_dict, plain_or_frame, flat_list)
 
 
-_NUMBERS = re.compile(rb"(?:J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89|" + _NEXT_BATCH + b")*+", re.S)
-# a regex alternative that matches stops there: the items of tuples would be taken as items
-_BATCHES = (_batch(rb"h.", _LITERAL), _batch(rb"h.", _TUPLE, _LITERAL))
+_ITEM = re.compile(_item(rb"h.", _TUPLE, _LITERAL), re.S)
+# the first alternative that matches is taken: without tuples, numbers go faster, but a tuple's
+# items would be taken for items and the match stop at its TUPLE opcode
+_ITEMS = tuple(re.compile(_one_of(item, _NEXT_BATCH) + b"*+", re.S) for item in (
+    rb"J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89", _item(rb"h.", _LITERAL),
+    _item(rb"h.", _TUPLE, _LITERAL)))
 _SMALL_TUPLE = (4, 1, 0)  # the heaviest item a skipped batch memoizes
-_STRIDE_RUN = 1024
-_BATCH_BYTES = 1 << 20
+_BATCH_BYTES = 1 << 20  # skipped at a time, so the scan's deadline is still checked often
+_COPIES = 1000  # items compared at a time: a batch, as pickle writes them
+_FEW_COPIES = 32  # fewer items laid out alike, three times in a row: the regex is faster
+_LAYOUT_OPCODES = 64  # the most opcodes of an item whose copies are looked for
+_NO_ARGUMENT = frozenset(b"N\x88\x89")  # None, True, False: laid out alike
+_SAME_KIND = bytes.maketrans(b"N\x89", b"\x88\x88")
+_ARGUMENT_SIZE = [0] * 256  # of the opcodes of plain items, but short strings
+for _op, _size in {b"G": 8, b"J": 4, b"K": 1, b"M": 2, b"h": 1, b"j": 4, b"\x95": 8}.items():
+    _ARGUMENT_SIZE[_op[0]] = _size
 
 
 def _u(data: bytes, pos: int, size: int) -> int:
@@ -137,42 +147,60 @@ def _u(data: bytes, pos: int, size: int) -> int:
 
 
 def _batch_end(data: bytes, pos: int) -> int:
-    """Where the plain items after a MARK at ``pos`` end, at the APPENDS that takes them (so their
-    number and weights no longer matter), or at the last of the list's batches that are all plain;
-    ``pos`` if the first is not. At most _BATCH_BYTES at a time, so the scan's deadline is still
-    checked often."""
+    """Where the plain items after a MARK at ``pos`` end: at the APPENDS that takes them all (their
+    number and weights no longer matter), or at the last APPENDS of the list's batches that are
+    all plain items; ``pos`` if the first batch is not."""
     limit = pos + _BATCH_BYTES
-    size = _NUMBER_SIZE[data[pos]]
-    if size >= 0:  # numbers; of one kind (floats) found by a strided slice, each opcode 1 step on
-        end, step, opcode, appends = pos, size + 1, data[pos : pos + 1], -1
-        while end < limit:
-            run = data[end : end + step * _STRIDE_RUN : step]
-            same = len(run) - len(run.lstrip(opcode))
-            end += same * step
-            if same == _STRIDE_RUN:
-                continue
-            if data[end] == 0x95:  # a FRAME between two numbers
-                end += 9
-            elif data[end : end + 3] == b"e(" + opcode:  # APPENDS, MARK: the next batch
-                appends = end
-                end += 2
-            else:
+    end, appends, unlike = pos, -1, 0
+    while end < limit:
+        op = data[end]
+        if op == 0x65:  # APPENDS
+            if data[end + 1] != 0x28:  # not followed by the MARK of the list's next batch
+                return end
+            appends, end = end, end + 2
+        elif op == 0x95:  # FRAME
+            end += 9
+        else:
+            size = _NUMBER_SIZE[op] + 1  # a number is an item by itself
+            copies = _copies(data, end, size, limit) if size else 0
+            if copies < _FEW_COPIES:  # or the first item of a tuple
+                item = _ITEM.match(data, end, limit)
+                if item is None:
+                    break
+                size = item.end() - end
+                copies = _copies(data, end, size, limit)
+            end += copies * size
+            unlike = unlike + 1 if copies < _FEW_COPIES else 0
+            if unlike == 3:  # items laid out differently one to the next: a regex is faster
+                for items in _ITEMS:
+                    match = items.match(data, end, limit)
+                    assert match is not None  # they all match the empty string
+                    if data[match.end()] == 0x65:
+                        return match.end()
+                    appends = max(appends, match.start(1))
                 break
-        end = _taken(data, _NUMBERS.match(data, end, max(end, limit)))
-        if end >= 0 or appends >= 0:
-            return max(end, appends)
-    for batch in _BATCHES:
-        end = _taken(data, batch.match(data, pos, limit))
-        if end >= 0:
-            return end
-    return pos
+    return appends if appends >= 0 else pos
 
 
-def _taken(data: bytes, match: re.Match[bytes] | None) -> int:
-    """Where the APPENDS of the last batch a match took whole is, or -1."""
-    assert match is not None  # every pattern matches the empty string
-    end = match.end()
-    return end if data[end] == 0x65 else match.start(1)
+def _copies(data: bytes, start: int, size: int, limit: int) -> int:
+    """How many items from ``start`` on are laid out like the plain item there, ``size`` bytes:
+    the same opcodes (None, True, False alike) and string lengths at the same offsets, so each
+    is a plain item as the first is. A strided slice or two per opcode, whatever the count; an
+    item of more than _LAYOUT_OPCODES is left to the regex."""
+    count = max(1, min(_COPIES, (limit - start) // size))
+    pos = start
+    for _ in range(_LAYOUT_OPCODES):
+        if pos >= start + size:
+            return count
+        op = data[pos]
+        for at in (pos, pos + 1) if op == 0x8C or op == 0x43 else (pos,):  # and string lengths
+            run = data[at : at + size * count : size]
+            if op in _NO_ARGUMENT:
+                run = run.translate(_SAME_KIND)
+            if run != run[:1] * len(run):
+                count = len(run) - len(run.lstrip(run[:1]))
+        pos += 2 + data[pos + 1] if op == 0x8C or op == 0x43 else 1 + _ARGUMENT_SIZE[op]
+    return 1
 
 
 class _Unsure(Exception):

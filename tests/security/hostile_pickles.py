@@ -116,6 +116,14 @@ def deep_tuple_key_in_batch(depth: int = 1_000_000) -> bytes:
     return _proto(b"]\x94(}\x94(K\x01" + b"\x85" * depth + b"Nue")
 
 
+def deep_key_after_alike_records(alike: int = 600, depth: int = 1_000_000) -> bytes:
+    """M2 after records laid out alike, which the scan takes as copies of the first: the copies
+    end where the layout changes, and the deep key is scanned opcode by opcode."""
+    record = b"}\x94(K\x01G" + bytes(8) + b"\x8c\x01aNu"
+    deep = b"}\x94(K\x01" + b"\x85" * depth + b"Nu"
+    return _proto(b"]\x94(" + record * alike + deep + record + b"e")
+
+
 def colliding_keys_in_batch(count: int = 20_000) -> bytes:
     """Colliding big ints as the keys of a dict inside a list's batch."""
     prime = 2**61 - 1
@@ -154,6 +162,7 @@ CASES = [
     Case("heavy_key_in_batch", heavy_key_in_batch, "max_hash_work"),
     Case("memo_dag_after_batch", memo_dag_after_batch, "max_weight"),
     Case("deep_tuple_key_in_batch", deep_tuple_key_in_batch, "max_depth"),
+    Case("deep_key_after_alike_records", deep_key_after_alike_records, "max_depth"),
     Case("colliding_keys_in_batch", colliding_keys_in_batch, "max_collidable"),
     Case("code_execution", code_execution, None),
     Case("truncated", truncated, None),
