@@ -124,12 +124,15 @@ def _item(*plain: bytes) -> bytes:
     return _one_of(flat_dict, plain_or_frame, flat_list)
 
 
+# The first alternative that matches is taken: without tuples, numbers go faster, but a tuple's
+# items would be taken for items, and the match stop at its TUPLE opcode or the MARK of a list
+# holding it.
 _ITEM = re.compile(_item(rb"h.", _TUPLE, _LITERAL), re.S)
-# the first alternative that matches is taken: without tuples, numbers go faster, but a tuple's
-# items would be taken for items and the match stop at its TUPLE opcode
+_ITEM_WITHOUT_TUPLES = re.compile(_item(rb"h.", _LITERAL), re.S)
 _ITEMS = tuple(re.compile(_one_of(item, _NEXT_BATCH) + b"*+", re.S) for item in (
     rb"J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89", _item(rb"h.", _LITERAL),
     _item(rb"h.", _TUPLE, _LITERAL)))
+_TUPLE_OR_MARK = frozenset(b"\x85\x86\x87(")
 _SMALL_TUPLE = (4, 1, 0)  # the heaviest item a skipped batch memoizes
 _BATCH_BYTES = 1 << 20  # skipped at a time, so the scan's deadline is still checked often
 _COPIES = 1000  # items compared at a time: a batch, as pickle writes them
@@ -164,9 +167,12 @@ def _batch_end(data: bytes, pos: int) -> int:
             size = _NUMBER_SIZE[op] + 1  # a number is an item by itself
             copies = _copies(data, end, size, limit) if size else 0
             if copies < _FEW_COPIES:  # or the first item of a tuple
-                item = _ITEM.match(data, end, limit)
-                if item is None:
-                    break
+                plain = _ITEM_WITHOUT_TUPLES if op == 0x5D or op == 0x7D else _ITEM  # list, dict
+                item = plain.match(data, end, limit)
+                if item is None or data[item.end()] in _TUPLE_OR_MARK:
+                    item = _ITEM.match(data, end, limit)
+                    if item is None:
+                        break
                 size = item.end() - end
                 copies = _copies(data, end, size, limit)
             end += copies * size
