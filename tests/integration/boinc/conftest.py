@@ -9,10 +9,12 @@ BOINC server tree.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -130,7 +132,7 @@ class MasterRun:
         try:
             self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            _kill(self.proc)
             self.stdout, self.stderr = self.proc.communicate()
             raise AssertionError(f"the master did not end in {timeout} s:\n{self.stderr[-2000:]}"
                                  f"\nclient: {boinc_client.messages()[-3000:]}") from None
@@ -143,8 +145,30 @@ def start_master(python: str, script: Path, *args: str) -> MasterRun:
     proc = subprocess.Popen(
         ["sudo", "-n", "-u", OWNER, "-H", python, str(script), "-i", "boinc", "-p",
          str(PROJECT_DIR), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+        start_new_session=True)  # its own group: a test that ends early kills all of it
+    _STARTED.append(proc)
     return MasterRun(proc, time.monotonic())
+
+
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """The master and sudo above it (killing sudo alone leaves the master polling)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_master_outlives_its_module() -> Iterator[None]:
+    """A test stopped by its timeout must not leave a master polling the shared project (a
+    module's masters may serve several of its tests: they go when the module ends)."""
+    yield
+    while _STARTED:
+        _kill(_STARTED.pop())
 
 
 @pytest.fixture(scope="module")
