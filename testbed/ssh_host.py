@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -183,19 +184,27 @@ def _kill_processes_in(directory: Path) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
+def _shmem_key(project: Path) -> str:
+    try:
+        text = (project / "config.xml").read_text()
+    except OSError:
+        return ""
+    match = re.search(r"<shmem_key>\s*(0x[0-9a-fA-F]+|[0-9]+)\s*</shmem_key>", text)
+    return match.group(1) if match else ""
+
+
 def forget_project(name: str, owner: str = "boincadm") -> None:
     """Remove every trace of a project init-project made on the vm (test clean-up, as root)."""
     project = Path(f"/home/{owner}/projects/{name}")
     if (project / "bin" / "stop").exists():
         run_in_vm("sudo", "-u", owner, "-H", "sh", "-c",
                   f"cd {project} && PATH=/usr/sbin:/usr/bin:/sbin:/bin bin/stop")
+    key = _shmem_key(project)
     _kill_processes_in(project)
-    # the feeder leaves shared memory behind after bin/stop
-    ipcs = _sh("ipcs", "-m", check=False).stdout.splitlines()
-    for line in ipcs:
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == owner:
-            _sh("ipcrm", "-m", parts[1], check=False)
+    # the feeder leaves shared memory behind after bin/stop: remove this project's segment only
+    # (the owner's other projects keep theirs, or their schedulers say "feeder not running")
+    if key:
+        _sh("ipcrm", "-M", key, check=False)
     if Path(f"/var/lib/mysql/{name}").exists() and _sh("mysql", "-e", "SELECT 1",
                                                        check=False).returncode != 0:
         run_in_vm("service", "mariadb", "start")  # a database can only be dropped by its server
