@@ -194,7 +194,7 @@ def _copies(data: bytes, start: int, size: int, limit: int) -> int:
     the same opcodes (None, True, False alike) and string lengths at the same offsets, so each
     is a plain item as the first is. A strided slice or two per opcode, whatever the count; an
     item of more than _LAYOUT_OPCODES is left to the regex."""
-    count = max(1, min(_COPIES, (limit - start) // size))
+    count = max(1, min(_COPIES, (min(limit, len(data)) - start) // size))
     pos = start
     for _ in range(_LAYOUT_OPCODES):
         if pos >= start + size:

@@ -111,6 +111,15 @@ def memo_dag_after_batch(depth: int = 64) -> bytes:
     return _proto(body + b"(" + _get(6 + depth) + b"\x91")
 
 
+def memo_dag_in_batch(depth: int = 64) -> bytes:
+    """M1 inside a list's batch: tuples of memo gets, the last one a dict's key. A batch holds
+    tuples of plain values only, or the scan could not skip it without counting."""
+    body = b"]\x94(K\x01\x85\x94"  # the list is memo 0, (1,) memo 1
+    for k in range(1, depth + 1):
+        body += _get(k) + _get(k) + b"\x86\x94"
+    return _proto(body + b"}\x94(" + _get(depth + 1) + b"Nue")
+
+
 def deep_tuple_key_in_batch(depth: int = 1_000_000) -> bytes:
     """M2 as a dict's key inside a list's batch of plain dicts."""
     return _proto(b"]\x94(}\x94(K\x01" + b"\x85" * depth + b"Nue")
@@ -161,6 +170,7 @@ CASES = [
     Case("colliding_text_ints", colliding_text_ints, "max_collidable"),
     Case("heavy_key_in_batch", heavy_key_in_batch, "max_hash_work"),
     Case("memo_dag_after_batch", memo_dag_after_batch, "max_weight"),
+    Case("memo_dag_in_batch", memo_dag_in_batch, "max_weight"),
     Case("deep_tuple_key_in_batch", deep_tuple_key_in_batch, "max_depth"),
     Case("deep_key_after_alike_records", deep_key_after_alike_records, "max_depth"),
     Case("colliding_keys_in_batch", colliding_keys_in_batch, "max_collidable"),

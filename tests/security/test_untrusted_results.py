@@ -117,6 +117,42 @@ def test_honest_batches_are_skipped_whole(name: str) -> None:
     assert untrusted._batch_end(data, first) == last_appends
 
 
+def mutated_batches(seed: int, count: int) -> list[bytes]:
+    """Honest lists with a few bytes changed, or copied elsewhere, opcodes of structure mostly."""
+    rng = random.Random(seed)
+    shapes = [value for value in honest_batches().values() if isinstance(value, list)]
+    opcodes = b"()tu\x85\x86\x87\x91\x90hjqr\x94se]}2a0\x8aL"
+    found = []
+    for _ in range(count):
+        data = bytearray(pickle.dumps(rng.choice(shapes)[: rng.randrange(1, 3000)], protocol=5))
+        for _ in range(rng.randrange(1, 8)):
+            at, kind = rng.randrange(2, len(data)), rng.random()
+            if kind < 0.5:
+                data[at] = rng.choice(opcodes)
+            elif kind < 0.8:
+                data[at] = rng.randrange(256)
+            else:
+                data[rng.randrange(2, len(data)):0] = data[at : at + rng.randrange(1, 40)]
+        found.append(bytes(data))
+    return found
+
+
+def test_skipping_batches_passes_nothing_the_exact_scan_refuses() -> None:
+    """Where the scan that skips batches passes a pickle, the scan that models every opcode passes
+    it too, or finds it malformed (a memo get or a MARK missing), as the unpickler would."""
+    for data in mutated_batches(seed=13, count=400):
+        try:
+            untrusted.scan(data)
+        except pickle.UnpicklingError:
+            continue
+        try:
+            untrusted._scan(data, untrusted.DEFAULT_LIMITS, math.inf, skip_batches=False)
+        except untrusted.LimitExceeded as exc:
+            raise AssertionError(f"skipped past {exc.limit}: {data[:60]!r}") from None
+        except pickle.UnpicklingError as exc:
+            assert "malformed" in str(exc), data[:60]
+
+
 class HostileEngine:
     """An untrusted engine whose volunteers send ``records`` (task id -> result record)."""
 
