@@ -30,11 +30,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cloudpickle
 
-from pymw_admin.wire import untrusted
+if TYPE_CHECKING:
+    from pymw_admin.wire import untrusted
+
 
 TASK_MAGIC = b"PYMW-TASK 1\n"
 RESULT_MAGIC = b"PYMW-RESULT 1\n"
@@ -536,10 +538,14 @@ def decode_result_header(blob: bytes) -> ResultRecord:
     return record
 
 
-def loads_untrusted(data: bytes, limits: untrusted.Limits = untrusted.DEFAULT_LIMITS) -> Any:
+def loads_untrusted(data: bytes, limits: untrusted.Limits | None = None) -> Any:
     """Unpickle plain data (numbers, strings, containers, dates, decimals) and nothing else,
     within time, memory and nesting limits; past one, a LimitExceeded that names it."""
-    return untrusted.loads(data, limits)
+    # imported when first needed: its patterns take most of a second to compile, which no
+    # worker and no master of trusted workers should wait for
+    from pymw_admin.wire import untrusted
+
+    return untrusted.loads(data, limits or untrusted.DEFAULT_LIMITS)
 
 
 def decode_value(record: ResultRecord, *, trusted: bool) -> Any:
