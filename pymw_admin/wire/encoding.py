@@ -18,6 +18,7 @@ that rebuilds only plain data types and never imports or calls anything else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -284,9 +285,15 @@ def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = 
     return _dumps_sharing(func, shared, extract=True, staging=staging)
 
 
+_PLAIN_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
 def pickle_arguments(args: object, shared: dict[str, bytes] | None = None) -> bytes:
     """cloudpickle a task's arguments; Shared handles among them become references (their
     blobs go into ``shared``)."""
+    if type(args) is tuple and len(args) <= 8 and all(type(a) in _PLAIN_SCALARS for a in args):
+        # the usual map(f, numbers): nothing cloudpickle would treat differently, at C speed
+        return pickle.dumps(args, protocol=PICKLE_PROTOCOL)
     _pickling.sink = shared
     try:
         return cloudpickle.dumps(args, protocol=PICKLE_PROTOCOL)
@@ -365,15 +372,8 @@ def encode_task(
     if args_blob is None:
         arguments: object = list(chunk) if chunk is not None else tuple(input_data)
         args_blob = pickle_arguments(arguments, shared_blobs)
-    header = TaskHeader(
-        task_id=task_id,
-        python=python_minor(),
-        kind=kind,
-        modules=list(modules),
-        data_files=sorted(files),
-        name=name,
-        shared=sorted(shared_blobs),
-    )
+    header = _header_json(task_id, kind, tuple(modules), tuple(sorted(files)), name,
+                          tuple(sorted(shared_blobs)))
     payload = pickle.dumps(
         {
             "body": body,
@@ -386,10 +386,26 @@ def encode_task(
         },
         protocol=PICKLE_PROTOCOL,
     )
-    fields = dict(header.__dict__)
+    return TASK_MAGIC + header + b"\n" + payload
+
+
+def _header_json(task_id: str, kind: str, modules: tuple[str, ...], data_files: tuple[str, ...],
+                 name: str, shared: tuple[str, ...]) -> bytes:
+    """A task header as JSON; all but the task id is made once for the tasks of a map."""
+    return b'{"task_id": ' + json.dumps(task_id).encode() + b", " + _header_rest(
+        python_minor(), kind, modules, data_files, name, shared)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_rest(python: str, kind: str, modules: tuple[str, ...], data_files: tuple[str, ...],
+                 name: str, shared: tuple[str, ...]) -> bytes:
+    fields = dict(TaskHeader(task_id="", python=python, kind=kind, modules=list(modules),
+                             data_files=list(data_files), name=name,
+                             shared=list(shared)).__dict__)
+    del fields["task_id"]
     if not fields["shared"]:
         del fields["shared"]  # a task sharing nothing reads the same to workers built before
-    return TASK_MAGIC + json.dumps(fields).encode() + b"\n" + payload
+    return json.dumps(fields).encode()[1:]
 
 
 def read_task_header(blob: bytes) -> tuple[TaskHeader, memoryview]:
@@ -496,6 +512,7 @@ _HEADER_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def _flat_json_object(raw: bytes, what: str) -> dict[str, Any]:
@@ -503,8 +520,10 @@ def _flat_json_object(raw: bytes, what: str) -> dict[str, Any]:
     nesting is refused before parsing (json.loads would recurse once per level)."""
     depth = 0
     brackets = raw.count(b"[") + raw.count(b"{")
-    # strings taken out, what is left is small: structure and numbers
-    for byte in _JSON_STRING.sub(b'""', raw) if brackets > 2 else b"":
+    # strings taken out, then all but the brackets: what is left to walk is a few bytes
+    structure = (_JSON_STRING.sub(b'""', raw).translate(None, _NOT_BRACKETS) if brackets > 2
+                 else b"")
+    for byte in structure:
         if byte in (0x5B, 0x7B):
             depth += 1
             if depth > 2:

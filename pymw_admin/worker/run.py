@@ -195,11 +195,14 @@ def run_task(blob: bytes, workdir_base: str | None = None,
         workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-")
     else:
         workdir = os.path.join(workdir_base, "task")
-        os.makedirs(workdir, exist_ok=True)
     out, err = io.StringIO(), io.StringIO()
     old_cwd = os.getcwd()
     try:
         os.chdir(workdir)
+    except FileNotFoundError:  # the first task (or one removed it): made only when missing
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 payload = pickle.loads(raw)
