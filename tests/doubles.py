@@ -11,6 +11,7 @@ engines' tests show the engines work.
 
 from __future__ import annotations
 
+import functools
 import queue
 import re
 from collections.abc import Callable, Sequence
@@ -131,3 +132,24 @@ class FakeResumable(FakeInterface):
 
 def _run(task_id: str, task_file: bytes) -> Completion:
     return Completion(task_id, record=encode_result(run_task(task_file)), worker="fake:1")
+
+
+@functools.cache
+def task_key_pair() -> tuple[bytes, bytes]:
+    """One task key pair (private, public PEM) for the whole test session: making one takes a
+    while, and these tests are about what the key signs, not about making keys."""
+    from pymw_admin.interfaces.kit import task_signing
+
+    return task_signing.generate()
+
+
+def install_task_key(project: Path, pair: tuple[bytes, bytes] | None = None) -> bytes:
+    """``project/keys/`` holding a task key as deploy-app leaves it; returns the public PEM."""
+    private, public = pair or task_key_pair()
+    keys = project / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "pymw_task_public.pem").write_bytes(public)
+    path = keys / "pymw_task_private.pem"
+    path.write_bytes(private)
+    path.chmod(0o600)
+    return public

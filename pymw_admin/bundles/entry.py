@@ -11,6 +11,12 @@ runs ``pymw_admin.worker.run.run_task`` and calls ``boinc.finish(0)`` once a res
 written (a task that raised is still a record: the master reports it). A task pickled by another
 Python minor version is refused before its payload is touched, with one clear line on stderr and a
 ``PythonVersionMismatch`` record for the master.
+
+Task files are signed by the master with the project's task key; the public half ships in the app
+version as the logical file ``pymw_task_key`` (BOINC's code signing covers it). A task file it did
+not sign is refused before anything of it is unpickled: one line on stderr and a
+``TaskSignatureError`` record. Without a key in the slot, under a real client that is a refusal
+too; a rehearsal (no client: the trusted path, on the master's own machine) runs tasks unchecked.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import sys
 from pathlib import Path
 
 from pymw_admin.bundles import boinc
-from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_NAME
+from pymw_admin.wire import signature
+from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_KEY_NAME, TASK_NAME
 from pymw_admin.wire.encoding import (
     EncodingError,
     SharedStore,
@@ -32,6 +39,43 @@ from pymw_admin.wire.encoding import (
 from pymw_admin.worker import run as worker
 
 USAGE = "usage: pymw-worker [TASK RESULT] [--workdir DIR] | --serve | --about"
+KEY_MAX_BYTES = 1 << 16
+
+
+def under_client() -> bool:
+    """A BOINC client made this slot (not a rehearsal's emulation, not a plain run)."""
+    if not boinc.is_standalone():
+        return True
+    data = boinc.init_data()
+    return bool(data) and data.get("rehearsal") != "1"
+
+
+def task_key() -> tuple[signature.PublicKey | None, str]:
+    """The app version's task key, or why tasks cannot be checked ("" on the trusted path)."""
+    path = boinc.resolve_filename(TASK_KEY_NAME)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(KEY_MAX_BYTES)
+    except OSError:
+        if under_client():
+            return None, (f"the app version has no task key ({TASK_KEY_NAME}); "
+                          "the project must deploy the app again")
+        return None, ""
+    try:
+        return signature.load_public_pem(data), ""
+    except signature.SignatureError as exc:
+        return None, f"the app version's task key is unusable: {exc}"
+
+
+def checked_task(blob: bytes) -> tuple[bytes, str]:
+    """The plain task file once its signature is checked, or why it is refused."""
+    key, problem = task_key()
+    if problem:
+        return b"", problem
+    try:
+        return signature.open_task(blob, key), ""
+    except signature.SignatureError as exc:
+        return b"", str(exc)
 
 
 def about() -> dict[str, object]:
@@ -62,6 +106,13 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
               f"{exc.strerror or exc}", file=sys.stderr, flush=True)
         boinc.finish(1)
         return 1  # not reached
+    # before anything of it is unpickled: only what the project's key signed runs
+    blob, refused = checked_task(blob)
+    if refused:
+        print(f"error: {task_name} refused: {refused}", file=sys.stderr, flush=True)
+        worker.write_record(result_path, worker.refusal_record(f"task file refused: {refused}"))
+        boinc.finish(0)
+        return 0  # not reached
     try:
         header = read_task_header(blob)[0]
     except EncodingError as exc:

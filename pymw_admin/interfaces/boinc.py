@@ -16,6 +16,10 @@ It runs on the project's server (``-p`` names the project directory), as the pro
   result as ``PROJECT/pymw/results/WU_NAME.result`` and each failed work unit as ``.error`` (with
   BOINC's error and the stderr its hosts reported). ``wait`` picks them up from there.
 - Results are untrusted (``trusted = False``): the master decodes them without executing code.
+- Task files are signed with the project's task key (``kit.task_signing``, made by deploy-app):
+  the bundle refuses one the key did not sign before unpickling anything. With a quorum above 1
+  the project's config.xml gets ``<one_result_per_user_per_wu>``, so one volunteer cannot fill
+  a quorum alone.
 - Resume: every submitted work unit is journalled under ``PROJECT/pymw/masters/TAG/``. A master
   adopts what an earlier one with the same tag (by default the master script's name) left
   uncollected only when asked (``resume=yes``, ``Master(..., resume=True)``); otherwise it refuses
@@ -47,6 +51,7 @@ from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
 from pymw_admin.interfaces.kit.journal import append_events, read_events
 from pymw_admin.interfaces.kit.state_lock import StateLock
+from pymw_admin.interfaces.kit.task_signing import TaskSigner
 from pymw_admin.wire import encoding
 from pymw_admin.wire.boinc_contract import (
     APP_NAME,
@@ -153,6 +158,14 @@ class ProjectLayout:
             os.close(fd)
 
 
+def _on(value: str) -> bool:
+    """A BOOL in config.xml as BOINC's parse_bool reads ``<tag>N</tag>``: a non-zero integer."""
+    try:
+        return int(value) != 0
+    except ValueError:
+        return False
+
+
 def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -199,10 +212,13 @@ class BoincInterface:
         self.resume = resume  # the master adopts leftovers only when asked (Master reads this)
         self.keep = keep  # a clean close leaves open work units for a later resume
         self._check_app()
+        self._signer = TaskSigner.for_project(self.layout.root)
         self.results_dir = self.layout.root.joinpath(*RESULTS_DIR)
         self.state_dir = self.layout.root.joinpath(*MASTERS_DIR, self.tag)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.min_quorum > 1:
+            self._one_result_per_user()
         self._lock_file = self._claim_tag()
         self._submitted_log = self.state_dir / "submitted.jsonl"
         self._collected_log = self.state_dir / "collected.jsonl"
@@ -274,8 +290,9 @@ class BoincInterface:
         in the background (``flush`` or ``wait`` creates the rest)."""
         for task_id, blob in tasks:
             name = self.wu_name(task_id)
-            self.layout.stage(name + TASK_SUFFIX, blob)
-            self._queued.append((task_id, name, self._template_for(blob)))
+            template = self._template_for(blob)
+            self.layout.stage(name + TASK_SUFFIX, self._signer.sign(blob))
+            self._queued.append((task_id, name, template))
             if len(self._queued) >= BATCH_SIZE:
                 self._launch()
 
@@ -408,6 +425,43 @@ class BoincInterface:
             tmp.write_bytes(etree.tostring(tree, encoding="utf-8") + b"\n")
             tmp.chmod(config.stat().st_mode & 0o777)
             os.replace(tmp, config)
+
+    def _one_result_per_user(self) -> None:
+        """A quorum is only worth its replicas when different volunteers return them: turn on
+        BOINC's <one_result_per_user_per_wu> (facts, decide, apply, verify; as the owner, who
+        runs the master). It stays on: other masters may rely on it."""
+        config = self.layout.root / "config.xml"
+        setting = "one_result_per_user_per_wu"
+        with (self.layout.root / "pymw" / "config.lock").open("a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            for attempt in range(2):
+                try:
+                    tree = etree.parse(str(config))
+                except (OSError, etree.XMLSyntaxError) as exc:
+                    raise EngineUnavailable(f"cannot read {config}: {exc}") from None
+                cfg = tree.find("config")
+                node = cfg.find(setting) if cfg is not None else None
+                value = (node.text or "").strip() if node is not None else ""
+                if _on(value):
+                    return
+                if attempt or cfg is None:
+                    raise EngineUnavailable(
+                        f"min_quorum={self.min_quorum} needs <{setting}> on in {config}, "
+                        "and it could not be set there")
+                if node is None:
+                    node = etree.SubElement(cfg, setting)
+                node.text = "1"
+                tmp = config.with_name(f".{config.name}.pymw")
+                try:
+                    tmp.write_bytes(etree.tostring(tree, encoding="utf-8") + b"\n")
+                    tmp.chmod(config.stat().st_mode & 0o777)
+                    os.replace(tmp, config)
+                except OSError as exc:
+                    raise EngineUnavailable(f"cannot turn on <{setting}> in {config}: "
+                                            f"{exc.strerror or exc}") from None
+                print(f"pymw: turned on <{setting}> in {config} (min_quorum="
+                      f"{self.min_quorum}: each replica from another volunteer)",
+                      file=sys.stderr, flush=True)
 
     def _other_masters_alive(self) -> bool:
         for lock_path in (self.layout.root / "pymw" / "masters").glob("*/lock"):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         RemoteTraceback,
         TaskCancelled,
         TaskError,
+        TaskSignatureError,
         TaskTimeout,
         WorkerLost,
     )
@@ -38,6 +39,7 @@ _WHERE = {
     "RemoteTraceback": "pymw_admin.runtime.errors",
     "TaskCancelled": "pymw_admin.runtime.errors",
     "TaskError": "pymw_admin.runtime.errors",
+    "TaskSignatureError": "pymw_admin.runtime.errors",
     "TaskTimeout": "pymw_admin.runtime.errors",
     "WorkerLost": "pymw_admin.runtime.errors",
     "Master": "pymw_admin.runtime.master",
@@ -79,6 +81,7 @@ __all__ = [
     "Task",
     "TaskCancelled",
     "TaskError",
+    "TaskSignatureError",
     "TaskState",
     "TaskTimeout",
     "WorkerLost",

@@ -59,5 +59,10 @@ class PythonVersionMismatch(TaskError):
     """The worker's Python minor version differs from the master's, so the task cannot run."""
 
 
+class TaskSignatureError(TaskError):
+    """A volunteer's bundle refused the task file: unsigned, altered, or signed by another key
+    (nothing of it ran)."""
+
+
 class TaskTimeout(PymwError, TimeoutError):
     """No (matching) task finished within the timeout. Nothing was lost: ask again later."""

@@ -43,6 +43,7 @@ from pymw_admin.runtime.errors import (
     RemoteTraceback,
     TaskCancelled,
     TaskError,
+    TaskSignatureError,
     TaskTimeout,
     WorkerLost,
 )
@@ -588,7 +589,8 @@ class Master:
                 return
             self._finish(task, result=value)
             return
-        error_class = PythonVersionMismatch if record.error_kind == "version" else TaskError
+        error_class = {"version": PythonVersionMismatch,
+                       "signature": TaskSignatureError}.get(record.error_kind, TaskError)
         original = encoding.decode_exception(record, trusted=trusted)
         error = error_class(
             task, record.error_type, record.error_message, record.error_traceback, original

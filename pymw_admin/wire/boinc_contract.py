@@ -10,6 +10,11 @@ from __future__ import annotations
 APP_NAME = "pymw"  # the app deploy-app registers unless told another name
 TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
 RESULT_NAME = "pymw_result"
+# the task key's public half in every app version (open name), and both halves on the server,
+# below the project directory (keys/ is not served by the web server)
+TASK_KEY_NAME = "pymw_task_key"
+TASK_KEY_PRIVATE = ("keys", "pymw_task_private.pem")
+TASK_KEY_PUBLIC = ("keys", "pymw_task_public.pem")
 
 # below the project directory: where the assimilator files results, where masters journal
 RESULTS_DIR = ("pymw", "results")

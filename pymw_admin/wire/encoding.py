@@ -466,7 +466,12 @@ class SharedStore:
                 data = path.read_bytes()
             except OSError:
                 data = None
-            if data is not None and digest_of(data) == digest:
+            if data is not None:
+                # the digest comes from the task's (signed) header: a blob file that does not
+                # hash to it was altered, and is never unpickled
+                if digest_of(data) != digest:
+                    raise EncodingError(f"shared object {digest[:12]} in {path.name} does "
+                                        "not match its digest")
                 blob = data
         if blob is None:
             raise EncodingError(f"shared object {digest[:12]} never reached this worker")

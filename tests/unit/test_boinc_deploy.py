@@ -127,7 +127,7 @@ def test_stage_signs_and_launches(tmp_path: Path) -> None:
     private, public = signing.generate()
     key = signing.parse_private(private)
     dest = tmp_path / "staged"
-    versions.stage(bundle, dest, key)
+    versions.stage(bundle, dest, key, "PEM")
     root = etree.parse(str(dest / "version.xml")).getroot()
     files = root.findall("file")
     assert files[0].findtext("logical_name") == version_xml.LAUNCHER_LOGICAL
@@ -136,7 +136,10 @@ def test_stage_signs_and_launches(tmp_path: Path) -> None:
     launcher = dest / files[0].findtext("physical_name")  # type: ignore[operator]
     assert 'exec "./pymw-worker"' in launcher.read_text()
     assert (dest / ".pymw-digest").read_text().strip() == versions.marker(
-        bundle.manifest.digest())
+        bundle.manifest.digest(), "PEM")
+    # the task key ships as one more file, left in the project directory, signed like the rest
+    named = version_xml.logical_names(root)
+    assert (dest / named["pymw_task_key"]).read_bytes() == b"PEM"
     pub = signing.parse_public(public)
     for f in files:
         physical = dest / f.findtext("physical_name")  # type: ignore[operator]

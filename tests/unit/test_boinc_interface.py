@@ -23,7 +23,9 @@ from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
 from pymw_admin.runtime import Master
 from pymw_admin.runtime.errors import TaskError, WorkerLost
-from pymw_admin.wire import boinc_contract
+from pymw_admin.wire import boinc_contract, signature
+from pymw_admin.wire.encoding import encode_task
+from tests.doubles import install_task_key
 
 FAKE_CREATE_WORK = '''#!{python}
 import hashlib, json, os, subprocess, sys
@@ -69,6 +71,7 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
     cancel = root / "bin" / "cancel_jobs"  # records the work units it was asked to cancel
     cancel.write_text('#!/bin/sh\necho "$2" >> "$(pwd)/cancelled.log"\n')
     cancel.chmod(0o755)
+    install_task_key(root)
     if templates:
         (root / "templates" / "pymw_in").write_text("<input_template/>")
         (root / "templates" / "pymw_out").write_text("<output_template/>")
@@ -77,6 +80,9 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
 
 def square(x: int) -> int:
     return x * x
+
+
+TASK = encode_task("t", square, (1,))
 
 
 def fail(x: int) -> int:
@@ -137,7 +143,7 @@ def test_replication_settings_reach_create_work(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     iface = boinc.build(project_home=str(root),
                         app_args="min_quorum=2 target_nresults=3 tag=rep")
-    iface.submit("a", b"x")
+    iface.submit("a", encode_task("a", square, (1,)))
     os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
     try:
         iface.flush()
@@ -147,6 +153,50 @@ def test_replication_settings_reach_create_work(tmp_path: Path) -> None:
     assert argv[argv.index("--min_quorum") + 1] == "2"
     assert argv[argv.index("--target_nresults") + 1] == "3"
     assert int(argv[argv.index("--max_success_results") + 1]) >= 3
+    # a quorum of replicas from one volunteer would be no quorum: the project sends each
+    # work unit's replicas to different users
+    config = (root / "config.xml").read_text()
+    assert "<one_result_per_user_per_wu>1</one_result_per_user_per_wu>" in config
+    assert "<master_url>http://example.org/p/</master_url>" in config  # the rest kept
+
+
+def test_one_result_per_user_is_left_alone_without_a_quorum(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    before = (root / "config.xml").read_text()
+    boinc.build(project_home=str(root), app_args="tag=single").close()
+    assert "<one_result_per_user" not in (root / "config.xml").read_text()
+    # an admin's own "on" is kept as it is
+    on = before.replace("</config>", "<one_result_per_user_per_wu>5"
+                        "</one_result_per_user_per_wu></config>")
+    (root / "config.xml").write_text(on)
+    boinc.build(project_home=str(root), app_args="min_quorum=2 tag=q").close()
+    after = (root / "config.xml").read_text()
+    assert after.count("<one_result_per_user_per_wu>") == 1
+    assert "<one_result_per_user_per_wu>5<" in after
+
+
+def test_task_files_are_staged_signed_with_the_project_key(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    iface = boinc.build(project_home=str(root), app_args="tag=signed")
+    plain = encode_task("t", square, (3,))
+    iface.submit("t", plain)
+    staged = iface.layout.download_path(iface.wu_name("t") + ".task").read_bytes()
+    key = signature.load_public_pem((root / "keys" / "pymw_task_public.pem").read_bytes())
+    assert signature.open_task(staged, key) == plain
+    assert oct(iface.layout.download_path(iface.wu_name("t") + ".task").stat().st_mode)[-3:] \
+        == "644"
+    iface.close()
+
+
+def test_no_task_key_is_one_line_naming_deploy_app(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    (root / "keys" / "pymw_task_private.pem").unlink()
+    with pytest.raises(EngineUnavailable, match=r"no task-signing key .*deploy-app"):
+        boinc.build(project_home=str(root))
+    install_task_key(root)
+    (root / "keys" / "pymw_task_private.pem").chmod(0o640)  # readable by the group: refused
+    with pytest.raises(EngineUnavailable, match="mode 0600"):
+        boinc.build(project_home=str(root))
 
 
 def test_a_task_that_raises_is_that_error(tmp_path: Path) -> None:
@@ -165,7 +215,7 @@ def test_errored_work_unit_carries_boinc_error_and_stderr(tmp_path: Path) -> Non
     iface = boinc.BoincInterface(root, tag="t3", poll_seconds=0.01)
     os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
     try:
-        iface.submit("a", b"task")
+        iface.submit("a", encode_task("a", square, (1,)))
         iface.flush()
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
@@ -263,7 +313,7 @@ def test_other_tags_are_not_adopted(tmp_path: Path) -> None:
     os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
     try:
         iface = boinc.BoincInterface(root, tag="mine")
-        iface.submit("a", b"x")
+        iface.submit("a", encode_task("x", square, (1,)))
         iface.detach()
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
@@ -287,7 +337,7 @@ def test_full_batches_are_created_while_later_tasks_are_staged(
     monkeypatch.setattr(boinc, "BATCH_SIZE", 10)
     root = make_project(tmp_path)
     iface = boinc.BoincInterface(root, tag="stream")
-    iface.submit_many((f"t{i}", b"task") for i in range(25))
+    iface.submit_many((f"t{i}", TASK) for i in range(25))
     # two full batches went to create_work before submit_many returned; the rest waits
     assert iface._creating is not None
     iface.flush()
@@ -354,7 +404,7 @@ def test_a_poll_looks_up_results_by_name_and_ignores_others(
         tmp_path: Path, no_runs: object) -> None:
     root = make_project(tmp_path)
     iface = boinc.BoincInterface(root, tag="poll", poll_seconds=0.01)
-    iface.submit_many((f"t{i}", b"task") for i in range(3))
+    iface.submit_many((f"t{i}", TASK) for i in range(3))
     iface.flush()
     results = root / "pymw" / "results"
     (results / "pymw_other_t1.result").write_bytes(b"not ours")
@@ -371,10 +421,10 @@ def test_clients_are_asked_back_soon_while_work_is_out(tmp_path: Path) -> None:
     try:
         first = boinc.BoincInterface(root, tag="r1", keep=True)
         second = boinc.BoincInterface(root, tag="r2", keep=True)
-        first.submit("a", b"x")
+        first.submit("a", encode_task("x", square, (1,)))
         first.flush()
         assert "<next_rpc_delay>10</next_rpc_delay>" in (root / "config.xml").read_text()
-        second.submit("b", b"x")
+        second.submit("b", encode_task("x", square, (1,)))
         second.flush()
         second.close()  # the first master still has work out
         assert "<next_rpc_delay>10</next_rpc_delay>" in (root / "config.xml").read_text()

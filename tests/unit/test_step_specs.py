@@ -17,7 +17,7 @@ import pytest
 
 from pymw_admin.admin import boincxml
 from pymw_admin.admin.apps import daemons as app_daemons
-from pymw_admin.admin.apps import register, scripts, versions
+from pymw_admin.admin.apps import register, scripts, task_key, versions
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Context, run_plan
 from pymw_admin.admin.server import (
@@ -34,7 +34,8 @@ from pymw_admin.admin.server import (
 )
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.bundles import manifest as mf
-from tests.doubles import RecordingHost
+from pymw_admin.errors import ConfigError
+from tests.doubles import RecordingHost, task_key_pair
 
 SPEC = ProjectSpec("sandbox", url_base="http://10.0.0.5", host_name="vm",
                    boinc_source="/srv/boinc")
@@ -224,16 +225,42 @@ def test_deploy_files() -> None:
 def test_deploy_versions(tmp_path: Path) -> None:
     app = AppSpec("pymw", "", (bundle(tmp_path),))
     digest = app.digests()[LINUX]
-    host = RecordingHost([(r"update_versions", versions.ADDED + "\n")])
+    public = task_key_pair()[1].decode()
+    host = RecordingHost([(r"update_versions", versions.ADDED + "\n"),
+                          (r"pymw_task_public\.pem", public)])
     actions = versions.decide(versions.VersionFacts({}, frozenset()), SPEC, app)
     assert [str(a) for a in actions] == [f"add-version pymw 1 {LINUX} (bundle {digest})"]
     versions.apply(Context(host, SPEC), actions, app)
-    # the staged versions go up as one tar the owner unpacks; root never writes the project
-    assert_commands(host.commands, ["put /tmp/pymw-deploy-", "chmod 644 /tmp/pymw-deploy-",
-                                    AS_OWNER, "rm -f /tmp/pymw-deploy-", AS_OWNER])
-    assert "bin/update_versions" in host.commands[4]
-    there = versions.VersionFacts({(1, LINUX): versions.marker(digest)}, frozenset({(1, LINUX)}))
+    # the task key is read as the owner; the staged versions go up as one tar the owner
+    # unpacks; root never writes the project
+    assert_commands(host.commands, [AS_OWNER, "put /tmp/pymw-deploy-",
+                                    "chmod 644 /tmp/pymw-deploy-", AS_OWNER,
+                                    "rm -f /tmp/pymw-deploy-", AS_OWNER])
+    assert "keys/pymw_task_public.pem" in host.commands[0]
+    assert "bin/update_versions" in host.commands[5]
+    there = versions.VersionFacts({(1, LINUX): versions.marker(digest, public)},
+                                  frozenset({(1, LINUX)}), task_key=public)
     assert apply_from(versions, there, app=app) == ([], [])
+    # another key, the same bundle: a new version, which ships the new key
+    other = versions.VersionFacts(there.dirs, there.db, task_key=public + "\n")
+    assert [a.kind for a in versions.decide(other, SPEC, app)] == ["add-version"]
+
+
+def test_deploy_task_key() -> None:
+    app = AppSpec("pymw")
+    facts = task_key.TaskKeyFacts
+    kinds, commands = apply_from(task_key, facts("missing", False), app=app)
+    assert kinds == ["make-task-key"]
+    # made here, written by the owner through stdin: public first, then private 0600
+    assert_commands(commands, [AS_OWNER, AS_OWNER + f"'f=$(mktemp {PROJECT}/keys/pymw_task_pu",
+                               AS_OWNER + f"'f=$(mktemp {PROJECT}/keys/pymw_task_pr"])
+    assert "chmod 600" in commands[2] and "BEGIN" not in commands[2]
+    assert apply_from(task_key, facts("644", True), app=app)[0] == ["chmod-task-key"]
+    assert apply_from(task_key, facts("600", True), app=app) == ([], [])
+    with pytest.raises(ConfigError, match="not a regular file"):
+        task_key.decide(facts("not a file", True), SPEC, app)
+    with pytest.raises(ConfigError, match=r"pymw_task_public\.pem is missing"):
+        task_key.decide(facts("600", False), SPEC, app)
 
 
 def test_deploy_daemons() -> None:

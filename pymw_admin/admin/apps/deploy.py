@@ -1,4 +1,5 @@
-"""deploy-app's plan: register, scripts and templates, versions, daemons, in that order."""
+"""deploy-app's plan: register, scripts and templates, the task key, versions, daemons, in that
+order."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pymw_admin.admin.apps import daemons, master_python, register, retire, scripts, versions
+from pymw_admin.admin.apps import (
+    daemons,
+    master_python,
+    register,
+    retire,
+    scripts,
+    task_key,
+    versions,
+)
 from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.admin.plan import Action, Context, Step, StepReport, run_plan
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -18,6 +27,7 @@ _MODULES: tuple[tuple[str, str, Any], ...] = (
     ("python", "check the bundles run the server's Python minor", master_python),
     ("app", "register the app", register),
     ("files", "install the assimilator, comparer and templates", scripts),
+    ("task_key", "make the project's task-signing key", task_key),
     ("versions", "install an app version per bundle", versions),
     ("retire", "deprecate older app versions (--retire-older)", retire),
     ("app_daemons", "configure and start the app's daemons", daemons),

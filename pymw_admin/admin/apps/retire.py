@@ -22,17 +22,18 @@ from pymw_admin.admin.server.spec import ProjectSpec
 class RetireFacts:
     dirs: dict[tuple[int, str], str]  # (version, platform) -> bundle marker, as versions reads
     live: frozenset[tuple[int, str]]  # app versions in the database not yet deprecated
+    task_key: str | None = None  # the project's public task key, part of a version's marker
 
 
 def gather(ctx: Context, app: AppSpec) -> RetireFacts:
     if not app.retire_older:
         return RetireFacts({}, frozenset())
-    dirs = versions.gather(ctx, app).dirs
+    found = versions.gather(ctx, app)
     rows = sql_rows(ctx.host, ctx.spec,
                     "SELECT av.version_num, p.name FROM app_version av JOIN app a ON "
                     "av.appid=a.id JOIN platform p ON av.platformid=p.id WHERE av.deprecated=0 "
                     f"AND a.name={quote_sql(app.name)}")
-    return RetireFacts(dirs, frozenset((int(v), p) for v, p in rows))
+    return RetireFacts(found.dirs, frozenset((int(v), p) for v, p in rows), found.task_key)
 
 
 def decide(facts: RetireFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
@@ -41,7 +42,7 @@ def decide(facts: RetireFacts, spec: ProjectSpec, app: AppSpec) -> list[Action]:
     actions = []
     for platform, digest in sorted(app.digests().items()):
         current = [v for (v, p), d in facts.dirs.items()
-                   if p == platform and d == versions.marker(digest)]
+                   if p == platform and d == versions.marker(digest, facts.task_key)]
         newest = max(current, default=None)
         older = sorted(v for v, p in facts.live if p == platform
                        and (newest is None or v < newest))

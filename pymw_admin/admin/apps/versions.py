@@ -6,6 +6,10 @@ content-hashed physical names, ``version.xml`` (pymw_admin.bundles.version_xml) 
 is already installed for its platform changes nothing; a changed bundle becomes version N+1, the
 highest number the app has plus one: BOINC never changes a version's files.
 
+Every version also ships the project's task key (the public half, made by the ``task_key`` step)
+as the file with open name ``pymw_task_key``: the bundle verifies task files with it. The key is
+part of the version's marker, so a new key makes new versions.
+
 Signing: with a key of the admin's (``AppSpec.sign_key``, BOINC's key format) every file gets a
 ``.sig`` made here (``apps.signing``), after checking that the key matches the project's
 ``keys/code_sign_public``; otherwise update_versions signs with the server's
@@ -15,6 +19,7 @@ its errors exit 0.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import tarfile
@@ -30,15 +35,35 @@ from pymw_admin.admin.project import Project
 from pymw_admin.bundles import version_xml
 from pymw_admin.bundles.manifest import Bundle
 from pymw_admin.errors import ConfigError, RemoteError
+from pymw_admin.wire import signature
+from pymw_admin.wire.boinc_contract import TASK_KEY_NAME, TASK_KEY_PUBLIC
 
 DIGEST_FILE = ".pymw-digest"
 # how a bundle becomes a version directory; a new layout is a new version of the same bundle
 LAYOUT = "launcher2-api7"
 
 
-def marker(digest: str) -> str:
-    """What ``.pymw-digest`` holds for a bundle: its manifest digest and the layout."""
-    return f"{digest}/{LAYOUT}"
+def marker(digest: str, task_key: str | None = None) -> str:
+    """What ``.pymw-digest`` holds for a bundle: its manifest digest, the layout and the task
+    key it ships."""
+    key = hashlib.sha256(task_key.encode()).hexdigest()[:16] if task_key else "none"
+    return f"{digest}/{LAYOUT}/key-{key}"
+
+
+def task_key_file(task_key: str) -> version_xml.ExtraFile:
+    return version_xml.ExtraFile(TASK_KEY_NAME, task_key.encode())
+
+
+def read_task_key(ctx: Context) -> str | None:
+    """The project's public task key (None before the task_key step made it), checked."""
+    path = project_path(ctx.spec, "/".join(TASK_KEY_PUBLIC))
+    text = ctx.host.read_text(path, user=ctx.spec.owner)
+    if text is not None:
+        try:
+            signature.load_public_pem(text)
+        except signature.SignatureError as exc:
+            raise ConfigError(f"{path} is not a usable task key ({exc})") from None
+    return text
 ADDED = "App version added successfully"
 
 
@@ -47,6 +72,7 @@ class VersionFacts:
     dirs: dict[tuple[int, str], str]  # (version, platform) -> digest ("" when unknown)
     db: frozenset[tuple[int, str]]  # app versions in the database
     key_matches: bool | None = None  # the admin's key vs code_sign_public (None: no key given)
+    task_key: str | None = None  # the project's public task key (PEM)
 
 
 def gather(ctx: Context, app: AppSpec) -> VersionFacts:
@@ -75,7 +101,7 @@ def gather(ctx: Context, app: AppSpec) -> VersionFacts:
             raise RemoteError(f"the project has no keys/code_sign_public in {spec.project_dir}")
         key_matches = signing.matches(signing.load_private(app.sign_key),
                                       signing.parse_public(public, "keys/code_sign_public"))
-    return VersionFacts(dirs, db, key_matches)
+    return VersionFacts(dirs, db, key_matches, read_task_key(ctx))
 
 
 def decide(facts: VersionFacts, spec: Project, app: AppSpec) -> list[Action]:
@@ -86,7 +112,8 @@ def decide(facts: VersionFacts, spec: Project, app: AppSpec) -> list[Action]:
     known = {v for v, _ in facts.dirs} | {v for v, _ in facts.db}
     next_version = max(known, default=0) + 1
     for platform, digest in sorted(app.digests().items()):
-        same = [v for (v, p), d in facts.dirs.items() if p == platform and d == marker(digest)]
+        same = [v for (v, p), d in facts.dirs.items()
+                if p == platform and d == marker(digest, facts.task_key)]
         if same:
             version = max(same)
             if (version, platform) not in facts.db:
@@ -97,12 +124,13 @@ def decide(facts: VersionFacts, spec: Project, app: AppSpec) -> list[Action]:
     return actions
 
 
-def stage(bundle: Bundle, dest: Path, key: signing.PrivateKey | None) -> None:
+def stage(bundle: Bundle, dest: Path, key: signing.PrivateKey | None, task_key: str) -> None:
     """An app version directory as update_versions reads it, signed when a key is given."""
     # a client runs the main program from the project directory: Unix bundles get a launcher
     version_xml.stage(bundle.manifest, bundle.dir, dest, api_version=version_xml.API_VERSION,
-                      launcher=version_xml.needs_launcher(bundle.manifest))
-    (dest / DIGEST_FILE).write_text(marker(bundle.manifest.digest()) + "\n")
+                      launcher=version_xml.needs_launcher(bundle.manifest),
+                      extra=[task_key_file(task_key)])
+    (dest / DIGEST_FILE).write_text(marker(bundle.manifest.digest(), task_key) + "\n")
     if key is not None:
         for path in sorted(dest.iterdir()):
             if path.name != version_xml.VERSION_XML and not path.name.startswith("."):
@@ -126,12 +154,16 @@ def apply(ctx: Context, actions: list[Action], app: AppSpec) -> None:
     bundles = {b.manifest.platform: b for b in app.bundles}
     new = [a.detail.split()[:3] for a in actions if a.kind == "add-version"]
     if new:
+        task_key = read_task_key(ctx)
+        if task_key is None:
+            raise RemoteError("the project has no task key (keys/pymw_task_public.pem): the "
+                              "task_key step makes it")
         key = signing.load_private(app.sign_key) if app.sign_key else None
         with tempfile.TemporaryDirectory(prefix="pymw-deploy-") as tmp:
             root = Path(tmp) / "versions"
             for _name, version, platform in new:
                 ctx.log(f"staging {platform} version {version}")
-                stage(bundles[platform], root / version / platform, key)
+                stage(bundles[platform], root / version / platform, key, task_key)
             archive = Path(tmp) / "versions.tar"
             with tarfile.open(archive, "w") as tar:
                 tar.add(root, arcname=".")

@@ -1,0 +1,153 @@
+"""Signed task files: what a volunteer's bundle checks before it unpickles anything.
+
+A task file is code the volunteer runs, fetched from the project's download tree. The master
+signs each one with the project's task key (RSA, PKCS #1 v1.5, SHA-256; the private half stays in
+``PROJECT/keys``, off the web-served tree) and the bundle verifies it with the public half, which
+ships inside the app version BOINC's code signing covers. The signed form is::
+
+    PYMW-TASK 2\\n  JSON header \\n  payload  \\nPYMW-SIG <hex signature>
+
+signed over everything before ``\\nPYMW-SIG ``. The header, with the digests of the shared blobs
+the task refers to, is inside the signed part, so a shared blob staged beside the task is checked
+by its digest. Verifying is standard library only (``pow`` and a comparison with the one encoding
+a signature may have), so every bundle platform runs it with nothing more to ship; signing needs
+``cryptography`` and is the master's (``interfaces/kit/task_signing.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from pymw_admin.wire.encoding import TASK_MAGIC
+
+SIGNED_MAGIC = b"PYMW-TASK 2\n"
+SIGNATURE_MARK = b"\nPYMW-SIG "
+# DigestInfo of a SHA-256 digest (RFC 8017, section 9.2, note 1)
+_SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+_RSA_OID = bytes.fromhex("06092a864886f70d010101")
+MIN_BITS = 2048
+MAX_BITS = 16384  # a key bigger than this is not one deploy-app made: refuse, do not pow() it
+
+
+class SignatureError(ValueError):
+    """A task file is unsigned, altered, or signed by another key."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    n: int
+    e: int
+
+    @property
+    def size(self) -> int:
+        return (self.n.bit_length() + 7) // 8
+
+
+def _der(data: bytes, pos: int, tag: int) -> tuple[bytes, int]:
+    """One DER element of type ``tag`` at ``pos``: (its contents, the position after it)."""
+    if pos + 2 > len(data) or data[pos] != tag:
+        raise SignatureError("not an RSA public key")
+    length, pos = data[pos + 1], pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4 or pos + count > len(data):
+            raise SignatureError("not an RSA public key")
+        length, pos = int.from_bytes(data[pos : pos + count], "big"), pos + count
+    if pos + length > len(data):
+        raise SignatureError("not an RSA public key")
+    return data[pos : pos + length], pos + length
+
+
+def load_public_pem(text: str | bytes) -> PublicKey:
+    """An RSA public key from its PEM form (``BEGIN PUBLIC KEY``: SubjectPublicKeyInfo)."""
+    raw = text.decode("ascii", "replace") if isinstance(text, bytes) else text
+    lines = [ln.strip() for ln in raw.strip().splitlines()]
+    if len(lines) < 3 or lines[0] != "-----BEGIN PUBLIC KEY-----" \
+            or lines[-1] != "-----END PUBLIC KEY-----":
+        raise SignatureError("not a PEM public key")
+    try:
+        der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("not a PEM public key") from None
+    info, _ = _der(der, 0, 0x30)
+    algorithm, pos = _der(info, 0, 0x30)
+    if not algorithm.startswith(_RSA_OID):
+        raise SignatureError("not an RSA public key")
+    bits, _ = _der(info, pos, 0x03)
+    if not bits or bits[0] != 0:
+        raise SignatureError("not an RSA public key")
+    numbers, _ = _der(bits, 1, 0x30)
+    n_bytes, pos = _der(numbers, 0, 0x02)
+    e_bytes, _ = _der(numbers, pos, 0x02)
+    key = PublicKey(int.from_bytes(n_bytes, "big"), int.from_bytes(e_bytes, "big"))
+    if not MIN_BITS <= key.n.bit_length() <= MAX_BITS or key.e < 3 or key.e % 2 == 0:
+        raise SignatureError(f"unusable RSA public key ({key.n.bit_length()} bits)")
+    return key
+
+
+def verify(message: bytes | memoryview, signature: bytes, key: PublicKey) -> bool:
+    """RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017, 8.2.2): the signature, raised to ``e``, must be
+    exactly the one encoding of the message's digest (built here and compared whole, never
+    parsed, so no padding trick gets through)."""
+    k = key.size
+    if len(signature) != k:
+        return False
+    s = int.from_bytes(signature, "big")
+    if s >= key.n:
+        return False
+    block = pow(s, key.e, key.n).to_bytes(k, "big")
+    info = _SHA256_INFO + hashlib.sha256(message).digest()
+    if k < len(info) + 11:
+        return False
+    wanted = b"\x00\x01" + b"\xff" * (k - len(info) - 3) + b"\x00" + info
+    return hmac.compare_digest(block, wanted)
+
+
+def is_signed(blob: bytes | memoryview) -> bool:
+    return bytes(blob[: len(SIGNED_MAGIC)]) == SIGNED_MAGIC
+
+
+def signed_form(task_file: bytes) -> bytes:
+    """The part of a task file a signature covers (the signed magic, then the rest as it is)."""
+    if not task_file.startswith(TASK_MAGIC):
+        raise SignatureError("not a pymw task file")
+    return SIGNED_MAGIC + task_file[len(TASK_MAGIC):]
+
+
+def attach(signed_part: bytes, signature: bytes) -> bytes:
+    return signed_part + SIGNATURE_MARK + signature.hex().encode()
+
+
+def open_task(blob: bytes, key: PublicKey | None) -> bytes:
+    """The plain task file inside ``blob``, once its signature is checked with ``key``.
+
+    ``key`` None is the trusted path (a rehearsal on this machine): a signed task is unwrapped
+    unchecked and a plain one passes as it is. With a key, only a task it signed passes; anything
+    else raises SignatureError, and nothing of it has been unpickled.
+    """
+    if not is_signed(blob):
+        if key is None:
+            return blob
+        raise SignatureError("the task file is not signed")
+    mark = blob.rfind(SIGNATURE_MARK)
+    if mark < 0:
+        raise SignatureError("the task file's signature is missing")
+    if key is not None:
+        hex_text = blob[mark + len(SIGNATURE_MARK):]
+        if len(hex_text) != 2 * key.size:
+            raise SignatureError("the task file's signature does not match the project's key")
+        try:
+            signature = bytes.fromhex(hex_text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise SignatureError("the task file's signature is malformed") from None
+        if not verify(memoryview(blob)[:mark], signature, key):
+            raise SignatureError("the task file was altered or signed with another key")
+    return TASK_MAGIC + blob[len(SIGNED_MAGIC):mark]
+
+
+__all__ = ["SIGNATURE_MARK", "SIGNED_MAGIC", "PublicKey", "SignatureError", "attach",
+           "is_signed", "load_public_pem", "open_task", "signed_form", "verify"]

@@ -1,0 +1,132 @@
+"""Task-file signatures: ``cryptography`` signs on the master, the bundle's standard-library
+verifier (wire/signature.py) must accept exactly what it signed and nothing else."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from pymw_admin.interfaces.kit.task_signing import TaskSigner, generate
+from pymw_admin.wire import signature
+from pymw_admin.wire.encoding import TASK_MAGIC, encode_task, read_task_header
+from tests.doubles import task_key_pair
+
+
+def _key(bits: int, exponent: int = 65537) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=exponent, key_size=bits)
+
+
+def _public(key: rsa.RSAPrivateKey) -> signature.PublicKey:
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return signature.load_public_pem(pem)
+
+
+@pytest.mark.parametrize(("bits", "exponent"), [(2048, 65537), (3072, 65537), (2048, 3)])
+def test_the_verifier_accepts_what_cryptography_signs(bits: int, exponent: int) -> None:
+    key = _key(bits, exponent)
+    public = _public(key)
+    assert (public.n, public.e) == (key.public_key().public_numbers().n, exponent)
+    for message in (b"", b"x", bytes(range(256)) * 100):
+        sig = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        assert signature.verify(message, sig, public)
+        assert signature.verify(memoryview(message), sig, public)
+        assert not signature.verify(message + b"\0", sig, public)
+
+
+def test_the_verifier_refuses_every_other_signature() -> None:
+    key = _key(2048)
+    public = _public(key)
+    message = b"a task"
+    good = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    others = {
+        "sha1": key.sign(message, padding.PKCS1v15(), hashes.SHA1()),
+        "sha512": key.sign(message, padding.PKCS1v15(), hashes.SHA512()),
+        "pss": key.sign(message, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()),
+        "another key": _key(2048).sign(message, padding.PKCS1v15(), hashes.SHA256()),
+        "one bit": bytes([good[0] ^ 1]) + good[1:],
+        "last bit": good[:-1] + bytes([good[-1] ^ 1]),
+        "short": good[1:],
+        "long": b"\0" + good,
+        "empty": b"",
+        "zero": bytes(len(good)),
+        "one": (1).to_bytes(len(good), "big"),
+        "n": public.n.to_bytes(len(good), "big"),
+        "n + s": (public.n + int.from_bytes(good, "big")).to_bytes(len(good) + 1, "big"),
+        "all ff": b"\xff" * len(good),
+    }
+    for name, sig in others.items():
+        assert not signature.verify(message, sig, public), name
+
+
+def test_a_signed_task_opens_to_the_same_task_file() -> None:
+    private, public_pem = task_key_pair()
+    signer = TaskSigner.from_pem(private)
+    plain = encode_task("t1", divmod, (7, 2))
+    signed = signer.sign(plain)
+    assert signed.startswith(signature.SIGNED_MAGIC)
+    # the header (with any shared blobs' digests) is inside the signed part
+    assert read_task_header(plain)[0].task_id == "t1"
+    key = signature.load_public_pem(public_pem)
+    assert signature.open_task(signed, key) == plain
+    assert signature.open_task(signed, None) == plain  # the trusted path unwraps unchecked
+    assert signature.open_task(plain, None) == plain
+    assert signer.public_pem == public_pem
+
+
+def test_every_kind_of_tampering_is_refused() -> None:
+    private, public_pem = task_key_pair()
+    key = signature.load_public_pem(public_pem)
+    plain = encode_task("t1", divmod, (7, 2))
+    signed = TaskSigner.from_pem(private).sign(plain)
+    header_end = signed.index(b"\n", len(signature.SIGNED_MAGIC))
+    mark = signed.rindex(signature.SIGNATURE_MARK)
+    flip = lambda blob, i: blob[:i] + bytes([blob[i] ^ 1]) + blob[i + 1:]  # noqa: E731
+    cases = {
+        "unsigned": plain,
+        "header": flip(signed, len(signature.SIGNED_MAGIC) + 3),
+        "payload": flip(signed, header_end + 5),
+        "signature": flip(signed, len(signed) - 1),
+        "appended": signed + b"x",
+        "appended payload": signed[:mark] + b"more" + signed[mark:],
+        "cut": signed[:-2],
+        "no signature": signed[:mark],
+        "not hex": signed[:-2] + b"zz",
+        "unicode": signed[:-2] + "é".encode(),
+        "other key": TaskSigner.from_pem(generate()[0]).sign(plain),
+        "old magic + signature": TASK_MAGIC + signed[len(signature.SIGNED_MAGIC):],
+        "empty": b"",
+    }
+    for name, blob in cases.items():
+        with pytest.raises(signature.SignatureError):
+            signature.open_task(blob, key)
+            pytest.fail(f"{name} was accepted")
+
+
+@pytest.mark.parametrize("text", [
+    "", "not a key", "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n",
+    "-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n",
+    "-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(b"\x30\x84\xff\xff\xff\xff").decode()
+    + "\n-----END PUBLIC KEY-----\n",
+])
+def test_a_malformed_public_key_is_refused(text: str) -> None:
+    with pytest.raises(signature.SignatureError):
+        signature.load_public_pem(text)
+
+
+def test_keys_other_than_rsa_of_2048_bits_or_more_are_refused() -> None:
+    small = _key(1024).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(signature.SignatureError, match="unusable"):
+        signature.load_public_pem(small)
+    pkcs1 = _key(2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+    with pytest.raises(signature.SignatureError):
+        signature.load_public_pem(pkcs1)
+    curve = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(signature.SignatureError, match="not an RSA"):
+        signature.load_public_pem(curve)
