@@ -92,7 +92,7 @@ def test_a_signed_task_completes_and_an_altered_one_is_refused(
         project: Project, master_python: str, kicker: None) -> None:  # noqa: F811
     script = write_script("boinc_signing.py", MASTER)
     run = start_master(master_python, script, "-a", f"tag={tag('signing')}",
-                       PLANTED).finish(timeout=420)
+                       PLANTED).finish(timeout=300)
     assert run.proc.returncode == 0, run.stderr[-3000:]
     assert "STAGED True" in run.stdout, run.stdout + run.stderr[-2000:]
     assert "RESULT True 42" in run.stdout, run.stdout + run.stderr[-2000:]
