@@ -60,6 +60,7 @@ def _replica_users(wanted_tag: str) -> dict[str, set[str]]:
     return users
 
 
+@pytest.mark.timeout(900)  # a second client attaching and fetching first
 def test_replicas_come_from_different_volunteers_and_agree(
         project: Project, master_python: str, kicker: None,  # noqa: F811
         second_volunteer: None) -> None:
@@ -68,7 +69,7 @@ def test_replicas_come_from_different_volunteers_and_agree(
     started = time.monotonic()
     run = start_master(master_python, monte_pi, "-a",
                        f"min_quorum=2 target_nresults=2 tag={run_tag}", "--tasks", "2",
-                       "--darts", "100000").finish(timeout=600)
+                       "--darts", "100000").finish(timeout=480)
     _record("replicated_s", round(time.monotonic() - started, 1))
     assert run.proc.returncode == 0, run.stderr[-3000:] + second_client.messages()[-2000:]
     match = re.search(r"pi is about ([0-9.]+)", run.stdout)
