@@ -178,6 +178,23 @@ def test_a_big_global_travels_once_per_worker() -> None:
         assert sent <= 2 * len(BIG) + 4096  # same content: no worker got it twice
 
 
+def test_a_big_global_goes_out_ahead_once_per_worker_and_a_failed_hash_leaves_nothing() -> None:
+    from pymw_admin.interfaces.local import LocalInterface
+
+    with Master("local", num_workers=2) as master:
+        interface = master.interface
+        assert isinstance(interface, LocalInterface)
+        named = interface.send_ahead(os.urandom(5 << 20))  # as if its hash had failed
+        named(None)
+        assert interface.known_digest(BIG) is None and not interface._recent
+        assert master.map(big_len, range(3)) == [len(BIG) + i for i in range(3)]
+        sent = [w["extra"]["shared_bytes_sent"] for w in master.get_status().workers]
+        assert sent == [len(BIG), len(BIG)]  # sent ahead: to each worker, once
+        assert interface.known_digest(BIG) is not None  # a later map neither hashes nor sends
+        assert master.map(big_len, range(3)) == [len(BIG) + i for i in range(3)]
+        assert [w["extra"]["shared_bytes_sent"] for w in master.get_status().workers] == sent
+
+
 def test_broadcast_sends_an_object_once() -> None:
     table = list(range(200_000))
     with Master("local", num_workers=2) as master:
