@@ -105,3 +105,34 @@ def test_with_a_binary_wheel_for_the_platform(foreign: Bundle, tmp_path: Path) -
 
 def foreign_root(platform: str) -> Path | None:
     return foreign_bed.arm64_root(python_minor()) if platform == targets.LINUX_AARCH64 else None
+
+
+def test_task_signatures_are_checked_in_a_client_made_slot(foreign: Bundle,
+                                                           tmp_path: Path) -> None:
+    """The standard-library verifier under wine and qemu: in a slot a client made (no
+    <rehearsal>) with the app version's key, a signed task runs and an altered one is refused."""
+    from pymw_admin.bundles import slot
+    from pymw_admin.interfaces.kit.task_signing import TaskSigner
+    from pymw_admin.wire import encoding, signature
+    from tests.doubles import task_key_pair
+
+    private, public = task_key_pair()
+    signed = TaskSigner.from_pem(private).sign(encoding.encode_task("t1", divmod, (7, 2)))
+    mark = signed.rindex(signature.SIGNATURE_MARK)
+    altered = signed[:mark - 1] + bytes([signed[mark - 1] ^ 1]) + signed[mark:]
+    outcomes = []
+    for index, task_file in enumerate((signed, altered)):
+        where = slot.prepare(tmp_path, index, foreign, f"t{index}", task_file)
+        data = slot.init_data_xml(slot=index, wu_name=f"pymw_t{index}")
+        (where / "init_data.xml").write_bytes(data.replace(b"<rehearsal>1</rehearsal>", b""))
+        (tmp_path / "projects" / slot.PROJECT / "pymw_00_pymw_task_key").write_bytes(public)
+        (where / "pymw_task_key").write_bytes(
+            slot.soft_link_xml(f"../../projects/{slot.PROJECT}/pymw_00_pymw_task_key"))
+        run = slot.run(tmp_path, where, foreign, f"t{index}", api="slot", timeout=300)
+        assert run.failure() == "", run.stderr
+        assert run.result is not None
+        outcomes.append((encoding.decode_result_header(run.result), run.stderr))
+    (good, _), (bad, stderr) = outcomes
+    assert good.ok and encoding.decode_value(good, trusted=False) == (3, 1)
+    assert (bad.ok, bad.error_kind, bad.error_type) == (False, "signature", "TaskSignatureError")
+    assert "error: pymw_task refused: the task file was altered" in stderr
