@@ -130,8 +130,10 @@ def _item(*plain: bytes) -> bytes:
 _ITEM = re.compile(_item(rb"h.", _TUPLE, _LITERAL), re.S)
 _ITEM_WITHOUT_TUPLES = re.compile(_item(rb"h.", _LITERAL), re.S)
 _ITEMS = tuple(re.compile(_one_of(item, _NEXT_BATCH) + b"*+", re.S) for item in (
-    # (four big ints in a row in one step: most of a list of ints of all sizes)
-    rb"J.{4}J.{4}J.{4}J.{4}|J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89", _item(rb"h.", _LITERAL),
+    # numbers (four big ints in a row in one step: most of a list of ints of all sizes) or
+    # strings alone go faster
+    rb"J.{4}J.{4}J.{4}J.{4}|J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89",
+    rb"\x8c" + _SHORT + rb"\x94?|h.|\x95.{8}", _item(rb"h.", _LITERAL),
     _item(rb"h.", _TUPLE, _LITERAL)))
 _TUPLE_OR_MARK = frozenset(b"\x85\x86\x87(")
 _SMALL_TUPLE = (4, 1, 0)  # the heaviest item a skipped batch memoizes
