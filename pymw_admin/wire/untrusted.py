@@ -12,13 +12,15 @@ nesting crash the interpreter (hashing recurses in C) and a few bytes allocate g
    work in total (set members, dict keys) than ``max_hash_work``, before anything is built.
    A Python step per opcode would cost more than building the value, so a list's batches of plain
    items (numbers, short strings, flat tuples, dicts and lists of those), the bulk of an honest
-   result, are skipped by a strided slice or one C regex match each.
+   result, are skipped: items laid out alike by a few strided slices per thousand, others by one
+   C regex match. Where that model is too coarse to pass a pickle, the exact one decides.
 2. A restricted C unpickler builds the value. Constructors reached through globals are wrappers
    that refuse amplifying arguments (a count instead of contents, ``range`` as an iterable, a
    ``Fraction`` string with an exponent) and charge what they copy or hash to one budget.
 
-Every refusal is a :class:`LimitExceeded` naming the limit. Standard library only: BOINC's
-validator runs this module through ``pymw_compare`` with the server's python3.
+Every refusal is a :class:`LimitExceeded` naming the limit. Standard library only (Python 3.11 or
+newer: possessive regex quantifiers): BOINC's validator runs this module through ``pymw_compare``
+with the server's python3.
 """
 
 from __future__ import annotations
