@@ -196,22 +196,30 @@ def _batch_end(data: bytes, pos: int) -> int:
 def _copies(data: bytes, start: int, size: int, limit: int) -> int:
     """How many items from ``start`` on are laid out like the plain item there, ``size`` bytes:
     the same opcodes (None, True, False alike) and string lengths at the same offsets, so each
-    is a plain item as the first is. A strided slice or two per opcode, whatever the count; an
-    item of more than _LAYOUT_OPCODES is left to the regex."""
-    count = max(1, min(_COPIES, (min(limit, len(data)) - start) // size))
+    is a plain item as the first is. A strided slice per opcode and length, whatever the count;
+    an item of more than _LAYOUT_OPCODES is left to the regex."""
+    layout: list[tuple[int, bool]] = []  # where its opcodes are, and its strings' lengths (exact)
     pos = start
-    for _ in range(_LAYOUT_OPCODES):
-        if pos >= start + size:
-            return count
+    while pos < start + size:
+        if len(layout) >= _LAYOUT_OPCODES:
+            return 1
         op = data[pos]
-        for at in (pos, pos + 1) if op == 0x8C or op == 0x43 else (pos,):  # and string lengths
-            run = data[at : at + size * count : size]
-            if op in _NO_ARGUMENT:
-                run = run.translate(_SAME_KIND)
-            if run != run[:1] * len(run):
-                count = len(run) - len(run.lstrip(run[:1]))
-        pos += 2 + data[pos + 1] if op == 0x8C or op == 0x43 else 1 + _ARGUMENT_SIZE[op]
-    return 1
+        layout.append((pos, False))
+        if op == 0x8C or op == 0x43:  # short strings and bytes
+            layout.append((pos + 1, True))
+            pos += 2 + data[pos + 1]
+        else:
+            pos += 1 + _ARGUMENT_SIZE[op]
+    count = max(1, min(_COPIES, (min(limit, len(data)) - start) // size))
+    for at, exact in reversed(layout):  # the last first: a FRAME in an item shifts what follows
+        run = data[at : at + size * count : size]
+        if not exact and data[at] in _NO_ARGUMENT:
+            run = run.translate(_SAME_KIND)
+        if run != run[:1] * len(run):
+            count = len(run) - len(run.lstrip(run[:1]))
+            if count == 1:
+                break
+    return count
 
 
 class _Unsure(Exception):
