@@ -116,6 +116,8 @@ def main() -> int:
     if args.built and tree is None:
         raise SystemExit(boinc_tree.missing_reason())
     bundles = bundle_bed.up().root.parent
+    print(f"load average at the start: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} CPU(s)")
     second_host.down()  # a host no project has been on
     vm2 = second_host.up()
     stages: list[tuple[str, float]] = []
@@ -144,6 +146,9 @@ def main() -> int:
             boinc_client.down()
             second_host.down()
     total = sum(seconds for _, seconds in stages)
+    # the build is CPU-bound: a figure means little without the machine's load beside it
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} CPU(s)")
     for name, seconds in stages:
         print(f"  {name}: {seconds:.1f} s")
     ok = total <= OUR_TARGET
