@@ -56,7 +56,8 @@ def pymw_admin(*args: str) -> subprocess.CompletedProcess[str]:
 
 def checked(what: str, result: subprocess.CompletedProcess[str]) -> str:
     if result.returncode != 0:
-        raise SystemExit(f"{what} failed: {(result.stderr or result.stdout).strip()[-2000:]}")
+        raise SystemExit(f"{what} failed (exit {result.returncode}):\n"
+                         f"{result.stdout.strip()[-3000:]}\n{result.stderr.strip()[-2000:]}")
     return result.stdout
 
 
