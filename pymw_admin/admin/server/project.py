@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from pymw_admin.admin import boincxml
 from pymw_admin.admin.plan import Action, Context, Step
 from pymw_admin.admin.project import Project
 from pymw_admin.admin.remote import root_only_parents
 from pymw_admin.admin.server import database
 from pymw_admin.admin.server.boinc_build import parse_source, tree_dir
 from pymw_admin.admin.server.spec import ProjectSpec
-from pymw_admin.errors import RemoteError, UsageError
+from pymw_admin.errors import PymwError, RemoteError, UsageError
 
 SCHEMA = ("schema.sql", "constraints.sql", "content.sql")
 # BOINC's tools are `#!/usr/bin/env python` scripts: keep a plain system PATH (no pyenv shims)
@@ -39,6 +40,14 @@ class ProjectFacts:
     dir_exists: bool = False  # the project directory exists (it always does with config.xml)
     half_made: bool = False  # make_project was cut short here (its marker is still there)
     rpc_delay: bool = True  # config.xml tells clients when to come back (<next_rpc_delay>)
+    feeder_ok: bool = True  # the feeder shares its slots among apps and drops stale work
+
+
+# make_project's feeder fills its slots from one list of every app's work: work no attached host
+# can run (an app with only a Windows version, a version-less app) can hold every slot, and no
+# other app's work is sent. --allapps gives each app its share of the slots; --purge_stale (in
+# minutes) lets work that nobody took make room again.
+FEEDER = boincxml.Daemon("feeder -d 3 --allapps --purge_stale 1", "feeder.pid", "feeder.log")
 
 
 def config_path(spec: Project) -> str:
@@ -109,7 +118,8 @@ def gather(ctx: Context) -> ProjectFacts:
                    check=False).ok
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
                         bool(password) and db_password_in(text) == password, mode == "640", rev,
-                        dir_exists=True, rpc_delay=has_rpc_delay(text))
+                        dir_exists=True, rpc_delay=has_rpc_delay(text),
+                        feeder_ok=feeder_tuned(text))
 
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
@@ -130,7 +140,17 @@ def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
         actions.append(Action("db-revision", "db_revision"))
     if not facts.config_xml or not facts.rpc_delay:
         actions.append(Action("next-rpc-delay", f"clients look in every {IDLE_RPC_DELAY} s"))
+    if not facts.config_xml or not facts.feeder_ok:
+        actions.append(Action("feeder-options", "every app gets its share of the feeder's slots"))
     return actions
+
+
+def feeder_tuned(config_xml: str) -> bool:
+    try:
+        feeder = boincxml.configured_daemons(config_xml).get(FEEDER.pid_file)
+    except PymwError:  # not XML: set-db-password's rewrite says so
+        return False
+    return feeder is not None and feeder.cmd == FEEDER.cmd
 
 
 def make_project_command(spec: ProjectSpec, tree: str, hostname: str) -> str:
@@ -195,6 +215,15 @@ def apply(ctx: Context, actions: list[Action]) -> None:
         elif action.kind == "next-rpc-delay":
             text = host.read_text(config_path(spec), user=spec.owner) or ""
             host.write_file(config_path(spec), set_rpc_delay(text), mode=0o640, owner=spec.owner)
+        elif action.kind == "feeder-options":
+            text = host.read_text(config_path(spec), user=spec.owner) or ""
+            host.write_file(config_path(spec), boincxml.set_daemons(text, [FEEDER]), mode=0o640,
+                            owner=spec.owner)
+            # a running feeder keeps its old arguments: stop it, the daemons step starts it
+            pid = shlex.quote(f"{spec.project_dir}/pid_{boincxml.config_value(text, 'host')}"
+                              "/feeder.pid")
+            host.run(f"if [ -f {pid} ]; then kill \"$(cat {pid})\" 2>/dev/null; fi; true",
+                     user=spec.owner, what="stopping the feeder for its new options")
         elif action.kind == "db-revision":
             ops = shlex.quote(f"{spec.project_dir}/html/ops")
             host.run(f"cd {ops} && PATH={SYSTEM_PATH} ./db_schemaversion.php > ../../db_revision",
