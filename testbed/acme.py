@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -49,6 +50,9 @@ def up() -> str:
         return DIRECTORY_URL
     apt_install("pebble", "certbot", "openssl")
     DIR.mkdir(parents=True, exist_ok=True)
+    # pebble keeps its accounts in memory: certbot's account with an earlier pebble is unknown
+    # to this one (certbot 2.1 then fails with "can't set attribute")
+    shutil.rmtree(f"/etc/letsencrypt/accounts/{ssh_host.HOST_ADDR}:{PORT}", ignore_errors=True)
     _certificates()
     config = DIR / "pebble-config.json"
     config.write_text(json.dumps({"pebble": {

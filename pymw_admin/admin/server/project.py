@@ -43,11 +43,11 @@ class ProjectFacts:
     feeder_ok: bool = True  # the feeder shares its slots among apps and drops stale work
 
 
-# make_project's feeder fills its slots from one list of every app's work: work no attached host
-# can run (an app with only a Windows version, a version-less app) can hold every slot, and no
-# other app's work is sent. --allapps gives each app its share of the slots; --purge_stale (in
-# minutes) lets work that nobody took make room again.
-FEEDER = boincxml.Daemon("feeder -d 3 --allapps --purge_stale 1", "feeder.pid", "feeder.log")
+# make_project's feeder keeps a slot until a host takes its work: work no attached host can run
+# (an app with only a Windows version, work units deleted after they were fed) can hold every
+# slot, and no other work is sent. --purge_stale (minutes) lets untaken work make room again.
+# (--allapps would share slots by app, but its feeder dies on a project with no app yet.)
+FEEDER = boincxml.Daemon("feeder -d 3 --purge_stale 1", "feeder.pid", "feeder.log")
 
 
 def config_path(spec: Project) -> str:
@@ -141,7 +141,7 @@ def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
     if not facts.config_xml or not facts.rpc_delay:
         actions.append(Action("next-rpc-delay", f"clients look in every {IDLE_RPC_DELAY} s"))
     if not facts.config_xml or not facts.feeder_ok:
-        actions.append(Action("feeder-options", "every app gets its share of the feeder's slots"))
+        actions.append(Action("feeder-options", "work nobody takes leaves the feeder's slots"))
     return actions
 
 

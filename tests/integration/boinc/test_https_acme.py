@@ -65,7 +65,8 @@ def https_project() -> Iterator[tuple[ssh_host.VM, Path, dict]]:  # type: ignore
     vm = ssh_host.up()
     acme.up()
     ssh_host.forget_project(NAME, owner=OWNER)
-    shutil.rmtree(f"/etc/letsencrypt/live/pymw-{NAME}", ignore_errors=True)
+    for kept in ("live", "archive"):  # certbot refuses a name whose archive outlived live/
+        shutil.rmtree(f"/etc/letsencrypt/{kept}/pymw-{NAME}", ignore_errors=True)
     Path(f"/etc/letsencrypt/renewal/pymw-{NAME}.conf").unlink(missing_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
     project_file = WORK / f"{NAME}.toml"
