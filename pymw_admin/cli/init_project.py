@@ -89,8 +89,10 @@ def init_project(
     host_name = host_name or earlier.get("host_name") or None
     db_host = earlier.get("db_host", "") if db_host is None else db_host
     long_name = long_name or earlier.get("long_name", "")
-    https_cert = earlier.get("https_cert", "") if https_cert is None else https_cert
-    https_key = earlier.get("https_key", "") if https_key is None else https_key
+    # --https acme on the command line replaces a certificate an earlier run was given
+    kept = {} if https == "acme" else earlier
+    https_cert = kept.get("https_cert", "") if https_cert is None else https_cert
+    https_key = kept.get("https_key", "") if https_key is None else https_key
     if https not in ("", "acme"):
         raise UsageError(f"invalid --https {https!r}: the only mode is 'acme' (a given "
                          "certificate is --https-cert/--https-key)")
