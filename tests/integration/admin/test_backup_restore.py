@@ -166,9 +166,9 @@ def _doctored(original: Path, into: Path) -> Path:
     return into
 
 
-def test_backup_then_restore_on_another_host(hosts: tuple[second_host.Spare, second_host.Spare],
-                                             client: None, boinc_src: Path,
-                                             tmp_path: Path) -> None:
+def test_backup_then_restore_on_another_host(boinc_src: Path,  # first: it may skip
+                                             hosts: tuple[second_host.Spare, second_host.Spare],
+                                             client: None, tmp_path: Path) -> None:
     old, new = hosts
     _point_name_at(old.address)
     project_file = tmp_path / "pymw-admin.toml"
