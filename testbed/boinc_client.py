@@ -69,7 +69,10 @@ def _ensure_user() -> None:
     try:
         pwd.getpwnam(USER)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], check=True)
+        # a group of that name outlives its user when www-data is in it (the owner step adds it)
+        group = ["-g", USER] if subprocess.run(["getent", "group", USER], capture_output=True,
+                                               check=False).returncode == 0 else []
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", *group, USER], check=True)
 
 
 def up() -> Path:

@@ -93,7 +93,8 @@ INIT_SPECS = [
     ], id="packages"),
     pytest.param(owner, owner.OwnerFacts(False, False, None),
                  ["create-user", "add-to-group", "chmod-home"], [
-        f"useradd -m -d {HOME} -s /bin/bash boincadm",
+        "if getent group boincadm >/dev/null; then g='-g boincadm'; else g=; fi; "
+        f"useradd -m -d {HOME} -s /bin/bash $g boincadm",
         "usermod -a -G boincadm www-data",
         f"chmod g+x {HOME}",
     ], id="owner"),

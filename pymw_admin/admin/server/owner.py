@@ -72,7 +72,10 @@ def apply(ctx: Context, actions: list[Action]) -> None:
     owner, home = shlex.quote(ctx.wanted.owner), shlex.quote(ctx.wanted.home)
     for action in actions:
         if action.kind == "create-user":
-            ctx.host.sudo(f"useradd -m -d {home} -s /bin/bash {owner}", what="useradd")
+            # a group of that name can outlive its user (userdel keeps a group with members,
+            # and www-data is one): the account takes it as its own again
+            ctx.host.sudo(f"if getent group {owner} >/dev/null; then g='-g {owner}'; else g=; fi;"
+                          f" useradd -m -d {home} -s /bin/bash $g {owner}", what="useradd")
         elif action.kind == "create-home":
             ctx.host.sudo(f"mkdir -m 0750 {home} && chown {owner}: {home}",
                           what=f"making {ctx.wanted.home}")
