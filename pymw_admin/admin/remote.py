@@ -229,6 +229,8 @@ class Host:
         if not result.ok:
             if "No such file" in result.stderr or "Not a directory" in result.stderr:
                 return None
+            if user is not None and f"unknown user {user}" in result.stderr:
+                return None  # an account not made yet owns no file (a dry run's facts)
             raise RemoteError(f"reading {path} failed on {self.name} (exit {result.exit_code}): "
                               f"{result.last_lines()}")
         return result.stdout

@@ -202,8 +202,10 @@ def stop(host: Host, target: ProjectTarget, run_id: str, grace: float = STOP_GRA
         # after the signal names the group
         f"cd {d}; touch stopped; pid=$(cat pid); kill -TERM -$pid 2>/dev/null; i=0; "
         f'while kill -0 -"$pid" 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; '
-        'i=$((i + 1)); done; if kill -0 -"$pid" 2>/dev/null; then kill -KILL -$pid; sleep 0.2; '
-        'fi; if kill -0 -"$pid" 2>/dev/null; then echo "@alive $pid"; exit 1; fi; '
+        'i=$((i + 1)); done; if kill -0 -"$pid" 2>/dev/null; then kill -KILL -$pid; fi; '
+        # a KILLed process answers kill -0 until its parent reaps it: give that time on a busy host
+        'j=0; while kill -0 -"$pid" 2>/dev/null && [ $j -lt 50 ]; do sleep 0.1; j=$((j + 1)); '
+        'done; if kill -0 -"$pid" 2>/dev/null; then echo "@alive $pid"; exit 1; fi; '
         # KILLed wrappers write no exit status: record one as the shell would (128 + 9)
         "if [ ! -e exit ]; then date +%s > ended; echo 137 > exit; fi"
     )
