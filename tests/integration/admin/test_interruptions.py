@@ -17,7 +17,7 @@ import pytest
 
 from pymw_admin.admin.plan import Action, Context, Step, StepFailed, run_plan
 from pymw_admin.admin.remote import Host, HostSpec, connect
-from pymw_admin.admin.server import boinc_build, cron, database, os_check, project
+from pymw_admin.admin.server import boinc_build, cron, database, os_check, owner, project
 from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import ssh_host
 
@@ -110,7 +110,8 @@ def test_a_half_made_project_directory_is_made_again(vm: ssh_host.VM, boinc_src:
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     ssh_host.forget_project(HALF)
     spec = ProjectSpec(HALF, f"http://{ssh_host.VM_ADDR}/", "vm", boinc_source=str(boinc_src))
-    steps = [os_check.STEP, database.STEP, boinc_build.STEP, project.STEP]
+    # the owner step too: on a fresh machine nothing else has made the owner yet
+    steps = [os_check.STEP, owner.STEP, database.STEP, boinc_build.STEP, project.STEP]
     half = Path(spec.project_dir)
     keys = half / "keys"
 
