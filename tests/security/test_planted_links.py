@@ -32,7 +32,7 @@ CANARY_TEXT = "root's secret\n"
 @pytest.fixture
 def canary() -> Iterator[Path]:
     """A root-only file (0600) the owner would love to read or take over."""
-    path = Path(f"/root/pymw-canary-{uuid.uuid4().hex[:8]}")
+    path = Path.home() / f"pymw-canary-{uuid.uuid4().hex[:8]}"  # root's home: root's alone
     path.write_text(CANARY_TEXT)
     path.chmod(0o600)
     yield path

@@ -111,10 +111,10 @@ INIT_SPECS = [
     ], id="database"),
     pytest.param(boinc_build, boinc_build.BuildFacts(True, False, False),
                  ["autosetup", "configure", "build"], [
-        "cd /srv/boinc && ./_autosetup",
-        "cd /srv/boinc && ./configure --disable-client --disable-manager --enable-server",
-        "cd /srv/boinc && make -C lib",
-        'cd /srv/boinc && make -j"$(nproc)"',
+        "cd /srv/boinc && flock .pymw-admin-build.lock sh -c './_autosetup",
+        "cd /srv/boinc && flock .pymw-admin-build.lock sh -c './configure --disable-client "
+        "--disable-manager --enable-server",
+        "cd /srv/boinc && flock .pymw-admin-build.lock sh -c 'make -C lib",
     ], id="boinc_build"),
     pytest.param(apache, apache.ApacheFacts(True, None, False, frozenset(), restart_needed=True),
                  ["write-site", "enable-modules", "enable-site", "restart"], [

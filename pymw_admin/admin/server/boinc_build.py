@@ -27,6 +27,7 @@ BUILT = ("sched/cgi", "sched/feeder", "sched/transitioner", "sched/file_deleter"
 CONFIGURE = ("--disable-client --disable-manager --enable-server --disable-fcgi "
              "--enable-boinczip --enable-libraries")
 LOG = "pymw-admin-build.log"
+LOCK = ".pymw-admin-build.lock"  # in the tree: one build at a time there
 
 
 @dataclass(frozen=True)
@@ -167,20 +168,23 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             host.sudo(f"mv {tmp} {q}")
         elif action.kind == "autosetup":
             ctx.log("running _autosetup")
-            host.sudo(f"cd {q} && ./_autosetup > {log} 2>&1", timeout=1800,
+            host.sudo(_locked(q, f"./_autosetup > {log} 2>&1"), timeout=1800,
                       what=f"_autosetup (see {tree}/{LOG})")
         elif action.kind == "configure":
             ctx.log("running configure")
-            host.sudo(f"cd {q} && ./configure {CONFIGURE} >> {log} 2>&1", timeout=1800,
+            host.sudo(_locked(q, f"./configure {CONFIGURE} >> {log} 2>&1"), timeout=1800,
                       what=f"configure (see {tree}/{LOG})")
         elif action.kind == "build":
             # lib/ races under parallel make (".lo is not a valid libtool object"): build it alone
-            ctx.log("building lib/ (serially)")
-            host.sudo(f"cd {q} && make -C lib >> {log} 2>&1", timeout=3600,
-                      what=f"make in lib/ (see {tree}/{LOG})")
-            ctx.log("building the server")
-            host.sudo(f"cd {q} && make -j\"$(nproc)\" >> {log} 2>&1", timeout=3600,
-                      what=f"make (see {tree}/{LOG})")
+            ctx.log("building lib/ (serially), then the server")
+            host.sudo(_locked(q, f"make -C lib >> {log} 2>&1 && make -j\"$(nproc)\" >> {log} 2>&1"),
+                      timeout=3600, what=f"make (see {tree}/{LOG})")
+
+
+def _locked(tree: str, command: str) -> str:
+    """``command`` in the tree, while no other run builds there: two makes in one tree (a run
+    whose connection dropped goes on building on the server) break each other's objects."""
+    return f"cd {tree} && flock {LOCK} sh -c {shlex.quote(command)}"
 
 
 STEP = Step("boinc_build", "build the BOINC server", gather, decide, apply,
