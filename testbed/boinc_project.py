@@ -17,8 +17,10 @@ WORK = CACHE / "boinc-tests"  # scripts and the master's venv, readable by the o
 
 def clear_queue() -> None:
     """Cancel every unsent result an earlier session left (a benchmark or run killed midway):
-    the feeder fills its slots with them, and a version-less app's leftovers starve the rest.
-    Then restart the daemons, so the feeder's shared memory forgets them too."""
+    masters of this session must not wait behind them. (The feeder drops the cancelled ones from
+    its slots within a minute by itself: init-project gives it --purge_stale. Restarting the
+    daemons here instead answered a client's request "feeder not running", and the client then
+    waited an hour.)"""
     import subprocess
 
     sql = ("UPDATE workunit SET error_mask = error_mask | 16, transition_time = UNIX_TIMESTAMP() "
@@ -28,8 +30,8 @@ def clear_queue() -> None:
     # an earlier benchmark made upload fan-out directories the web server could not write to
     # (BOINC's upload handler then drops the file and answers success): give them back
     repair = ('cd "$1" && find upload -mindepth 1 -maxdepth 1 -type d -user "$(id -un)" '
-              '! -perm -g+w -exec chmod 2771 {} + && bin/stop && bin/start')
+              '! -perm -g+w -exec chmod 2771 {} +')
     done = ssh_host.run_in_vm("sudo", "-n", "-u", OWNER, "sh", "-c", repair, "sh",
-                              str(PROJECT_DIR))  # the daemons run on the test host
+                              str(PROJECT_DIR))
     if done.returncode != 0:
-        raise RuntimeError(f"restarting {NAME}'s daemons failed: {done.stderr.strip()}")
+        raise RuntimeError(f"repairing {NAME}'s upload directories failed: {done.stderr.strip()}")
