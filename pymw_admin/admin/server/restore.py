@@ -24,19 +24,11 @@ from lxml import etree
 from pymw_admin.admin import boincxml
 from pymw_admin.admin.plan import Action, Context, Step
 from pymw_admin.admin.server import (
-    acme,
-    apache,
     archive,
-    boinc_build,
-    cron,
-    daemons,
     database,
-    ops_password,
     os_check,
-    owner,
-    packages,
     project,
-    verify,
+    provision,
 )
 from pymw_admin.admin.server.os_check import OSFacts, parse_marker
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -289,10 +281,12 @@ PROJECT_SETTINGS = dataclasses.replace(
     project.STEP, name="project_settings",
     title="set this host's database password in the restored config.xml")
 
+# init-project's plan, with the archive put in right after make_project (a step init-project
+# gains is a step restore gains)
+_MADE = provision.STEPS.index(project.STEP) + 1
 RESTORE_STEPS: tuple[Step, ...] = (
-    CLAIM, os_check.STEP, packages.STEP, owner.STEP, database.STEP, boinc_build.STEP,
-    project.STEP, FILES, DATABASE, REHOST, PROJECT_SETTINGS, apache.STEP, acme.STEP,
-    ops_password.STEP, cron.STEP, daemons.STEP, verify.STEP,
+    CLAIM, *provision.STEPS[:_MADE], FILES, DATABASE, REHOST, PROJECT_SETTINGS,
+    *provision.STEPS[_MADE:],
 )
 
 
