@@ -139,7 +139,8 @@ def test_runs_side_by_side_and_stop(bare_project: Path, scripts: Path) -> None:
 
 def test_table_lists_runs(bare_project: Path, scripts: Path) -> None:
     # its own run: the project is shared, and other tests (prune) may have emptied it
-    ran = _cli(bare_project, "run", str(scripts / "slow.py"), "-d", str(scripts / "data"), "--", "1")
+    ran = _cli(bare_project, "run", str(scripts / "slow.py"), "-d", str(scripts / "data"),
+               "--", "1")
     assert ran.returncode == 0, ran.stderr
     out = _cli(bare_project, "runs")
     assert out.returncode == 0
