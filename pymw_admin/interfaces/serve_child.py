@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from pymw_admin.wire.framing import HEADER, FrameBuffer
+from pymw_admin.worker import ADDED_TUNABLES_ENV, WORKER_TUNABLES
 
 READ_CHUNK = 1 << 20
 
@@ -43,6 +44,9 @@ class ServeChild:
         # the worker imports what the master can: the script's directory and its sys.path
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env["PYMW_WORKER_NAME"] = name
+        if sys.platform.startswith("linux") and "GLIBC_TUNABLES" not in env:
+            env["GLIBC_TUNABLES"] = WORKER_TUNABLES  # shared blobs land faster (worker/__init__)
+            env[ADDED_TUNABLES_ENV] = "1"
         self.proc = subprocess.Popen(
             [python or sys.executable, "-m", "pymw_admin.worker.run", "--serve"],
             stdin=subprocess.PIPE,

@@ -44,7 +44,7 @@ from pymw_admin.wire.encoding import (
     python_mismatch,
     read_task_header,
 )
-from pymw_admin.worker import scripting
+from pymw_admin.worker import ADDED_TUNABLES_ENV, scripting
 
 _function_cache: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
 _FUNCTION_CACHE_SIZE = 32
@@ -373,6 +373,9 @@ class _Outbox:
 def serve() -> int:
     """Persistent worker: frames of task batches in, frames of result batches out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's to handle
+    if os.environ.pop(ADDED_TUNABLES_ENV, None):
+        # read by glibc at start-up: this process has it, what its tasks start does not
+        os.environ.pop("GLIBC_TUNABLES", None)
     _die_with_parent()
     # keep the protocol on private descriptors, so a task printing to fd 1 cannot corrupt it
     proto_in = os.fdopen(os.dup(0), "rb")

@@ -195,6 +195,33 @@ def test_a_big_global_goes_out_ahead_once_per_worker_and_a_failed_hash_leaves_no
         assert [w["extra"]["shared_bytes_sent"] for w in master.get_status().workers] == sent
 
 
+def tunables_seen() -> tuple[str | None, str, str]:
+    """GLIBC_TUNABLES as the task sees it, as its process was started with, and as a process
+    the task starts sees it."""
+    with open("/proc/self/environ", "rb") as f:
+        started = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+    child = subprocess.run([sys.executable, "-c",
+                            "import os; print(os.environ.get('GLIBC_TUNABLES', ''))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return (os.environ.get("GLIBC_TUNABLES"), started.get(b"GLIBC_TUNABLES", b"").decode(),
+            child)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables: Linux only")
+def test_workers_start_with_huge_pages_their_tasks_do_not_see_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymw_admin.worker import WORKER_TUNABLES
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    with Master("local", num_workers=1) as master:
+        assert master.get_result(master.submit_task(tunables_seen))[1] == (
+            None, WORKER_TUNABLES, "")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")  # the user's own: left alone
+    with Master("local", num_workers=1) as master:
+        assert master.get_result(master.submit_task(tunables_seen))[1] == (
+            "glibc.malloc.check=0", "glibc.malloc.check=0", "glibc.malloc.check=0")
+
+
 def test_broadcast_sends_an_object_once() -> None:
     table = list(range(200_000))
     with Master("local", num_workers=2) as master:
