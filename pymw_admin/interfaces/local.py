@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -51,6 +51,7 @@ RECENT_SHARED_BYTES = 256 << 20
 @dataclass(kw_only=True)
 class _Worker(WorkerLoad):
     child: ServeChild
+    receiving: int = 0  # large blobs queued for it and not yet written down its pipe
 
 
 class LocalInterface:
@@ -77,13 +78,16 @@ class LocalInterface:
         self._closed = False
         self._started = False
         self._next_index = 0
+        # how many workers are sent a large blob at once: about one per two cores, as each copy
+        # keeps two processes busy (the writing thread here, the reading worker)
+        self._blob_gate = threading.Semaphore(max(1, (os.cpu_count() or 2) // 2))
 
     # --- workers ---------------------------------------------------------------------------------
 
     def _spawn(self) -> _Worker:
         self._next_index += 1
         name = f"local-{self._next_index}"
-        worker = _Worker(name=name, child=ServeChild(name, self.python))
+        worker = _Worker(name=name, child=ServeChild(name, self.python, self._blob_gate))
         threading.Thread(target=self._reader, args=(worker,), daemon=True,
                          name=worker.name).start()
         return worker
@@ -143,18 +147,38 @@ class LocalInterface:
             self._workers[self._workers.index(worker)] = replacement
             self._dispatch_locked()
 
+    def _send_blob_locked(self, worker: _Worker, parts: Sequence[object]) -> None:
+        """Queue a large blob's frame for a worker, which counts as receiving until the blob is
+        written (its digest may follow): tasks are dealt to workers not receiving, so none waits
+        behind a transfer while another worker could start it."""
+        worker.receiving += 1
+
+        def written() -> None:
+            with self._lock:
+                worker.receiving -= 1
+                if not self._closed and not worker.receiving:
+                    self._dispatch_locked()
+
+        worker.child.send_parts(list(parts), written)
+
+    def _ready_locked(self) -> list[_Worker]:
+        """The workers to deal tasks to: those not receiving a blob (a task dealt to one would
+        wait behind the transfer; when it ends, tasks are dealt again)."""
+        return [w for w in self._workers if w.alive and not w.receiving]
+
     def _dispatch_locked(self) -> None:
-        for worker, blobs in deal(self._workers, self._pending, self._suspects):
+        ready = self._ready_locked()
+        for worker, blobs in deal(ready, self._pending, self._suspects):
             for digest in worker.shared_to_send(blobs):
                 blob = self._shared.get(digest) or self._recent.get(digest)
                 if blob is not None:  # else the task file carries it inline
-                    worker.child.send_parts(shared_frame(digest, blob))
+                    self._send_blob_locked(worker, shared_frame(digest, blob))
                     worker.shared_bytes_sent += len(blob)
             worker.child.send(pack_batch(blobs))
         if not self._pending:
-            for worker, ask in to_revoke(self._workers):
+            for worker, ask in to_revoke(self._workers, idle=ready):
                 worker.child.send(pack_batch([ask]))
-        if any(w.alive and not w.in_flight for w in self._workers) and any(
+        if any(w.alive and not w.in_flight for w in ready) and any(
                 len(w.in_flight) > 1 for w in self._workers):
             self._imbalance.set()  # a worker idles while another holds queued tasks: look again
 
@@ -206,7 +230,7 @@ class LocalInterface:
                 self._start()
             workers = [w for w in self._workers if w.alive]
             for worker in workers:
-                worker.child.send_parts(shared_ahead_frame(memoryview(blob), digest_part))
+                self._send_blob_locked(worker, shared_ahead_frame(memoryview(blob), digest_part))
 
         def named(digest: str | None) -> None:
             digest_part.set_result((digest or "0" * DIGEST_SIZE).encode())

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,9 +38,17 @@ def _widen(pipe: object) -> None:
         fcntl.fcntl(fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
+GATED_BYTES = 1 << 20  # a part this big (a shared blob) is written holding the gate, if any
+
+
 class ServeChild:
-    def __init__(self, name: str, python: str | None = None) -> None:
+    def __init__(self, name: str, python: str | None = None,
+                 gate: threading.Semaphore | None = None) -> None:
+        """``gate``, shared by several children, bounds how many of them are sent a large part at
+        once: on few cores, parallel copies of one blob only slow each other and the hash the
+        master computes meanwhile, so the first worker has it later and the last no sooner."""
         self.name = name
+        self._gate = gate
         env = dict(os.environ)
         # the worker imports what the master can: the script's directory and its sys.path
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -58,7 +67,8 @@ class ServeChild:
         for pipe in (self.proc.stdin, self.proc.stdout):
             _widen(pipe)
         self._frames = FrameBuffer()
-        self._outbox: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[list[Any], Callable[[], None] | None] | None] = (
+            queue.SimpleQueue())
         threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
 
     @property
@@ -69,30 +79,43 @@ class ServeChild:
         stdin = self.proc.stdin
         assert stdin is not None
         while True:
-            parts = self._outbox.get()
-            if parts is None:
+            item = self._outbox.get()
+            if item is None:
                 break
+            parts, on_written = item
             try:
                 for part in parts:
                     if isinstance(part, Future):  # a digest the master is still computing
+                        if on_written is not None:
+                            on_written()  # the data is written, only the digest is to come
+                            on_written = None
                         part = part.result()
-                    stdin.write(part)
-                del parts  # a shared blob is the master's: hold no reference while idle
+                    if self._gate is not None and len(part) >= GATED_BYTES:
+                        with self._gate:
+                            stdin.write(part)
+                            stdin.flush()
+                    else:
+                        stdin.write(part)
+                del parts, item  # a shared blob is the master's: hold no reference while idle
+                part = None
                 stdin.flush()
             except (BrokenPipeError, OSError):
                 break  # whoever reads the child's output sees the death and reports it
+            if on_written is not None:
+                on_written()
         with contextlib.suppress(OSError):
             stdin.close()
 
     def send(self, body: bytes | bytearray) -> None:
         """Queue one frame (a packed batch of task files, or a message an MPI rank relays) for
         the child; the body is written as it is, not copied, so the caller must not reuse it."""
-        self._outbox.put([HEADER.pack(len(body)), memoryview(body)])
+        self._outbox.put(([HEADER.pack(len(body)), memoryview(body)], None))
 
-    def send_parts(self, parts: list[Any]) -> None:
+    def send_parts(self, parts: list[Any], on_written: Callable[[], None] | None = None) -> None:
         """Queue one frame already split into parts (header first), written without joining; a
-        part may be a Future of bytes, written once it is done."""
-        self._outbox.put(parts)
+        part may be a Future of bytes, written once it is done. ``on_written`` is called (from the
+        writing thread) once the parts before the first Future are written, or all are."""
+        self._outbox.put((parts, on_written))
 
     def close_input(self) -> None:
         """Close the child's stdin once queued frames are written: an idle child then exits."""

@@ -162,10 +162,11 @@ def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]],
     return list(batches.values())
 
 
-def to_revoke(workers: Sequence[W]) -> list[tuple[W, bytes]]:
+def to_revoke(workers: Sequence[W], idle: Sequence[W] | None = None) -> list[tuple[W, bytes]]:
     """With a worker idle (and nothing pending), the unstarted tasks stuck workers hold: a
-    REVOKE record to send each of them. The answer (``revoked``) says which it gave back."""
-    if not any(w.alive and not w.in_flight for w in workers):
+    REVOKE record to send each of them. The answer (``revoked``) says which it gave back.
+    ``idle``: the workers whose idleness counts (those tasks may be dealt to), if not all."""
+    if not any(w.alive and not w.in_flight for w in (workers if idle is None else idle)):
         return []
     asks: list[tuple[W, bytes]] = []
     for worker in workers:

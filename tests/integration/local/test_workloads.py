@@ -222,6 +222,30 @@ def test_workers_start_with_huge_pages_their_tasks_do_not_see_it(
             "glibc.malloc.check=0", "glibc.malloc.check=0", "glibc.malloc.check=0")
 
 
+def test_blobs_sent_ahead_through_one_gate_are_written_before_their_digest_is_known() -> None:
+    from concurrent.futures import Future
+
+    from pymw_admin.interfaces.serve_child import ServeChild
+    from pymw_admin.wire.encoding import digest_of
+    from pymw_admin.wire.framing import shared_ahead_frame
+
+    gate = threading.Semaphore(1)  # one copy at a time: none may hold it waiting for the hash
+    children = [ServeChild(f"gate-{i}", gate=gate) for i in range(2)]
+    try:
+        blob = os.urandom(3 << 20)
+        digest: Future[bytes] = Future()
+        written = [threading.Event() for _ in children]
+        for child, event in zip(children, written, strict=True):
+            child.send_parts(shared_ahead_frame(memoryview(blob), digest), event.set)
+        assert all(event.wait(30) for event in written) and not digest.done()
+        digest.set_result(digest_of(blob).encode())
+    finally:
+        for child in children:
+            child.stop()
+            child.close_output()
+    assert [child.proc.returncode for child in children] == [0, 0]
+
+
 def test_broadcast_sends_an_object_once() -> None:
     table = list(range(200_000))
     with Master("local", num_workers=2) as master:
