@@ -38,7 +38,7 @@ def _widen(pipe: object) -> None:
         fcntl.fcntl(fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
-GATED_BYTES = 1 << 20  # a part this big (a shared blob) is written holding the gate, if any
+GATED_BYTES = 1 << 20  # a part this big of a send_parts frame (a blob) is written holding the gate
 
 
 class ServeChild:
@@ -67,8 +67,9 @@ class ServeChild:
         for pipe in (self.proc.stdin, self.proc.stdout):
             _widen(pipe)
         self._frames = FrameBuffer()
-        self._outbox: queue.SimpleQueue[tuple[list[Any], Callable[[], None] | None] | None] = (
-            queue.SimpleQueue())
+        # (parts, on_written, gated) per frame; None ends the writer
+        self._outbox: queue.SimpleQueue[
+            tuple[list[Any], Callable[[], None] | None, bool] | None] = queue.SimpleQueue()
         threading.Thread(target=self._writer, daemon=True, name=f"{name}-writer").start()
 
     @property
@@ -82,7 +83,8 @@ class ServeChild:
             item = self._outbox.get()
             if item is None:
                 break
-            parts, on_written = item
+            parts, on_written, gated = item
+            gate = self._gate if gated else None
             try:
                 for part in parts:
                     if isinstance(part, Future):  # a digest the master is still computing
@@ -90,8 +92,8 @@ class ServeChild:
                             on_written()  # the data is written, only the digest is to come
                             on_written = None
                         part = part.result()
-                    if self._gate is not None and len(part) >= GATED_BYTES:
-                        with self._gate:
+                    if gate is not None and len(part) >= GATED_BYTES:
+                        with gate:
                             stdin.write(part)
                             stdin.flush()
                     else:
@@ -109,13 +111,13 @@ class ServeChild:
     def send(self, body: bytes | bytearray) -> None:
         """Queue one frame (a packed batch of task files, or a message an MPI rank relays) for
         the child; the body is written as it is, not copied, so the caller must not reuse it."""
-        self._outbox.put(([HEADER.pack(len(body)), memoryview(body)], None))
+        self._outbox.put(([HEADER.pack(len(body)), memoryview(body)], None, False))
 
     def send_parts(self, parts: list[Any], on_written: Callable[[], None] | None = None) -> None:
         """Queue one frame already split into parts (header first), written without joining; a
         part may be a Future of bytes, written once it is done. ``on_written`` is called (from the
         writing thread) once the parts before the first Future are written, or all are."""
-        self._outbox.put((parts, on_written))
+        self._outbox.put((parts, on_written, True))
 
     def close_input(self) -> None:
         """Close the child's stdin once queued frames are written: an idle child then exits."""

@@ -246,6 +246,26 @@ def test_blobs_sent_ahead_through_one_gate_are_written_before_their_digest_is_kn
     assert [child.proc.returncode for child in children] == [0, 0]
 
 
+def test_the_blob_gate_never_holds_back_a_batch_of_tasks() -> None:
+    from pymw_admin.interfaces.serve_child import GATED_BYTES, ServeChild
+    from pymw_admin.wire.encoding import decode_result_header
+    from pymw_admin.wire.framing import pack_batch, unpack_batch
+
+    child = ServeChild("gate-closed", gate=threading.Semaphore(0))  # no blob could pass
+    try:
+        child.send(pack_batch([b"not a task" + b"x" * GATED_BYTES]))
+        bodies: list[bytes] = []
+        while not bodies:
+            frames = child.read_frames()
+            assert frames is not None
+            bodies += frames
+        record = decode_result_header(unpack_batch(bodies[0])[0])
+        assert not record.ok and "not a pymw task file" in record.error_message
+    finally:
+        child.stop()
+        child.close_output()
+
+
 def test_broadcast_sends_an_object_once() -> None:
     table = list(range(200_000))
     with Master("local", num_workers=2) as master:
