@@ -39,6 +39,7 @@ def _widen(pipe: object) -> None:
 
 
 GATED_BYTES = 1 << 20  # a part this big of a send_parts frame (a blob) is written holding the gate
+GATE_WAIT_SECONDS = 0.5  # then it is written without
 
 
 class ServeChild:
@@ -93,9 +94,15 @@ class ServeChild:
                             on_written = None
                         part = part.result()
                     if gate is not None and len(part) >= GATED_BYTES:
-                        with gate:
+                        # a child that stops reading (a task holding the GIL for long) holds
+                        # the gate: the others wait for it only so long
+                        passed = gate.acquire(timeout=GATE_WAIT_SECONDS)
+                        try:
                             stdin.write(part)
                             stdin.flush()
+                        finally:
+                            if passed:
+                                gate.release()
                     else:
                         stdin.write(part)
                 del parts, item  # a shared blob is the master's: hold no reference while idle

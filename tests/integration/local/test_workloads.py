@@ -249,7 +249,7 @@ def test_blobs_sent_ahead_through_one_gate_are_written_before_their_digest_is_kn
 def test_the_blob_gate_never_holds_back_a_batch_of_tasks() -> None:
     from pymw_admin.interfaces.serve_child import GATED_BYTES, ServeChild
     from pymw_admin.wire.encoding import decode_result_header
-    from pymw_admin.wire.framing import pack_batch, unpack_batch
+    from pymw_admin.wire.framing import pack_batch, shared_frame, unpack_batch
 
     child = ServeChild("gate-closed", gate=threading.Semaphore(0))  # no blob could pass
     try:
@@ -261,6 +261,10 @@ def test_the_blob_gate_never_holds_back_a_batch_of_tasks() -> None:
             bodies += frames
         record = decode_result_header(unpack_batch(bodies[0])[0])
         assert not record.ok and "not a pymw task file" in record.error_message
+        # a blob waits for the gate only so long (its holder may be stuck behind a busy child)
+        written = threading.Event()
+        child.send_parts(shared_frame("0" * 64, os.urandom(GATED_BYTES)), written.set)
+        assert written.wait(30)
     finally:
         child.stop()
         child.close_output()
