@@ -131,12 +131,19 @@ def _item(*plain: bytes) -> bytes:
 # holding it.
 _ITEM = re.compile(_item(rb"h.", _TUPLE, _LITERAL), re.S)
 _ITEM_WITHOUT_TUPLES = re.compile(_item(rb"h.", _LITERAL), re.S)
+# Numbers alone or strings alone go faster. sre pays more for a step of the repetition (and each
+# alternative tried in it) than for an opcode, so the common runs are taken several to a step:
+# ints of 4 bytes (most of a list of ints of all sizes: a run between two smaller ones) 4, 2 or
+# 1 at a time, memoized short strings 4, 2 or 1. Each alternative is whole opcodes from where
+# the step begins, so a match ends where the one-opcode-a-step pattern ends (_ONE_A_STEP, tested).
+_INT4 = rb"J...."
+_MEMOIZED_SHORT = rb"\x8c" + _SHORT + rb"\x94"
+_ONE_A_STEP = (rb"J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89",
+               rb"\x8c" + _SHORT + rb"\x94?|h.|\x95.{8}")
 _ITEMS = tuple(re.compile(_one_of(item, _NEXT_BATCH) + b"*+", re.S) for item in (
-    # numbers (four big ints in a row in one step: most of a list of ints of all sizes) or
-    # strings alone go faster
-    rb"J.{4}J.{4}J.{4}J.{4}|J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89",
-    rb"\x8c" + _SHORT + rb"\x94?|h.|\x95.{8}", _item(rb"h.", _LITERAL),
-    _item(rb"h.", _TUPLE, _LITERAL)))
+    _one_of(_INT4 * 4, _INT4 * 2, _ONE_A_STEP[0]),
+    _one_of(_MEMOIZED_SHORT * 4, _MEMOIZED_SHORT * 2, _ONE_A_STEP[1]),
+    _item(rb"h.", _LITERAL), _item(rb"h.", _TUPLE, _LITERAL)))
 _TUPLE_OR_MARK = frozenset(b"\x85\x86\x87(")
 _SMALL_TUPLE = (4, 1, 0)  # the heaviest item a skipped batch memoizes
 _BATCH_BYTES = 1 << 20  # skipped at a time, so the scan's deadline is still checked often
