@@ -111,6 +111,17 @@ def memo_dag_after_batch(depth: int = 64) -> bytes:
     return _proto(body + b"(" + _get(6 + depth) + b"\x91")
 
 
+def memo_dag_after_string_run(strings: int = 4999, depth: int = 64) -> bytes:
+    """M1 from a get into a long run of memoized strings of mixed lengths, which the scan takes
+    by regex, four to a step."""
+    lengths = [1 + i * 7919 % 5 for i in range(strings)]
+    body = b"]\x94(" + b"".join(b"\x8c" + bytes([n]) + b"s" * n + b"\x94" for n in lengths)
+    body += b"e0" + _get(strings) + b"\x85\x94"  # (last string,) is memo strings + 1
+    for k in range(strings + 1, strings + depth + 1):
+        body += _get(k) + _get(k) + b"\x86\x94"
+    return _proto(body + b"(" + _get(strings + depth + 1) + b"\x91")
+
+
 def memo_dag_in_batch(depth: int = 64) -> bytes:
     """M1 inside a list's batch: tuples of memo gets, the last one a dict's key. A batch holds
     tuples of plain values only, or the scan could not skip it without counting."""
@@ -170,6 +181,7 @@ CASES = [
     Case("colliding_text_ints", colliding_text_ints, "max_collidable"),
     Case("heavy_key_in_batch", heavy_key_in_batch, "max_hash_work"),
     Case("memo_dag_after_batch", memo_dag_after_batch, "max_weight"),
+    Case("memo_dag_after_string_run", memo_dag_after_string_run, "max_weight"),
     Case("memo_dag_in_batch", memo_dag_in_batch, "max_weight"),
     Case("deep_tuple_key_in_batch", deep_tuple_key_in_batch, "max_depth"),
     Case("deep_key_after_alike_records", deep_key_after_alike_records, "max_depth"),
