@@ -29,6 +29,7 @@ import collections
 import datetime
 import decimal
 import fractions
+import functools
 import gc
 import io
 import pickle
@@ -36,7 +37,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Types a restricted unpickler may rebuild: plain data only, nothing that runs code on load.
 SAFE_GLOBALS: dict[str, frozenset[str]] = {
@@ -108,7 +109,7 @@ def _one_of(*patterns: bytes) -> bytes:
 # a tuple (see ``skippable`` in scan); so every key it hashes is one hash of at most 4 objects:
 # linear in its size. Items laid out alike (a list of floats, of points, of records with the same
 # fields) are found by strided slices, a few per thousand items (see _copies); items that differ
-# from one to the next by one possessive C regex match, a step per opcode or per few (_ITEMS).
+# from one to the next by one possessive C regex match, a step per opcode or per few (_regexes).
 # Such a step still costs a third to three quarters of what the unpickler spends on the opcode:
 # a list of ints of mixed widths, or of short strings of mixed lengths, takes about 1.5x the
 # unpickler's own time to decode.
@@ -132,8 +133,6 @@ def _item(*plain: bytes) -> bytes:
 # The first alternative that matches is taken: without tuples, numbers go faster, but a tuple's
 # items would be taken for items, and the match stop at its TUPLE opcode or the MARK of a list
 # holding it.
-_ITEM = re.compile(_item(rb"h.", _TUPLE, _LITERAL), re.S)
-_ITEM_WITHOUT_TUPLES = re.compile(_item(rb"h.", _LITERAL), re.S)
 # Numbers alone or strings alone go faster. sre pays more for a step of the repetition (and each
 # alternative tried in it) than for an opcode, so the common runs are taken several to a step:
 # ints of 4 bytes (most of a list of ints of all sizes: a run between two smaller ones) 4, 2 or
@@ -143,10 +142,35 @@ _INT4 = rb"J...."
 _MEMOIZED_SHORT = rb"\x8c" + _SHORT + rb"\x94"
 _ONE_A_STEP = (rb"J.{4}|G.{8}|K.|M..|\x95.{8}|N|\x88|\x89",
                rb"\x8c" + _SHORT + rb"\x94?|h.|\x95.{8}")
-_ITEMS = tuple(re.compile(_one_of(item, _NEXT_BATCH) + b"*+", re.S) for item in (
-    _one_of(_INT4 * 4, _INT4 * 2, _ONE_A_STEP[0]),
-    _one_of(_MEMOIZED_SHORT * 4, _MEMOIZED_SHORT * 2, _ONE_A_STEP[1]),
-    _item(rb"h.", _LITERAL), _item(rb"h.", _TUPLE, _LITERAL)))
+
+
+class _Regexes(NamedTuple):
+    item: re.Pattern[bytes]
+    item_without_tuples: re.Pattern[bytes]
+    items: tuple[re.Pattern[bytes], ...]
+
+
+@functools.cache
+def _regexes() -> _Regexes:
+    """Compiled on first use, not at import: the tuple patterns (every string length spelled
+    out) take most of a second to compile, which a process that never meets a list does not need
+    (the comparer of two identical payloads, a master's start-up)."""
+    with_tuples = _item(rb"h.", _TUPLE, _LITERAL)
+    without_tuples = _item(rb"h.", _LITERAL)
+    return _Regexes(
+        item=re.compile(with_tuples, re.S),
+        item_without_tuples=re.compile(without_tuples, re.S),
+        items=tuple(re.compile(_one_of(item, _NEXT_BATCH) + b"*+", re.S) for item in (
+            _one_of(_INT4 * 4, _INT4 * 2, _ONE_A_STEP[0]),
+            _one_of(_MEMOIZED_SHORT * 4, _MEMOIZED_SHORT * 2, _ONE_A_STEP[1]),
+            without_tuples, with_tuples)))
+
+
+def prepare() -> None:
+    """Compile the decoder's patterns now, e.g. before a time budget for decoding starts."""
+    _regexes()
+
+
 _TUPLE_OR_MARK = frozenset(b"\x85\x86\x87(")
 _SMALL_TUPLE = (4, 1, 0)  # the heaviest item a skipped batch memoizes
 _BATCH_BYTES = 1 << 20  # skipped at a time, so the scan's deadline is still checked often
@@ -170,6 +194,7 @@ def _batch_end(data: bytes, pos: int) -> int:
     all plain items; ``pos`` if the first batch is not."""
     limit = pos + _BATCH_BYTES
     end, appends, unlike = pos, -1, 0
+    regexes = _regexes()
     while end < limit:
         op = data[end]
         if op == 0x65:  # APPENDS
@@ -182,10 +207,11 @@ def _batch_end(data: bytes, pos: int) -> int:
             size = _NUMBER_SIZE[op] + 1  # a number is an item by itself
             copies = _copies(data, end, size, limit) if size else 0
             if copies < _FEW_COPIES:  # or the first item of a tuple
-                plain = _ITEM_WITHOUT_TUPLES if op == 0x5D or op == 0x7D else _ITEM  # list, dict
+                plain = regexes.item_without_tuples if op == 0x5D or op == 0x7D \
+                    else regexes.item  # list, dict
                 item = plain.match(data, end, limit)
                 if item is None or data[item.end()] in _TUPLE_OR_MARK:
-                    item = _ITEM.match(data, end, limit)
+                    item = regexes.item.match(data, end, limit)
                     if item is None:
                         break
                 size = item.end() - end
@@ -193,7 +219,7 @@ def _batch_end(data: bytes, pos: int) -> int:
             end += copies * size
             unlike = unlike + 1 if copies < _FEW_COPIES else 0
             if unlike == 3:  # items laid out differently one to the next: a regex is faster
-                for items in _ITEMS:
+                for items in regexes.items:
                     match = items.match(data, end, limit)
                     assert match is not None  # they all match the empty string
                     if data[match.end()] == 0x65:

@@ -18,7 +18,7 @@ from pymw_admin.wire import untrusted
 # the patterns the fast ones must agree with: one opcode (or one APPENDS, MARK) a step
 REFERENCE = [re.compile(untrusted._one_of(item, untrusted._NEXT_BATCH) + b"*+", re.S)
              for item in untrusted._ONE_A_STEP]
-FAST = untrusted._ITEMS[: len(REFERENCE)]
+FAST = untrusted._regexes().items[: len(REFERENCE)]
 
 
 def _proto(body: bytes) -> bytes:
