@@ -69,3 +69,30 @@ def test_sets_agree_in_any_order(tmp_path: Path, compare: Path) -> None:
     items = list(pickle.loads(first))
     second = pickle.dumps(set(reversed(items)), 4)
     assert agree(compare, record(tmp_path, "a", first), record(tmp_path, "b", second))
+
+
+def test_identical_payloads_agree_without_decoding(tmp_path: Path, compare: Path) -> None:
+    # replicas of a deterministic task: the same payload under headers that differ (host, times)
+    payload = pickle.dumps([(i, float(i), str(i)) for i in range(1000)])
+    paths = []
+    for worker in ("host-a", "host-b"):
+        path = tmp_path / worker
+        path.write_bytes(encoding.encode_result(encoding.ResultRecord(
+            task_id="t", ok=True, python="3.11", worker=worker, payload=payload)))
+        paths.append(str(path))
+    probe = ("import importlib.machinery as m, importlib.util as u\n"
+             f"loader = m.SourceFileLoader('pymw_compare', {str(compare)!r})\n"
+             "c = u.module_from_spec(u.spec_from_loader('pymw_compare', loader))\n"
+             "loader.exec_module(c)\n"
+             f"print(c.main({paths!r}), c.pymw_untrusted._regexes.cache_info().currsize)")
+    done = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.stdout.split() == ["0", "0"], done.stderr  # agreed; no pattern was compiled
+
+
+def test_a_failed_record_never_agrees_by_payload(tmp_path: Path, compare: Path) -> None:
+    failed = tmp_path / "failed"
+    failed.write_bytes(encoding.encode_result(encoding.ResultRecord(
+        task_id="t", ok=False, python="3.11", error_type="ValueError", error_message="x",
+        payload=pickle.dumps(3))))
+    assert agree(compare, str(failed), record(tmp_path, "ok", pickle.dumps(3))) is False

@@ -65,6 +65,25 @@ def outcome(blob: bytes) -> tuple[object, ...] | None:
     return ("error", error_type, message)
 
 
+def succeeded_with(blob: bytes) -> bytes | None:
+    """The payload of a record that says it succeeded, else None."""
+    end = blob.find(b"\n", len(MAGIC))
+    if not blob.startswith(MAGIC) or end < 0:
+        return None
+    try:
+        header = json.loads(blob[len(MAGIC) : end])
+    except (ValueError, RecursionError):
+        return None
+    return blob[end + 1 :] if isinstance(header, dict) and header.get("ok") is True else None
+
+
+def same_success(first: bytes, second: bytes) -> bool:
+    """Both succeeded with byte-identical payloads: the same value, whatever it decodes to (the
+    common case with deterministic tasks), known without decoding."""
+    payload = succeeded_with(first)
+    return payload is not None and payload == succeeded_with(second)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: pymw_compare FILE1 FILE2", file=sys.stderr)
@@ -78,6 +97,15 @@ def main(argv: list[str]) -> int:
         print(f"pymw_compare: {exc}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGALRM, _out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, TIME_BUDGET)
+    try:
+        if same_success(*blobs):
+            return 0
+    except _OutOfTime:
+        pass  # headers too big to read in time: decoding below says
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    pymw_untrusted.prepare()  # the decoder's patterns compile outside the decoding budget
     signal.setitimer(signal.ITIMER_REAL, TIME_BUDGET)
     try:
         first, second = outcome(blobs[0]), outcome(blobs[1])
