@@ -267,6 +267,7 @@ def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
     n = len(data)
     if n > limits.max_bytes:
         raise LimitExceeded("max_bytes", f"{n} bytes (limit {limits.max_bytes})")
+    prepare()  # a first decode's pattern compiling is not the data's time
     deadline = time.monotonic() + limits.max_seconds
     try:
         _scan(data, limits, deadline, skip_batches=True)
