@@ -224,7 +224,8 @@ class BoincInterface:
         self._collected_log = self.state_dir / "collected.jsonl"
         self._app_template = f"templates/{self.app_name}_in"
         # (task_id, work-unit name, input template) staged, not yet handed to create_work
-        self._queued: list[tuple[str, str, str]] = []
+        # (task id, work unit, template, task file): staged, signed as a batch, by _launch
+        self._queued: list[tuple[str, str, str, bytes]] = []
         self._creating: _Creation | None = None  # the create_work running in the background
         self._open: dict[str, str] = {}  # task_id -> work-unit name, awaiting a result
         self._task_of: dict[str, str] = {}  # work-unit name -> task_id, for the same
@@ -286,13 +287,12 @@ class BoincInterface:
         # one task alone waits for wait() or close(): a run of submit() calls still batches
 
     def submit_many(self, tasks: Iterable[tuple[str, bytes]]) -> None:
-        """Stage each task file and queue its work unit; every full batch goes to create_work
-        in the background (``flush`` or ``wait`` creates the rest)."""
+        """Queue each task's work unit; every full batch is signed (one signature), staged and
+        goes to create_work in the background (``flush`` or ``wait`` creates the rest)."""
         for task_id, blob in tasks:
             name = self.wu_name(task_id)
             template = self._template_for(blob)
-            self.layout.stage(name + TASK_SUFFIX, self._signer.sign(blob))
-            self._queued.append((task_id, name, template))
+            self._queued.append((task_id, name, template, blob))
             if len(self._queued) >= BATCH_SIZE:
                 self._launch()
 
@@ -333,13 +333,17 @@ class BoincInterface:
             return
         self._reap()
         batch, self._queued = self._queued, []
+        signed = self._signer.sign_batch([blob for *_, blob in batch])
+        for (_task_id, name, _template, _blob), task_file in zip(batch, signed, strict=True):
+            self.layout.stage(name + TASK_SUFFIX, task_file)
+        del signed
         # journal first: a master that dies right after create_work still finds its work units
-        self._append_log(self._submitted_log, [{"task_id": t, "wu": n} for t, n, _ in batch])
+        self._append_log(self._submitted_log, [{"task_id": t, "wu": n} for t, n, *_ in batch])
         lines = "".join(
             f"--wu_name {name} --wu_template {template} {name}{TASK_SUFFIX}\n"
             if template != self._app_template else f"--wu_name {name} {name}{TASK_SUFFIX}\n"
-            for _task_id, name, template in batch)
-        created = [(t, n) for t, n, _ in batch]
+            for _task_id, name, template, _blob in batch)
+        created = [(t, n) for t, n, *_ in batch]
         # stdin and output through files: the master never blocks on a pipe while it runs
         output = tempfile.TemporaryFile()  # noqa: SIM115 -- _reap closes it when create_work ends
         try:

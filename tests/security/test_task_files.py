@@ -50,6 +50,7 @@ def test_m5_task_files_are_not_writable_by_the_web_servers_group(tmp_path: Path)
     root = make_project(tmp_path)
     iface = boinc.build(project_home=str(root), app_args="tag=perm")
     iface.submit("a", encoding.encode_task("a", _echo, (1,)))
+    iface.flush()  # a batch is signed and staged as it goes to create_work
     written = [p for p in (root / "download").rglob("*") if p.is_file()]
     assert written and all(p.stat().st_mode & 0o777 == 0o644 for p in written)
     iface.close()

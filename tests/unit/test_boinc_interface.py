@@ -180,6 +180,7 @@ def test_task_files_are_staged_signed_with_the_project_key(tmp_path: Path) -> No
     iface = boinc.build(project_home=str(root), app_args="tag=signed")
     plain = encode_task("t", square, (3,))
     iface.submit("t", plain)
+    iface.flush()  # a batch is signed and staged as it goes to create_work
     staged = iface.layout.download_path(iface.wu_name("t") + ".task").read_bytes()
     key = signature.load_public_pem((root / "keys" / "pymw_task_public.pem").read_bytes())
     assert signature.open_task(staged, key) == plain

@@ -130,3 +130,66 @@ def test_keys_other_than_rsa_of_2048_bits_or_more_are_refused() -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(signature.SignatureError, match="not an RSA"):
         signature.load_public_pem(curve)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13, 1000])
+def test_every_task_of_a_batch_opens_under_its_one_signature(count: int) -> None:
+    private, public_pem = task_key_pair()
+    key = signature.load_public_pem(public_pem)
+    plains = [encode_task(f"t{i}", divmod, (i, 2)) for i in range(count)]
+    signed = TaskSigner.from_pem(private).sign_batch(plains)
+    assert len({s[s.rindex(signature.BATCH_SIGNATURE_MARK):].split(b" ")[1] for s in signed}) == 1
+    for plain, blob in zip(plains, signed, strict=True):
+        assert signature.open_task(blob, key) == plain
+        assert signature.open_task(blob, None) == plain
+
+
+def test_every_kind_of_tampering_with_a_batch_task_is_refused() -> None:
+    private, public_pem = task_key_pair()
+    key = signature.load_public_pem(public_pem)
+    plains = [encode_task(f"t{i}", divmod, (i, 2)) for i in range(5)]
+    signed = TaskSigner.from_pem(private).sign_batch(plains)
+    third, fourth = signed[2], signed[3]
+    mark = third.rindex(signature.BATCH_SIGNATURE_MARK)
+    body, trailer = third[:mark], third[mark + len(signature.BATCH_SIGNATURE_MARK):]
+    sig, index, count, path = trailer.split(b" ")
+    other_body = fourth[:fourth.rindex(signature.BATCH_SIGNATURE_MARK)]
+    flip = lambda blob, i: blob[:i] + bytes([blob[i] ^ 1]) + blob[i + 1:]  # noqa: E731
+
+    def with_trailer(b: bytes = body, s: bytes = sig, i: bytes = index, c: bytes = count,
+                     p: bytes = path) -> bytes:
+        return b + signature.BATCH_SIGNATURE_MARK + b" ".join([s, i, c, p])
+
+    cases = {
+        "payload": flip(body, len(body) - 3),
+        "another task's body under this path": with_trailer(b=other_body),
+        "another index": with_trailer(i=b"3"),
+        "index past the count": with_trailer(i=b"5"),
+        "another count": with_trailer(c=b"4"),
+        "count of one, no path": with_trailer(i=b"0", c=b"1", p=b""),
+        "path one digest short": with_trailer(p=path[:-64]),
+        "path one digest long": with_trailer(p=path + path[:64]),
+        "path altered": with_trailer(p=flip(path, 10)),
+        "signature altered": with_trailer(s=flip(sig, 4)),
+        "negative index": with_trailer(i=b"-1"),
+        "huge count": with_trailer(c=b"99999999"),
+        "extra field": with_trailer() + b" 0",
+        "not hex": with_trailer(p=b"zz" + path[2:]),
+        "other key": TaskSigner.from_pem(generate()[0]).sign_batch(plains)[2],
+        "appended": third + b"x",
+        "single signature mark appended": third + signature.SIGNATURE_MARK + sig,
+    }
+    for name, blob in cases.items():
+        with pytest.raises(signature.SignatureError):
+            signature.open_task(blob, key)
+            pytest.fail(f"{name} was accepted")
+    assert signature.open_task(with_trailer(), key) == plains[2]  # the cases' own base is sound
+
+
+def test_merkle_paths_lead_to_their_root() -> None:
+    parts = [bytes([i]) * 3 for i in range(11)]
+    root, paths = signature.merkle_paths(parts)
+    for i, part in enumerate(parts):
+        assert signature._root_from(signature._leaf(part), i, len(parts), paths[i]) == root
+    with pytest.raises(ValueError):
+        signature.merkle_paths([])

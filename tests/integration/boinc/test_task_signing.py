@@ -44,17 +44,25 @@ class Plant:
 with Master(interface=options.interface_from_args()) as master:
     iface = master.interface
     honest = master.submit_task(double, (21,))
-    tampered = master.submit_task(double, (1,))
-    # what an attacker with write access to the download tree (not to the key) would do before
-    # the work unit goes out: swap the payload, keep the master's signature
-    path = iface.layout.download_path(iface.wu_name(tampered.task_id) + ".task")
-    signed = path.read_bytes()
-    header = {"task_id": tampered.task_id, "python": encoding.python_minor(),
-              "kind": "function"}
-    hostile = signature.signed_form(encoding.TASK_MAGIC + json.dumps(header).encode() + b"\\n"
-                                    + pickle.dumps(Plant(), protocol=5))
-    path.write_bytes(hostile + signed[signed.rindex(signature.SIGNATURE_MARK):])
-    print("STAGED", signed.startswith(signature.SIGNED_MAGIC), flush=True)
+    tampered = master.submit_task(double, (1,))  # both queued: staged when their batch goes
+    stage = iface.layout.stage
+    swapped = []
+
+    def attacker(name, signed):
+        # what an attacker with write access to the download tree (not to the key) would do
+        # between staging and create_work: swap the payload, keep the master's signature
+        if name == iface.wu_name(tampered.task_id) + ".task":
+            header = {"task_id": tampered.task_id, "python": encoding.python_minor(),
+                      "kind": "function"}
+            hostile = signature.signed_form(encoding.TASK_MAGIC + json.dumps(header).encode()
+                                            + b"\\n" + pickle.dumps(Plant(), protocol=5))
+            signed = hostile + signed[signed.rindex(signature.BATCH_SIGNATURE_MARK):]
+            swapped.append(name)
+        return stage(name, signed)
+
+    iface.layout.stage = attacker
+    iface.flush()
+    print("STAGED", len(swapped) == 1, flush=True)
     for _ in range(2):
         try:
             task, value = master.get_result()

@@ -117,11 +117,15 @@ def test_task_signatures_are_checked_in_a_client_made_slot(foreign: Bundle,
     from tests.doubles import task_key_pair
 
     private, public = task_key_pair()
-    signed = TaskSigner.from_pem(private).sign(encoding.encode_task("t1", divmod, (7, 2)))
-    mark = signed.rindex(signature.SIGNATURE_MARK)
-    altered = signed[:mark - 1] + bytes([signed[mark - 1] ^ 1]) + signed[mark:]
+    signer = TaskSigner.from_pem(private)
+    signed = signer.sign(encoding.encode_task("t1", divmod, (7, 2)))
+    # as a master signs them: a batch under one signature, each task with its path
+    batch = signer.sign_batch([encoding.encode_task(f"t{i}", divmod, (7 + i, 2))
+                               for i in range(3)])[1]
+    mark = batch.rindex(signature.BATCH_SIGNATURE_MARK)
+    altered = batch[:mark - 1] + bytes([batch[mark - 1] ^ 1]) + batch[mark:]
     outcomes = []
-    for index, task_file in enumerate((signed, altered)):
+    for index, task_file in enumerate((signed, batch, altered)):
         where = slot.prepare(tmp_path, index, foreign, f"t{index}", task_file)
         data = slot.init_data_xml(slot=index, wu_name=f"pymw_t{index}")
         (where / "init_data.xml").write_bytes(data.replace(b"<rehearsal>1</rehearsal>", b""))
@@ -132,7 +136,8 @@ def test_task_signatures_are_checked_in_a_client_made_slot(foreign: Bundle,
         assert run.failure() == "", run.stderr
         assert run.result is not None
         outcomes.append((encoding.decode_result_header(run.result), run.stderr))
-    (good, _), (bad, stderr) = outcomes
+    (good, _), (good_in_batch, _), (bad, stderr) = outcomes
     assert good.ok and encoding.decode_value(good, trusted=False) == (3, 1)
+    assert good_in_batch.ok and encoding.decode_value(good_in_batch, trusted=False) == (4, 0)
     assert (bad.ok, bad.error_kind, bad.error_type) == (False, "signature", "TaskSignatureError")
     assert "error: pymw_task refused: the task file was altered" in stderr
