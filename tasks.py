@@ -32,9 +32,18 @@ def up(c: Context) -> None:
 
 @task
 def down(c: Context) -> None:
-    """Stop the testbed's services (what they built stays cached)."""
+    """Stop the testbed's services (what they built stays cached). Every engine is asked, even
+    after one fails: a chroot left mounted in the cache is what ``rm -rf`` of the cache must
+    never meet."""
+    failed = []
     for name in reversed(ENGINES):
-        _engine(name).down()
+        try:
+            _engine(name).down()
+        except Exception as exc:  # say it, go on to the next engine
+            print(f"testbed: {name} down failed: {exc}", file=sys.stderr)
+            failed.append(name)
+    if failed:
+        raise SystemExit(f"testbed: could not stop {', '.join(failed)}")
 
 
 @task

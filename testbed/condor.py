@@ -163,8 +163,11 @@ def _mount(root: Path) -> None:
         target.mkdir(exist_ok=True)
         subprocess.run([*cmd, str(target)], check=True)
         if name == "dev":
-            # our unmount later must not reach the host's /dev
+            # our unmount later must not reach the host's /dev, nor anything else: read-only,
+            # so removing the cache while it is mounted (rm -rf) cannot delete the host's device
+            # nodes through it (devices still read and write; pts and shm stay writable)
             subprocess.run(["mount", "--make-rslave", str(target)], check=True)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
 
 
 def _unmount(root: Path) -> None:
