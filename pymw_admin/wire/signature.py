@@ -154,23 +154,23 @@ def merkle_paths(signed_parts: list[bytes]) -> tuple[bytes, list[list[bytes]]]:
     """The root over the signed parts, and each part's path (sibling digests, leaf first)."""
     if not 0 < len(signed_parts) <= MAX_BATCH:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH} tasks")
-    level = [_leaf(part) for part in signed_parts]
-    paths: list[list[bytes]] = [[] for _ in signed_parts]
-    members = [[i] for i in range(len(level))]  # the leaves under each node of the level
-    while len(level) > 1:
-        up, up_members = [], []
-        for i in range(0, len(level) - 1, 2):
-            for leaf in members[i]:
-                paths[leaf].append(level[i + 1])
-            for leaf in members[i + 1]:
-                paths[leaf].append(level[i])
-            up.append(_node(level[i], level[i + 1]))
-            up_members.append(members[i] + members[i + 1])
+    levels = [[_leaf(part) for part in signed_parts]]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        up = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:  # the last node has no sibling: it goes up as it is
             up.append(level[-1])
-            up_members.append(members[-1])
-        level, members = up, up_members
-    return level[0], paths
+        levels.append(up)
+
+    def path(index: int) -> list[bytes]:  # the walk _root_from makes back up
+        siblings = []
+        for level in levels[:-1]:
+            if index ^ 1 < len(level):
+                siblings.append(level[index ^ 1])
+            index //= 2
+        return siblings
+
+    return levels[-1][0], [path(i) for i in range(len(signed_parts))]
 
 
 def _root_from(leaf: bytes, index: int, count: int, path: list[bytes]) -> bytes | None:
@@ -193,6 +193,16 @@ def attach_batch(signed_part: bytes, signature: bytes, index: int, count: int,
             + b" %d %d " % (index, count) + b"".join(path).hex().encode())
 
 
+def _signature_of(hex_text: str, key: PublicKey) -> bytes:
+    """A trailer's signature, which must be as long as the key's."""
+    if len(hex_text) != 2 * key.size:
+        raise SignatureError("the task file's signature does not match the project's key")
+    try:
+        return bytes.fromhex(hex_text)
+    except ValueError:
+        raise SignatureError("the task file's signature is malformed") from None
+
+
 def _check_batch(blob: bytes, mark: int, key: PublicKey) -> None:
     try:
         fields = blob[mark + len(BATCH_SIGNATURE_MARK):].decode("ascii").split(" ")
@@ -203,10 +213,9 @@ def _check_batch(blob: bytes, mark: int, key: PublicKey) -> None:
     index, count = int(fields[1]), int(fields[2])
     if not index < count <= MAX_BATCH or len(fields[3]) % 64 or len(fields[3]) > 64 * 20:
         raise SignatureError("the task file's signature is malformed")
-    if len(fields[0]) != 2 * key.size:
-        raise SignatureError("the task file's signature does not match the project's key")
+    signature = _signature_of(fields[0], key)
     try:
-        signature, digests = bytes.fromhex(fields[0]), bytes.fromhex(fields[3])
+        digests = bytes.fromhex(fields[3])
     except ValueError:
         raise SignatureError("the task file's signature is malformed") from None
     path = [digests[i : i + 32] for i in range(0, len(digests), 32)]
@@ -235,14 +244,11 @@ def open_task(blob: bytes, key: PublicKey | None) -> bytes:
     if key is not None and mark == batch:
         _check_batch(blob, mark, key)
     elif key is not None:
-        hex_text = blob[mark + len(SIGNATURE_MARK):]
-        if len(hex_text) != 2 * key.size:
-            raise SignatureError("the task file's signature does not match the project's key")
         try:
-            signature = bytes.fromhex(hex_text.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
+            hex_text = blob[mark + len(SIGNATURE_MARK):].decode("ascii")
+        except UnicodeDecodeError:
             raise SignatureError("the task file's signature is malformed") from None
-        if not verify(memoryview(blob)[:mark], signature, key):
+        if not verify(memoryview(blob)[:mark], _signature_of(hex_text, key), key):
             raise SignatureError("the task file was altered or signed with another key")
     return TASK_MAGIC + blob[len(SIGNED_MAGIC):mark]
 
