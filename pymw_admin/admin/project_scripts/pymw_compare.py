@@ -15,10 +15,12 @@ within a second. Standard library only: the server's python3 runs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import pymw_untrusted
@@ -47,7 +49,12 @@ def value_of(payload: bytes) -> tuple[str, bytes]:
         return ("bytes", payload)
 
 
-def outcome(blob: bytes) -> tuple[object, ...] | None:
+Record = tuple[dict[str, object], bytes]  # a result record's header and payload
+
+
+def record(blob: bytes) -> Record | None:
+    """The header and payload of a result record, None if it is not one (ValueError: a header
+    line that is missing or not JSON)."""
     if not blob.startswith(MAGIC):
         return None
     end = blob.index(b"\n", len(MAGIC))
@@ -55,33 +62,35 @@ def outcome(blob: bytes) -> tuple[object, ...] | None:
         header = json.loads(blob[len(MAGIC) : end])
     except RecursionError:
         return None
-    if not isinstance(header, dict):
+    return (header, blob[end + 1 :]) if isinstance(header, dict) else None
+
+
+def same_success(first: Record | None, second: Record | None) -> bool:
+    """Both succeeded with byte-identical payloads (a deterministic task's replicas): the same
+    value, whatever it decodes to, known without decoding."""
+    return (first is not None and second is not None and first[0].get("ok") is True
+            and second[0].get("ok") is True and first[1] == second[1])
+
+
+def outcome(rec: Record | None) -> tuple[object, ...] | None:
+    if rec is None:
         return None
+    header, payload = rec
     if header.get("ok") is True:
-        return ("ok", value_of(blob[end + 1 :]))
+        return ("ok", value_of(payload))
     error_type, message = header.get("error_type"), header.get("error_message")
     if not isinstance(error_type, str) or not isinstance(message, str):
         return None
     return ("error", error_type, message)
 
 
-def succeeded_with(blob: bytes) -> bytes | None:
-    """The payload of a record that says it succeeded, else None."""
-    end = blob.find(b"\n", len(MAGIC))
-    if not blob.startswith(MAGIC) or end < 0:
-        return None
+@contextlib.contextmanager
+def _budget() -> Iterator[None]:
+    signal.setitimer(signal.ITIMER_REAL, TIME_BUDGET)
     try:
-        header = json.loads(blob[len(MAGIC) : end])
-    except (ValueError, RecursionError):
-        return None
-    return blob[end + 1 :] if isinstance(header, dict) and header.get("ok") is True else None
-
-
-def same_success(first: bytes, second: bytes) -> bool:
-    """Both succeeded with byte-identical payloads: the same value, whatever it decodes to (the
-    common case with deterministic tasks), known without decoding."""
-    payload = succeeded_with(first)
-    return payload is not None and payload == succeeded_with(second)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def main(argv: list[str]) -> int:
@@ -97,28 +106,20 @@ def main(argv: list[str]) -> int:
         print(f"pymw_compare: {exc}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGALRM, _out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, TIME_BUDGET)
     try:
-        if same_success(*blobs):
+        with _budget():
+            first, second = record(blobs[0]), record(blobs[1])
+        if same_success(first, second):
             return 0
-    except _OutOfTime:
-        pass  # headers too big to read in time: decoding below says
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    pymw_untrusted.prepare()  # the decoder's patterns compile outside the decoding budget
-    signal.setitimer(signal.ITIMER_REAL, TIME_BUDGET)
-    try:
-        first, second = outcome(blobs[0]), outcome(blobs[1])
-    except _OutOfTime:  # too big to decode in time: the bytes decide
-        first = second = None
-        if blobs[0] == blobs[1]:
-            return 0
+        pymw_untrusted.prepare()  # the decoder's patterns compile outside the decoding budget
+        with _budget():
+            agree = (value := outcome(first)) is not None and value == outcome(second)
+    except _OutOfTime:  # too big to read in time: only identical bytes agree
+        return 0 if blobs[0] == blobs[1] else 1
     except ValueError as exc:
         print(f"pymw_compare: {exc}", file=sys.stderr)
         return 1
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    return 0 if first is not None and first == second else 1
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":
