@@ -223,8 +223,8 @@ class BoincInterface:
         self._submitted_log = self.state_dir / "submitted.jsonl"
         self._collected_log = self.state_dir / "collected.jsonl"
         self._app_template = f"templates/{self.app_name}_in"
-        # (task_id, work-unit name, input template) staged, not yet handed to create_work
-        # (task id, work unit, template, task file): staged, signed as a batch, by _launch
+        # (task id, work-unit name, input template, task file) not yet handed to create_work:
+        # _launch signs a batch of them at once and stages them
         self._queued: list[tuple[str, str, str, bytes]] = []
         self._creating: _Creation | None = None  # the create_work running in the background
         self._open: dict[str, str] = {}  # task_id -> work-unit name, awaiting a result

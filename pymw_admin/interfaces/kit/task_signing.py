@@ -80,7 +80,8 @@ class TaskSigner:
             return cls.from_pem(f.read(1 << 16), f"the task-signing key {path}")
 
     def sign(self, task_file: bytes) -> bytes:
-        """The signed form of a plain task file."""
+        """The signed form of a plain task file, under a signature of its own: the form masters
+        staged before ``sign_batch``, which bundles still read."""
         signed_part = signature.signed_form(task_file)
         sig = self._key.sign(signed_part, padding.PKCS1v15(), hashes.SHA256())
         return signature.attach(signed_part, sig)
