@@ -79,16 +79,18 @@ class Daemon:
 
 
 def app_daemons(app: str) -> list[Daemon]:
-    """The daemons the BOINC interface needs for ``app``: validator and assimilator scripts.
+    """The daemons the BOINC interface needs for ``app``: BOINC's script validator with our
+    comparer, and our own assimilator (it files a batch of work units at a time, where
+    script_assimilator starts a process for each).
 
     server 1.6.2's script daemons split their argument and keep a trailing space on the last
-    token, so extra tokens never match: pass the script name alone (it gets the default
-    arguments: files for the validator, ``WU_ID FILES`` for the assimilator).
+    token, so extra tokens never match: pass the script name alone (the validator gets its
+    default arguments, the two files).
     """
     return [
         Daemon(f"script_validator --app {app} --compare_script pymw_compare",
                f"pymw_validator_{app}.pid", f"pymw_validator_{app}.log"),
-        Daemon(f"script_assimilator --app {app} --script pymw_assimilator",
+        Daemon(f"pymw_assimilator --app {app}",
                f"pymw_assimilator_{app}.pid", f"pymw_assimilator_{app}.log"),
     ]
 

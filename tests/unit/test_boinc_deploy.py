@@ -65,11 +65,10 @@ def test_app_names() -> None:
 def test_script_decisions() -> None:
     app = app_with()
     wanted = scripts.wanted_files(app)
-    assert [w.rel for w in wanted] == ["bin/pymw_assimilator", "bin/pymw_assimilate_error",
-                                       "bin/pymw_compare", "bin/pymw_untrusted.py",
+    assert [w.rel for w in wanted] == ["bin/pymw_assimilator", "bin/pymw_compare", "bin/pymw_untrusted.py",
                                        "bin/pymw_boinc_contract.py", "templates/pymw_in",
                                        "templates/pymw_out"]
-    assert [a.kind for a in scripts.decide(scripts.ScriptFacts({}), SPEC, app)] == ["install"] * 7
+    assert [a.kind for a in scripts.decide(scripts.ScriptFacts({}), SPEC, app)] == ["install"] * 6
     same = {w.rel: (scripts.sha256(w.content), w.mode) for w in wanted}
     assert scripts.decide(scripts.ScriptFacts(same), SPEC, app) == []
     changed = dict(same, **{"bin/pymw_compare": ("0" * 64, 0o755)})
@@ -216,8 +215,7 @@ def test_config_daemons_edit_is_idempotent() -> None:
     assert boincxml.set_daemons(once, wanted) == once
     found = boincxml.configured_daemons(once)
     assert set(found) == {"feeder.pid", *(d.pid_file for d in wanted)}
-    assert found["pymw_assimilator_pymw.pid"].cmd == (
-        "script_assimilator --app pymw --script pymw_assimilator")
+    assert found["pymw_assimilator_pymw.pid"].cmd == "pymw_assimilator --app pymw"
     assert boincxml.config_value(once, "host") == "vm"
 
 

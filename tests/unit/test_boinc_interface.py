@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.admin.project_scripts import ASSIMILATOR, ERROR_FILER, script_source
+from pymw_admin.admin.project_scripts import ASSIMILATOR, script_source
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
 from pymw_admin.runtime import Master
@@ -62,10 +62,9 @@ def make_project(tmp_path: Path, *, templates: bool = True) -> Path:
     create = root / "bin" / "create_work"
     create.write_text(FAKE_CREATE_WORK.format(python=sys.executable))
     create.chmod(0o755)
-    for name in (ASSIMILATOR, ERROR_FILER):
-        script = root / "bin" / name
-        script.write_text(script_source(name))
-        script.chmod(0o755)
+    script = root / "bin" / ASSIMILATOR
+    script.write_text(script_source(ASSIMILATOR))
+    script.chmod(0o755)
     # installed beside them, as deploy-app does
     shutil.copy(boinc_contract.__file__, root / "bin" / "pymw_boinc_contract.py")
     cancel = root / "bin" / "cancel_jobs"  # records the work units it was asked to cancel

@@ -29,10 +29,9 @@ def installed(tmp_path: Path, *names: str) -> Path:
 
 @pytest.fixture()
 def assimilator(tmp_path: Path) -> Path:
-    """The Python filer as deploy-app installs it (pymw_assimilate_error, which the shell
-    filer hands failures to), beside pymw_boinc_contract.py."""
-    return (installed(tmp_path, "pymw_assimilate_error", "pymw_boinc_contract.py")
-            / "pymw_assimilate_error")
+    """The assimilator as deploy-app installs it, beside pymw_boinc_contract.py."""
+    return (installed(tmp_path, "pymw_assimilator", "pymw_boinc_contract.py")
+            / "pymw_assimilator")
 
 
 @pytest.fixture()
@@ -61,7 +60,7 @@ def test_assimilator_files_a_result_by_work_unit_name(tmp_path: Path, assimilato
     done = run(assimilator, "17", str(upload), cwd=root / "tmp_vm")
     assert done.returncode == 0, done.stderr
     assert (root / "pymw" / "results" / "pymw_run_ab12_3.result").read_bytes() == b"record"
-    assert upload.exists()  # copied: the file deleter owns the upload
+    assert upload.stat().st_size == 0  # moved: an empty file is left for the file deleter
     assert not list((root / "pymw" / "results").glob(".part-*"))
 
 
@@ -181,15 +180,13 @@ def test_compare_decodes_with_the_masters_bounded_decoder() -> None:
 
 def system(root: Path, command: str) -> subprocess.CompletedProcess[str]:
     """As script_assimilator runs ``bin/pymw_assimilator``: system() from PROJECT/tmp_HOST."""
-    bin_dir = installed(root, "pymw_assimilator", "pymw_assimilate_error",
-                        "pymw_boinc_contract.py")
-    for name in ("pymw_assimilator", "pymw_assimilate_error"):
-        (bin_dir / name).chmod(0o755)
+    bin_dir = installed(root, "pymw_assimilator", "pymw_boinc_contract.py")
+    (bin_dir / "pymw_assimilator").chmod(0o755)
     return subprocess.run(command, shell=True, capture_output=True, text=True,
                           cwd=root / "tmp_vm", check=False)
 
 
-def test_shell_filer_moves_results_by_work_unit_name(tmp_path: Path) -> None:
+def test_per_work_unit_calls_moves_results_by_work_unit_name(tmp_path: Path) -> None:
     root = project(tmp_path)
     uploads = root / "upload" / "3f"
     uploads.mkdir(parents=True)
@@ -208,7 +205,7 @@ def test_shell_filer_moves_results_by_work_unit_name(tmp_path: Path) -> None:
     assert (root / "pymw" / "results" / "pymw_old_9.result").read_bytes().endswith(b"_0")
 
 
-def test_shell_filer_refuses_odd_names_and_hands_errors_on(tmp_path: Path) -> None:
+def test_per_work_unit_calls_refuses_odd_names_and_hands_errors_on(tmp_path: Path) -> None:
     root = project(tmp_path)
     odd = system(root, "../bin/pymw_assimilator 1 /tmp/x/a_r1_0")
     assert odd.returncode == 1 and "unexpected upload name" in odd.stderr
@@ -219,7 +216,7 @@ def test_shell_filer_refuses_odd_names_and_hands_errors_on(tmp_path: Path) -> No
     assert record["error_mask"] == 6
 
 
-def test_shell_filer_reports_a_lost_upload(tmp_path: Path) -> None:
+def test_per_work_unit_calls_reports_a_lost_upload(tmp_path: Path) -> None:
     """BOINC's upload handler answers success when it cannot write the file (it takes that for a
     duplicate upload): the canonical result's file is then missing, and the master must hear of
     it as that task's error, not wait for ever."""
@@ -230,3 +227,15 @@ def test_shell_filer_reports_a_lost_upload(tmp_path: Path) -> None:
     record = json.loads((root / "pymw" / "results" / "pymw_run_r2_t1.error").read_text())
     assert "upload was lost" in record["error"]
     assert not (root / "pymw" / "results" / "pymw_run_r2_t1.result").exists()
+
+
+def test_daemon_without_a_database_says_so_in_one_line(tmp_path: Path, assimilator: Path) -> None:
+    root = project(tmp_path)
+    (root / "config.xml").write_text("<boinc><config><db_name>x</db_name><db_host>127.0.0.9"
+                                     "</db_host></config></boinc>")
+    done = run(assimilator, "--app", "pymw", "--one_pass", cwd=root / "tmp_vm")
+    assert done.returncode == 1
+    assert len(done.stdout.strip().splitlines()) == 1, done.stdout
+    assert "cannot read the project database" in done.stdout and not done.stderr
+    bad = run(assimilator, "--app", "x;rm", "--one_pass", cwd=root / "tmp_vm")
+    assert bad.returncode == 2 and "not an app name" in bad.stderr

@@ -1,9 +1,9 @@
 """The interface's files in the project: the assimilator and compare scripts, the templates.
 
-``PROJECT/bin/pymw_assimilator`` (POSIX sh), ``pymw_assimilate_error`` and ``pymw_compare``
-(standard-library Python run by the server's python3; BOINC's script daemons call
-``../bin/NAME``) with the comparer's decoder ``PROJECT/bin/pymw_untrusted.py``, the Python
-filer's ``PROJECT/bin/pymw_boinc_contract.py``, and
+``PROJECT/bin/pymw_assimilator`` (the app's assimilator daemon) and ``pymw_compare`` (which
+BOINC's script_validator calls as ``../bin/pymw_compare``), standard-library Python run by the
+server's python3, with the comparer's decoder ``PROJECT/bin/pymw_untrusted.py``, the
+assimilator's ``PROJECT/bin/pymw_boinc_contract.py``, and
 ``PROJECT/templates/APP_in`` / ``APP_out`` (create_work reads them for every batch).
 """
 
@@ -23,7 +23,6 @@ from pymw_admin.admin.project_scripts import (
     ASSIMILATOR,
     COMPARER,
     CONTRACT_MODULE,
-    ERROR_FILER,
     UNTRUSTED_MODULE,
     script_source,
 )
@@ -40,7 +39,6 @@ class Wanted:
 def wanted_files(app: AppSpec) -> list[Wanted]:
     return [
         Wanted(f"bin/{ASSIMILATOR}", script_source(ASSIMILATOR), 0o755),
-        Wanted(f"bin/{ERROR_FILER}", script_source(ERROR_FILER), 0o755),
         Wanted(f"bin/{COMPARER}", script_source(COMPARER), 0o755),
         # the master's own bounded decoder, which the comparer imports from beside itself
         Wanted(f"bin/{UNTRUSTED_MODULE}", Path(untrusted.__file__).read_text(), 0o644),

@@ -1,42 +1,64 @@
 #!/usr/bin/env python3
-"""File a finished BOINC work unit where the pymw-admin BOINC interface finds it.
+"""File finished BOINC work units where the pymw-admin BOINC interface finds them.
 
-Installed as ``bin/pymw_assimilate_error``: BOINC's script_assimilator runs ``bin/pymw_assimilator``
-(pymw_assimilator.sh) from PROJECT/tmp_HOST, which files results itself and hands a failed work
-unit to this script. Called with a result (the way earlier versions were installed), it still
-files it, by copy:
+Installed as ``bin/pymw_assimilator``. Run by ``bin/start`` as the app's assimilator daemon:
 
-    pymw_assimilate_error --error MASK WU_NAME WU_ID BATCH   the work unit failed
-    pymw_assimilate_error WU_ID FILE...                      a canonical result exists
+    pymw_assimilator --app APP [--sleep_interval S] [--one_pass] [-d]
 
-A result goes to PROJECT/pymw/results/WU_NAME.result (copied: the file deleter removes the upload
-soon after); a failure to WU_NAME.error, a JSON record with BOINC's error mask, its meaning and the
-stderr the task's hosts reported. Files appear whole (written aside, then renamed). Standard
-library only: the server's python3 runs it. Exit 0 on success; BOINC retries on non-zero.
+It does what BOINC's assimilator does (work units of APP whose ``assimilate_state`` is READY,
+then DONE with a new ``transition_time``), a batch of up to 1,000 work units at a time: three
+database statements and a rename per result, where BOINC's ``script_assimilator`` starts a
+process for each. Earlier deploys ran it through script_assimilator, once per work unit, and
+those calls still work:
+
+    pymw_assimilator WU_ID FILE...                      a canonical result exists
+    pymw_assimilator --error MASK WU_NAME WU_ID BATCH   the work unit failed
+
+A result is moved (one rename: it appears whole) to PROJECT/pymw/results/WU_NAME.result, and an
+empty file is left in its place for BOINC's file deleter to remove. A failure goes to
+WU_NAME.error, a JSON record with BOINC's error mask, its meaning and the stderr the task's hosts
+reported. Standard library only: the server's python3 runs it, without pymw-admin.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
+import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 # deploy-app installs pymw_admin.wire.boinc_contract beside this script
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import pymw_boinc_contract as contract
 
+ASSIMILATE_READY, ASSIMILATE_DONE = 1, 2  # BOINC's workunit.assimilate_state
+NO_CANONICAL_RESULT = 32  # BOINC's WU_ERROR_NO_CANONICAL_RESULT
+BATCH = 1000  # work units a pass, as BOINC's assimilator enumerates them
+SLEEP_INTERVAL = 2.0  # seconds between passes that found nothing (BOINC's default is 10)
+DB_TIMEOUT = 120  # seconds for one statement
+
 # upload names are RESULTNAME_rRANDOM_INDEX (older servers: RESULTNAME_INDEX); RESULTNAME is
 # WUNAME_REPLICA: the work unit's name comes from the server's path, never from the file's content
 UPLOAD_NAME = re.compile(r"^(?P<wu>.+)_\d+(?:_r\d+)?_\d+$")
+# what create_work and the transitioner name things: nothing a path or a shell could misread
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+FILE_REF_NAME = re.compile(r"<file_ref>.*?<file_name>\s*(.*?)\s*</file_name>", re.S)
 
 
 def project_dir() -> str:
-    # we run in PROJECT/tmp_HOST; the project root holds config.xml
+    # daemons and the scripts they call run in PROJECT/tmp_HOST; the project root holds config.xml
     here = os.getcwd()
     for candidate in (here, os.path.dirname(here)):
         if os.path.exists(os.path.join(candidate, "config.xml")):
@@ -44,18 +66,17 @@ def project_dir() -> str:
     return os.path.dirname(here)
 
 
+def log(message: str) -> None:
+    print(f"{time.strftime('%d-%b-%Y %H:%M:%S')} pymw_assimilator: {message}", flush=True)
+
+
+# --- filing ------------------------------------------------------------------------------------
+
+
 def results_dir() -> str:
     path = os.path.join(project_dir(), *contract.RESULTS_DIR)
     os.makedirs(path, exist_ok=True)
     return path
-
-
-def place(data_path: str, target: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".part-")
-    os.close(fd)
-    shutil.copyfile(data_path, tmp)
-    os.chmod(tmp, 0o664)
-    os.replace(tmp, target)
 
 
 def write_json(record: dict[str, object], target: str) -> None:
@@ -66,52 +87,47 @@ def write_json(record: dict[str, object], target: str) -> None:
     os.replace(tmp, target)
 
 
-def db_config() -> dict[str, str]:
-    root = ET.parse(os.path.join(project_dir(), "config.xml")).getroot()
-    config = root.find("config")
-    if config is None:
-        config = root
-
-    def get(tag: str, default: str = "") -> str:
-        node = config.find(tag)
-        return node.text.strip() if node is not None and node.text else default
-
-    return {
-        "name": get("db_name"),
-        "user": get("db_user"),
-        "password": get("db_passwd"),
-        "host": get("db_host", "localhost"),
-    }
-
-
-def stderr_of(wu_id: str) -> str:
-    """The stderr its hosts reported for the work unit's results (from the project database)."""
-    try:
-        db = db_config()
-        # the password goes through a 0600 option file, never the command line
-        fd, option_file = tempfile.mkstemp(prefix="pymw-db-")
-        with os.fdopen(fd, "w") as f:
-            f.write(f"[client]\nuser={db['user']}\npassword={db['password']}\nhost={db['host']}\n")
+def file_result(wu_name: str, paths: list[str], results: str) -> None:
+    """Move the canonical result's upload to WU_NAME.result, leaving an empty file for BOINC's
+    file deleter. An empty upload is one an earlier run filed already (BOINC retries a work unit
+    whose database update failed)."""
+    target = os.path.join(results, wu_name + contract.RESULT_SUFFIX)
+    for path in paths:
         try:
-            out = subprocess.run(
-                # batch mode escapes newlines and tabs in a field (no -r): a volunteer's stderr
-                # can never start a row of its own
-                ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B", db["name"],
-                 "-e", f"select outcome, exit_status, stderr_out from result "
-                       f"where workunitid={int(wu_id)} order by id"],
-                capture_output=True, text=True, timeout=60, check=False,
-            )
-        finally:
-            os.unlink(option_file)
-        return clean_stderr(out.stdout)
-    except Exception as exc:  # the error record matters more than its stderr
-        return f"(stderr unavailable: {exc})"
+            if os.path.getsize(path) == 0:
+                continue
+        except FileNotFoundError:
+            # the upload handler answers success when it cannot write (BOINC takes that for a
+            # duplicate upload): say so to the master rather than leave it waiting for ever
+            if os.path.exists(target):
+                continue
+            write_json({"wu_name": wu_name, "error": "the result file is missing on the server: "
+                        "the upload was lost (can the web server write to the upload "
+                        "directory?)"}, os.path.join(results, wu_name + contract.ERROR_SUFFIX))
+            continue
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # an upload directory on another file system: copied in whole, then renamed
+            fd, tmp = tempfile.mkstemp(dir=results, prefix=".part-")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.chmod(tmp, 0o664)
+            os.replace(tmp, target)
+            os.unlink(path)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o664))
+
+
+def file_error(wu_name: str, wu_id: int, mask: int, stderr: str, results: str) -> None:
+    write_json({"wu_name": wu_name, "wu_id": wu_id, "error_mask": mask,
+                "error": contract.describe_error_mask(mask), "stderr": stderr},
+               os.path.join(results, wu_name + contract.ERROR_SUFFIX))
 
 
 STDERR_TXT = re.compile(r"<stderr_txt>\n?(.*?)</stderr_txt>", re.S)
 MESSAGE = re.compile(r"<message>\s*(.*?)\s*</message>", re.S)
-
-
 _MYSQL_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
 
 
@@ -144,30 +160,230 @@ def clean_stderr(rows: str) -> str:
     return "\n".join(parts)
 
 
+# --- the project's database --------------------------------------------------------------------
+
+
+def project_config() -> dict[str, str]:
+    root = ET.parse(os.path.join(project_dir(), "config.xml")).getroot()
+    config = root.find("config")
+    if config is None:
+        config = root
+
+    def get(tag: str, default: str = "") -> str:
+        node = config.find(tag)
+        return node.text.strip() if node is not None and node.text else default
+
+    return {
+        "name": get("db_name"),
+        "user": get("db_user"),
+        "password": get("db_passwd"),
+        "host": get("db_host", "localhost"),
+        "upload_dir": get("upload_dir", os.path.join(project_dir(), "upload")),
+        "fanout": get("uldl_dir_fanout", "1024"),
+    }
+
+
+class DatabaseError(Exception):
+    pass
+
+
+@contextmanager
+def database(config: dict[str, str]) -> Iterator[Database]:
+    # the password goes through a 0600 option file, never the command line
+    fd, option_file = tempfile.mkstemp(prefix="pymw-db-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"[client]\nuser={config['user']}\npassword={config['password']}\n"
+                    f"host={config['host']}\n")
+        yield Database(option_file, config["name"])
+    finally:
+        os.unlink(option_file)
+
+
+@dataclass
+class Database:
+    option_file: str
+    name: str
+
+    def rows(self, statement: str) -> list[list[str]]:
+        """The rows ``statement`` returns, fields as mysql's batch mode escapes them (no -r): a
+        volunteer's stderr can never start a row of its own."""
+        return [line.split("\t") for line in self.run(statement).splitlines()]
+
+    def run(self, statement: str) -> str:
+        try:
+            done = subprocess.run(
+                ["mysql", f"--defaults-extra-file={self.option_file}", "-N", "-B", self.name,
+                 "-e", statement], capture_output=True, text=True, timeout=DB_TIMEOUT,
+                check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DatabaseError(str(exc)) from None
+        if done.returncode != 0:
+            raise DatabaseError(done.stderr.strip() or f"mysql exited {done.returncode}")
+        return done.stdout
+
+
+def stderr_of(wu_id: int) -> str:
+    """The stderr its hosts reported for the work unit's results (from the project database)."""
+    try:
+        with database(project_config()) as db:
+            return clean_stderr(db.run(f"select outcome, exit_status, stderr_out from result "
+                                       f"where workunitid={int(wu_id)} order by id"))
+    except Exception as exc:  # the error record matters more than its stderr
+        return f"(stderr unavailable: {exc})"
+
+
+# --- the daemon --------------------------------------------------------------------------------
+
+
+def upload_path(config: dict[str, str], name: str) -> str:
+    """Where BOINC's dir_hier_path puts an upload: a fan-out directory from its name's md5."""
+    fanout = int(config["fanout"])
+    if fanout == 0:
+        return os.path.join(config["upload_dir"], name)
+    digest = hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()
+    return os.path.join(config["upload_dir"], f"{int(digest[1:8], 16) % fanout:x}", name)
+
+
+def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) -> int:
+    """File one batch of the app's work units that are ready, and mark them done; how many."""
+    ready = db.rows(f"select id, name, canonical_resultid, error_mask from workunit "
+                    f"where appid={app_id} and assimilate_state={ASSIMILATE_READY} "
+                    f"order by id limit {BATCH}")
+    if not ready:
+        return 0
+    canonical = [int(row[2]) for row in ready if row[2] != "0"]
+    outputs: dict[int, list[str]] = {}
+    if canonical:
+        ids = ",".join(map(str, canonical))
+        for result_id, xml_doc_in in db.rows(f"select id, xml_doc_in from result "
+                                             f"where id in ({ids})"):
+            # the server's own text (the transitioner's from the result template), not a host's
+            names = FILE_REF_NAME.findall(unescape(xml_doc_in))
+            outputs[int(result_id)] = [upload_path(config, n) for n in names if SAFE_NAME.match(n)]
+    failed = {int(wu_id): (name, int(canonical_id), int(mask))
+              for wu_id, name, canonical_id, mask in ready
+              if int(canonical_id) not in outputs or int(mask)}
+    stderr: dict[int, str] = {}
+    if failed:
+        ids = ",".join(map(str, failed))
+        for wu_id, *fields in db.rows(f"select workunitid, outcome, exit_status, stderr_out "
+                                      f"from result where workunitid in ({ids}) "
+                                      f"order by workunitid, id"):
+            stderr[int(wu_id)] = stderr.get(int(wu_id), "") + "\t".join(fields) + "\n"
+    lost = []
+    for wu_id_text, name, canonical_id, mask in ready:
+        wu_id = int(wu_id_text)
+        if not SAFE_NAME.match(name):
+            log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
+        elif wu_id in failed:
+            error_mask = int(mask)
+            if not error_mask:  # BOINC's assimilator: the canonical result's record is gone
+                error_mask = NO_CANONICAL_RESULT
+                lost.append(wu_id)
+            file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
+        else:
+            file_result(name, outputs[int(canonical_id)], results)
+    ids = ",".join(row[0] for row in ready)
+    statements = []
+    if lost:
+        statements.append(f"update workunit set error_mask=error_mask|{NO_CANONICAL_RESULT} "
+                          f"where id in ({','.join(map(str, lost))})")
+    statements.append(f"update workunit set assimilate_state={ASSIMILATE_DONE}, "
+                      f"transition_time=unix_timestamp() where id in ({ids}) "
+                      f"and assimilate_state={ASSIMILATE_READY}")
+    db.run("; ".join(statements))
+    return len(ready)
+
+
+class Stop:
+    """bin/stop's SIGHUP (or a SIGTERM) ends the daemon after the batch it is filing."""
+
+    requested = False
+
+    @classmethod
+    def install(cls) -> None:
+        def handler(_signum: int, _frame: object) -> None:
+            cls.requested = True
+
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+
+    @classmethod
+    def now(cls) -> bool:
+        # bin/stop also leaves PROJECT/stop_daemons, as every BOINC daemon checks
+        return cls.requested or os.path.exists(os.path.join(project_dir(), "stop_daemons"))
+
+
+def daemon(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pymw_assimilator")
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--sleep_interval", type=float, default=SLEEP_INTERVAL)
+    parser.add_argument("--one_pass", action="store_true", help="one batch, then exit")
+    parser.add_argument("-d", "--debug_level", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not SAFE_NAME.match(args.app):
+        print(f"pymw_assimilator: not an app name: {args.app!r}", file=sys.stderr)
+        return 2
+    Stop.install()
+    config = project_config()
+    results = results_dir()
+    with database(config) as db:
+        try:
+            found = db.rows(f"select id from app where name='{args.app}'")
+        except DatabaseError as exc:
+            log(f"cannot read the project database: {exc}")
+            return 1
+        if not found:
+            log(f"no app {args.app} in the project database")
+            return 1
+        app_id = int(found[0][0])
+        log(f"filing {args.app}'s work units into {results}")
+        while not Stop.now():
+            try:
+                count = one_pass(db, config, app_id, results)
+            except (DatabaseError, OSError) as exc:
+                # BOINC's daemons exit here and cron's bin/start brings them back; a database
+                # that restarts should not leave results unfiled that long (what was filed
+                # stays filed: its upload is empty now, and is passed over the next time)
+                log(f"{'database' if isinstance(exc, DatabaseError) else 'filing'}: {exc}; "
+                    "trying again")
+                count = 0
+                if args.one_pass:
+                    return 1
+            if count and args.debug_level >= 1:
+                log(f"filed {count} work unit(s)")
+            if args.one_pass:
+                break
+            if count < BATCH:
+                deadline = time.monotonic() + args.sleep_interval
+                while time.monotonic() < deadline and not Stop.now():
+                    time.sleep(0.2)
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--error"]:
-        if len(argv) < 4:
+    if argv[:1] == ["--error"]:  # as script_assimilator calls it for a failed work unit
+        if len(argv) < 4 or not argv[3].isdigit() or not argv[1].isdigit():
             print("usage: pymw_assimilator --error MASK WU_NAME WU_ID [BATCH]", file=sys.stderr)
             return 2
-        mask, wu_name, wu_id = int(argv[1]), argv[2], argv[3]
-        record: dict[str, object] = {
-            "wu_name": wu_name,
-            "wu_id": int(wu_id),
-            "error_mask": mask,
-            "error": contract.describe_error_mask(mask),
-            "stderr": stderr_of(wu_id),
-        }
-        write_json(record, os.path.join(results_dir(), wu_name + contract.ERROR_SUFFIX))
+        file_error(argv[2], int(argv[3]), int(argv[1]), stderr_of(int(argv[3])), results_dir())
         return 0
+    if argv and argv[0].startswith("-"):
+        return daemon(argv)
     if len(argv) < 2:
-        print("usage: pymw_assimilator WU_ID FILE...", file=sys.stderr)
+        print("usage: pymw_assimilator --app APP | WU_ID FILE...", file=sys.stderr)
         return 2
+    by_wu: dict[str, list[str]] = {}  # as script_assimilator calls it with a canonical result
     for path in argv[1:]:
         match = UPLOAD_NAME.match(os.path.basename(path))
-        if match is None:
+        if match is None or not SAFE_NAME.match(match.group("wu")):
             print(f"pymw_assimilator: unexpected upload name {path}", file=sys.stderr)
             return 1
-        place(path, os.path.join(results_dir(), match.group("wu") + contract.RESULT_SUFFIX))
+        by_wu.setdefault(match.group("wu"), []).append(path)
+    results = results_dir()
+    for wu_name, paths in by_wu.items():
+        file_result(wu_name, paths, results)
     return 0
 
 
