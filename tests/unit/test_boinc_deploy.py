@@ -65,9 +65,9 @@ def test_app_names() -> None:
 def test_script_decisions() -> None:
     app = app_with()
     wanted = scripts.wanted_files(app)
-    assert [w.rel for w in wanted] == ["bin/pymw_assimilator", "bin/pymw_compare", "bin/pymw_untrusted.py",
-                                       "bin/pymw_boinc_contract.py", "templates/pymw_in",
-                                       "templates/pymw_out"]
+    assert [w.rel for w in wanted] == ["bin/pymw_assimilator", "bin/pymw_compare",
+                                       "bin/pymw_untrusted.py", "bin/pymw_boinc_contract.py",
+                                       "templates/pymw_in", "templates/pymw_out"]
     assert [a.kind for a in scripts.decide(scripts.ScriptFacts({}), SPEC, app)] == ["install"] * 6
     same = {w.rel: (scripts.sha256(w.content), w.mode) for w in wanted}
     assert scripts.decide(scripts.ScriptFacts(same), SPEC, app) == []

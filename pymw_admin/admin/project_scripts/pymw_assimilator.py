@@ -272,8 +272,8 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
                                       f"order by workunitid, id"):
             stderr[int(wu_id)] = stderr.get(int(wu_id), "") + "\t".join(fields) + "\n"
     lost = []
-    for wu_id_text, name, canonical_id, mask in ready:
-        wu_id = int(wu_id_text)
+    for wu_field, name, canonical_id, mask in ready:
+        wu_id = int(wu_field)
         if not SAFE_NAME.match(name):
             log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
         elif wu_id in failed:
