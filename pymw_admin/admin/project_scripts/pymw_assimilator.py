@@ -267,10 +267,10 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
     stderr: dict[int, str] = {}
     if failed:
         ids = ",".join(map(str, failed))
-        for wu_id, *fields in db.rows(f"select workunitid, outcome, exit_status, stderr_out "
+        for of_wu, *fields in db.rows(f"select workunitid, outcome, exit_status, stderr_out "
                                       f"from result where workunitid in ({ids}) "
                                       f"order by workunitid, id"):
-            stderr[int(wu_id)] = stderr.get(int(wu_id), "") + "\t".join(fields) + "\n"
+            stderr[int(of_wu)] = stderr.get(int(of_wu), "") + "\t".join(fields) + "\n"
     lost = []
     for wu_field, name, canonical_id, mask in ready:
         wu_id = int(wu_field)
