@@ -7,10 +7,12 @@
 2. a master holding many outstanding work units: the cost of one ``get_result`` poll with
    100,000 outstanding against the same poll with 1,000 (flat: ratio near 1), and RSS per
    10,000 tasks.
-3. the assimilator path: the project's ``bin/pymw_assimilator`` filing real result records
-   from the upload hierarchy, called the way script_assimilator calls it (``system()`` from
-   PROJECT/tmp_HOST, ``WU_ID FILE``); ``bin/pymw_compare`` on pairs the way script_validator
-   calls it; the master collecting the filed results.
+3. the assimilator path: work units made ready in the database the way BOINC's validator
+   leaves them (a canonical result whose upload is a real result record), filed by the app's
+   assimilator daemon (``bin/pymw_assimilator --app``, one pass at a time) against BOINC's
+   ``script_assimilator`` running a script that does nothing (the ceiling of one process per
+   work unit); ``bin/pymw_compare`` on pairs the way script_validator calls it; the master
+   collecting the filed results.
 4. latency with the real client (``--latency``, needs the deployed ``pymw`` app and an attached
    client): one short task from submit to the master holding its result, by stage, and the
    scheduler RPCs the client made meanwhile.
@@ -40,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import noop
-from boinc_create_work import APP, clean, prepare
+from boinc_create_work import APP, clean, mysql, prepare
 
 from pymw_admin.interfaces.boinc import BoincInterface, ProjectLayout
 from pymw_admin.runtime import Master
@@ -233,15 +235,39 @@ def system_rate(commands: list[str], cwd: Path) -> float:
         os.chdir(here)
 
 
-def assimilation(root: Path, count: int, compare_count: int) -> bool:
-    host_tmp = next((p for p in root.glob("tmp_*") if p.is_dir()), root / "tmp_bench")
-    host_tmp.mkdir(exist_ok=True)
-    tag = f"collect{os.getpid()}"
-    iface = BoincInterface(root, app_name=APP, tag=tag)
-    names = [iface.wu_name(f"t{i}") for i in range(count)]
+def ready_work_units(root: Path, names: list[str]) -> list[Path]:
+    """Work units of the benchmark's app as BOINC's validator leaves them: each with a canonical
+    result record (replica 5: the transitioner's own are 0 and 1) whose upload is a real result
+    record in the upload hierarchy, and ``assimilate_state`` READY. Their uploads."""
+    app_id = int(mysql(root, f"SELECT id FROM app WHERE name='{APP}'"))
+    layout = ProjectLayout.read(root)
+    for name in names:
+        layout.stage(f"{name}.task", b"task")
+    subprocess.run(["bin/create_work", "--appname", APP, "--wu_template", f"templates/{APP}_in",
+                    "--result_template", f"templates/{APP}_out", "--stdin"],
+                   input="".join(f"--wu_name {n} {n}.task\n" for n in names), text=True,
+                   cwd=root, check=True, capture_output=True)
+    mysql(root, f"UPDATE workunit SET transition_time=UNIX_TIMESTAMP()+86400 WHERE appid={app_id}")
+    for name in names:
+        layout.download_path(f"{name}.task").unlink()
+    zeros = ("client_state", "hostid", "userid", "report_deadline", "sent_time", "received_time",
+             "cpu_time", "batch", "file_delete_state", "claimed_credit", "granted_credit",
+             "opaque", "random", "app_version_num", "teamid", "priority", "elapsed_time",
+             "flops_estimate", "app_version_id", "runtime_outlier", "peak_working_set_size",
+             "peak_swap_size", "peak_disk_usage")
+    # the result template's file, as the transitioner writes xml_doc_in
+    xml = ("CONCAT('<file_info>\\n<name>', name, '_5_r4242_0</name>\\n</file_info>\\n<result>"
+           "\\n<file_ref>\\n<file_name>', name, '_5_r4242_0</file_name>\\n<open_name>"
+           "pymw_result</open_name>\\n</file_ref>\\n</result>\\n')")
+    mysql(root, f"INSERT INTO result (create_time, workunitid, server_state, outcome, "
+                f"validate_state, name, appid, xml_doc_in, {', '.join(zeros)}) "
+                f"SELECT UNIX_TIMESTAMP(), id, 5, 1, 1, CONCAT(name, '_5'), appid, {xml}, "
+                f"{', '.join('0' for _ in zeros)} FROM workunit WHERE appid={app_id}; "
+                f"UPDATE workunit w JOIN result r ON r.name=CONCAT(w.name, '_5') "
+                f"SET w.canonical_resultid=r.id, w.assimilate_state=1 WHERE w.appid={app_id}")
     uploads = []
     for i, name in enumerate(names):
-        path = upload_path(root, f"{name}_0_r{1000 + i}_0")
+        path = upload_path(root, f"{name}_5_r4242_0")
         if not path.parent.is_dir():
             # as the upload handler makes them: the web server (in the owner's group) must
             # still write there, or a volunteer's later upload into this fan-out is lost
@@ -249,27 +275,48 @@ def assimilation(root: Path, count: int, compare_count: int) -> bool:
             path.parent.chmod(0o2771)
         path.write_bytes(record(f"t{i}", i))
         uploads.append(path)
-    # peer first, on a tenth of them: the Python filer (it copies, leaving the uploads)
-    python_filer = root / "bin" / "pymw_assimilate_error"
-    peer, rate = "", 0.0
-    if python_filer.exists():
-        rate = system_rate([f"../bin/{python_filer.name} {i} {p}"
-                            for i, p in enumerate(uploads[: max(1, count // 10)])], host_tmp)
-        for name in names:
-            (iface.results_dir / f"{name}.result").unlink(missing_ok=True)
-    filed = system_rate([f"../bin/pymw_assimilator {i} {p}" for i, p in enumerate(uploads)],
-                        host_tmp)
-    if rate:
-        peer = f" (the Python filer run the same way: {rate:,.0f}/s, ratio {filed / rate:.1f}x)"
-    # the ceiling of any script_assimilator script: one that does nothing, started the same way
-    noop = host_tmp / f"pymw-bench-noop-{os.getpid()}"
+    return uploads
+
+
+def assimilated_rate(root: Path, command: str, count: int) -> float:
+    """Work units per second that ``command`` (one pass, up to 1,000 work units) assimilates,
+    run from PROJECT/tmp_HOST as bin/start runs daemons, until none is ready."""
+    app_id = int(mysql(root, f"SELECT id FROM app WHERE name='{APP}'"))
+    host_tmp = next((p for p in root.glob("tmp_*") if p.is_dir()), root / "tmp_bench")
+    host_tmp.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    for _ in range(count // 1000 + 2):
+        subprocess.run(command, shell=True, cwd=host_tmp, check=True, capture_output=True)
+        if int(mysql(root, f"SELECT COUNT(*) FROM workunit WHERE appid={app_id} "
+                           "AND assimilate_state=1")) == 0:
+            break
+    elapsed = time.perf_counter() - start
+    done = int(mysql(root, f"SELECT COUNT(*) FROM workunit WHERE appid={app_id} "
+                           "AND assimilate_state=2"))
+    if done != count:
+        raise SystemExit(f"{command}: {done} of {count} work units assimilated")
+    mysql(root, f"UPDATE workunit SET assimilate_state=1 WHERE appid={app_id}")
+    return count / elapsed
+
+
+def assimilation(root: Path, count: int, compare_count: int) -> bool:
+    tag = f"collect{os.getpid()}"
+    iface = BoincInterface(root, app_name=APP, tag=tag)
+    names = [iface.wu_name(f"t{i}") for i in range(count)]
+    uploads = ready_work_units(root, names)
+    # peer first (it leaves the uploads): BOINC's script_assimilator, one system() a work
+    # unit, with a script that does nothing: the ceiling of any script it runs
+    noop = root / "bin" / f"pymwbench_noop_{os.getpid()}"
     noop.write_text("#!/bin/sh\nexit 0\n")
     noop.chmod(0o755)
     try:
-        ceiling = system_rate([f"./{noop.name} {i} {p}" for i, p in enumerate(uploads)], host_tmp)
+        ceiling = assimilated_rate(
+            root, f"../bin/script_assimilator --app {APP} --script {noop.name} --one_pass", count)
     finally:
         noop.unlink()
+    filed = assimilated_rate(root, f"../bin/pymw_assimilator --app {APP} --one_pass", count)
     filed_at = [iface.results_dir / f"{name}.result" for name in names]
+    host_tmp = next((p for p in root.glob("tmp_*") if p.is_dir()), root / "tmp_bench")
     compared = system_rate([f"../bin/pymw_compare {filed_at[i]} {filed_at[i]}"
                             for i in range(compare_count)], host_tmp)
     # the master collects them: the journal names the work units, as a resumed master finds it
@@ -285,14 +332,13 @@ def assimilation(root: Path, count: int, compare_count: int) -> bool:
     for path in uploads:
         path.unlink(missing_ok=True)
     remove_state(root, tag)
+    clean(root)
     ok = filed >= FILING_TARGET and collected >= FILING_TARGET and values == list(range(count))
-    kind = "sh" if (root / "bin" / "pymw_assimilator").read_text().startswith("#!/bin/sh") \
-        else "Python"
-    print(f"3. assimilator path, {count:,} real result records: filed by bin/pymw_assimilator "
-          f"({kind}) "
-          f"{filed:,.0f}/s{peer}; a script doing nothing, started the same way: {ceiling:,.0f}/s"
-          f" (ratio {filed / ceiling:.2f}); master collected {collected:,.0f}/s ({verdict(ok)} "
-          f"target {FILING_TARGET:,.0f}/s); bin/pymw_compare {compared:,.0f} pairs/s")
+    print(f"3. assimilator path, {count:,} work units ready in the database with real result "
+          f"records: filed by bin/pymw_assimilator {filed:,.0f}/s; BOINC's script_assimilator "
+          f"running a script that does nothing {ceiling:,.0f}/s (ratio {filed / ceiling:.1f}x); "
+          f"master collected {collected:,.0f}/s ({verdict(ok)} target {FILING_TARGET:,.0f}/s); "
+          f"bin/pymw_compare {compared:,.0f} pairs/s")
     return ok
 
 

@@ -12,9 +12,10 @@ It runs on the project's server (``-p`` names the project directory), as the pro
   file nor hashed again by create_work for each work unit.
 - The app (deployed by ``pymw-admin deploy-app``) runs the PyBOINC bundle on the volunteer's
   machine: logical input ``pymw_task``, output ``pymw_result``.
-- The project's ``script_assimilator`` calls ``pymw_assimilator``, which files each canonical
-  result as ``PROJECT/pymw/results/WU_NAME.result`` and each failed work unit as ``.error`` (with
-  BOINC's error and the stderr its hosts reported). ``wait`` picks them up from there.
+- The app's assimilator daemon (``bin/pymw_assimilator --app APP``) files each canonical result
+  as ``PROJECT/pymw/results/WU_NAME.result`` and each failed work unit as ``.error`` (with
+  BOINC's error and the stderr its hosts reported), a batch at a time. ``wait`` picks them up
+  from there.
 - Results are untrusted (``trusted = False``): the master decodes them without executing code.
 - Task files are signed with the project's task key (``kit.task_signing``, made by deploy-app):
   the bundle refuses one the key did not sign before unpickling anything. With a quorum above 1

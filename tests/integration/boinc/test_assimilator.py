@@ -94,23 +94,25 @@ try:
                     "--result_template", f"templates/{app}_out", "--stdin"],
                    input="".join(f"--wu_name {n} {n}.task\n" for n in names.values()),
                    text=True, cwd=root, check=True, capture_output=True)
+    # the transitioner stays away (its results would be named WU_0, WU_1: ours are WU_5...)
+    sql(f"UPDATE workunit SET transition_time=UNIX_TIMESTAMP()+86400 WHERE appid={app_id}")
     wu = {kind: int(sql(f"SELECT id FROM workunit WHERE name='{name}'"))
           for kind, name in names.items()}
     canonical, mask = {}, {"failed": 2}
-    upload_name, xml = file_ref(f"{names['ok']}_0")
-    canonical["ok"] = add_result(wu["ok"], f"{names['ok']}_0", 1, xml)
+    upload_name, xml = file_ref(f"{names['ok']}_5")
+    canonical["ok"] = add_result(wu["ok"], f"{names['ok']}_5", 1, xml)
     upload = uploads.download_path(upload_name)
     if not upload.parent.is_dir():
         upload.parent.mkdir(mode=0o2771)
         upload.parent.chmod(0o2771)
     upload.write_bytes(b"the canonical result's record")
     for i in range(2):
-        add_result(wu["failed"], f"{names['failed']}_{i}", 3,
+        add_result(wu["failed"], f"{names['failed']}_{5 + i}", 3,
                    stderr=f"<stderr_txt>\nreplica {i} says boom\n</stderr_txt>")
     canonical["gone"] = 2**31 - 1  # BOINC's assimilator: the canonical record was deleted
-    _, xml = file_ref(f"{names['lost']}_0")
-    canonical["lost"] = add_result(wu["lost"], f"{names['lost']}_0", 1, xml)
-    for kind in kinds:  # as the validator leaves them; the transitioner stays away meanwhile
+    _, xml = file_ref(f"{names['lost']}_5")
+    canonical["lost"] = add_result(wu["lost"], f"{names['lost']}_5", 1, xml)
+    for kind in kinds:  # as the validator leaves them
         sql(f"UPDATE workunit SET canonical_resultid={canonical.get(kind, 0)}, "
             f"error_mask={mask.get(kind, 0)}, assimilate_state=1, "
             f"transition_time=UNIX_TIMESTAMP()+86400 WHERE id={wu[kind]}")
