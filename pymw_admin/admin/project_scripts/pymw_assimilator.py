@@ -120,9 +120,10 @@ def file_result(wu_name: str, paths: list[str], results: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o664))
 
 
-def file_error(wu_name: str, wu_id: int, mask: int, stderr: str, results: str) -> None:
+def file_error(wu_name: str, wu_id: int, mask: int, stderr: str, results: str,
+               error: str = "") -> None:
     write_json({"wu_name": wu_name, "wu_id": wu_id, "error_mask": mask,
-                "error": contract.describe_error_mask(mask), "stderr": stderr},
+                "error": error or contract.describe_error_mask(mask), "stderr": stderr},
                os.path.join(results, wu_name + contract.ERROR_SUFFIX))
 
 
@@ -261,9 +262,9 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
             # the server's own text (the transitioner's from the result template), not a host's
             names = FILE_REF_NAME.findall(unescape(xml_doc_in))
             outputs[int(result_id)] = [upload_path(config, n) for n in names if SAFE_NAME.match(n)]
-    failed = {int(wu_id): (name, int(canonical_id), int(mask))
-              for wu_id, name, canonical_id, mask in ready
-              if int(canonical_id) not in outputs or int(mask)}
+    # as script_assimilator: a canonical result is filed, whatever the error mask says
+    failed = {int(wu_id) for wu_id, _name, canonical_id, _mask in ready
+              if not outputs.get(int(canonical_id))}
     stderr: dict[int, str] = {}
     if failed:
         ids = ",".join(map(str, failed))
@@ -273,17 +274,19 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
             stderr[int(of_wu)] = stderr.get(int(of_wu), "") + "\t".join(fields) + "\n"
     lost = []
     for wu_field, name, canonical_id, mask in ready:
-        wu_id = int(wu_field)
+        wu_id, error_mask = int(wu_field), int(mask)
         if not SAFE_NAME.match(name):
             log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
-        elif wu_id in failed:
-            error_mask = int(mask)
+        elif wu_id not in failed:
+            file_result(name, outputs[int(canonical_id)], results)
+        elif int(canonical_id) in outputs:  # the server's own template named no output file
+            file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results,
+                       "the canonical result names no output file")
+        else:
             if not error_mask:  # BOINC's assimilator: the canonical result's record is gone
                 error_mask = NO_CANONICAL_RESULT
                 lost.append(wu_id)
             file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
-        else:
-            file_result(name, outputs[int(canonical_id)], results)
     ids = ",".join(row[0] for row in ready)
     statements = []
     if lost:
