@@ -251,6 +251,7 @@ def ready_work_units(root: Path, names: list[str]) -> list[Path]:
     for name in names:
         layout.download_path(f"{name}.task").unlink()
     zeros = ("client_state", "hostid", "userid", "report_deadline", "sent_time", "received_time",
+             "exit_status",
              "cpu_time", "batch", "file_delete_state", "claimed_credit", "granted_credit",
              "opaque", "random", "app_version_num", "teamid", "priority", "elapsed_time",
              "flops_estimate", "app_version_id", "runtime_outlier", "peak_working_set_size",
@@ -304,8 +305,11 @@ def assimilation(root: Path, count: int, compare_count: int) -> bool:
     iface = BoincInterface(root, app_name=APP, tag=tag)
     names = [iface.wu_name(f"t{i}") for i in range(count)]
     uploads = ready_work_units(root, names)
-    # peer first (it leaves the uploads): BOINC's script_assimilator, one system() a work
-    # unit, with a script that does nothing: the ceiling of any script it runs
+    # ours first: once work units are done, the transitioner and the file deleter may take the
+    # uploads away; the peer needs none
+    filed = assimilated_rate(root, f"../bin/pymw_assimilator --app {APP} --one_pass", count)
+    # peer: BOINC's script_assimilator, one system() a work unit, with a script that does
+    # nothing: the ceiling of any script it runs
     noop = root / "bin" / f"pymwbench_noop_{os.getpid()}"
     noop.write_text("#!/bin/sh\nexit 0\n")
     noop.chmod(0o755)
@@ -314,7 +318,6 @@ def assimilation(root: Path, count: int, compare_count: int) -> bool:
             root, f"../bin/script_assimilator --app {APP} --script {noop.name} --one_pass", count)
     finally:
         noop.unlink()
-    filed = assimilated_rate(root, f"../bin/pymw_assimilator --app {APP} --one_pass", count)
     filed_at = [iface.results_dir / f"{name}.result" for name in names]
     host_tmp = next((p for p in root.glob("tmp_*") if p.is_dir()), root / "tmp_bench")
     compared = system_rate([f"../bin/pymw_compare {filed_at[i]} {filed_at[i]}"
