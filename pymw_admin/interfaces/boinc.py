@@ -50,6 +50,7 @@ from lxml import etree
 
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
+from pymw_admin.interfaces.boinc_cancel import CancelFailed, cancel_work_units
 from pymw_admin.interfaces.kit.journal import append_events, read_events
 from pymw_admin.interfaces.kit.state_lock import StateLock
 from pymw_admin.interfaces.kit.task_signing import TaskSigner
@@ -660,11 +661,17 @@ class BoincInterface:
                             in_flight=len(self._open) + len(self._queued) + creating)]
 
     def _cancel(self, open_units: dict[str, str]) -> None:
-        """Cancel work units (BOINC's cancel_jobs: unsent replicas are never sent) and journal
-        them as collected, so no later master waits for or adopts them."""
-        for name in open_units.values():
-            subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
-                           capture_output=True, check=False)  # already over: nothing to cancel
+        """Cancel work units (unsent replicas are never sent) and journal them as collected, so
+        no later master waits for or adopts them. In bulk, as BOINC's cancel_jobs does one at a
+        time; where the database cannot be reached that way, cancel_jobs itself, one each."""
+        names = list(open_units.values())
+        try:
+            cancel_work_units(self.layout.root, names)
+        except CancelFailed:
+            for name in names:
+                subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
+                               capture_output=True, check=False)  # already over: nothing to do
+        for name in names:
             for suffix in (".result", ".error"):
                 (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
             self.layout.download_path(f"{name}.task").unlink(missing_ok=True)

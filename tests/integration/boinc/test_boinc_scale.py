@@ -28,7 +28,7 @@ APP = "pymwscale"
 
 # the owner runs it with the master's Python: the app, then one check, printing JSON
 SCRIPT = '''
-import hashlib, json, os, re, subprocess, sys, tempfile
+import hashlib, json, os, re, subprocess, sys, tempfile, time
 from pathlib import Path
 
 from pymw_admin.admin import boincxml
@@ -92,6 +92,22 @@ try:
         iface.flush()
         out["tasks"] = len(tasks)
         out["created"] = work_units()
+    elif check == "cancel":
+        Master(iface).submit_many(double, range(1500))
+        iface.flush()
+        # the transitioner's unsent replicas of some of them, as a project at work has them
+        time.sleep(3)
+        out["unsent_before"] = int(sql(
+            f"SELECT COUNT(*) FROM result r JOIN workunit w ON r.workunitid=w.id "
+            f"WHERE w.name LIKE 'pymw\\\\_{tag}\\\\_%' AND r.server_state=2"))
+        started = time.monotonic()
+        iface.close()  # a clean end cancels what is still out
+        out["cancel_seconds"] = time.monotonic() - started
+        out["cancelled"] = int(sql(f"SELECT COUNT(*) FROM workunit WHERE name LIKE "
+                                   f"'pymw\\_{tag}\\_%' AND error_mask & 16"))
+        out["unsent_after"] = int(sql(
+            f"SELECT COUNT(*) FROM result r JOIN workunit w ON r.workunitid=w.id "
+            f"WHERE w.name LIKE 'pymw\\\\_{tag}\\\\_%' AND r.server_state<=2"))
     else:
         master = Master(iface)
         master.submit_many(size_plus, range(20))  # BIG reaches every task: shared, not copied
@@ -137,6 +153,16 @@ def test_work_units_exist_before_the_last_task_is_encoded(
     assert out["created"] == out["tasks"] == 2500
     # the first full batches were in BOINC's database while the master still encoded
     assert out["existing_before_last_encoded"] >= 1000, out
+
+
+def test_a_clean_end_cancels_its_work_units_in_bulk(project: Project, master_python: str) -> None:
+    """What cancel_jobs does one work unit at a time, for all of them at once: every work unit
+    cancelled, and no replica left to send, in seconds (one cancel_jobs process each took about
+    a tenth of a second)."""
+    out = run_check(master_python, "cancel")
+    assert out["cancelled"] == 1500, out
+    assert out["unsent_after"] == 0, out
+    assert out["cancel_seconds"] < 60, out
 
 
 def test_a_shared_blob_is_staged_once_for_every_work_unit(
