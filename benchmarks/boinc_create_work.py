@@ -11,6 +11,7 @@ here with no app version, so no client ever runs them, and they are deleted afte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import subprocess
@@ -111,6 +112,8 @@ def main() -> int:
         for path in (root / "download").rglob("pymw*_*.task"):
             if path.name.startswith(("pymwold_", f"pymw_bench{os.getpid()}_")):
                 path.unlink()
+        with contextlib.suppress(OSError):
+            (root / "download" / "pymw_tasks" / f"bench{os.getpid()}").rmdir()
     print(f"work units created: {made} (expected {2 * args.count}) in {shlex.quote(str(root))}")
     ok = report(f"create {args.count} BOINC work units", args.count, mine, peer,
                 "one create_work per work unit (PyMW)", TARGET)

@@ -67,8 +67,11 @@ def verdict(ok: bool) -> str:
 
 
 def remove_task_files(layout: ProjectLayout, prefix: str) -> None:
+    """Task files staged where create_work looks them up (the peers'), and a tag's own."""
     for path in layout.download_dir.glob(f"*/{prefix}*"):
         path.unlink(missing_ok=True)
+    tag = prefix.removeprefix("pymw_").rstrip("_")
+    shutil.rmtree(layout.task_dir(tag), ignore_errors=True)
 
 
 def remove_state(root: Path, tag: str) -> None:

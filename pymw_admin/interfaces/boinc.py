@@ -32,6 +32,7 @@ It runs on the project's server (``-p`` names the project directory), as the pro
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -86,6 +87,7 @@ DEFAULT_FPOPS = 60e9
 FLOPS_GUESS = 1e9  # the speed BOINC assumes for a host it knows nothing about
 MIN_FPOPS_BOUND = 3600e9 * 10  # create_work's own bound: a long task is never cut short
 MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
+TASKS_DIR = "pymw_tasks"  # below the download directory: a directory of task files per tag
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
 
@@ -97,6 +99,7 @@ class ProjectLayout:
     download_dir: Path
     fanout: int
     master_url: str
+    download_url: str = ""  # where clients fetch download_dir's files
     _made: set[str] = field(default_factory=set, repr=False)  # fan-out directories made
 
     @classmethod
@@ -118,11 +121,14 @@ class ProjectLayout:
             return (node.text or "").strip() if node is not None else default
 
         download = text("download_dir") or str(root / "download")
+        master_url = text("master_url")
         return cls(
             root=root,
             download_dir=Path(download),
             fanout=int(text("uldl_dir_fanout") or 1024),
-            master_url=text("master_url"),
+            master_url=master_url,
+            download_url=(text("download_url") or master_url.rstrip("/") + "/download"
+                          ).rstrip("/"),
         )
 
     def download_path(self, file_name: str) -> Path:
@@ -135,14 +141,32 @@ class ProjectLayout:
         digest = hashlib.md5(file_name.encode(), usedforsecurity=False).hexdigest()
         return f"{self.download_dir}/{int(digest[1:8], 16) % self.fanout:x}"
 
+    def task_dir(self, tag: str) -> str:
+        """Where a tag's task files are: one directory, not BOINC's fan-out of 1,024, since
+        create_work is told their URLs (a file created among a thousand others in one
+        directory costs a half to a third of one in a directory of its own)."""
+        return f"{self.download_dir}/{TASKS_DIR}/{tag}"
+
+    def task_url(self, tag: str, file_name: str) -> str:
+        return f"{self.download_url}/{TASKS_DIR}/{tag}/{file_name}"
+
+    def stage_task(self, tag: str, file_name: str, data: bytes) -> tuple[int, str]:
+        """Write a task file; its size and md5, which create_work is given instead of reading
+        the file again for each work unit."""
+        self._write(self.task_dir(tag), file_name, data)
+        return len(data), hashlib.md5(data, usedforsecurity=False).hexdigest()
+
     def stage(self, file_name: str, data: bytes) -> None:
+        """Write a download file where BOINC's dir_hier_path puts it."""
+        self._write(self._download_dir(file_name), file_name, data)
+
+    def _write(self, directory: str, file_name: str, data: bytes) -> None:
         """Write a download file in place, readable by the web server whatever the umask.
 
         Not written aside and renamed: no work unit names the file before its create_work runs,
         which is after this returns, so nobody can read it half written; that saves two system
         calls a task (and plain strings, not Paths: this runs once a task).
         """
-        directory = self._download_dir(file_name)
         if directory not in self._made:
             os.makedirs(directory, exist_ok=True)
             self._made.add(directory)
@@ -224,7 +248,7 @@ class BoincInterface:
         self._lock_file = self._claim_tag()
         self._submitted_log = self.state_dir / "submitted.jsonl"
         self._collected_log = self.state_dir / "collected.jsonl"
-        self._app_template = f"templates/{self.app_name}_in"
+        self._app_template = self._write_task_template()
         # (task id, work-unit name, input template, task file) not yet handed to create_work:
         # _launch signs a batch of them at once and stages them
         self._queued: list[tuple[str, str, str, bytes]] = []
@@ -336,21 +360,26 @@ class BoincInterface:
         self._reap()
         batch, self._queued = self._queued, []
         signed = self._signer.sign_batch([blob for *_, blob in batch])
-        for (_task_id, name, _template, _blob), task_file in zip(batch, signed, strict=True):
-            self.layout.stage(name + TASK_SUFFIX, task_file)
+        lines = []
+        for (_task_id, name, template, _blob), task_file in zip(batch, signed, strict=True):
+            file_name = name + TASK_SUFFIX
+            size, md5 = self.layout.stage_task(self.tag, file_name, task_file)
+            # its URL, size and md5 (BOINC's remote-file form): create_work neither looks the
+            # file up nor reads it, which is half of its time per work unit
+            lines.append(f"--wu_name {name} "
+                         + (f"--wu_template {template} " if template != self._app_template
+                            else "")
+                         + f"--remote_file {self.layout.task_url(self.tag, file_name)} "
+                           f"{size} {md5}\n")
         del signed
         # journal first: a master that dies right after create_work still finds its work units
         self._append_log(self._submitted_log, [{"task_id": t, "wu": n} for t, n, *_ in batch])
-        lines = "".join(
-            f"--wu_name {name} --wu_template {template} {name}{TASK_SUFFIX}\n"
-            if template != self._app_template else f"--wu_name {name} {name}{TASK_SUFFIX}\n"
-            for _task_id, name, template, _blob in batch)
         created = [(t, n) for t, n, *_ in batch]
         # stdin and output through files: the master never blocks on a pipe while it runs
         output = tempfile.TemporaryFile()  # noqa: SIM115 -- _reap closes it when create_work ends
         try:
             with tempfile.TemporaryFile() as stdin:
-                stdin.write(lines.encode())
+                stdin.write("".join(lines).encode())
                 stdin.seek(0)
                 process = subprocess.Popen(self._create_work_command(), stdin=stdin,
                                            stdout=output, stderr=subprocess.STDOUT,
@@ -534,6 +563,33 @@ class BoincInterface:
             self._templates[key] = template
         return template
 
+    def _write_task_template(self) -> str:
+        """The app's input template with the task file marked ``<no_delete/>``: the file
+        deleter looks files up where it would have staged them, not at the URL create_work was
+        given; the master deletes task files itself (when it collects or cancels a task, and
+        ``runs drop`` a tag's)."""
+        root = self.layout.root
+        try:
+            top = etree.parse(str(root / "templates" / f"{self.app_name}_in")).getroot()
+        except (OSError, etree.XMLSyntaxError) as exc:
+            raise EngineUnavailable(f"cannot read the app's input template: {exc}; deploy the "
+                                    "app again") from None
+        for info in top.findall("file_info"):
+            if info.find("physical_name") is None and info.find("no_delete") is None:
+                etree.SubElement(info, "no_delete")
+        return self._save_template(top, "task")
+
+    def _save_template(self, top: etree._Element, key: str) -> str:
+        relative = f"pymw/templates/{self.app_name}_in_{key}"
+        target = self.layout.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = etree.tostring(top, pretty_print=True)
+        if not target.exists() or target.read_bytes() != text:
+            tmp = target.with_name(f".{target.name}.part{os.getpid()}")
+            tmp.write_bytes(text)
+            os.replace(tmp, target)
+        return relative
+
     def _write_template(self, digests: tuple[str, ...]) -> str:
         """The app's input template plus one constant input per shared blob (BOINC's
         ``<physical_name>`` form, never deleted by the file deleter with its work units)."""
@@ -554,14 +610,7 @@ class BoincInterface:
             etree.SubElement(ref, "file_number").text = str(number + offset)
             etree.SubElement(ref, "open_name").text = SHARED_PREFIX + digest
             etree.SubElement(ref, "copy_file")
-        key = hashlib.sha256("".join(digests).encode()).hexdigest()[:24]
-        relative = f"pymw/templates/{self.app_name}_in_{key}"
-        target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(etree.tostring(top, pretty_print=True))
-        os.replace(tmp, target)
-        return relative
+        return self._save_template(top, hashlib.sha256("".join(digests).encode()).hexdigest()[:24])
 
     # --- collecting ----------------------------------------------------------------------------
 
@@ -650,10 +699,22 @@ class BoincInterface:
         self._append_log(self._collected_log, [{"task_id": task_id}])
         for suffix in (RESULT_SUFFIX, ERROR_SUFFIX):
             (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
-        self.layout.download_path(name + TASK_SUFFIX).unlink(missing_ok=True)
+        self._remove_task_file(name)
 
     def cancel(self, task_id: str) -> None:
         self._queued = [q for q in self._queued if q[0] != task_id]
+
+    def _remove_task_file(self, name: str) -> None:
+        file_name = name + TASK_SUFFIX
+        try:
+            os.unlink(f"{self.layout.task_dir(self.tag)}/{file_name}")
+        except FileNotFoundError:  # staged where earlier versions staged it
+            self.layout.download_path(file_name).unlink(missing_ok=True)
+
+    def _remove_task_dir(self) -> None:
+        """The tag's task directory, once no task file is left in it."""
+        with contextlib.suppress(OSError):
+            os.rmdir(self.layout.task_dir(self.tag))
 
     def workers(self) -> list[WorkerStats]:
         creating = len(self._creating.batch) if self._creating else 0
@@ -674,7 +735,7 @@ class BoincInterface:
         for name in names:
             for suffix in (".result", ".error"):
                 (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
-            self.layout.download_path(f"{name}.task").unlink(missing_ok=True)
+            self._remove_task_file(name)
         if open_units:
             self._append_log(self._collected_log,
                              [{"task_id": t, "cancelled": "yes"} for t in open_units])
@@ -698,6 +759,7 @@ class BoincInterface:
             if not self.keep:
                 self._cancel(self._open)
                 self._open = {}
+                self._remove_task_dir()
         finally:
             self._lock_file.release()  # releases the tag
             self._ask_clients_back(False)
@@ -711,6 +773,7 @@ def drop_tag(project_home: str | os.PathLike[str], tag: str,
     try:
         left = dict(interface.leftovers())
         interface._cancel(left)
+        interface._remove_task_dir()
     finally:
         interface.detach()
         interface._ask_clients_back(False)

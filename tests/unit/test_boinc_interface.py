@@ -40,9 +40,13 @@ if os.environ.get("FAKE_CREATE_WORK_QUEUE"):
     sys.exit(0)  # work units exist; nobody runs them yet
 for n, line in enumerate(lines, 1):
     words = line.split()
-    wu, name = words[1], words[-1]
-    h = hashlib.md5(name.encode()).hexdigest()
-    task = os.path.join(root, "download", "%x" % (int(h[1:8], 16) % 1024), name)
+    wu = words[1]
+    # the task file by URL (BOINC's remote-file form), checked as the client checks it
+    at = words.index("--remote_file")
+    url, size, md5 = words[at + 1:at + 4]
+    task = os.path.join(root, "download", url.split("/download/", 1)[1])
+    data = open(task, "rb").read()
+    assert (len(data), hashlib.md5(data).hexdigest()) == (int(size), md5), line
     out = os.path.join(root, "upload", wu + "_0_r12345_0")
     subprocess.run([{python!r}, "-m", "pymw_admin.worker.run", task, out], check=True)
     # as script_assimilator runs it: system() from PROJECT/tmp_HOST
@@ -129,7 +133,14 @@ def test_one_create_work_for_a_batch_and_results_come_back(tmp_path: Path) -> No
     assert call["lines"][0].startswith("--wu_name pymw_t1_")
     argv = call["argv"]
     assert argv[argv.index("--min_quorum") + 1] == "1"
-    assert argv[argv.index("--wu_template") + 1] == "templates/pymw_in"
+    # the app's template with the task file kept from the file deleter (the master deletes it)
+    template = argv[argv.index("--wu_template") + 1]
+    assert template == "pymw/templates/pymw_in_task"
+    assert (root / template).exists()
+    # each task file by URL, size and md5, in the tag's own directory; collected: deleted
+    assert "--remote_file http://example.org/p/download/pymw_tasks/t1/pymw_t1_" \
+        in call["lines"][0]
+    assert not (root / "download" / "pymw_tasks" / "t1").exists()
     assert "--stdin" in argv
     # collected results are cleaned up; the journal remembers them
     assert list((root / "pymw" / "results").iterdir()) == []
@@ -180,11 +191,11 @@ def test_task_files_are_staged_signed_with_the_project_key(tmp_path: Path) -> No
     plain = encode_task("t", square, (3,))
     iface.submit("t", plain)
     iface.flush()  # a batch is signed and staged as it goes to create_work
-    staged = iface.layout.download_path(iface.wu_name("t") + ".task").read_bytes()
+    task_file = Path(iface.layout.task_dir(iface.tag), iface.wu_name("t") + ".task")
+    staged = task_file.read_bytes()
     key = signature.load_public_pem((root / "keys" / "pymw_task_public.pem").read_bytes())
     assert signature.open_task(staged, key) == plain
-    assert oct(iface.layout.download_path(iface.wu_name("t") + ".task").stat().st_mode)[-3:] \
-        == "644"
+    assert oct(task_file.stat().st_mode)[-3:] == "644"
     iface.close()
 
 
@@ -272,7 +283,7 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
         layout = boinc.ProjectLayout.read(root)
         out = root / "upload" / f"{name}_0_r1_0"
         subprocess.run([sys.executable, "-m", "pymw_admin.worker.run",
-                        str(layout.download_path(f"{name}.task")), str(out)], check=True)
+                        str(Path(layout.task_dir("t5"), f"{name}.task")), str(out)], check=True)
         subprocess.run(f"../bin/pymw_assimilator {n} {out}", shell=True, cwd=root / "tmp_vm",
                        check=True)
     with pytest.raises(UsageError, match=r"tag t5 holds 3 uncollected task.s. of an earlier"):

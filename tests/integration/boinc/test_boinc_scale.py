@@ -122,15 +122,17 @@ try:
         out["staged_copies"] = len(staged)
         md5 = hashlib.md5(staged[0].read_bytes()).hexdigest()
         out["md5_of_shared"] = rows.count(f"<md5_cksum>{md5}</md5_cksum>")
+        task_dir = Path(iface.layout.task_dir(iface.tag))
         out["largest_task_file"] = max(
-            iface.layout.download_path(f"{iface.wu_name(t.task_id)}.task").stat().st_size
-            for t in master.tasks)
+            (task_dir / f"{iface.wu_name(t.task_id)}.task").stat().st_size for t in master.tasks)
         out["shared_size"] = staged[0].stat().st_size
 finally:
     iface.close()
     app_id = sql(f"SELECT id FROM app WHERE name='{app}'").strip()
     sql(f"DELETE FROM result WHERE appid={app_id}; DELETE FROM workunit WHERE appid={app_id}")
     for path in (root / "download").glob(f"*/pymw_{tag}_*"):
+        path.unlink()
+    for path in (root / "download" / "pymw_tasks" / tag).glob("*"):
         path.unlink()
 print("OUT", json.dumps(out))
 '''

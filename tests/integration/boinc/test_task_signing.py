@@ -45,10 +45,10 @@ with Master(interface=options.interface_from_args()) as master:
     iface = master.interface
     honest = master.submit_task(double, (21,))
     tampered = master.submit_task(double, (1,))  # both queued: staged when their batch goes
-    stage = iface.layout.stage
+    stage = iface.layout.stage_task
     swapped = []
 
-    def attacker(name, signed):
+    def attacker(tag, name, signed):
         # what an attacker with write access to the download tree (not to the key) would do
         # between staging and create_work: swap the payload, keep the master's signature
         if name == iface.wu_name(tampered.task_id) + ".task":
@@ -58,9 +58,9 @@ with Master(interface=options.interface_from_args()) as master:
                                             + b"\\n" + pickle.dumps(Plant(), protocol=5))
             signed = hostile + signed[signed.rindex(signature.BATCH_SIGNATURE_MARK):]
             swapped.append(name)
-        return stage(name, signed)
+        return stage(tag, name, signed)
 
-    iface.layout.stage = attacker
+    iface.layout.stage_task = attacker
     iface.flush()
     print("STAGED", len(swapped) == 1, flush=True)
     for _ in range(2):
