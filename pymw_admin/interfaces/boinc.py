@@ -153,7 +153,16 @@ class ProjectLayout:
     def stage_task(self, tag: str, file_name: str, data: bytes) -> tuple[int, str]:
         """Write a task file; its size and md5, which create_work is given instead of reading
         the file again for each work unit."""
-        self._write(self.task_dir(tag), file_name, data)
+        directory = self.task_dir(tag)
+        if directory not in self._made:
+            for made in (os.path.dirname(directory), directory):
+                try:
+                    os.mkdir(made)
+                except FileExistsError:
+                    continue
+                os.chmod(made, 0o755)  # the web server gets through, whatever the umask
+            self._made.add(directory)
+        self._write(directory, file_name, data)
         return len(data), hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def stage(self, file_name: str, data: bytes) -> None:
