@@ -2,7 +2,8 @@
 
 It runs on the project's server (``-p`` names the project directory), as the project's owner:
 
-- ``submit`` writes the task file into the project's download hierarchy and queues the work unit;
+- ``submit`` writes the task file into the tag's directory below the project's download
+  directory (``download/pymw_tasks/TAG/``) and queues the work unit;
   queued work units are created in batches by one ``create_work --stdin`` each (its bulk mode), so
   a thousand tasks cost one process, not a thousand. A full batch's create_work runs in the
   background while the master encodes and stages the next one: the first work units exist
