@@ -105,9 +105,16 @@ try:
         out["cancel_seconds"] = time.monotonic() - started
         out["cancelled"] = int(sql(f"SELECT COUNT(*) FROM workunit WHERE name LIKE "
                                    f"'pymw\\_{tag}\\_%' AND error_mask & 16"))
-        out["unsent_after"] = int(sql(
-            f"SELECT COUNT(*) FROM result r JOIN workunit w ON r.workunitid=w.id "
-            f"WHERE w.name LIKE 'pymw\\\\_{tag}\\\\_%' AND r.server_state<=2"))
+        # replicas the transitioner was making meanwhile (from the work unit as it read it
+        # before) it takes back on its next pass: the cancel called it back, as cancel_jobs does
+        deadline = time.monotonic() + 120
+        while True:
+            out["unsent_after"] = int(sql(
+                f"SELECT COUNT(*) FROM result r JOIN workunit w ON r.workunitid=w.id "
+                f"WHERE w.name LIKE 'pymw\\\\_{tag}\\\\_%' AND r.server_state<=2"))
+            if not out["unsent_after"] or time.monotonic() > deadline:
+                break
+            time.sleep(2)
     else:
         master = Master(iface)
         master.submit_many(size_plus, range(20))  # BIG reaches every task: shared, not copied
