@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,6 +238,24 @@ def test_daemon_without_a_database_says_so_in_one_line(tmp_path: Path, assimilat
     done = run(assimilator, "--app", "pymw", "--one_pass", cwd=root / "tmp_vm")
     assert done.returncode == 1
     assert len(done.stdout.strip().splitlines()) == 1, done.stdout
-    assert "cannot read the project database" in done.stdout and not done.stderr
+    assert "cannot reach the project database" in done.stdout and not done.stderr
     bad = run(assimilator, "--app", "x;rm", "--one_pass", cwd=root / "tmp_vm")
     assert bad.returncode == 2 and "not an app name" in bad.stderr
+
+
+def test_daemon_outlasts_a_database_outage_and_stops_on_sighup(tmp_path: Path,
+                                                              assimilator: Path) -> None:
+    """BOINC's daemons exit when the database goes and wait for cron's bin/start; this one keeps
+    trying (saying so once) and ends on bin/stop's SIGHUP."""
+    root = project(tmp_path)
+    (root / "config.xml").write_text("<boinc><config><db_name>x</db_name><db_host>127.0.0.9"
+                                     "</db_host></config></boinc>")
+    proc = subprocess.Popen([sys.executable, "-I", str(assimilator), "--app", "pymw",
+                             "--sleep_interval", "0.1"], cwd=root / "tmp_vm",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert proc.poll() is None  # still trying
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert out.count("cannot reach the project database") == 1, out

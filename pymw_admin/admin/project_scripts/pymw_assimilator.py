@@ -331,27 +331,32 @@ def daemon(argv: list[str]) -> int:
     Stop.install()
     config = project_config()
     results = results_dir()
+    app_id = 0
+    failing = ""  # the error the passes meet, said once, until they succeed again
     with database(config) as db:
-        try:
-            found = db.rows(f"select id from app where name='{args.app}'")
-        except DatabaseError as exc:
-            log(f"cannot read the project database: {exc}")
-            return 1
-        if not found:
-            log(f"no app {args.app} in the project database")
-            return 1
-        app_id = int(found[0][0])
-        log(f"filing {args.app}'s work units into {results}")
         while not Stop.now():
+            count = 0
             try:
+                if not app_id:
+                    found = db.rows(f"select id from app where name='{args.app}'")
+                    if not found:
+                        log(f"no app {args.app} in the project database")
+                        return 1
+                    app_id = int(found[0][0])
+                    log(f"filing {args.app}'s work units into {results}")
                 count = one_pass(db, config, app_id, results)
+                if failing:
+                    log("working again")
+                    failing = ""
             except (DatabaseError, OSError) as exc:
-                # BOINC's daemons exit here and cron's bin/start brings them back; a database
-                # that restarts should not leave results unfiled that long (what was filed
-                # stays filed: its upload is empty now, and is passed over the next time)
-                log(f"{'database' if isinstance(exc, DatabaseError) else 'filing'}: {exc}; "
-                    "trying again")
-                count = 0
+                # BOINC's daemons exit here and cron's bin/start brings them back minutes
+                # later; a database that restarts should not leave results unfiled that long
+                # (what was filed stays filed: its upload is empty now, passed over next time)
+                what = ("cannot reach the project database" if isinstance(exc, DatabaseError)
+                        else "cannot file")
+                if f"{what}: {exc}" != failing:
+                    failing = f"{what}: {exc}"
+                    log(f"{failing}; trying again every {args.sleep_interval:g} s")
                 if args.one_pass:
                     return 1
             if count and args.debug_level >= 1:
