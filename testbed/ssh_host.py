@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -157,6 +158,17 @@ def status() -> str:
 def run_in_vm(*command: str) -> subprocess.CompletedProcess[str]:
     """Run a command as root inside the vm's namespace (for test set-up and clean-up)."""
     return _sh("ip", "netns", "exec", NETNS, *command, check=False)
+
+
+def restart_project_daemons() -> None:
+    """Start every project's daemons again after the test host's database was away: BOINC's
+    own exit when it goes, and the projects' cron jobs would bring them back only minutes later,
+    after the next test has met a project without them."""
+    for config_xml in Path("/home").glob("*/projects/*/config.xml"):
+        project = config_xml.parent
+        owner = project.owner()
+        run_in_vm("sudo", "-n", "-u", owner, "sh", "-c",
+                  f"cd {shlex.quote(str(project))} && bin/start >/dev/null 2>&1")
 
 
 def as_user(user: str, script: str) -> None:

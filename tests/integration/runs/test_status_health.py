@@ -24,13 +24,16 @@ def _status(project_file: Path, *extra: str) -> tuple[int, dict]:  # type: ignor
 
 @pytest.fixture
 def stopped(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A service of the test host stopped for the test, started again afterwards."""
+    """A service of the test host stopped for the test, started again afterwards, with the
+    projects' daemons the database took down with it."""
     service = request.param
     ssh_host.run_in_vm("service", service, "stop")
     try:
         yield service
     finally:
         ssh_host.run_in_vm("service", service, "start")
+        if service == "mariadb":
+            ssh_host.restart_project_daemons()
 
 
 def test_a_healthy_project_exits_zero(status_project: Path) -> None:
