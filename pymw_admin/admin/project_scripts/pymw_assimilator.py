@@ -213,14 +213,17 @@ class Database:
 
     def run(self, statement: str) -> str:
         try:
+            # a volunteer's stderr is a BLOB, written out as it came: any bytes, not only UTF-8
             done = subprocess.run(
                 ["mysql", f"--defaults-extra-file={self.option_file}", "-N", "-B", self.name,
-                 "-e", statement], capture_output=True, text=True, timeout=DB_TIMEOUT,
-                check=False)
+                 "-e", statement], capture_output=True, encoding="utf-8", errors="replace",
+                timeout=DB_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DatabaseError(str(exc)) from None
         if done.returncode != 0:
-            raise DatabaseError(done.stderr.strip() or f"mysql exited {done.returncode}")
+            # mysql's own error is its last line (warnings may come before it)
+            said = done.stderr.strip().splitlines()
+            raise DatabaseError(said[-1] if said else f"mysql exited {done.returncode}")
         return done.stdout
 
 
