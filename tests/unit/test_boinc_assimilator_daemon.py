@@ -93,3 +93,29 @@ def test_mysqls_own_error_is_said_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert len(done.stdout.strip().splitlines()) == 1, done.stdout
     assert "ERROR 2002" in done.stdout and not done.stderr
+
+
+def test_a_work_unit_that_cannot_be_filed_holds_back_no_other(tmp_path: Path) -> None:
+    """It stays ready for the next pass; the rest of the batch is filed and marked done."""
+    root = project(tmp_path)
+    for name in ("pymw_t_a", "pymw_t_stuck", "pymw_t_b"):
+        upload(root, f"{name}_0_r5_0", name.encode())
+    blocked = root / "pymw" / "results" / "pymw_t_stuck.result"  # a rename onto it fails
+    (blocked / "in_the_way").mkdir(parents=True)
+    fake = fake_mysql.install(tmp_path / "fake", [
+        ("from app", APP_ID),
+        ("from workunit", b"1\tpymw_t_a\t11\t0\n2\tpymw_t_stuck\t12\t0\n3\tpymw_t_b\t13\t0\n"),
+        ("select id, xml_doc_in", b"".join(
+            b"%d\t%s\n" % (11 + i, xml_doc_in(f"{name}_0_r5_0"))
+            for i, name in enumerate(("pymw_t_a", "pymw_t_stuck", "pymw_t_b")))),
+    ])
+    done = one_pass(tmp_path, root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout.strip().splitlines()[1:]  # after the line the daemon starts with
+    assert len(said) == 2 and "1 work unit(s) not filed" in said[0] and "work unit 2:" in said[0]
+    assert "filed 2 work unit(s)" in said[1]
+    results = root / "pymw" / "results"
+    assert (results / "pymw_t_a.result").read_bytes() == b"pymw_t_a"
+    assert (results / "pymw_t_b.result").read_bytes() == b"pymw_t_b"
+    update = fake_mysql.calls(fake)[-1]["statements"]
+    assert "where id in (1,3) and assimilate_state=1" in update

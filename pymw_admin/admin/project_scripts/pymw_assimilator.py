@@ -250,7 +250,8 @@ def upload_path(config: dict[str, str], name: str) -> str:
 
 
 def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) -> int:
-    """File one batch of the app's work units that are ready, and mark them done; how many."""
+    """File one batch of the app's work units that are ready, and mark those filed done; how
+    many."""
     ready = db.rows(f"select id, name, canonical_resultid, error_mask from workunit "
                     f"where appid={app_id} and assimilate_state={ASSIMILATE_READY} "
                     f"order by id limit {BATCH}")
@@ -275,31 +276,45 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
                                       f"from result where workunitid in ({ids}) "
                                       f"order by workunitid, id"):
             stderr[int(of_wu)] = stderr.get(int(of_wu), "") + "\t".join(fields) + "\n"
-    lost = []
+    done: list[int] = []
+    lost: list[int] = []
+    unfiled: list[str] = []
     for wu_field, name, canonical_id, mask in ready:
         wu_id, error_mask = int(wu_field), int(mask)
-        if not SAFE_NAME.match(name):
-            log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
-        elif wu_id not in failed:
-            file_result(name, outputs[int(canonical_id)], results)
-        elif int(canonical_id) in outputs:  # the server's own template named no output file
-            file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results,
-                       "the canonical result names no output file")
-        else:
-            if not error_mask:  # BOINC's assimilator: the canonical result's record is gone
-                error_mask = NO_CANONICAL_RESULT
+        try:
+            if not SAFE_NAME.match(name):
+                log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
+            elif wu_id not in failed:
+                file_result(name, outputs[int(canonical_id)], results)
+            elif int(canonical_id) in outputs:  # the server's own template named no output file
+                file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")),
+                           results, "the canonical result names no output file")
+            elif error_mask:
+                file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
+            else:  # BOINC's assimilator: the canonical result's record is gone
+                file_error(name, wu_id, NO_CANONICAL_RESULT, clean_stderr(stderr.get(wu_id, "")),
+                           results)
                 lost.append(wu_id)
-            file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
-    ids = ",".join(row[0] for row in ready)
+        except OSError as exc:
+            # one work unit that cannot be filed (an upload the owner may not move, say) must
+            # not hold back the rest: it stays ready, and the next pass tries it again
+            unfiled.append(f"work unit {wu_id}: {exc}")
+            continue
+        done.append(wu_id)
+    if unfiled:
+        log(f"{len(unfiled)} work unit(s) not filed, left ready for the next pass; the first, "
+            f"{unfiled[0]}")
+    if not done:
+        return 0
     statements = []
     if lost:
         statements.append(f"update workunit set error_mask=error_mask|{NO_CANONICAL_RESULT} "
                           f"where id in ({','.join(map(str, lost))})")
     statements.append(f"update workunit set assimilate_state={ASSIMILATE_DONE}, "
-                      f"transition_time=unix_timestamp() where id in ({ids}) "
+                      f"transition_time=unix_timestamp() where id in ({','.join(map(str, done))}) "
                       f"and assimilate_state={ASSIMILATE_READY}")
     db.run("; ".join(statements))
-    return len(ready)
+    return len(done)
 
 
 class Stop:
