@@ -738,7 +738,10 @@ class BoincInterface:
         names = list(open_units.values())
         try:
             cancel_work_units(self.layout.root, names)
-        except CancelFailed:
+        except CancelFailed as exc:
+            print(f"pymw: cancelling {len(names)} work unit(s) with bin/cancel_jobs, one at a "
+                  f"time: the database refused them in bulk ({exc})", file=sys.stderr,
+                  flush=True)
             for name in names:
                 subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
                                capture_output=True, check=False)  # already over: nothing to do
