@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pymw_admin.interfaces import boinc_cancel
 from pymw_admin.interfaces.boinc import ProjectLayout
 from tests import fake_mysql
 from tests.unit.test_boinc_scripts import installed
@@ -22,7 +23,7 @@ def project(tmp_path: Path) -> Path:
     (root / "upload").mkdir()
     (root / "config.xml").write_text(
         "<boinc><config><db_name>boinc</db_name><db_user>owner</db_user>"
-        "<db_passwd>secret</db_passwd>"
+        "<db_passwd>se#cr\\et&quot;</db_passwd>"
         f"<upload_dir>{root}/upload</upload_dir><uldl_dir_fanout>1024</uldl_dir_fanout>"
         "</config></boinc>")
     return root
@@ -79,8 +80,11 @@ def test_a_pass_files_each_kind_and_marks_them_done(tmp_path: Path) -> None:
                              "update workunit set assimilate_state=2, transition_time="
                              "unix_timestamp() where id in (1,2,3) and assimilate_state=1")
     call = fake_mysql.calls(fake)[0]
-    assert "secret" not in " ".join(call["args"])  # the password: never on a command line
-    assert "password=secret" in call["options"] and call["mode"] == "0o600"
+    password = 'se#cr\\et"'  # config.xml's, unescaped
+    assert password not in " ".join(call["args"])  # the password: never on a command line
+    # quoted so mysql reads it back whole (a # would start a comment), as the bulk cancel does
+    assert "password=" + boinc_cancel._option_value(password) + "\n" in call["options"]
+    assert call["mode"] == "0o600"
 
 
 def test_mysqls_own_error_is_said_in_one_line(tmp_path: Path) -> None:

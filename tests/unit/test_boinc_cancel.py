@@ -3,6 +3,8 @@ statements are BOINC's ``cancel_job`` for many work units at once."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -30,7 +32,7 @@ def test_cancel_jobs_statements_a_thousand_names_at_a_time(
     boinc_cancel.cancel_work_units(project(tmp_path), names)
     [call] = fake_mysql.calls(fake)  # one mysql for all of them
     assert "secret" not in " ".join(call["args"]) and call["args"][-1] == "boinc"
-    assert call["options"] == "[client]\nuser=owner\npassword=secret\nhost=db.example\n"
+    assert call["options"] == '[client]\nuser="owner"\npassword="secret"\nhost="db.example"\n'
     assert call["mode"] == "0o600"
     statements = call["statements"].splitlines()
     assert len(statements) == 6  # two a chunk: 1000, 1000, 1
@@ -61,3 +63,16 @@ def test_only_names_the_interface_makes_reach_the_statement(tmp_path: Path) -> N
         with pytest.raises(ValueError, match="not a work-unit name"):
             boinc_cancel.cancel_work_units(root, ["pymw_t_1", name])
     boinc_cancel.cancel_work_units(tmp_path / "nowhere", [])  # nothing to do: nothing read
+
+
+@pytest.mark.skipif(shutil.which("mysql") is None, reason="no mysql client here")
+def test_a_password_mysql_would_misread_reaches_it_whole(tmp_path: Path) -> None:
+    """In an option file a # starts a comment and a backslash an escape: values are quoted
+    (the assimilator writes them the same way: test_boinc_assimilator_daemon)."""
+    password = 'a#b\\c" d '
+    value = boinc_cancel._option_value
+    options = tmp_path / "options.cnf"
+    options.write_text(f"[client]\nuser={value('owner')}\npassword={value(password)}\n")
+    said = subprocess.run(["mysql", f"--defaults-extra-file={options}", "--print-defaults"],
+                          capture_output=True, text=True, check=True).stdout
+    assert f"--user=owner --password={password} \n" in said

@@ -188,14 +188,21 @@ class DatabaseError(Exception):
     pass
 
 
+def option_value(text: str) -> str:
+    """``text`` as a value in a MySQL option file: quoted, since a ``#`` would start a comment
+    and a ``\\`` an escape."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 @contextmanager
 def database(config: dict[str, str]) -> Iterator[Database]:
     # the password goes through a 0600 option file, never the command line
     fd, option_file = tempfile.mkstemp(prefix="pymw-db-")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(f"[client]\nuser={config['user']}\npassword={config['password']}\n"
-                    f"host={config['host']}\n")
+            f.write(f"[client]\nuser={option_value(config['user'])}\n"
+                    f"password={option_value(config['password'])}\n"
+                    f"host={option_value(config['host'])}\n")
         yield Database(option_file, config["name"])
     finally:
         os.unlink(option_file)
