@@ -299,6 +299,27 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
     assert not (root / "cancelled.log").exists()  # everything was collected: nothing cancelled
 
 
+def test_task_files_an_earlier_version_staged_in_the_fan_out_are_deleted(tmp_path: Path) -> None:
+    """Work units journalled before task files had their tag's directory: their files are where
+    BOINC's dir_hier_path puts them, and go from there when collected or dropped."""
+    root = make_project(tmp_path)
+    layout = boinc.ProjectLayout.read(root)
+    first = boinc.BoincInterface(root, tag="old")
+    names = {task_id: first.wu_name(task_id) for task_id in ("a", "b")}
+    for name in names.values():
+        layout.stage(f"{name}.task", TASK)
+    first._append_log(first._submitted_log, [{"task_id": t, "wu": n} for t, n in names.items()])
+    first.detach()
+    second = boinc.BoincInterface(root, tag="old")
+    assert sorted(second.resumed_tasks()) == sorted(names.items())
+    second.acknowledge("a")
+    assert not layout.download_path(f"{names['a']}.task").exists()
+    assert layout.download_path(f"{names['b']}.task").exists()
+    second.detach()
+    assert boinc.drop_tag(root, "old") == 1
+    assert not layout.download_path(f"{names['b']}.task").exists()
+
+
 def test_a_clean_end_cancels_open_work_units_unless_kept(
         tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     root = make_project(tmp_path)
