@@ -123,3 +123,13 @@ def test_a_work_unit_that_cannot_be_filed_holds_back_no_other(tmp_path: Path) ->
     assert (results / "pymw_t_b.result").read_bytes() == b"pymw_t_b"
     update = fake_mysql.calls(fake)[-1]["statements"]
     assert "where id in (1,3) and assimilate_state=1" in update
+
+
+def test_a_broken_config_xml_is_said_in_one_line(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "config.xml").write_text("<boinc><config>")
+    fake_mysql.install(tmp_path / "fake")
+    done = one_pass(tmp_path, root)
+    assert done.returncode == 1 and not done.stderr, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1
+    assert "cannot read the project's config.xml" in done.stdout

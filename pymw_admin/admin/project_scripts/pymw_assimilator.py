@@ -354,8 +354,12 @@ def daemon(argv: list[str]) -> int:
         print(f"pymw_assimilator: not an app name: {args.app!r}", file=sys.stderr)
         return 2
     Stop.install()
-    config = project_config()
-    results = results_dir()
+    try:
+        config = project_config()
+        results = results_dir()
+    except (OSError, ET.ParseError) as exc:  # as BOINC's daemons: one line, and exit
+        log(f"cannot read the project's config.xml or make its results directory: {exc}")
+        return 1
     with database(config) as db:
         try:
             found = db.rows(f"select id from app where name='{args.app}'")
