@@ -101,7 +101,7 @@ class ProjectLayout:
     fanout: int
     master_url: str
     download_url: str = ""  # where clients fetch download_dir's files
-    _made: set[str] = field(default_factory=set, repr=False)  # fan-out directories made
+    _made: set[str] = field(default_factory=set, repr=False)  # directories made (fan-out, tags)
 
     @classmethod
     def read(cls, project_home: str | os.PathLike[str]) -> ProjectLayout:
