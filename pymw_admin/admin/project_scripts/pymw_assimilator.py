@@ -7,9 +7,9 @@ Installed as ``bin/pymw_assimilator``. Run by ``bin/start`` as the app's assimil
 
 It does what BOINC's assimilator does (work units of APP whose ``assimilate_state`` is READY,
 then DONE with a new ``transition_time``), a batch of up to 1,000 work units at a time: three
-database statements and a rename per result, where BOINC's ``script_assimilator`` starts a
-process for each. Earlier deploys ran it through script_assimilator, once per work unit, and
-those calls still work:
+mysql runs a batch (a fourth for its failed work units' stderr) and a rename per result, where
+BOINC's ``script_assimilator`` starts a process for each work unit. Earlier deploys ran it
+through script_assimilator, once per work unit, and those calls still work:
 
     pymw_assimilator WU_ID FILE...                      a canonical result exists
     pymw_assimilator --error MASK WU_NAME WU_ID BATCH   the work unit failed
