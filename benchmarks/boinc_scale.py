@@ -1,7 +1,7 @@
 """The BOINC interface at project scale, on a real project, against named peers in the same run:
 
 1. bulk submission: ``Master.submit_many`` to work units that exist (encode, stage into the
-   download hierarchy, ``create_work --stdin``, journal), streamed in batches; peers: one
+   tag's task directory, ``create_work --stdin``, journal), streamed in batches; peers: one
    ``create_work`` per work unit (PyMW's way), and ``create_work --stdin`` alone on files
    staged beforehand (BOINC's own bulk path, with none of our work).
 2. a master holding many outstanding work units: the cost of one ``get_result`` poll with

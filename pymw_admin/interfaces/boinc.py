@@ -101,7 +101,7 @@ class ProjectLayout:
     fanout: int
     master_url: str
     download_url: str = ""  # where clients fetch download_dir's files
-    _made: set[str] = field(default_factory=set, repr=False)  # fan-out directories made
+    _made: set[str] = field(default_factory=set, repr=False)  # directories made (fan-out, tags)
 
     @classmethod
     def read(cls, project_home: str | os.PathLike[str]) -> ProjectLayout:
@@ -738,7 +738,10 @@ class BoincInterface:
         names = list(open_units.values())
         try:
             cancel_work_units(self.layout.root, names)
-        except CancelFailed:
+        except CancelFailed as exc:
+            print(f"pymw: cancelling {len(names)} work unit(s) with bin/cancel_jobs, one at a "
+                  f"time: the database refused them in bulk ({exc})", file=sys.stderr,
+                  flush=True)
             for name in names:
                 subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
                                capture_output=True, check=False)  # already over: nothing to do

@@ -67,13 +67,20 @@ def _credentials(project_root: Path) -> dict[str, str]:
     return values
 
 
+def _option_value(text: str) -> str:
+    """``text`` as a value in a MySQL option file: quoted, since a ``#`` would start a comment
+    and a ``\\`` an escape."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def _mysql(credentials: dict[str, str], statements: str) -> None:
     fd, option_file = tempfile.mkstemp(prefix="pymw-cancel-")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(f"[client]\nuser={credentials['db_user']}\n"
-                    f"password={credentials['db_passwd']}\n"
-                    + (f"host={credentials['db_host']}\n" if credentials["db_host"] else ""))
+            f.write(f"[client]\nuser={_option_value(credentials['db_user'])}\n"
+                    f"password={_option_value(credentials['db_passwd'])}\n"
+                    + (f"host={_option_value(credentials['db_host'])}\n"
+                       if credentials["db_host"] else ""))
         try:
             done = subprocess.run(
                 ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B",

@@ -19,7 +19,7 @@ TASK_KEY_PUBLIC = ("keys", "pymw_task_public.pem")
 # below the project directory: where the assimilator files results, where masters journal
 RESULTS_DIR = ("pymw", "results")
 MASTERS_DIR = ("pymw", "masters")
-TASK_SUFFIX = ".task"  # WU_NAME.task in the download hierarchy
+TASK_SUFFIX = ".task"  # download/pymw_tasks/TAG/WU_NAME.task (older masters: the fan-out)
 RESULT_SUFFIX = ".result"  # RESULTS_DIR/WU_NAME.result: the canonical result record
 ERROR_SUFFIX = ".error"  # RESULTS_DIR/WU_NAME.error: JSON, BOINC gave the work unit up
 

@@ -299,21 +299,50 @@ def test_resume_collects_each_result_once(tmp_path: Path) -> None:
     assert not (root / "cancelled.log").exists()  # everything was collected: nothing cancelled
 
 
-def test_a_clean_end_cancels_open_work_units_unless_kept(tmp_path: Path) -> None:
+def test_task_files_an_earlier_version_staged_in_the_fan_out_are_deleted(tmp_path: Path) -> None:
+    """Work units journalled before task files had their tag's directory: their files are where
+    BOINC's dir_hier_path puts them, and go from there when collected or dropped."""
     root = make_project(tmp_path)
+    layout = boinc.ProjectLayout.read(root)
+    first = boinc.BoincInterface(root, tag="old")
+    names = {task_id: first.wu_name(task_id) for task_id in ("a", "b")}
+    for name in names.values():
+        layout.stage(f"{name}.task", TASK)
+    first._append_log(first._submitted_log, [{"task_id": t, "wu": n} for t, n in names.items()])
+    first.detach()
+    second = boinc.BoincInterface(root, tag="old")
+    assert sorted(second.resumed_tasks()) == sorted(names.items())
+    second.acknowledge("a")
+    assert not layout.download_path(f"{names['a']}.task").exists()
+    assert layout.download_path(f"{names['b']}.task").exists()
+    second.detach()
+    assert boinc.drop_tag(root, "old") == 1
+    assert not layout.download_path(f"{names['b']}.task").exists()
+
+
+def test_a_clean_end_cancels_open_work_units_unless_kept(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    root = make_project(tmp_path)
+    tasks = root / "download" / "pymw_tasks"
     os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"
     try:
         with Master(boinc.BoincInterface(root, tag="c1", poll_seconds=0.01)) as master:
             task = master.submit_task(square, (2,))
         cancelled = (root / "cancelled.log").read_text().split()
         assert cancelled == [f"pymw_c1_{task.task_id.replace('-', '_')}"]
+        # the project's config.xml names no database: cancel_jobs, and the log says why
+        assert "cancel_jobs, one at a time: the database refused them in bulk (config.xml " \
+            "names no database)" in capfd.readouterr().err
+        assert not (tasks / "c1").exists()  # its task file, then its directory, deleted
         assert Master(boinc.BoincInterface(root, tag="c1")).resumed == []  # nothing left over
         with Master(boinc.BoincInterface(root, tag="c2", keep=True)) as master:
             master.submit_task(square, (2,))
+        assert len(list((tasks / "c2").iterdir())) == 1  # kept: a client may still fetch it
         again = Master(boinc.BoincInterface(root, tag="c2"), resume=True)
         assert len(again.resumed) == 1
         again.interface.detach()  # type: ignore[attr-defined]
         assert boinc.drop_tag(root, "c2") == 1
+        assert not (tasks / "c2").exists()
         assert Master(boinc.BoincInterface(root, tag="c2")).resumed == []
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]

@@ -1,7 +1,6 @@
 """Scripts deploy-app installs into a BOINC project's ``bin/``, run there by BOINC's daemons.
 
-They use only POSIX sh or the standard library (the server's own python3 runs them, without
-pymw-admin):
+They use only the standard library (the server's own python3 runs them, without pymw-admin):
 
 - ``pymw_assimilator.py``, installed as ``bin/pymw_assimilator``: the app's assimilator daemon
   (``pymw_assimilator --app APP``, started by ``bin/start``). It files the app's finished work

@@ -7,9 +7,9 @@ Installed as ``bin/pymw_assimilator``. Run by ``bin/start`` as the app's assimil
 
 It does what BOINC's assimilator does (work units of APP whose ``assimilate_state`` is READY,
 then DONE with a new ``transition_time``), a batch of up to 1,000 work units at a time: three
-database statements and a rename per result, where BOINC's ``script_assimilator`` starts a
-process for each. Earlier deploys ran it through script_assimilator, once per work unit, and
-those calls still work:
+mysql runs a batch (a fourth for its failed work units' stderr) and a rename per result, where
+BOINC's ``script_assimilator`` starts a process for each work unit. Earlier deploys ran it
+through script_assimilator, once per work unit, and those calls still work:
 
     pymw_assimilator WU_ID FILE...                      a canonical result exists
     pymw_assimilator --error MASK WU_NAME WU_ID BATCH   the work unit failed
@@ -188,14 +188,21 @@ class DatabaseError(Exception):
     pass
 
 
+def option_value(text: str) -> str:
+    """``text`` as a value in a MySQL option file: quoted, since a ``#`` would start a comment
+    and a ``\\`` an escape."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 @contextmanager
 def database(config: dict[str, str]) -> Iterator[Database]:
     # the password goes through a 0600 option file, never the command line
     fd, option_file = tempfile.mkstemp(prefix="pymw-db-")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(f"[client]\nuser={config['user']}\npassword={config['password']}\n"
-                    f"host={config['host']}\n")
+            f.write(f"[client]\nuser={option_value(config['user'])}\n"
+                    f"password={option_value(config['password'])}\n"
+                    f"host={option_value(config['host'])}\n")
         yield Database(option_file, config["name"])
     finally:
         os.unlink(option_file)
@@ -213,14 +220,17 @@ class Database:
 
     def run(self, statement: str) -> str:
         try:
+            # a volunteer's stderr is a BLOB, written out as it came: any bytes, not only UTF-8
             done = subprocess.run(
                 ["mysql", f"--defaults-extra-file={self.option_file}", "-N", "-B", self.name,
-                 "-e", statement], capture_output=True, text=True, timeout=DB_TIMEOUT,
-                check=False)
+                 "-e", statement], capture_output=True, encoding="utf-8", errors="replace",
+                timeout=DB_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DatabaseError(str(exc)) from None
         if done.returncode != 0:
-            raise DatabaseError(done.stderr.strip() or f"mysql exited {done.returncode}")
+            # mysql's own error is its last line (warnings may come before it)
+            said = done.stderr.strip().splitlines()
+            raise DatabaseError(said[-1] if said else f"mysql exited {done.returncode}")
         return done.stdout
 
 
@@ -247,7 +257,8 @@ def upload_path(config: dict[str, str], name: str) -> str:
 
 
 def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) -> int:
-    """File one batch of the app's work units that are ready, and mark them done; how many."""
+    """File one batch of the app's work units that are ready, and mark those filed done; how
+    many."""
     ready = db.rows(f"select id, name, canonical_resultid, error_mask from workunit "
                     f"where appid={app_id} and assimilate_state={ASSIMILATE_READY} "
                     f"order by id limit {BATCH}")
@@ -272,31 +283,45 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
                                       f"from result where workunitid in ({ids}) "
                                       f"order by workunitid, id"):
             stderr[int(of_wu)] = stderr.get(int(of_wu), "") + "\t".join(fields) + "\n"
-    lost = []
+    done: list[int] = []
+    lost: list[int] = []
+    unfiled: list[str] = []
     for wu_field, name, canonical_id, mask in ready:
         wu_id, error_mask = int(wu_field), int(mask)
-        if not SAFE_NAME.match(name):
-            log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
-        elif wu_id not in failed:
-            file_result(name, outputs[int(canonical_id)], results)
-        elif int(canonical_id) in outputs:  # the server's own template named no output file
-            file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results,
-                       "the canonical result names no output file")
-        else:
-            if not error_mask:  # BOINC's assimilator: the canonical result's record is gone
-                error_mask = NO_CANONICAL_RESULT
+        try:
+            if not SAFE_NAME.match(name):
+                log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
+            elif wu_id not in failed:
+                file_result(name, outputs[int(canonical_id)], results)
+            elif int(canonical_id) in outputs:  # the server's own template named no output file
+                file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")),
+                           results, "the canonical result names no output file")
+            elif error_mask:
+                file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
+            else:  # BOINC's assimilator: the canonical result's record is gone
+                file_error(name, wu_id, NO_CANONICAL_RESULT, clean_stderr(stderr.get(wu_id, "")),
+                           results)
                 lost.append(wu_id)
-            file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
-    ids = ",".join(row[0] for row in ready)
+        except OSError as exc:
+            # one work unit that cannot be filed (an upload the owner may not move, say) must
+            # not hold back the rest: it stays ready, and the next pass tries it again
+            unfiled.append(f"work unit {wu_id}: {exc}")
+            continue
+        done.append(wu_id)
+    if unfiled:
+        log(f"{len(unfiled)} work unit(s) not filed, left ready for the next pass; the first, "
+            f"{unfiled[0]}")
+    if not done:
+        return 0
     statements = []
     if lost:
         statements.append(f"update workunit set error_mask=error_mask|{NO_CANONICAL_RESULT} "
                           f"where id in ({','.join(map(str, lost))})")
     statements.append(f"update workunit set assimilate_state={ASSIMILATE_DONE}, "
-                      f"transition_time=unix_timestamp() where id in ({ids}) "
+                      f"transition_time=unix_timestamp() where id in ({','.join(map(str, done))}) "
                       f"and assimilate_state={ASSIMILATE_READY}")
     db.run("; ".join(statements))
-    return len(ready)
+    return len(done)
 
 
 class Stop:
@@ -329,8 +354,12 @@ def daemon(argv: list[str]) -> int:
         print(f"pymw_assimilator: not an app name: {args.app!r}", file=sys.stderr)
         return 2
     Stop.install()
-    config = project_config()
-    results = results_dir()
+    try:
+        config = project_config()
+        results = results_dir()
+    except (OSError, ET.ParseError) as exc:  # as BOINC's daemons: one line, and exit
+        log(f"cannot read the project's config.xml or make its results directory: {exc}")
+        return 1
     app_id = 0
     failing = ""  # the error the passes meet, said once, until they succeed again
     with database(config) as db:
