@@ -205,6 +205,20 @@ def test_per_work_unit_calls_moves_results_by_work_unit_name(tmp_path: Path) -> 
     again = system(root, f"../bin/pymw_assimilator 5 {uploads}/pymw_old_9_1_0")
     assert again.returncode == 0
     assert (root / "pymw" / "results" / "pymw_old_9.result").read_bytes().endswith(b"_0")
+    assert not (root / "pymw" / "results" / "pymw_old_9.error").exists()
+
+
+def test_an_empty_upload_is_the_tasks_error(tmp_path: Path) -> None:
+    """A volunteer whose canonical result file is empty: the master hears so, rather than wait
+    for a result that was taken for filed already."""
+    root = project(tmp_path)
+    uploads = root / "upload" / "3f"
+    uploads.mkdir(parents=True)
+    (uploads / "pymw_run_r2_t7_0_r77_0").write_bytes(b"")
+    done = system(root, f"../bin/pymw_assimilator 5 {uploads}/pymw_run_r2_t7_0_r77_0")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((root / "pymw" / "results" / "pymw_run_r2_t7.error").read_text())
+    assert record["error"] == "the result file is empty"
 
 
 def test_per_work_unit_calls_refuses_odd_names_and_hands_errors_on(tmp_path: Path) -> None:

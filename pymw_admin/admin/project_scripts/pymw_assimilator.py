@@ -46,6 +46,7 @@ import pymw_boinc_contract as contract
 ASSIMILATE_READY, ASSIMILATE_DONE = 1, 2  # BOINC's workunit.assimilate_state
 NO_CANONICAL_RESULT = 32  # BOINC's WU_ERROR_NO_CANONICAL_RESULT
 BATCH = 1000  # work units a pass, as BOINC's assimilator enumerates them
+STDERR_CHUNK = 100  # failed work units whose stderr one mysql run reads
 SLEEP_INTERVAL = 2.0  # seconds between passes that found nothing (BOINC's default is 10)
 DB_TIMEOUT = 120  # seconds for one statement
 
@@ -89,12 +90,16 @@ def write_json(record: dict[str, object], target: str) -> None:
 
 def file_result(wu_name: str, paths: list[str], results: str) -> None:
     """Move the canonical result's upload to WU_NAME.result, leaving an empty file for BOINC's
-    file deleter. An empty upload is one an earlier run filed already (BOINC retries a work unit
-    whose database update failed)."""
+    file deleter. An empty upload beside a filed result is one an earlier run filed already
+    (a work unit whose database update failed is filed again); without one, the volunteer sent
+    nothing, and the master hears so."""
     target = os.path.join(results, wu_name + contract.RESULT_SUFFIX)
     for path in paths:
         try:
             if os.path.getsize(path) == 0:
+                if not os.path.exists(target):
+                    write_json({"wu_name": wu_name, "error": "the result file is empty"},
+                               os.path.join(results, wu_name + contract.ERROR_SUFFIX))
                 continue
         except FileNotFoundError:
             # the upload handler answers success when it cannot write (BOINC takes that for a
@@ -277,8 +282,11 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
     failed = {int(wu_id) for wu_id, _name, canonical_id, _mask in ready
               if not outputs.get(int(canonical_id))}
     stderr: dict[int, str] = {}
-    if failed:
-        ids = ",".join(map(str, failed))
+    # the replicas' stderr, up to 64 KB each, a hundred work units a run: a batch of failures
+    # a volunteer made with the most stderr it may send stays tens of megabytes, not hundreds
+    failed_ids = sorted(failed)
+    for start in range(0, len(failed_ids), STDERR_CHUNK):
+        ids = ",".join(map(str, failed_ids[start : start + STDERR_CHUNK]))
         for of_wu, *fields in db.rows(f"select workunitid, outcome, exit_status, stderr_out "
                                       f"from result where workunitid in ({ids}) "
                                       f"order by workunitid, id"):
