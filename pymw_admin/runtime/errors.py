@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pymw_admin.errors import PymwError
+from pymw_admin.wire.visible_text import shown
 
 if TYPE_CHECKING:
     from pymw_admin.runtime.task import Task
@@ -18,7 +19,7 @@ class RemoteTraceback(Exception):
         self.tb = tb
 
     def __str__(self) -> str:
-        return f'\n"""\n{self.tb}"""'
+        return f'\n"""\n{shown(self.tb)}"""'
 
 
 class TaskError(PymwError):
@@ -26,7 +27,8 @@ class TaskError(PymwError):
 
     ``remote_type`` and ``remote_message`` name the exception the task raised, ``remote_traceback``
     is the worker's traceback, and ``exception`` is the original exception object when it could be
-    rebuilt on the master (trusted interfaces only), else None.
+    rebuilt on the master (trusted interfaces only), else None. They are as the worker sent them;
+    the message (what a traceback prints) shows a volunteer's escape sequences as text.
     """
 
     def __init__(
@@ -44,7 +46,7 @@ class TaskError(PymwError):
         self.exception = exception
         where = f"task {task.task_id}" if task is not None else "a task"
         text = f"{where} raised {remote_type}"
-        super().__init__(f"{text}: {remote_message}" if remote_message else text)
+        super().__init__(shown(f"{text}: {remote_message}" if remote_message else text))
 
 
 class WorkerLost(TaskError):

@@ -72,3 +72,16 @@ def test_log_stream_is_shown_even_split_mid_character() -> None:
         take(data[i : i + 3])
     text = "".join(written)
     assert no_raw(text) and text.startswith("ok ✓ boom\\x1b]52")
+
+
+def test_a_volunteers_error_raised_in_the_master_shows_its_escapes_as_text() -> None:
+    """A master script that prints (or dies with) a task's error writes no escape sequence a
+    volunteer put in its message or traceback; the attributes keep what it sent."""
+    from pymw_admin.runtime.errors import RemoteTraceback, TaskError
+
+    osc52 = "\x1b]52;c;ZWNobyBwd25lZA==\x07"
+    error = TaskError(None, "ValueError", f"bad\n{osc52}")
+    assert "\x1b" not in str(error) and "\x07" not in str(error)
+    assert "\\x1b]52;c;" in str(error) and "bad\n" in str(error)
+    assert error.remote_message == f"bad\n{osc52}"
+    assert "\x1b" not in str(RemoteTraceback(f"Traceback\n{osc52}\n"))
