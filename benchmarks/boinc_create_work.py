@@ -16,7 +16,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from _common import noop, report
 
 from pymw_admin.admin import boincxml
 from pymw_admin.interfaces.boinc import BoincInterface, ProjectLayout
+from pymw_admin.interfaces.boinc_database import query
 from pymw_admin.wire import encoding
 
 APP = "pymwbench"
@@ -44,18 +44,7 @@ def prepare(root: Path) -> None:
 
 
 def mysql(root: Path, statement: str) -> str:
-    config = (root / "config.xml").read_text()
-    fd, option_file = tempfile.mkstemp(prefix="pymw-bench-")
-    with os.fdopen(fd, "w") as f:  # the password stays out of argv
-        f.write(f"[client]\nuser={boincxml.config_value(config, 'db_user')}\n"
-                f"password={boincxml.config_value(config, 'db_passwd')}\n")
-    try:
-        return subprocess.run(
-            ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B",
-             boincxml.config_value(config, "db_name"), "-e", statement],
-            capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(option_file)
+    return query(root, statement)
 
 
 def clean(root: Path) -> None:

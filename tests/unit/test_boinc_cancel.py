@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.interfaces import boinc_cancel
+from pymw_admin.interfaces import boinc_cancel, boinc_database
 from tests import fake_mysql
 
 
@@ -70,7 +70,7 @@ def test_a_password_mysql_would_misread_reaches_it_whole(tmp_path: Path) -> None
     """In an option file a # starts a comment and a backslash an escape: values are quoted
     (the assimilator writes them the same way: test_boinc_assimilator_daemon)."""
     password = 'a#b\\c" d '
-    value = boinc_cancel._option_value
+    value = boinc_database._option_value
     options = tmp_path / "options.cnf"
     options.write_text(f"[client]\nuser={value('owner')}\npassword={value(password)}\n")
     said = subprocess.run(["mysql", f"--defaults-extra-file={options}", "--print-defaults"],

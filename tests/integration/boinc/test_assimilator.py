@@ -22,28 +22,19 @@ pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 APP = "pymwassim"
 
 SCRIPT = r'''
-import json, os, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 
 from pymw_admin.admin import boincxml
 from pymw_admin.interfaces.boinc import ProjectLayout
+from pymw_admin.interfaces.boinc_database import query
 
 root, app, tag = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 config = (root / "config.xml").read_text()
 
 
 def sql(statement):
-    fd, option_file = tempfile.mkstemp()
-    with os.fdopen(fd, "w") as f:  # the password stays out of argv
-        f.write(f"[client]\nuser={boincxml.config_value(config, 'db_user')}\n"
-                f"password={boincxml.config_value(config, 'db_passwd')}\n")
-    try:
-        return subprocess.run(
-            ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B",
-             boincxml.config_value(config, "db_name"), "-e", statement],
-            capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(option_file)
+    return query(root, statement)
 
 
 project_xml = root / "project.xml"

@@ -28,11 +28,12 @@ APP = "pymwscale"
 
 # the owner runs it with the master's Python: the app, then one check, printing JSON
 SCRIPT = '''
-import hashlib, json, os, re, subprocess, sys, tempfile, time
+import hashlib, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 from pymw_admin.admin import boincxml
 from pymw_admin.interfaces.boinc import BATCH_SIZE, BoincInterface
+from pymw_admin.interfaces.boinc_database import query
 from pymw_admin.runtime import Master
 
 root, app, tag, check = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -40,17 +41,7 @@ config = (root / "config.xml").read_text()
 
 
 def sql(statement):
-    fd, option_file = tempfile.mkstemp()
-    with os.fdopen(fd, "w") as f:  # the password stays out of argv
-        f.write(f"[client]\\nuser={boincxml.config_value(config, 'db_user')}\\n"
-                f"password={boincxml.config_value(config, 'db_passwd')}\\n")
-    try:
-        return subprocess.run(
-            ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B",
-             boincxml.config_value(config, "db_name"), "-e", statement],
-            capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(option_file)
+    return query(root, statement)
 
 
 def work_units():
