@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pymw_admin.interfaces import boinc_cancel
+from pymw_admin.interfaces import boinc_database
 from pymw_admin.interfaces.boinc import ProjectLayout
 from tests import fake_mysql
 from tests.unit.test_boinc_scripts import installed
@@ -83,7 +83,7 @@ def test_a_pass_files_each_kind_and_marks_them_done(tmp_path: Path) -> None:
     password = 'se#cr\\et"'  # config.xml's, unescaped
     assert password not in " ".join(call["args"])  # the password: never on a command line
     # quoted so mysql reads it back whole (a # would start a comment), as the bulk cancel does
-    assert "password=" + boinc_cancel._option_value(password) + "\n" in call["options"]
+    assert "password=" + boinc_database._option_value(password) + "\n" in call["options"]
     assert call["mode"] == "0o600"
 
 
