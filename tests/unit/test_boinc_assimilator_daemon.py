@@ -66,7 +66,8 @@ def test_a_pass_files_each_kind_and_marks_them_done(tmp_path: Path) -> None:
     assert "filed 3 work unit(s)" in done.stdout
     results = root / "pymw" / "results"
     assert (results / "pymw_t_ok.result").read_bytes() == b"the record"
-    assert uploaded.stat().st_size == 0  # left for the file deleter
+    # moved, and its files marked deleted (below): nothing left for BOINC's file deleter
+    assert not uploaded.exists()
     failed = json.loads((results / "pymw_t_failed.error").read_text())
     assert failed["error_mask"] == 2 and "boom" in failed["stderr"]
     gone = json.loads((results / "pymw_t_gone.error").read_text())
@@ -76,7 +77,9 @@ def test_a_pass_files_each_kind_and_marks_them_done(tmp_path: Path) -> None:
     assert "appid=7 and assimilate_state=1" in statements[1]
     assert "where id in (11,99)" in statements[2]
     assert "workunitid in (2,3)" in statements[3]
-    assert statements[4] == ("update workunit set error_mask=error_mask|32 where id in (3); "
+    assert statements[4] == ("update result set file_delete_state=2 where id in (11) "
+                             "and file_delete_state<2; "
+                             "update workunit set error_mask=error_mask|32 where id in (3); "
                              "update workunit set assimilate_state=2, transition_time="
                              "unix_timestamp() where id in (1,2,3) and assimilate_state=1")
     call = fake_mysql.calls(fake)[0]

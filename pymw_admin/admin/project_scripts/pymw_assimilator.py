@@ -14,8 +14,13 @@ through script_assimilator, once per work unit, and those calls still work:
     pymw_assimilator WU_ID FILE...                      a canonical result exists
     pymw_assimilator --error MASK WU_NAME WU_ID BATCH   the work unit failed
 
-A result is moved (one rename: it appears whole) to PROJECT/pymw/results/WU_NAME.result, and an
-empty file is left in its place for BOINC's file deleter to remove. A failure goes to
+A result is moved (one rename: it appears whole) to PROJECT/pymw/results/WU_NAME.result. The
+daemon marks the canonical result's files deleted (``file_delete_state`` DONE, in the batch's
+update), as they are from the upload directory: BOINC's file deleter passes over them instead of
+logging a missing upload as critical, and the transitioner marks a replica that comes in later
+too late rather than have it compared with a file that is gone. Called per work unit by
+script_assimilator, it cannot update the database and leaves an empty file in the upload's place
+for the file deleter instead. A failure goes to
 WU_NAME.error, a JSON record with BOINC's error mask, its meaning and the stderr the task's hosts
 reported. Standard library only: the server's python3 runs it, without pymw-admin.
 """
@@ -44,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import pymw_boinc_contract as contract
 
 ASSIMILATE_READY, ASSIMILATE_DONE = 1, 2  # BOINC's workunit.assimilate_state
+FILE_DELETE_DONE = 2  # BOINC's result.file_delete_state
 NO_CANONICAL_RESULT = 32  # BOINC's WU_ERROR_NO_CANONICAL_RESULT
 BATCH = 1000  # work units a pass, as BOINC's assimilator enumerates them
 STDERR_CHUNK = 100  # failed work units whose stderr one mysql run reads
@@ -88,11 +94,11 @@ def write_json(record: dict[str, object], target: str) -> None:
     os.replace(tmp, target)
 
 
-def file_result(wu_name: str, paths: list[str], results: str) -> None:
-    """Move the canonical result's upload to WU_NAME.result, leaving an empty file for BOINC's
-    file deleter. An empty upload beside a filed result is one an earlier run filed already
-    (a work unit whose database update failed is filed again); without one, the volunteer sent
-    nothing, and the master hears so."""
+def file_result(wu_name: str, paths: list[str], results: str, placeholder: bool = False) -> None:
+    """Move the canonical result's upload to WU_NAME.result (with ``placeholder``, leaving an
+    empty file for BOINC's file deleter). A missing or empty upload beside a filed result is one
+    an earlier run filed already (a work unit whose database update failed is filed again);
+    without one, the volunteer sent nothing, and the master hears so."""
     target = os.path.join(results, wu_name + contract.RESULT_SUFFIX)
     for path in paths:
         try:
@@ -122,7 +128,8 @@ def file_result(wu_name: str, paths: list[str], results: str) -> None:
             os.chmod(tmp, 0o664)
             os.replace(tmp, target)
             os.unlink(path)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o664))
+        if placeholder:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o664))
 
 
 def file_error(wu_name: str, wu_id: int, mask: int, stderr: str, results: str,
@@ -292,6 +299,7 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
                                       f"order by workunitid, id"):
             stderr[int(of_wu)] = stderr.get(int(of_wu), "") + "\t".join(fields) + "\n"
     done: list[int] = []
+    filed: list[int] = []  # canonical results whose upload moved
     lost: list[int] = []
     unfiled: list[str] = []
     for wu_field, name, canonical_id, mask in ready:
@@ -301,6 +309,7 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
                 log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
             elif wu_id not in failed:
                 file_result(name, outputs[int(canonical_id)], results)
+                filed.append(int(canonical_id))
             elif int(canonical_id) in outputs:  # the server's own template named no output file
                 file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")),
                            results, "the canonical result names no output file")
@@ -322,6 +331,10 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
     if not done:
         return 0
     statements = []
+    if filed:  # before the work units: the transitioner acts on DONE work units only
+        statements.append(f"update result set file_delete_state={FILE_DELETE_DONE} "
+                          f"where id in ({','.join(map(str, filed))}) "
+                          f"and file_delete_state<{FILE_DELETE_DONE}")
     if lost:
         statements.append(f"update workunit set error_mask=error_mask|{NO_CANONICAL_RESULT} "
                           f"where id in ({','.join(map(str, lost))})")
@@ -388,7 +401,7 @@ def daemon(argv: list[str]) -> int:
             except (DatabaseError, OSError) as exc:
                 # BOINC's daemons exit here and cron's bin/start brings them back minutes
                 # later; a database that restarts should not leave results unfiled that long
-                # (what was filed stays filed: its upload is empty now, passed over next time)
+                # (what was filed stays filed: its upload is gone now, passed over next time)
                 what = ("cannot reach the project database" if isinstance(exc, DatabaseError)
                         else "cannot file")
                 if f"{what}: {exc}" != failing:
@@ -428,7 +441,7 @@ def main(argv: list[str]) -> int:
         by_wu.setdefault(match.group("wu"), []).append(path)
     results = results_dir()
     for wu_name, paths in by_wu.items():
-        file_result(wu_name, paths, results)
+        file_result(wu_name, paths, results, placeholder=True)
     return 0
 
 

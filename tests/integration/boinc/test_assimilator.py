@@ -112,8 +112,9 @@ try:
     first = subprocess.run(command, cwd=host_tmp, capture_output=True, text=True)
     out["first"] = [first.returncode, first.stdout + first.stderr]
     out["filed"] = {p.name: p.read_bytes().decode() for p in results.glob(f"pymw_{tag}_*")}
-    # its size, or None once BOINC's file deleter (called back by the pass) has removed it
-    out["upload_left"] = upload.stat().st_size if upload.exists() else None
+    out["upload_left"] = upload.exists()
+    out["file_delete_state"] = int(sql(f"SELECT file_delete_state FROM result "
+                                       f"WHERE id={canonical['ok']}"))
     rows = sql(f"SELECT name, assimilate_state, error_mask, transition_time FROM workunit "
                f"WHERE appid={app_id} AND name LIKE 'pymw\\_{tag}\\_%'")
     out["work_units"] = {n: [int(s), int(m), int(t) >= started]
@@ -145,8 +146,9 @@ def test_one_pass_files_every_kind_of_ready_work_unit(project: Project, master_p
     name = f"pymw_{run_tag}"
     filed = out["filed"]
     assert filed[f"{name}_ok.result"] == "the canonical result's record"
-    # moved out: an empty file is left for BOINC's file deleter (which may have taken it since)
-    assert out["upload_left"] in (0, None), out["upload_left"]
+    # moved out, and its files marked deleted (2, DONE): BOINC's file deleter passes over them
+    assert out["upload_left"] is False
+    assert out["file_delete_state"] == 2
     failed = json.loads(filed[f"{name}_failed.error"])
     assert failed["error_mask"] == 2 and failed["error"] == "too many error results"
     assert "replica 0 says boom" in failed["stderr"] and "replica 1 says boom" in failed["stderr"]
