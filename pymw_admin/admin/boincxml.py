@@ -78,6 +78,10 @@ class Daemon:
         return self.cmd.split()[0]
 
 
+# seconds an idle validator sleeps (BOINC's default is 5): a master waits on it for each result
+VALIDATOR_SLEEP = 1
+
+
 def app_daemons(app: str) -> list[Daemon]:
     """The daemons the BOINC interface needs for ``app``: BOINC's script validator with our
     comparer, and our own assimilator (it files a batch of work units at a time, where
@@ -88,7 +92,8 @@ def app_daemons(app: str) -> list[Daemon]:
     default arguments, the two files).
     """
     return [
-        Daemon(f"script_validator --app {app} --compare_script pymw_compare",
+        Daemon(f"script_validator --app {app} --sleep_interval {VALIDATOR_SLEEP} "
+               "--compare_script pymw_compare",
                f"pymw_validator_{app}.pid", f"pymw_validator_{app}.log"),
         Daemon(f"pymw_assimilator --app {app}",
                f"pymw_assimilator_{app}.pid", f"pymw_assimilator_{app}.log"),

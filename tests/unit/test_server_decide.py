@@ -179,31 +179,36 @@ def test_boinc_build_fetches_git_and_refuses_a_missing_directory() -> None:
     (project.ProjectFacts(True, 60, True, True, True), []),
     (project.ProjectFacts(False, 0, False, False, False),
      ["make_project", "load-schema", "set-db-password", "db-revision", "next-rpc-delay",
-      "feeder-options"]),
+      "daemon-options"]),
     (project.ProjectFacts(True, 60, False, True, True), ["set-db-password"]),
     (project.ProjectFacts(True, 60, True, False, True), ["set-db-password"]),
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=False),
      ["make_project", "load-schema", "set-db-password", "db-revision", "next-rpc-delay",
-      "feeder-options"]),
+      "daemon-options"]),
     # make_project was cut short (its marker is there): made again, not refused
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=True, half_made=True),
      ["remove-half-made", "make_project", "load-schema", "set-db-password", "db-revision",
-      "next-rpc-delay", "feeder-options"]),
+      "next-rpc-delay", "daemon-options"]),
     (project.ProjectFacts(True, 60, True, True, True, rpc_delay=False), ["next-rpc-delay"]),
     # a project made before the feeder's options (or an admin's edit): set again
-    (project.ProjectFacts(True, 60, True, True, True, feeder_ok=False), ["feeder-options"]),
+    (project.ProjectFacts(True, 60, True, True, True, daemons_ok=False), ["daemon-options"]),
 ])
 def test_project(facts: project.ProjectFacts, expected: list[str]) -> None:
     assert kinds(project.decide(facts, SPEC)) == expected
 
 
-def test_feeder_tuned_reads_the_feeder_of_config_xml() -> None:
-    made = "<boinc><config/><daemons><daemon><cmd>feeder -d 3 </cmd></daemon></daemons></boinc>"
-    assert not project.feeder_tuned(made)
-    tuned = boincxml.set_daemons(made, [project.FEEDER])
-    assert project.feeder_tuned(tuned)
-    assert list(boincxml.configured_daemons(tuned)) == ["feeder.pid"]  # replaced, not added
-    assert not project.feeder_tuned("not xml")
+def test_daemons_tuned_reads_the_feeder_and_transitioner_of_config_xml() -> None:
+    made = ("<boinc><config/><daemons><daemon><cmd>feeder -d 3 </cmd></daemon>"
+            "<daemon><cmd>transitioner -d 3 </cmd></daemon></daemons></boinc>")  # make_project's
+    assert not project.daemons_tuned(made)
+    feeder_only = boincxml.set_daemons(made, [project.FEEDER])
+    assert not project.daemons_tuned(feeder_only)  # as an earlier init-project left it
+    tuned = boincxml.set_daemons(made, list(project.TUNED_DAEMONS))
+    assert project.daemons_tuned(tuned)
+    # replaced, not added
+    assert list(boincxml.configured_daemons(tuned)) == ["feeder.pid", "transitioner.pid"]
+    assert "--sleep_interval 1" in boincxml.configured_daemons(tuned)["transitioner.pid"].cmd
+    assert not project.daemons_tuned("not xml")
 
 
 def test_project_refuses_a_directory_without_config_xml() -> None:

@@ -53,7 +53,7 @@ FILE_DELETE_DONE = 2  # BOINC's result.file_delete_state
 NO_CANONICAL_RESULT = 32  # BOINC's WU_ERROR_NO_CANONICAL_RESULT
 BATCH = 1000  # work units a pass, as BOINC's assimilator enumerates them
 STDERR_CHUNK = 100  # failed work units whose stderr one mysql run reads
-SLEEP_INTERVAL = 2.0  # seconds between passes that found nothing (BOINC's default is 10)
+SLEEP_INTERVAL = 1.0  # seconds between passes that found nothing (BOINC's default is 10)
 DB_TIMEOUT = 120  # seconds for one statement
 
 # upload names are RESULTNAME_rRANDOM_INDEX (older servers: RESULTNAME_INDEX); RESULTNAME is

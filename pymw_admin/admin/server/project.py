@@ -40,14 +40,23 @@ class ProjectFacts:
     dir_exists: bool = False  # the project directory exists (it always does with config.xml)
     half_made: bool = False  # make_project was cut short here (its marker is still there)
     rpc_delay: bool = True  # config.xml tells clients when to come back (<next_rpc_delay>)
-    feeder_ok: bool = True  # the feeder shares its slots among apps and drops stale work
+    daemons_ok: bool = True  # the feeder drops stale work; it and the transitioner look often
 
 
 # make_project's feeder keeps a slot until a host takes its work: work no attached host can run
 # (an app with only a Windows version, work units deleted after they were fed) can hold every
 # slot, and no other work is sent. --purge_stale (minutes) lets untaken work make room again.
 # (--allapps would share slots by app, but its feeder dies on a project with no app yet.)
-FEEDER = boincxml.Daemon("feeder -d 3 --purge_stale 1", "feeder.pid", "feeder.log")
+# A new work unit waits for the transitioner to make its replicas, then for the feeder to load
+# them, each idle daemon sleeping 5 s by default: a client that asks in between hears "no work"
+# and spends a scheduler request for nothing. A master's tasks are often short, so they look
+# every second (an indexed query each, on an idle project).
+DAEMON_SLEEP = 1
+FEEDER = boincxml.Daemon(f"feeder -d 3 --purge_stale 1 --sleep_interval {DAEMON_SLEEP}",
+                         "feeder.pid", "feeder.log")
+TRANSITIONER = boincxml.Daemon(f"transitioner -d 3 --sleep_interval {DAEMON_SLEEP}",
+                               "transitioner.pid", "transitioner.log")
+TUNED_DAEMONS = (FEEDER, TRANSITIONER)
 
 
 def config_path(spec: Project) -> str:
@@ -119,7 +128,7 @@ def gather(ctx: Context) -> ProjectFacts:
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
                         bool(password) and db_password_in(text) == password, mode == "640", rev,
                         dir_exists=True, rpc_delay=has_rpc_delay(text),
-                        feeder_ok=feeder_tuned(text))
+                        daemons_ok=daemons_tuned(text))
 
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
@@ -140,17 +149,18 @@ def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
         actions.append(Action("db-revision", "db_revision"))
     if not facts.config_xml or not facts.rpc_delay:
         actions.append(Action("next-rpc-delay", f"clients look in every {IDLE_RPC_DELAY} s"))
-    if not facts.config_xml or not facts.feeder_ok:
-        actions.append(Action("feeder-options", "work nobody takes leaves the feeder's slots"))
+    if not facts.config_xml or not facts.daemons_ok:
+        actions.append(Action("daemon-options", "work nobody takes leaves the feeder's slots; "
+                              "new work reaches the scheduler within seconds"))
     return actions
 
 
-def feeder_tuned(config_xml: str) -> bool:
+def daemons_tuned(config_xml: str) -> bool:
     try:
-        feeder = boincxml.configured_daemons(config_xml).get(FEEDER.pid_file)
+        configured = boincxml.configured_daemons(config_xml)
     except PymwError:  # not XML: set-db-password's rewrite says so
         return False
-    return feeder is not None and feeder.cmd == FEEDER.cmd
+    return all(getattr(configured.get(d.pid_file), "cmd", None) == d.cmd for d in TUNED_DAEMONS)
 
 
 def make_project_command(spec: ProjectSpec, tree: str, hostname: str) -> str:
@@ -215,15 +225,17 @@ def apply(ctx: Context, actions: list[Action]) -> None:
         elif action.kind == "next-rpc-delay":
             text = host.read_text(config_path(spec), user=spec.owner) or ""
             host.write_file(config_path(spec), set_rpc_delay(text), mode=0o640, owner=spec.owner)
-        elif action.kind == "feeder-options":
+        elif action.kind == "daemon-options":
             text = host.read_text(config_path(spec), user=spec.owner) or ""
-            host.write_file(config_path(spec), boincxml.set_daemons(text, [FEEDER]), mode=0o640,
-                            owner=spec.owner)
-            # a running feeder keeps its old arguments: stop it, the daemons step starts it
-            pid = shlex.quote(f"{spec.project_dir}/pid_{boincxml.config_value(text, 'host')}"
-                              "/feeder.pid")
-            host.run(f"if [ -f {pid} ]; then kill \"$(cat {pid})\" 2>/dev/null; fi; true",
-                     user=spec.owner, what="stopping the feeder for its new options")
+            host.write_file(config_path(spec), boincxml.set_daemons(text, list(TUNED_DAEMONS)),
+                            mode=0o640, owner=spec.owner)
+            # a running daemon keeps its old arguments: stop it, the daemons step starts it
+            for daemon in TUNED_DAEMONS:
+                pid = shlex.quote(f"{spec.project_dir}/pid_{boincxml.config_value(text, 'host')}"
+                                  f"/{daemon.pid_file}")
+                host.run(f"if [ -f {pid} ]; then kill \"$(cat {pid})\" 2>/dev/null; fi; true",
+                         user=spec.owner,
+                         what=f"stopping {daemon.cmd.split()[0]} for its new options")
         elif action.kind == "db-revision":
             ops = shlex.quote(f"{spec.project_dir}/html/ops")
             host.run(f"cd {ops} && PATH={SYSTEM_PATH} ./db_schemaversion.php > ../../db_revision",
