@@ -124,7 +124,7 @@ def _one_of(*patterns: bytes) -> bytes:
 # fields) are found by strided slices, a few per thousand items (see _copies); items that differ
 # from one to the next by one possessive C regex match, a step per opcode or per few (_regexes).
 # Such a step still costs a third to three quarters of what the unpickler spends on the opcode:
-# a list of ints of mixed widths, or of short strings of mixed lengths, takes about 1.5x the
+# a list of ints of mixed widths, or of short strings of mixed lengths, takes about 1.7x the
 # unpickler's own time to decode. The C accelerator parses the same grammar a literal a step,
 # a tenth of the unpickler's time or less on every shape, so it takes whole batches alone.
 _SHORT = _one_of(*(re.escape(bytes([size])) + b".{%d}" % size for size in range(256)))
