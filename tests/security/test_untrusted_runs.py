@@ -97,6 +97,7 @@ RUN_LENGTHS = range(10)  # around the 4 and 2 opcodes a step
                                    b"\x82\x01", b"b", b"R", b"\x91", b"i", b"\x8a\x01\x01"],
                          ids=["GLOBAL", "STACK_GLOBAL", "PERSID", "EXT1", "BUILD", "REDUCE",
                               "FROZENSET", "INST", "LONG1"])
+@pytest.mark.usefixtures("scan_path")
 def test_a_run_followed_by_another_opcode_is_scanned_after_it(item: bytes, after: bytes) -> None:
     """Whatever follows a run is the unpickler's next opcode, and the scan's: refused, or (a
     LONG1, a number the skipping does not take) decoded as the unpickler decodes it."""
@@ -113,6 +114,7 @@ def test_a_run_followed_by_another_opcode_is_scanned_after_it(item: bytes, after
                 untrusted.loads(data)
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_a_truncated_run_is_refused() -> None:
     """Cut anywhere in a run (inside an int's or a string's bytes too): malformed, never a value,
     never an error other than UnpicklingError."""
@@ -124,6 +126,7 @@ def test_a_truncated_run_is_refused() -> None:
         assert untrusted.loads(data) == pickle.loads(data)
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_a_huge_run_is_skipped_a_slice_at_a_time_and_within_the_limits() -> None:
     """A run of over _BATCH_BYTES is skipped in slices (the deadline checked between them), and
     counts to max_bytes and max_seconds like any bytes."""
@@ -142,6 +145,7 @@ def test_a_huge_run_is_skipped_a_slice_at_a_time_and_within_the_limits() -> None
     assert exc.value.limit == "max_seconds"
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_a_run_in_a_hashed_container_is_counted() -> None:
     """Only a list's batches are skipped: the same run as a set's or a dict's keys is hashed, and
     charged to max_hash_work item by item."""
@@ -155,6 +159,7 @@ def test_a_run_in_a_hashed_container_is_counted() -> None:
         untrusted.loads(_proto(body))  # within the default limits
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_memo_gets_after_a_run_of_memoized_strings_are_charged() -> None:
     """A skipped run of memoized strings leaves the memo unknown past it: gets into the run are
     charged as the heaviest item a run memoizes, then the exact scan decides."""
@@ -169,6 +174,7 @@ def test_memo_gets_after_a_run_of_memoized_strings_are_charged() -> None:
     # a memo DAG built from a get into such a run: memo_dag_after_string_run, in hostile_pickles
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_memo_put_past_the_input_after_a_run_is_refused() -> None:
     data = _proto(b"]\x94(" + _string("abcd") * 9 + b"er\xff\xff\xff\x7f")
     with pytest.raises(untrusted.LimitExceeded) as exc:
@@ -176,6 +182,7 @@ def test_memo_put_past_the_input_after_a_run_is_refused() -> None:
     assert exc.value.limit == "max_bytes"
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_skipping_runs_passes_nothing_the_exact_scan_refuses() -> None:
     rng = random.Random(5)
     opcodes = b"()tu\x85\x86\x87\x91\x90hjqr\x94se]}2a0\x8aL\x8cJMK"
