@@ -167,6 +167,10 @@ def restart_project_daemons() -> None:
     for config_xml in Path("/home").glob("*/projects/*/config.xml"):
         project = config_xml.parent
         owner = project.owner()
+        # a daemon asleep when the database went exits only at its next query, maybe after
+        # bin/start took it for running: every daemon goes first (they run in tmp_HOST)
+        for daemons_dir in project.glob("tmp_*"):
+            _kill_processes_in(daemons_dir)
         run_in_vm("sudo", "-n", "-u", owner, "sh", "-c",
                   f"cd {shlex.quote(str(project))} && bin/start >/dev/null 2>&1")
 
