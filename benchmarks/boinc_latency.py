@@ -106,13 +106,11 @@ def latency(root: Path) -> bool:
     watcher.stop.set()
     watcher.join()
     master.cleanup()
-    def requests(since: int, until: int | None = None) -> list[str]:
-        messages = boinccmd("--get_messages", str(since))
-        numbered = re.findall(r"^(\d+): .*?Sending scheduler request: ([^\n.]*)", messages, re.M)
-        return [reason for number, reason in numbered if until is None or int(number) <= until]
-
-    reasons = requests(asked_message)
-    early = requests(first_message, asked_message)
+    # every scheduler request since the submit, read once: before the ask, and from it on
+    numbered = re.findall(r"^(\d+): .*?Sending scheduler request: ([^\n.]*)",
+                          boinccmd("--get_messages", str(first_message)), re.M)
+    early = [reason for number, reason in numbered if int(number) <= asked_message]
+    reasons = [reason for number, reason in numbered if int(number) > asked_message]
     rpcs = len(reasons)
     seen = watcher.seen
     started, finished = task.start_time or created, task.finish_time or created
