@@ -1,9 +1,11 @@
 """The BOINC interface at project scale, on a real project, against named peers in the same run:
 
-1. bulk submission: ``Master.submit_many`` to work units that exist (encode, stage into the
-   tag's task directory, ``create_work --stdin``, journal), streamed in batches; peers: one
-   ``create_work`` per work unit (PyMW's way), and ``create_work --stdin`` alone on files
-   staged beforehand (BOINC's own bulk path, with none of our work).
+1. bulk submission: ``Master.submit_many`` to work units that exist (encode, sign, each small
+   task into its work unit's command line, ``create_work --stdin``, journal), streamed in
+   batches; also with every task staged as a file (the way of a task too large for a command
+   line, or of an app whose versions predate it); peers: one ``create_work`` per work unit
+   (PyMW's way), and ``create_work --stdin`` alone on files staged beforehand (BOINC's own bulk
+   path, with none of our work).
 2. a master holding many outstanding work units: the cost of one ``get_result`` poll with
    100,000 outstanding against the same poll with 1,000 (flat: ratio near 1), and RSS per
    10,000 tasks.
@@ -83,19 +85,22 @@ class TimedInterface(BoincInterface):
 
     first_created: float | None = None
 
-    def _reap(self) -> None:
-        running = self._creating is not None
-        super()._reap()
-        if running and self.first_created is None and self._open:
+    def _reap_oldest(self) -> None:
+        super()._reap_oldest()
+        if self.first_created is None and self._open:
             self.first_created = time.perf_counter()
 
 
 # --- 1. bulk submission ------------------------------------------------------------------------
 
-def submission(root: Path, count: int, pymw_count: int) -> bool:
-    layout = ProjectLayout.read(root)
-    tag = f"scale{os.getpid()}"
+def submit(root: Path, count: int, inline: bool) -> tuple[float, float, float, int]:
+    """Seconds for ``count`` tasks to become work units, when the first existed, when the last
+    was taken, and how many were created."""
+    tag = f"scale{os.getpid()}{'i' if inline else 'f'}"
     iface = TimedInterface(root, app_name=APP, tag=tag)
+    # pymwbench has no versions (no client runs these): it is told what deploy-app's notes
+    # say of a current app
+    iface.inline_tasks = inline
     master = Master(iface)
     last_taken = 0.0
 
@@ -112,11 +117,19 @@ def submission(root: Path, count: int, pymw_count: int) -> bool:
     iface.flush()
     ours = time.perf_counter() - start
     first = (iface.first_created or start) - start
-    last = last_taken - start  # start is the peers' clock below
+    last = last_taken - start
     created = len(iface._open)
     iface.close()
-    remove_task_files(layout, f"pymw_{tag}_")
+    remove_task_files(ProjectLayout.read(root), f"pymw_{tag}_")
     remove_state(root, tag)
+    clean(root)
+    return ours, first, last, created
+
+
+def submission(root: Path, count: int, pymw_count: int) -> bool:
+    layout = ProjectLayout.read(root)
+    ours, first, last, created = submit(root, count, inline=True)
+    files_time, _, _, files_created = submit(root, count, inline=False)
 
     # peer: one create_work per work unit, on fewer of them (it is slow)
     blobs = tasks(pymw_count, "old")
@@ -147,8 +160,10 @@ def submission(root: Path, count: int, pymw_count: int) -> bool:
     rate = count / ours
     ok = rate >= SUBMIT_TARGET and created == count and first < last
     print(f"1. bulk submission of {count:,} tasks: pymw {rate:,.0f} tasks/s ({ours:.2f} s, "
-          f"{created:,} work units); first work units existed at {first:.2f} s, last task "
-          f"encoded at {last:.2f} s")
+          f"{created:,} work units, tasks in the command line); first work units existed at "
+          f"{first:.2f} s, last task encoded at {last:.2f} s")
+    print(f"   every task as a file: {count / files_time:,.0f} tasks/s ({files_time:.2f} s, "
+          f"{files_created:,} work units)")
     print(f"   vs one create_work per work unit (PyMW, {pymw_count} of them) {one_by_one:,.0f}/s: "
           f"ratio {rate / one_by_one:.1f}x; vs create_work --stdin alone {bulk:,.0f}/s: "
           f"ratio {rate / bulk:.2f}x ({verdict(ok)} target {SUBMIT_TARGET:,.0f} tasks/s, "

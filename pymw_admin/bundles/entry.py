@@ -1,6 +1,7 @@
 """The bundle's main program: one task through the worker entry point, the BOINC way.
 
     pymw-worker                      # under BOINC: logical names pymw_task -> pymw_result
+    pymw-worker --pymw-task=BASE64   # under BOINC: a small task, in the command line
     pymw-worker TASK RESULT [--workdir DIR]
     pymw-worker --serve              # the persistent worker the local interface speaks to
     pymw-worker -m pymw_admin.worker.run ...   # so the bundle can stand in for ``python``
@@ -17,6 +18,8 @@ version as the logical file ``pymw_task_key`` (BOINC's code signing covers it). 
 not sign is refused before anything of it is unpickled: one line on stderr and a
 ``TaskSignatureError`` record. Without a key in the slot, under a real client that is a refusal
 too; a rehearsal (no client: the trusted path, on the master's own machine) runs tasks unchecked.
+A task given in the command line is the same signed task file (``signature.pack_command_line``),
+checked the same way; it is bounded in length before it is decoded.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from pathlib import Path
 
 from pymw_admin.bundles import boinc
 from pymw_admin.wire import signature
-from pymw_admin.wire.boinc_contract import RESULT_NAME, TASK_KEY_NAME, TASK_NAME
+from pymw_admin.wire.boinc_contract import (
+    INLINE_TASK_MAX,
+    INLINE_TASK_OPTION,
+    RESULT_NAME,
+    TASK_KEY_NAME,
+    TASK_NAME,
+)
 from pymw_admin.wire.encoding import (
     EncodingError,
     SharedStore,
@@ -38,7 +47,10 @@ from pymw_admin.wire.encoding import (
 )
 from pymw_admin.worker import run as worker
 
-USAGE = "usage: pymw-worker [TASK RESULT] [--workdir DIR] | --serve | --about"
+USAGE = ("usage: pymw-worker [TASK RESULT | --pymw-task=BASE64] [--workdir DIR] | --serve | "
+         "--about")
+# base64 of the longest task a master puts in a command line (its packed form is shorter)
+INLINE_MAX_CHARS = 4 * ((INLINE_TASK_MAX + 2) // 3)
 KEY_MAX_BYTES = 1 << 16
 
 
@@ -95,17 +107,42 @@ def about() -> dict[str, object]:
     }
 
 
-def run(task_name: str, result_name: str, workdir: str | None) -> int:
-    boinc.init()
-    task_path = boinc.resolve_filename(task_name)
-    result_path = boinc.resolve_filename(result_name)
+def inline_task(text: str) -> bytes:
+    """The task file a command line carries; ValueError says why it is unusable."""
+    if len(text) > INLINE_MAX_CHARS:
+        raise ValueError(f"it is {len(text):,} characters, more than the "
+                         f"{INLINE_MAX_CHARS:,} a master sends")
     try:
-        blob = Path(task_path).read_bytes()
-    except OSError as exc:
-        print(f"error: cannot read the task file {task_name} ({task_path}): "
-              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
-        boinc.finish(1)
-        return 1  # not reached
+        return signature.unpack_command_line(text)
+    except signature.SignatureError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def run(task_name: str, result_name: str, workdir: str | None, inline: str | None = None
+        ) -> int:
+    boinc.init()
+    result_path = boinc.resolve_filename(result_name)
+    if inline is not None:
+        task_name = "the command line's task"
+        # shared blobs are copied into the slot, where the client starts us
+        task_dir = os.getcwd()
+        try:
+            blob = inline_task(inline)
+        except ValueError as exc:
+            print(f"error: {task_name} is unusable: {exc}", file=sys.stderr, flush=True)
+            worker.write_record(result_path, worker.refusal_record(f"task refused: {exc}"))
+            boinc.finish(0)
+            return 0  # not reached
+    else:
+        task_path = boinc.resolve_filename(task_name)
+        task_dir = os.path.dirname(os.path.abspath(task_path))
+        try:
+            blob = Path(task_path).read_bytes()
+        except OSError as exc:
+            print(f"error: cannot read the task file {task_name} ({task_path}): "
+                  f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+            boinc.finish(1)
+            return 1  # not reached
     # before anything of it is unpickled: only what the project's key signed runs
     blob, refused = checked_task(blob)
     if refused:
@@ -125,7 +162,7 @@ def run(task_name: str, result_name: str, workdir: str | None) -> int:
         print(f"error: {header.task_id}: {mismatch}", file=sys.stderr, flush=True)
     boinc.fraction_done(0.0)
     # shared blobs the work unit names arrive beside the task file as pymw_shared_<digest>
-    store = SharedStore(directory=os.path.dirname(os.path.abspath(task_path)))
+    store = SharedStore(directory=task_dir)
     # the client starts us in the task's slot: the task runs there (slot/pymw_work/task), which
     # the client owns and cleans, not in a shared /tmp
     own_base = None if workdir is not None else os.path.join(os.getcwd(), "pymw_work")
@@ -162,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     args, workdir = split
+    inline = [a for a in args if a.startswith(INLINE_TASK_OPTION)]
+    if inline:
+        args = [a for a in args if not a.startswith(INLINE_TASK_OPTION)]
+        if len(inline) > 1 or args:
+            print(USAGE, file=sys.stderr)
+            return 2
+        return run(TASK_NAME, RESULT_NAME, workdir, inline[0][len(INLINE_TASK_OPTION):])
     if not args:
         args = [TASK_NAME, RESULT_NAME]
     if len(args) != 2 or any(a.startswith("-") for a in args):

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pymw_admin.errors import ConfigError
+from pymw_admin.wire.boinc_contract import WORKER_FEATURES
 
 MANIFEST_NAME = "manifest.json"
 BUNDLE_DIR_NAME = "bundle"
@@ -68,6 +69,9 @@ class Manifest:
     built_with: str = ""  # the freezer and its version
     source_key: str = ""  # hash of what went in (runtime sources, Python, recipe)
     boinc_library: bool = False  # libboinc_api.so.7 bundled
+    # what its worker understands (boinc_contract.WORKER_FEATURES when built by this code; a
+    # manifest written before the field existed reads as none)
+    features: list[str] = field(default_factory=lambda: list(WORKER_FEATURES))
     format: int = FORMAT
 
     def to_json(self) -> str:
@@ -128,6 +132,10 @@ def load(path: Path) -> Manifest:
             raise ConfigError(f"bundle manifest {path} has format {data.get('format')!r}, "
                               f"this pymw-admin reads format {FORMAT}")
         files = {rel: FileEntry(**entry) for rel, entry in data.pop("files").items()}
+        features = data.setdefault("features", [])
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise ConfigError(f"bundle manifest {path} is malformed: features is not a list "
+                              "of names")
         return Manifest(files=files, **data)
     except (TypeError, KeyError, AttributeError) as exc:
         raise ConfigError(f"bundle manifest {path} is malformed: {exc}") from None

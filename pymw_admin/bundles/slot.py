@@ -6,6 +6,9 @@ The layout copies the client's (client/app_start.cpp)::
     BASE/slots/N/                 the bundle's files (copy_file), soft-link XML files for the
                                   logical input and output names, init_data.xml
 
+A task small enough goes in the command line instead of a file (``--pymw-task=BASE64``), as the
+BOINC interface sends it when the app's versions understand that.
+
 The main program runs with the slot as working directory, stderr goes to ``stderr.txt``, and
 afterwards the ``boinc_finish_called`` file is checked: exiting 0 without it is what makes a real
 client restart a task forever, so a rehearsal reports it as an error.
@@ -26,7 +29,15 @@ from lxml import etree
 from pymw_admin.bundles import targets
 from pymw_admin.bundles.boinc import FINISH_FILE, INIT_DATA_FILE
 from pymw_admin.bundles.manifest import Bundle
-from pymw_admin.wire.boinc_contract import APP_NAME, RESULT_NAME, TASK_NAME
+from pymw_admin.wire import signature
+from pymw_admin.wire.boinc_contract import (
+    APP_NAME,
+    INLINE_TASK_FEATURE,
+    INLINE_TASK_MAX,
+    INLINE_TASK_OPTION,
+    RESULT_NAME,
+    TASK_NAME,
+)
 
 PROJECT = "127.0.0.1_rehearsal"
 
@@ -86,8 +97,17 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: bytes) -> Path:
-    """Make slot ``index`` under ``base`` holding ``task_file`` for ``bundle``; returns the slot."""
+def inline_args(bundle: Bundle, task_file: bytes) -> list[str]:
+    """The command line a work unit would carry the task in, or [] when it goes as a file."""
+    if INLINE_TASK_FEATURE not in bundle.manifest.features or len(task_file) > INLINE_TASK_MAX:
+        return []
+    return [INLINE_TASK_OPTION + signature.pack_command_line(task_file)]
+
+
+def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: bytes,
+            inline: bool = False) -> Path:
+    """Make slot ``index`` under ``base`` holding ``task_file`` for ``bundle`` (no file when
+    the task goes ``inline`` in the command line); returns the slot."""
     project = base / "projects" / PROJECT
     project.mkdir(parents=True, exist_ok=True)
     slot = base / "slots" / str(index)
@@ -95,12 +115,14 @@ def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: byt
         shutil.rmtree(slot)
     slot.mkdir(parents=True)
     wu_name = f"pymw_{task_id}"
-    (project / f"{wu_name}_task").write_bytes(task_file)
+    if not inline:
+        (project / f"{wu_name}_task").write_bytes(task_file)
     (project / f"{wu_name}_0_result").unlink(missing_ok=True)
     for rel in bundle.manifest.files:
         _place(bundle.dir / rel, slot / rel)
     rel_project = f"../../projects/{PROJECT}"
-    (slot / TASK_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_task"))
+    if not inline:
+        (slot / TASK_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_task"))
     (slot / RESULT_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_0_result"))
     (slot / INIT_DATA_FILE).write_bytes(init_data_xml(slot=index, wu_name=wu_name))
     return slot
@@ -108,7 +130,8 @@ def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: byt
 
 def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "python",
         timeout: float | None = None,
-        on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> SlotRun:
+        on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+        args: list[str] | None = None) -> SlotRun:
     """Run the main program in ``slot`` with a client-like bare environment.
 
     Another platform's bundle runs through this machine's runner for it (wine, qemu-user).
@@ -117,7 +140,7 @@ def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "pyt
     stop it (as a client does on exit).
     """
     platform = bundle.manifest.platform
-    command = [*targets.runner(platform), str(slot / bundle.manifest.main_program)]
+    command = [*targets.runner(platform), str(slot / bundle.manifest.main_program), *(args or [])]
     env = {"PATH": "/usr/bin:/bin", "PYMW_BOINC_API": api, **targets.runner_env(platform)}
     started = time.monotonic()
     proc = subprocess.Popen(command, cwd=slot, env=env, stdin=subprocess.PIPE,

@@ -2,8 +2,11 @@
 
 It runs on the project's server (``-p`` names the project directory), as the project's owner:
 
-- ``submit`` writes the task file into the tag's directory below the project's download
-  directory (``download/pymw_tasks/TAG/``) and queues the work unit;
+- ``submit`` queues the task's work unit. A task small enough (``INLINE_TASK_MAX`` signed) travels
+  in the work unit's command line, when every platform's newest app version understands that
+  (``kit.app_features``): nothing to stage, nothing for the client to download. A larger one is
+  written into the tag's directory below the project's download directory
+  (``download/pymw_tasks/TAG/``);
   queued work units are created in batches by one ``create_work --stdin`` each (its bulk mode), so
   a thousand tasks cost one process, not a thousand. A full batch's create_work runs in the
   background while the master encodes and stages the next one: the first work units exist
@@ -43,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,16 +57,21 @@ from lxml import etree
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
 from pymw_admin.interfaces.boinc_cancel import CancelFailed, cancel_work_units
+from pymw_admin.interfaces.kit.app_features import all_newest_understand
 from pymw_admin.interfaces.kit.journal import append_events, read_events
 from pymw_admin.interfaces.kit.state_lock import StateLock
 from pymw_admin.interfaces.kit.task_signing import TaskSigner
-from pymw_admin.wire import encoding
+from pymw_admin.wire import encoding, signature
 from pymw_admin.wire.boinc_contract import (
     APP_NAME,
     ERROR_SUFFIX,
+    INLINE_TASK_FEATURE,
+    INLINE_TASK_MAX,
+    INLINE_TASK_OPTION,
     MASTERS_DIR,
     RESULT_SUFFIX,
     RESULTS_DIR,
+    TASK_NAME,
     TASK_SUFFIX,
 )
 from pymw_admin.wire.encoding import EncodingError, decode_result_header
@@ -72,6 +81,8 @@ POLL_SECONDS = 0.5
 # work units per create_work process: big enough that its start-up is noise, small enough that
 # the first ones exist while the master still encodes the rest
 BATCH_SIZE = 1000
+# create_work processes running at once: one inserting while the next starts up and parses
+CREATE_WORK_AT_ONCE = 2
 # physical and open name of a shared blob: prefix + digest, the name the worker's SharedStore
 # looks for beside the task file in the slot
 SHARED_PREFIX = encoding.SHARED_FILE_PREFIX
@@ -259,10 +270,15 @@ class BoincInterface:
         self._submitted_log = self.state_dir / "submitted.jsonl"
         self._collected_log = self.state_dir / "collected.jsonl"
         self._app_template = self._write_task_template()
+        # small tasks go in the command line only if every volunteer's worker reads them there
+        self.inline_tasks = all_newest_understand(self.layout.root, self.app_name,
+                                                  INLINE_TASK_FEATURE)
+        self._inline_templates: dict[str, str | None] = {}  # file template -> inline one
         # (task id, work-unit name, input template, task file) not yet handed to create_work:
         # _launch signs a batch of them at once and stages them
         self._queued: list[tuple[str, str, str, bytes]] = []
-        self._creating: _Creation | None = None  # the create_work running in the background
+        # the create_work processes running in the background, oldest first
+        self._creating: deque[_Creation] = deque()
         self._open: dict[str, str] = {}  # task_id -> work-unit name, awaiting a result
         self._task_of: dict[str, str] = {}  # work-unit name -> task_id, for the same
         self._shared: set[str] = set()  # digests of shared blobs staged for this master
@@ -270,6 +286,8 @@ class BoincInterface:
         self._ready: list[Completion] = []  # failures known before any work unit ran
         self._done_count = 0
         self._task_seconds: list[float] = []  # measured by the volunteers' workers
+        # work units whose task may be a file (staged here, or adopted): the rest have none
+        self._task_files: set[str] = set()
         self._asked_back = False  # config.xml says RPC_DELAY since this master's first work
         self._sweep_cancelled()
 
@@ -362,18 +380,29 @@ class BoincInterface:
     def _launch(self) -> None:
         """Start one ``create_work --stdin`` for the queued work units, without waiting for it.
 
-        One runs at a time (the one before is reaped first): it and the master share the
-        machine, and its outcome decides the fate of exactly its own batch.
+        At most CREATE_WORK_AT_ONCE run (the oldest is reaped first): while one waits for the
+        database, the next batch is on its way; each one's outcome decides the fate of exactly
+        its own batch.
         """
         if not self._queued:
             return
-        self._reap()
+        while len(self._creating) >= CREATE_WORK_AT_ONCE:
+            self._reap_oldest()
         batch, self._queued = self._queued, []
         signed = self._signer.sign_batch([blob for *_, blob in batch])
         lines = []
         for (_task_id, name, template, _blob), task_file in zip(batch, signed, strict=True):
+            inline = (self._inline_template(template)
+                      if self.inline_tasks and len(task_file) <= INLINE_TASK_MAX else None)
+            if inline is not None:
+                # a file created costs more than the rest of a task's way to its work unit,
+                # and the client a download
+                lines.append(f"--wu_name {name} --wu_template {inline} --command_line "
+                             f"{INLINE_TASK_OPTION}{signature.pack_command_line(task_file)}\n")
+                continue
             file_name = name + TASK_SUFFIX
             size, md5 = self.layout.stage_task(self.tag, file_name, task_file)
+            self._task_files.add(name)
             # its URL, size and md5 (BOINC's remote-file form): create_work neither looks the
             # file up nor reads it, which is half of its time per work unit
             lines.append(f"--wu_name {name} "
@@ -398,13 +427,15 @@ class BoincInterface:
             output.close()
             self._fail_batch(created, f"create_work failed: {exc.strerror or exc}")
             return
-        self._creating = _Creation(process, created, output)
+        self._creating.append(_Creation(process, created, output))
 
     def _reap(self) -> None:
-        """Wait for the running create_work; its work units are then open, or failed."""
-        creation, self._creating = self._creating, None
-        if creation is None:
-            return
+        """Wait for every running create_work; their work units are then open, or failed."""
+        while self._creating:
+            self._reap_oldest()
+
+    def _reap_oldest(self) -> None:
+        creation = self._creating.popleft()
         returncode = creation.process.wait()
         with creation.output:
             creation.output.seek(0)
@@ -589,6 +620,30 @@ class BoincInterface:
                 etree.SubElement(info, "no_delete")
         return self._save_template(top, "task")
 
+    def _inline_template(self, template: str) -> str | None:
+        """``template`` without its task file, for a task in the command line; None when the
+        template has inputs other than the task and shared blobs (an admin's own)."""
+        if template in self._inline_templates:
+            return self._inline_templates[template]
+        top = etree.parse(str(self.layout.root / template)).getroot()
+        workunit = top.find("workunit")
+        infos = top.findall("file_info")
+        refs = workunit.findall("file_ref") if workunit is not None else []
+        variable = [i for i, info in enumerate(infos) if info.find("physical_name") is None]
+        inline = None
+        # create_work pairs file_refs with file_infos by position
+        if workunit is not None and len(refs) == len(infos) and len(variable) == 1 \
+                and refs[variable[0]].findtext("open_name") == TASK_NAME:
+            top.remove(infos.pop(variable[0]))
+            workunit.remove(refs.pop(variable[0]))
+            for number, (info, ref) in enumerate(zip(infos, refs, strict=True)):
+                for element in (info.find("number"), ref.find("file_number")):
+                    if element is not None:
+                        element.text = str(number)
+            inline = self._save_template(top, template.rpartition("_in_")[2] + "-inline")
+        self._inline_templates[template] = inline
+        return inline
+
     def _save_template(self, top: etree._Element, key: str) -> str:
         relative = f"pymw/templates/{self.app_name}_in_{key}"
         target = self.layout.root / relative
@@ -700,6 +755,7 @@ class BoincInterface:
         for task_id, name in adopted:
             self._open[task_id] = name
             self._task_of[name] = task_id
+            self._task_files.add(name)  # an earlier master's: inline or not, it cannot say
         if adopted:
             self._ask_clients_back(True)
         return adopted
@@ -715,6 +771,9 @@ class BoincInterface:
         self._queued = [q for q in self._queued if q[0] != task_id]
 
     def _remove_task_file(self, name: str) -> None:
+        if name not in self._task_files:
+            return  # it went in the command line
+        self._task_files.discard(name)
         file_name = name + TASK_SUFFIX
         try:
             os.unlink(f"{self.layout.task_dir(self.tag)}/{file_name}")
@@ -727,7 +786,7 @@ class BoincInterface:
             os.rmdir(self.layout.task_dir(self.tag))
 
     def workers(self) -> list[WorkerStats]:
-        creating = len(self._creating.batch) if self._creating else 0
+        creating = sum(len(creation.batch) for creation in self._creating)
         return [WorkerStats(name=f"boinc:{self.layout.root.name}", tasks_done=self._done_count,
                             in_flight=len(self._open) + len(self._queued) + creating)]
 
@@ -785,6 +844,7 @@ def drop_tag(project_home: str | os.PathLike[str], tag: str,
     interface = BoincInterface(project_home, app_name=app_name, tag=tag)
     try:
         left = dict(interface.leftovers())
+        interface._task_files.update(left.values())  # an earlier master's: files or not
         interface._cancel(left)
         interface._remove_task_dir()
     finally:

@@ -100,10 +100,13 @@ class BundleInterface:
             started = time.monotonic()
             slot_dir: Path | None = None
             try:
-                slot_dir = slots.prepare(self.base, index, self.bundle, task_id, blob)
+                # a small task in the command line, as the BOINC interface sends it
+                args = slots.inline_args(self.bundle, blob)
+                slot_dir = slots.prepare(self.base, index, self.bundle, task_id, blob,
+                                         inline=bool(args))
                 outcome = slots.run(self.base, slot_dir, self.bundle, task_id, api=self.api,
                                     timeout=self.timeout,
-                                    on_start=lambda proc: self._started(index, proc))
+                                    on_start=lambda proc: self._started(index, proc), args=args)
                 done = self._completion(outcome, stats.name)
             except Exception as exc:  # a broken slot fails its task; the thread serves on
                 text = " ".join(str(exc).split()) or type(exc).__name__

@@ -20,6 +20,17 @@ TASK_KEY_PUBLIC = ("keys", "pymw_task_public.pem")
 RESULTS_DIR = ("pymw", "results")
 MASTERS_DIR = ("pymw", "masters")
 TASK_SUFFIX = ".task"  # download/pymw_tasks/TAG/WU_NAME.task (older masters: the fan-out)
+# a small task travels in its work unit's command line instead (``--pymw-task=BASE64`` of the
+# signed task file): no file to stage, none for the client to download. create_work reads a
+# stdin line of at most 4,095 bytes, so the line's other words leave room for this much.
+INLINE_TASK_OPTION = "--pymw-task="
+INLINE_TASK_MAX = 2400  # bytes of a signed task file (3,200 characters of base64)
+# what a bundle's worker understands beyond the task file, as its manifest lists it and deploy-app
+# writes it beside each app version (FEATURES_FILE, a dot file update_versions skips); a master
+# inlines tasks only when every platform's newest version of the app says "inline-task"
+INLINE_TASK_FEATURE = "inline-task"
+WORKER_FEATURES = (INLINE_TASK_FEATURE,)
+FEATURES_FILE = ".pymw-features"
 RESULT_SUFFIX = ".result"  # RESULTS_DIR/WU_NAME.result: the canonical result record
 ERROR_SUFFIX = ".error"  # RESULTS_DIR/WU_NAME.error: JSON, BOINC gave the work unit up
 

@@ -22,6 +22,11 @@ tree over the batch's signed parts, and each task file carries the path from its
 The signed message is ``PYMW-TASKS 1\\n``, the count (8 bytes, big-endian) and the root. Leaves
 and inner nodes are hashed with distinct prefixes (0x00, 0x01), and a node with no sibling goes
 up as it is, so the path's length follows from index and count and is checked exactly.
+
+A small task travels in its work unit's command line instead of a file: ``pack_command_line``
+writes the batch trailer's signature and path as base64 of their bytes rather than hex
+(``PART.SIGNATURE.INDEX.COUNT.PATH``, base64 words), and ``unpack_command_line`` rebuilds the
+very file, which is then checked like any other.
 """
 
 from __future__ import annotations
@@ -193,6 +198,45 @@ def attach_batch(signed_part: bytes, signature: bytes, index: int, count: int,
             + b" %d %d " % (index, count) + b"".join(path).hex().encode())
 
 
+def pack_command_line(task_file: bytes) -> str:
+    """A task file as a command-line word: a batch-signed one as ``PART.SIG.INDEX.COUNT.PATH``
+    (base64 of the signed part, the raw signature and the raw path: half the length of the hex
+    trailer in base64), anything else as base64 of the whole. ``unpack_command_line`` gives the
+    very bytes back; the signature is checked on those, as for a file."""
+    mark = task_file.rfind(BATCH_SIGNATURE_MARK)
+    fields = task_file[mark + len(BATCH_SIGNATURE_MARK):].split(b" ") if mark >= 0 else []
+    if len(fields) == 4 and fields[1].isdigit() and fields[2].isdigit():
+        try:
+            signature, path = bytes.fromhex(fields[0].decode()), bytes.fromhex(fields[3].decode())
+        except ValueError:
+            signature = path = b""
+        if attach_batch(task_file[:mark], signature, int(fields[1]), int(fields[2]),
+                        [path]) == task_file:
+            return ".".join((_b64(task_file[:mark]), _b64(signature), fields[1].decode(),
+                             fields[2].decode(), _b64(path)))
+    return _b64(task_file)
+
+
+def unpack_command_line(word: str) -> bytes:
+    """The task file ``pack_command_line`` made ``word`` from; SignatureError when it is not one
+    (callers bound its length first)."""
+    parts = word.split(".")
+    try:
+        if len(parts) == 1:
+            return binascii.a2b_base64(word, strict_mode=True)
+        if len(parts) == 5 and all(p.isdigit() and len(p) <= 7 for p in parts[2:4]):
+            part, signature, path = (binascii.a2b_base64(parts[i], strict_mode=True)
+                                     for i in (0, 1, 4))
+            return attach_batch(part, signature, int(parts[2]), int(parts[3]), [path])
+    except binascii.Error:
+        pass
+    raise SignatureError("the task in the command line is malformed")
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
 def _signature_of(hex_text: str, key: PublicKey) -> bytes:
     """A trailer's signature, which must be as long as the key's."""
     if len(hex_text) != 2 * key.size:
@@ -255,4 +299,5 @@ def open_task(blob: bytes, key: PublicKey | None) -> bytes:
 
 __all__ = ["BATCH_SIGNATURE_MARK", "SIGNATURE_MARK", "SIGNED_MAGIC", "PublicKey",
            "SignatureError", "attach", "attach_batch", "batch_message", "is_signed",
-           "load_public_pem", "merkle_paths", "open_task", "signed_form", "verify"]
+           "load_public_pem", "merkle_paths", "open_task", "pack_command_line", "signed_form",
+           "unpack_command_line", "verify"]

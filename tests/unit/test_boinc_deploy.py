@@ -136,6 +136,9 @@ def test_stage_signs_and_launches(tmp_path: Path) -> None:
     assert 'exec "./pymw-worker"' in launcher.read_text()
     assert (dest / ".pymw-digest").read_text().strip() == versions.marker(
         bundle.manifest.digest(), "PEM")
+    # what its worker understands, for masters (a dot file: update_versions leaves it out)
+    assert (dest / ".pymw-features").read_text().split() == bundle.manifest.features
+    assert not any(".pymw-features" in (f.findtext("physical_name") or "") for f in files)
     # the task key ships as one more file, left in the project directory, signed like the rest
     named = version_xml.logical_names(root)
     assert (dest / named["pymw_task_key"]).read_bytes() == b"PEM"

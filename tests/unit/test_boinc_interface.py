@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
+from pymw_admin.admin import boincxml
 from pymw_admin.admin.project_scripts import ASSIMILATOR, script_source
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces import boinc
@@ -29,6 +31,7 @@ from tests.doubles import install_task_key
 
 FAKE_CREATE_WORK = '''#!{python}
 import hashlib, json, os, subprocess, sys
+from pymw_admin.wire.signature import unpack_command_line
 root = os.getcwd()
 lines = sys.stdin.read().splitlines()
 with open(os.path.join(root, "create_work.log"), "a") as f:
@@ -41,12 +44,19 @@ if os.environ.get("FAKE_CREATE_WORK_QUEUE"):
 for n, line in enumerate(lines, 1):
     words = line.split()
     wu = words[1]
-    # the task file by URL (BOINC's remote-file form), checked as the client checks it
-    at = words.index("--remote_file")
-    url, size, md5 = words[at + 1:at + 4]
-    task = os.path.join(root, "download", url.split("/download/", 1)[1])
-    data = open(task, "rb").read()
-    assert (len(data), hashlib.md5(data).hexdigest()) == (int(size), md5), line
+    if "--command_line" in words:  # the task in the command line, as the bundle reads it
+        option = words[words.index("--command_line") + 1]
+        assert option.startswith("--pymw-task="), line
+        task = os.path.join(root, "tmp_vm", wu + ".inline")
+        with open(task, "wb") as f:
+            f.write(unpack_command_line(option.split("=", 1)[1]))
+    else:
+        # the task file by URL (BOINC's remote-file form), checked as the client checks it
+        at = words.index("--remote_file")
+        url, size, md5 = words[at + 1:at + 4]
+        task = os.path.join(root, "download", url.split("/download/", 1)[1])
+        data = open(task, "rb").read()
+        assert (len(data), hashlib.md5(data).hexdigest()) == (int(size), md5), line
     out = os.path.join(root, "upload", wu + "_0_r12345_0")
     subprocess.run([{python!r}, "-m", "pymw_admin.worker.run", task, out], check=True)
     # as script_assimilator runs it: system() from PROJECT/tmp_HOST
@@ -379,7 +389,7 @@ def test_full_batches_are_created_while_later_tasks_are_staged(
     iface = boinc.BoincInterface(root, tag="stream")
     iface.submit_many((f"t{i}", TASK) for i in range(25))
     # two full batches went to create_work before submit_many returned; the rest waits
-    assert iface._creating is not None
+    assert iface._creating
     iface.flush()
     sizes = [len(call["lines"]) for call in calls(root)]
     assert sizes == [10, 10, 5]
@@ -484,3 +494,93 @@ def test_fpops_estimate_follows_measured_task_times(tmp_path: Path) -> None:
     iface.close()
     assert boinc.BoincInterface(make_project(tmp_path / "o"), tag="f2",
                                 fpops_est=5e12).estimated_fpops() == 5e12
+
+
+# --- small tasks in the command line -------------------------------------------------------------
+
+def deploy_versions(root: Path, versions: dict[tuple[int, str], str | None]) -> None:
+    """App version directories as deploy-app leaves them: (N, platform) -> features (None: no
+    features file, as deployed before it existed)."""
+    (root / "templates" / "pymw_in").write_text(boincxml.input_template())
+    for (number, platform), features in versions.items():
+        where = root / "apps" / "pymw" / str(number) / platform
+        where.mkdir(parents=True)
+        if features is not None:
+            (where / boinc_contract.FEATURES_FILE).write_text(features)
+
+
+LINUX, WINDOWS = "x86_64-pc-linux-gnu", "windows_x86_64"
+
+
+@pytest.mark.parametrize(("versions", "inline"), [
+    ({(1, LINUX): "inline-task\n", (2, WINDOWS): "inline-task\n"}, True),
+    ({(1, LINUX): "inline-task\n", (2, WINDOWS): None}, False),  # one platform's is older
+    ({(1, LINUX): None, (2, LINUX): "inline-task\n"}, True),  # only the newest counts
+    ({(1, LINUX): "inline-task\n", (2, LINUX): ""}, False),
+    ({}, False),  # no version at all: nothing known
+])
+def test_tasks_go_inline_only_when_every_newest_version_understands(
+        tmp_path: Path, versions: dict[tuple[int, str], str | None], inline: bool) -> None:
+    root = make_project(tmp_path)
+    deploy_versions(root, versions)
+    iface = boinc.BoincInterface(root, tag="gate")
+    assert iface.inline_tasks is inline
+    iface.close()
+
+
+def test_small_tasks_travel_in_the_command_line_and_large_ones_as_files(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    deploy_versions(root, {(1, LINUX): "inline-task\n"})
+    big = "x" * 4000  # signed, over INLINE_TASK_MAX: a task file
+    with Master(boinc.BoincInterface(root, tag="w", poll_seconds=0.01)) as master:
+        assert master.map(len, ["abc", big]) == [3, 4000]
+        task_dir = Path(master.interface.layout.task_dir("w"))  # type: ignore[attr-defined]
+    [call] = calls(root)
+    small_line, big_line = call["lines"]
+    assert "--remote_file" not in small_line and "--command_line --pymw-task=" in small_line
+    assert "--command_line" not in big_line and "--remote_file" in big_line
+    assert len(small_line) < 4095  # what create_work reads of a stdin line
+    template = small_line.split()[3]
+    assert template == "pymw/templates/pymw_in_task-inline"
+    text = (root / template).read_text()
+    assert "<file_info>" not in text and "<file_ref>" not in text  # no input file at all
+    assert not task_dir.exists()  # collected: the big one's file is gone, and its directory
+
+
+def test_the_inline_template_keeps_shared_blobs_renumbered(tmp_path: Path, no_runs: object
+                                                          ) -> None:
+    root = make_project(tmp_path)
+    deploy_versions(root, {(1, LINUX): "inline-task\n"})
+    iface = boinc.BoincInterface(root, tag="sh")
+    blob = b"a large argument" * 1000
+    digest = hashlib.sha256(blob).hexdigest()
+    iface.put_shared(digest, blob)
+    task = (b"PYMW-TASK 1\n" + json.dumps({"task_id": "a", "python": "3.11", "kind": "function",
+                                           "shared": [digest]}).encode() + b"\npayload")
+    iface.submit_many([("a", task)])
+    iface.flush()
+    line = calls(root)[0]["lines"][0]
+    template = etree.parse(str(root / line.split()[3])).getroot()
+    [info] = template.findall("file_info")
+    assert info.findtext("number") == "0"
+    assert info.findtext("physical_name") == f"pymw_shared_{digest}"
+    [ref] = template.findall("workunit/file_ref")
+    assert (ref.findtext("file_number"), ref.findtext("open_name")) == (
+        "0", f"pymw_shared_{digest}")
+    iface.close()
+
+
+def test_an_admins_template_with_other_inputs_keeps_task_files(tmp_path: Path, no_runs: object
+                                                              ) -> None:
+    root = make_project(tmp_path)
+    deploy_versions(root, {(1, LINUX): "inline-task\n"})
+    (root / "templates" / "pymw_in").write_text(
+        "<input_template><file_info><number>0</number></file_info><file_info><number>1</number>"
+        "</file_info><workunit><file_ref><file_number>0</file_number><open_name>pymw_task"
+        "</open_name></file_ref><file_ref><file_number>1</file_number><open_name>extra"
+        "</open_name></file_ref></workunit></input_template>")
+    iface = boinc.BoincInterface(root, tag="adm")
+    iface.submit_many([("a", TASK)])
+    iface.flush()
+    assert "--remote_file" in calls(root)[0]["lines"][0]
+    iface.close()

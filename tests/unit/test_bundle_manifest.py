@@ -11,6 +11,7 @@ from lxml import etree
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import version_xml
 from pymw_admin.errors import ConfigError
+from pymw_admin.wire.boinc_contract import WORKER_FEATURES
 
 
 def fake_bundle(root: Path, python: str = "3.11") -> mf.Bundle:
@@ -67,6 +68,20 @@ def test_malformed_manifest_is_one_line(tmp_path: Path) -> None:
         mf.load(tmp_path)
     with pytest.raises(ConfigError, match="cannot read"):
         mf.load(tmp_path / "absent.json")
+
+
+def test_features_are_this_workers_and_none_for_an_older_manifest(tmp_path: Path) -> None:
+    bundle = fake_bundle(tmp_path)
+    assert bundle.manifest.features == list(WORKER_FEATURES)
+    assert mf.load(bundle.root).features == list(WORKER_FEATURES)
+    data = json.loads((bundle.root / mf.MANIFEST_NAME).read_text())
+    del data["features"]  # written before the field existed: its worker reads task files only
+    (bundle.root / mf.MANIFEST_NAME).write_text(json.dumps(data))
+    assert mf.load(bundle.root).features == []
+    data["features"] = "inline-task"
+    (bundle.root / mf.MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="features is not a list"):
+        mf.load(bundle.root)
 
 
 def test_other_python_minor_is_refused(tmp_path: Path) -> None:

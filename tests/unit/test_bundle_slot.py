@@ -43,6 +43,21 @@ def test_slot_layout(tmp_path: Path) -> None:
     assert init.findtext("slot") == "2" and init.findtext("app_name") == "pymw"
 
 
+def test_a_small_task_goes_in_the_command_line_as_a_client_passes_it(tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path / "b", 'printf "%s" "$*" > args\ntouch boinc_finish_called\n')
+    assert slot.inline_args(bundle, b"x" * 5000) == []  # too large: a task file
+    args = slot.inline_args(bundle, b"TASK")
+    assert args == ["--pymw-task=VEFTSw=="]
+    base = tmp_path / "client"
+    s = slot.prepare(base, 0, bundle, "t1", b"TASK", inline=True)
+    assert not (s / "pymw_task").exists()
+    assert not (base / "projects" / slot.PROJECT / "pymw_t1_task").exists()
+    slot.run(base, s, bundle, "t1", args=args)
+    assert (s / "args").read_text() == "--pymw-task=VEFTSw=="
+    bundle.manifest.features = []  # a bundle built before: task files only
+    assert slot.inline_args(bundle, b"TASK") == []
+
+
 def test_exit_zero_without_finish_file_is_a_failure(tmp_path: Path) -> None:
     bundle = script_bundle(tmp_path / "b", "exit 0\n")
     s = slot.prepare(tmp_path / "c", 0, bundle, "t", b"x")

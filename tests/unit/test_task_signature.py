@@ -186,6 +186,42 @@ def test_every_kind_of_tampering_with_a_batch_task_is_refused() -> None:
     assert signature.open_task(with_trailer(), key) == plains[2]  # the cases' own base is sound
 
 
+@pytest.mark.parametrize("count", [1, 2, 1000])
+def test_the_command_line_form_is_the_very_task_file_and_shorter(count: int) -> None:
+    private, public_pem = task_key_pair()
+    key = signature.load_public_pem(public_pem)
+    plains = [encode_task(f"t{i}", divmod, (i, 2)) for i in range(count)]
+    for blob in TaskSigner.from_pem(private).sign_batch(plains)[:3]:
+        word = signature.pack_command_line(blob)
+        assert word.count(".") == 4 and " " not in word
+        assert signature.unpack_command_line(word) == blob
+        # the trailer's hex is half its length as base64 of the bytes
+        assert len(word) < len(base64.b64encode(blob)) * 2 // 3 + 60
+        assert signature.open_task(signature.unpack_command_line(word), key) in plains
+    for other in (plains[0], TaskSigner.from_pem(private).sign(plains[0]), b""):
+        assert "." not in signature.pack_command_line(other)  # base64 of the whole
+        assert signature.unpack_command_line(signature.pack_command_line(other)) == other
+
+
+def test_a_malformed_command_line_form_is_refused_or_fails_its_check() -> None:
+    private, public_pem = task_key_pair()
+    key = signature.load_public_pem(public_pem)
+    plains = [encode_task(f"t{i}", divmod, (i, 2)) for i in range(5)]
+    word = signature.pack_command_line(TaskSigner.from_pem(private).sign_batch(plains)[2])
+    part, sig, index, count, path = word.split(".")
+    for bad in (f"{part}.{sig}.{index}.{count}", f"{part}.{sig}.-1.{count}.{path}",
+                f"{part}.{sig}.{index}.99999999.{path}", f"{part}!.{sig}.{index}.{count}.{path}",
+                f"{part}.{sig}.{index}.{count}.{path}.", "....", "not base64"):
+        with pytest.raises(signature.SignatureError, match="malformed"):
+            signature.unpack_command_line(bad)
+    for altered in (f"{part}.{sig}.3.{count}.{path}", f"{part}.{sig}.{index}.4.{path}",
+                    f"{part}.{path[:len(sig)]}.{index}.{count}.{path}",
+                    f"{part}.{sig}.{index}.{count}.{sig[:len(path)]}",
+                    f"{part[:-4]}.{sig}.{index}.{count}.{path}"):
+        with pytest.raises(signature.SignatureError):
+            signature.open_task(signature.unpack_command_line(altered), key)
+
+
 def test_merkle_paths_lead_to_their_root() -> None:
     parts = [bytes([i]) * 3 for i in range(11)]
     root, paths = signature.merkle_paths(parts)

@@ -2,7 +2,8 @@
 
 The version directory ``PROJECT/apps/APP/N/PLATFORM/`` holds the bundle's files under their
 content-hashed physical names, ``version.xml`` (pymw_admin.bundles.version_xml) and a
-``.pymw-digest`` with the manifest's digest (update_versions skips dot files). A bundle whose digest
+``.pymw-digest`` with the manifest's digest and ``.pymw-features`` with what its worker understands
+(update_versions skips dot files; masters read the latter). A bundle whose digest
 is already installed for its platform changes nothing; a changed bundle becomes version N+1, the
 highest number the app has plus one: BOINC never changes a version's files.
 
@@ -36,7 +37,7 @@ from pymw_admin.bundles import version_xml
 from pymw_admin.bundles.manifest import Bundle
 from pymw_admin.errors import ConfigError, RemoteError
 from pymw_admin.wire import signature
-from pymw_admin.wire.boinc_contract import TASK_KEY_NAME, TASK_KEY_PUBLIC
+from pymw_admin.wire.boinc_contract import FEATURES_FILE, TASK_KEY_NAME, TASK_KEY_PUBLIC
 
 DIGEST_FILE = ".pymw-digest"
 # how a bundle becomes a version directory; a new layout is a new version of the same bundle
@@ -131,6 +132,8 @@ def stage(bundle: Bundle, dest: Path, key: signing.PrivateKey | None, task_key: 
                       launcher=version_xml.needs_launcher(bundle.manifest),
                       extra=[task_key_file(task_key)])
     (dest / DIGEST_FILE).write_text(marker(bundle.manifest.digest(), task_key) + "\n")
+    # what the version's worker understands, for the masters (a dot file: not part of it)
+    (dest / FEATURES_FILE).write_text("".join(f"{f}\n" for f in bundle.manifest.features))
     if key is not None:
         for path in sorted(dest.iterdir()):
             if path.name != version_xml.VERSION_XML and not path.name.startswith("."):

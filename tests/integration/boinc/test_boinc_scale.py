@@ -1,6 +1,7 @@
 """Bulk submission on the real test project: work units stream into BOINC's database while later
-tasks are still being encoded, and a large object many tasks share is staged once and named by
-every work unit that needs it, and the real client runs such tasks.
+tasks are still being encoded, small tasks in their command lines or every task a file, and a
+large object many tasks share is staged once and named by every work unit that needs it, and the
+real client runs such tasks (in command lines: the deployed app's versions understand them).
 
 The first two checks send their work units to a separate app, ``pymwscale``, registered with no
 app version, so the attached client never runs them; they are deleted afterwards.
@@ -69,6 +70,21 @@ def size_plus(x):
 
 out = {}
 iface = BoincInterface(root, app_name=app, tag=tag)
+# the app has no versions, so no deploy-app notes: told what they say of a current app's
+check, _, way = check.partition("-")
+iface.inline_tasks = way != "file"
+task_dir = Path(iface.layout.task_dir(iface.tag))
+
+
+def task_files():
+    return len(list(task_dir.glob("*.task"))) if task_dir.is_dir() else 0
+
+
+def command_lines():
+    return int(sql(f"SELECT COUNT(*) FROM workunit WHERE name LIKE 'pymw\\\\_{tag}\\\\_%' "
+                   "AND xml_doc LIKE '%<command_line>%--pymw-task=%'"))
+
+
 try:
     if check == "stream":
         count = 2 * BATCH_SIZE + 500
@@ -83,6 +99,8 @@ try:
         iface.flush()
         out["tasks"] = len(tasks)
         out["created"] = work_units()
+        out["task_files"] = task_files()
+        out["command_lines"] = command_lines()
     elif check == "cancel":
         Master(iface).submit_many(double, range(1500))
         iface.flush()
@@ -120,9 +138,13 @@ try:
         out["staged_copies"] = len(staged)
         md5 = hashlib.md5(staged[0].read_bytes()).hexdigest()
         out["md5_of_shared"] = rows.count(f"<md5_cksum>{md5}</md5_cksum>")
-        task_dir = Path(iface.layout.task_dir(iface.tag))
-        out["largest_task_file"] = max(
-            (task_dir / f"{iface.wu_name(t.task_id)}.task").stat().st_size for t in master.tasks)
+        out["task_files"] = task_files()
+        out["command_lines"] = command_lines()
+        # each task, in its command line (base64) or its file, is small beside the blob
+        out["largest_task"] = max(
+            [len(c) for c in re.findall(r"--pymw-task=([A-Za-z0-9+/=]+)", rows)]
+            + [(task_dir / f"{iface.wu_name(t.task_id)}.task").stat().st_size
+               for t in master.tasks if iface.wu_name(t.task_id) in iface._task_files])
         out["shared_size"] = staged[0].stat().st_size
 finally:
     iface.close()
@@ -147,12 +169,16 @@ def run_check(master_python: str, check: str) -> dict[str, int]:
     return result
 
 
+@pytest.mark.parametrize("way", ["inline", "file"])
 def test_work_units_exist_before_the_last_task_is_encoded(
-        project: Project, master_python: str) -> None:
-    out = run_check(master_python, "stream")
+        project: Project, master_python: str, way: str) -> None:
+    out = run_check(master_python, f"stream-{way}")
     assert out["created"] == out["tasks"] == 2500
     # the first full batches were in BOINC's database while the master still encoded
     assert out["existing_before_last_encoded"] >= 1000, out
+    # small tasks in their work units' command lines, or every one a file
+    assert (out["command_lines"], out["task_files"]) == (
+        (2500, 0) if way == "inline" else (0, 2500)), out
 
 
 def test_a_clean_end_cancels_its_work_units_in_bulk(project: Project, master_python: str) -> None:
@@ -165,15 +191,18 @@ def test_a_clean_end_cancels_its_work_units_in_bulk(project: Project, master_pyt
     assert out["cancel_seconds"] < 60, out
 
 
+@pytest.mark.parametrize("way", ["inline", "file"])
 def test_a_shared_blob_is_staged_once_for_every_work_unit(
-        project: Project, master_python: str) -> None:
-    out = run_check(master_python, "shared")
+        project: Project, master_python: str, way: str) -> None:
+    out = run_check(master_python, f"shared-{way}")
     assert out["created"] == 20
     assert out["shared_names"] == 1
     assert out["naming_shared"] == 20  # every work unit's input list names the one file
     assert out["md5_of_shared"] == 20  # with its checksum, from the .md5 side file
     assert out["staged_copies"] == 1
-    assert out["largest_task_file"] < out["shared_size"] // 100, out
+    assert out["largest_task"] < out["shared_size"] // 100, out
+    assert (out["command_lines"], out["task_files"]) == (
+        (20, 0) if way == "inline" else (0, 20)), out
 
 
 
