@@ -9,8 +9,8 @@ It runs on the project's server (``-p`` names the project directory), as the pro
   (``download/pymw_tasks/TAG/``);
   queued work units are created in batches by one ``create_work --stdin`` each (its bulk mode), so
   a thousand tasks cost one process, not a thousand. A full batch's create_work runs in the
-  background while the master encodes and stages the next one: the first work units exist
-  before the last task is encoded.
+  background while the master encodes and stages the next one (two at most at once): the first
+  work units exist before the last task is encoded.
 - Data the tasks share (a blob named by its digest, see ``put_shared``) is staged once, as a
   constant input every work unit that needs it references: it is neither copied into each task
   file nor hashed again by create_work for each work unit.
