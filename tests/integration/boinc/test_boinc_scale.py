@@ -92,6 +92,11 @@ try:
         def items():
             for i in range(count):
                 if i == count - 1:  # the last task is about to be encoded
+                    # held back until a full batch exists (or a minute): a master that made
+                    # work units only at flush would make none meanwhile
+                    deadline = time.monotonic() + 60
+                    while work_units() < BATCH_SIZE and time.monotonic() < deadline:
+                        time.sleep(0.05)
                     out["existing_before_last_encoded"] = work_units()
                 yield i
 
@@ -162,7 +167,8 @@ def run_check(master_python: str, check: str) -> dict[str, int]:
     script = write_script("boinc_scale_check.py", SCRIPT)
     done = subprocess.run(
         ["sudo", "-n", "-u", OWNER, "-H", master_python, str(script), str(PROJECT_DIR), APP,
-         tag(check), check], capture_output=True, text=True, timeout=600, cwd="/", check=False)
+         tag(check.replace("-", "")), check], capture_output=True, text=True, timeout=600,
+        cwd="/", check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("OUT "))
     result: dict[str, int] = json.loads(line[4:])
