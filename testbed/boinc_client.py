@@ -128,6 +128,16 @@ def update(master_url: str) -> None:
     boinccmd("--project", master_url, "update")
 
 
+def forget_backoffs() -> None:
+    """Ask every attached project now: after a test took a server down, the client that heard
+    "feeder not running" would keep away from it for an hour, and later tests wait on it."""
+    if not _answers():
+        return
+    for line in boinccmd("--get_project_status").stdout.splitlines():
+        if "master URL:" in line:
+            update(line.split("master URL:", 1)[1].strip())
+
+
 def detach(master_url: str) -> None:
     boinccmd("--project", master_url, "detach")
 

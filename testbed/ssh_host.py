@@ -173,6 +173,17 @@ def restart_project_daemons() -> None:
             _kill_processes_in(daemons_dir)
         run_in_vm("sudo", "-n", "-u", owner, "sh", "-c",
                   f"cd {shlex.quote(str(project))} && bin/start >/dev/null 2>&1")
+    # until each feeder runs: a client asking before then hears "feeder not running" and keeps
+    # away from the project for an hour (boinc_client.forget_backoffs then calls it back)
+    deadline = time.monotonic() + 30
+    for config_xml in Path("/home").glob("*/projects/*/config.xml"):
+        if "<cmd>feeder" not in config_xml.read_text(errors="replace"):
+            continue
+        while not any(_process_names_in(daemons_dir) & {"feeder"}
+                      for daemons_dir in config_xml.parent.glob("tmp_*")):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
 
 
 def as_user(user: str, script: str) -> None:
@@ -182,6 +193,21 @@ def as_user(user: str, script: str) -> None:
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"as {user}: {script!r} failed: {proc.stderr.strip()}")
+
+
+def _process_names_in(directory: Path) -> set[str]:
+    """The names of the processes whose working directory is ``directory`` or below."""
+    inside = str(directory) + "/"
+    names = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (os.readlink(proc / "cwd") + "/").startswith(inside):
+                names.add((proc / "comm").read_text().strip())
+        except OSError:
+            continue
+    return names
 
 
 def _kill_processes_in(directory: Path) -> None:

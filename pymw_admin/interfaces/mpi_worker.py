@@ -33,7 +33,9 @@ TAG_HELLO = 15  # rank -> master: "host pid", once at start
 TAG_KILL = 16  # master -> rank: kill the child (a cancelled task is running there)
 
 IDLE_POLL_SECONDS = 0.001  # longest sleep between MPI polls when nothing happens
-EXIT_PAUSE_SECONDS = 0.1
+# after MPI_Finalize (see serve_rank_forever); a master's interpreter teardown on a cold machine
+# (nothing compiled yet) outlasted 0.1 s once
+EXIT_PAUSE_SECONDS = 0.5
 
 
 def serve(comm: Any, master: int, name: str) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ssh_host
+from testbed import boinc_client, ssh_host
 from tests.integration.admin.conftest import pymw_admin
 from tests.integration.runs.conftest import STATUS_NAME
 
@@ -34,6 +34,8 @@ def stopped(request: pytest.FixtureRequest) -> Iterator[str]:
         ssh_host.run_in_vm("service", service, "start")
         if service == "mariadb":
             ssh_host.restart_project_daemons()
+        # the projects were down for the attached client too: it must not stay away an hour
+        boinc_client.forget_backoffs()
 
 
 def test_a_healthy_project_exits_zero(status_project: Path) -> None:
