@@ -203,10 +203,12 @@ def test_bare_project_status_reports_the_database(bare_project: Path) -> None:
     assert {r["id"] for r in data["runs"]} == set(_runs(bare_project))
 
 
-def test_the_server_runs_this_very_code(bare_project: Path) -> None:
+def test_the_server_runs_this_very_code(bare_project: Path, scripts: Path) -> None:
     """The venv on the server holds the pymw-admin these tests run (rebuilt when sources change)."""
     from pymw_admin.admin import runs
 
+    # a run makes (or refreshes) the venv: this test may be the session's first to run one
+    assert _cli(bare_project, "run", str(scripts / "fails.py")).returncode == 7
     venv = Path("/home/pymwrun/.pymw-admin/venv")  # the test host shares this file system
     assert (venv / "pymw-admin.stamp").read_text().strip() == runs.source_hash(
         runs.source_root())  # type: ignore[arg-type]
