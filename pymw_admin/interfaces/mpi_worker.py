@@ -15,12 +15,12 @@ from the master script when it builds the interface.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import socket
 import sys
-import time
-from typing import Any
+from typing import Any, NoReturn
 
 from pymw_admin.interfaces.serve_child import ServeChild
 
@@ -33,9 +33,6 @@ TAG_HELLO = 15  # rank -> master: "host pid", once at start
 TAG_KILL = 16  # master -> rank: kill the child (a cancelled task is running there)
 
 IDLE_POLL_SECONDS = 0.001  # longest sleep between MPI polls when nothing happens
-# after MPI_Finalize (see serve_rank_forever); a master's interpreter teardown on a cold machine
-# (nothing compiled yet) outlasted 0.1 s once
-EXIT_PAUSE_SECONDS = 0.5
 
 
 def serve(comm: Any, master: int, name: str) -> int:
@@ -80,28 +77,39 @@ def serve(comm: Any, master: int, name: str) -> int:
         delay = 0.0 if busy else min(IDLE_POLL_SECONDS, max(delay * 2, 0.00005))
 
 
-def serve_rank_forever(comm: Any, master: int, name: str) -> None:
-    """A worker rank under mpiexec: serve, finalize MPI and end the process without returning.
+def exit_process(code: int) -> NoReturn:
+    """End the process as C's ``exit`` does, without the interpreter's own shutdown.
 
-    Ending with ``os._exit`` keeps the master script's own code (finally blocks, code after the
-    interface was built) from ever running on a worker rank.
+    C exit handlers run: MPICH says goodbye to its process manager in one (PMI finalize), and a
+    rank that leaves without it is, to hydra, a crashed rank, whose exit makes hydra SIGKILL every
+    rank still running (the job then fails with signal 9, whichever rank lost the race).
+    Python's shutdown does not run: no ``finally`` block or exit handler of the master script
+    runs on a worker rank.
     """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        c_exit = ctypes.PyDLL(None).exit  # PyDLL keeps the GIL: no Python thread runs meanwhile
+    except (OSError, AttributeError):  # no C library to call (not a POSIX system)
+        os._exit(code)
+    c_exit.argtypes = [ctypes.c_int]
+    c_exit(code)
+    os._exit(code)  # not reached
+
+
+def serve_rank_forever(comm: Any, master: int, name: str) -> NoReturn:
+    """A worker rank under mpiexec: serve, finalize MPI and end the process without returning."""
     try:
         code = serve(comm, master, name)
     except BaseException as exc:  # report, then let mpiexec end the job
         print(f"pymw mpi worker {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.stderr.flush()
-        os._exit(1)
-    sys.stdout.flush()
-    sys.stderr.flush()
+        os._exit(1)  # a rank that dies: hydra ends the whole job, as it should
     from mpi4py import MPI
 
     MPI.Finalize()  # returns once the master finalizes too; mpiexec wants every rank to
-    # Leaving at once after MPI_Finalize made MPICH's hydra SIGKILL the still finalizing rank 0
-    # in about one run in five; a short pause (as a normal interpreter exit takes) never did.
-    time.sleep(EXIT_PAUSE_SECONDS)
     # mpiexec does not always report rank 0's status when the others exit 0: echo the master's
-    os._exit(code)
+    exit_process(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ def test_a_pymw_04_script_runs_on_mpi(run_master: Run, mode: str, tmp_path: Path
     script = tmp_path / "old_mpi_script.py"
     script.write_text(SCRIPT)
     out = run_master(mode, script)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, out.stderr + out.stdout[-3000:]  # mpiexec reports on stdout
     assert out.stdout.count("MASTER CODE RAN") == 1
     assert "total 90 nothing no args" in out.stdout
     assert "nonblocking True" in out.stdout
