@@ -33,8 +33,6 @@ from pymw_admin.wire import signature
 from pymw_admin.wire.boinc_contract import (
     APP_NAME,
     INLINE_TASK_FEATURE,
-    INLINE_TASK_MAX,
-    INLINE_TASK_OPTION,
     RESULT_NAME,
     TASK_NAME,
 )
@@ -99,9 +97,10 @@ def _place(src: Path, dst: Path) -> None:
 
 def inline_args(bundle: Bundle, task_file: bytes) -> list[str]:
     """The command line a work unit would carry the task in, or [] when it goes as a file."""
-    if INLINE_TASK_FEATURE not in bundle.manifest.features or len(task_file) > INLINE_TASK_MAX:
+    if INLINE_TASK_FEATURE not in bundle.manifest.features:
         return []
-    return [INLINE_TASK_OPTION + signature.pack_command_line(task_file)]
+    option = signature.command_line_option(task_file)
+    return [] if option is None else [option]
 
 
 def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: bytes,

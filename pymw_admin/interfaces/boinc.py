@@ -66,8 +66,6 @@ from pymw_admin.wire.boinc_contract import (
     APP_NAME,
     ERROR_SUFFIX,
     INLINE_TASK_FEATURE,
-    INLINE_TASK_MAX,
-    INLINE_TASK_OPTION,
     MASTERS_DIR,
     RESULT_SUFFIX,
     RESULTS_DIR,
@@ -392,13 +390,12 @@ class BoincInterface:
         signed = self._signer.sign_batch([blob for *_, blob in batch])
         lines = []
         for (_task_id, name, template, _blob), task_file in zip(batch, signed, strict=True):
-            inline = (self._inline_template(template)
-                      if self.inline_tasks and len(task_file) <= INLINE_TASK_MAX else None)
+            option = signature.command_line_option(task_file) if self.inline_tasks else None
+            inline = self._inline_template(template) if option is not None else None
             if inline is not None:
                 # a file created costs more than the rest of a task's way to its work unit,
                 # and the client a download
-                lines.append(f"--wu_name {name} --wu_template {inline} --command_line "
-                             f"{INLINE_TASK_OPTION}{signature.pack_command_line(task_file)}\n")
+                lines.append(f"--wu_name {name} --wu_template {inline} --command_line {option}\n")
                 continue
             file_name = name + TASK_SUFFIX
             size, md5 = self.layout.stage_task(self.tag, file_name, task_file)

@@ -37,6 +37,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from pymw_admin.wire.boinc_contract import INLINE_TASK_MAX, INLINE_TASK_OPTION
 from pymw_admin.wire.encoding import TASK_MAGIC
 
 SIGNED_MAGIC = b"PYMW-TASK 2\n"
@@ -215,6 +216,15 @@ def pack_command_line(task_file: bytes) -> str:
             return ".".join((_b64(task_file[:mark]), _b64(signature), fields[1].decode(),
                              fields[2].decode(), _b64(path)))
     return _b64(task_file)
+
+
+def command_line_option(task_file: bytes) -> str | None:
+    """The work unit's command-line option that carries ``task_file`` instead of a file, or None
+    when the task is too big for the line (it goes as a file). Whether the app's workers read it
+    is the caller's to know (the ``inline-task`` feature)."""
+    if len(task_file) > INLINE_TASK_MAX:
+        return None
+    return INLINE_TASK_OPTION + pack_command_line(task_file)
 
 
 def unpack_command_line(word: str) -> bytes:
