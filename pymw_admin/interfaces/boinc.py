@@ -549,11 +549,15 @@ class BoincInterface:
 
 
     def _fail_batch(self, batch: list[tuple[str, str]], failure: str) -> None:
-        """No work unit of the batch exists: each task fails now (the master may retry it), and
-        the journal says so, so a resumed master never waits for them."""
+        """The batch's work units were not made: each task fails now (the master may retry it,
+        under a new work unit), and the journal says so, so a resumed master never waits for
+        them. Their task files go too: no work unit of ours reads them (one create_work made
+        before it stopped fails at its download instead of running a task nobody collects)."""
         self._append_log(self._submitted_log,
                          [{"task_id": t, "wu": n, "failed": failure} for t, n in batch])
         self._ready += [Completion(t, failure=failure, worker=f"boinc:{n}") for t, n in batch]
+        for _task_id, name in batch:
+            self._remove_task_file(name)
 
     # --- shared data ---------------------------------------------------------------------------
 
