@@ -179,19 +179,21 @@ def test_boinc_build_fetches_git_and_refuses_a_missing_directory() -> None:
     (project.ProjectFacts(True, 60, True, True, True), []),
     (project.ProjectFacts(False, 0, False, False, False),
      ["make_project", "load-schema", "set-db-password", "db-revision", "next-rpc-delay",
-      "daemon-options"]),
+      "daemon-options", "protect-keys"]),
     (project.ProjectFacts(True, 60, False, True, True), ["set-db-password"]),
     (project.ProjectFacts(True, 60, True, False, True), ["set-db-password"]),
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=False),
      ["make_project", "load-schema", "set-db-password", "db-revision", "next-rpc-delay",
-      "daemon-options"]),
+      "daemon-options", "protect-keys"]),
     # make_project was cut short (its marker is there): made again, not refused
     (project.ProjectFacts(False, 0, False, False, False, dir_exists=True, half_made=True),
      ["remove-half-made", "make_project", "load-schema", "set-db-password", "db-revision",
-      "next-rpc-delay", "daemon-options"]),
+      "next-rpc-delay", "daemon-options", "protect-keys"]),
     (project.ProjectFacts(True, 60, True, True, True, rpc_delay=False), ["next-rpc-delay"]),
     # a project made before the feeder's options (or an admin's edit): set again
     (project.ProjectFacts(True, 60, True, True, True, daemons_ok=False), ["daemon-options"]),
+    # make_project's keys are 0644; a project made before this step had them so
+    (project.ProjectFacts(True, 60, True, True, True, keys_ok=False), ["protect-keys"]),
 ])
 def test_project(facts: project.ProjectFacts, expected: list[str]) -> None:
     assert kinds(project.decide(facts, SPEC)) == expected

@@ -19,7 +19,7 @@ from lxml import etree
 from pymw_admin.admin import boincxml
 from pymw_admin.admin.plan import Action, Context, Step
 from pymw_admin.admin.project import Project
-from pymw_admin.admin.remote import root_only_parents
+from pymw_admin.admin.remote import Host, root_only_parents
 from pymw_admin.admin.server import database
 from pymw_admin.admin.server.boinc_build import parse_source, tree_dir
 from pymw_admin.admin.server.spec import ProjectSpec
@@ -41,6 +41,7 @@ class ProjectFacts:
     half_made: bool = False  # make_project was cut short here (its marker is still there)
     rpc_delay: bool = True  # config.xml tells clients when to come back (<next_rpc_delay>)
     daemons_ok: bool = True  # the feeder drops stale work; it and the transitioner look often
+    keys_ok: bool = True  # the private keys have KEY_MODES (or are not there)
 
 
 # make_project's feeder keeps a slot until a host takes its work: work no attached host can run
@@ -57,6 +58,13 @@ FEEDER = boincxml.Daemon(f"feeder -d 3 --purge_stale 1 --sleep_interval {DAEMON_
 TRANSITIONER = boincxml.Daemon(f"transitioner -d 3 --sleep_interval {DAEMON_SLEEP}",
                                "transitioner.pid", "transitioner.log")
 TUNED_DAEMONS = (FEEDER, TRANSITIONER)
+
+
+# make_project writes its keys with the umask's 0644. code_sign_private signs the app versions
+# every volunteer's client runs, and only update_versions (as the owner) reads it; upload_private
+# is read by the daemons (the owner) and the scheduler (Apache's user, in the owner's group).
+# A key that is not there (code_sign_private taken offline, as BOINC advises) is left so.
+KEY_MODES = {"code_sign_private": 0o600, "upload_private": 0o640}
 
 
 def config_path(spec: Project) -> str:
@@ -128,7 +136,16 @@ def gather(ctx: Context) -> ProjectFacts:
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
                         bool(password) and db_password_in(text) == password, mode == "640", rev,
                         dir_exists=True, rpc_delay=has_rpc_delay(text),
-                        daemons_ok=daemons_tuned(text))
+                        daemons_ok=daemons_tuned(text), keys_ok=keys_protected(host, spec))
+
+
+def keys_protected(host: Host, spec: ProjectSpec) -> bool:
+    names = " ".join(shlex.quote(name) for name in KEY_MODES)
+    # a missing key makes stat say so on stderr; the others are still listed
+    listed = host.run(f"cd {shlex.quote(spec.project_dir)}/keys && stat -c '%n %a' -- {names}",
+                      user=spec.owner, check=False).stdout
+    modes = dict(line.split(" ", 1) for line in listed.splitlines() if " " in line)
+    return all(modes.get(name, f"{mode:o}") == f"{mode:o}" for name, mode in KEY_MODES.items())
 
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
@@ -152,6 +169,9 @@ def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
     if not facts.config_xml or not facts.daemons_ok:
         actions.append(Action("daemon-options", "work nobody takes leaves the feeder's slots; "
                               "new work reaches the scheduler within seconds"))
+    if not facts.config_xml or not facts.keys_ok:
+        actions.append(Action("protect-keys", ", ".join(
+            f"keys/{name} {mode:o}" for name, mode in KEY_MODES.items())))
     return actions
 
 
@@ -236,6 +256,13 @@ def apply(ctx: Context, actions: list[Action]) -> None:
                 host.run(f"if [ -f {pid} ]; then kill \"$(cat {pid})\" 2>/dev/null; fi; true",
                          user=spec.owner,
                          what=f"stopping {daemon.cmd.split()[0]} for its new options")
+        elif action.kind == "protect-keys":
+            # as the owner, whose files they are
+            keys = shlex.quote(f"{spec.project_dir}/keys")
+            host.run(f"cd {keys} && " + " && ".join(
+                f"{{ test ! -f {name} || chmod {mode:o} {name}; }}"
+                for name, mode in KEY_MODES.items()), user=spec.owner,
+                what="making the private keys unreadable to other accounts")
         elif action.kind == "db-revision":
             ops = shlex.quote(f"{spec.project_dir}/html/ops")
             host.run(f"cd {ops} && PATH={SYSTEM_PATH} ./db_schemaversion.php > ../../db_revision",

@@ -5,6 +5,7 @@ the scheduler and the daemons answer; a re-run changes nothing (<= 10 s); a dry 
 from __future__ import annotations
 
 import json
+import stat
 import time
 import urllib.request
 from pathlib import Path
@@ -73,6 +74,11 @@ def test_cold_provisioning_answers(provisioned: tuple[Path, dict, float]) -> Non
     assert {"feeder", "transitioner", "file_deleter"} <= facts.running
     assert Path(f"/etc/pymw-admin/{NAME}/ops_password").stat().st_mode & 0o077 == 0
     assert oct(Path(f"{spec.project_dir}/config.xml").stat().st_mode & 0o777) == "0o640"
+    # make_project's 0644: app versions signed by any account's copy would run on every client
+    keys = Path(spec.project_dir) / "keys"
+    assert {key: oct(stat.S_IMODE((keys / key).stat().st_mode))
+            for key in ("code_sign_private", "upload_private")} == {
+        "code_sign_private": "0o600", "upload_private": "0o640"}
 
 
 def test_rerun_changes_nothing(vm: ssh_host.VM, boinc_src: Path,

@@ -4,6 +4,7 @@ converges the same project (same owner, directory and tree) and changes nothing.
 from __future__ import annotations
 
 import json
+import stat
 
 import pytest
 
@@ -21,3 +22,6 @@ def test_a_rerun_without_owner_converges_the_same_project(project: Project) -> N
     data = json.loads(out.stdout)
     assert data["changes"] == 0, [s for s in data["steps"] if s["actions"]]
     assert f"owner = \"{OWNER}\"" in project.project_file.read_text()
+    keys = project.dir / "keys"  # make_project made them 0644
+    assert oct(stat.S_IMODE((keys / "code_sign_private").stat().st_mode)) == "0o600"
+    assert oct(stat.S_IMODE((keys / "upload_private").stat().st_mode)) == "0o640"
