@@ -179,7 +179,7 @@ def restart_project_daemons() -> None:
     for config_xml in Path("/home").glob("*/projects/*/config.xml"):
         if "<cmd>feeder" not in config_xml.read_text(errors="replace"):
             continue
-        while not any(_process_names_in(daemons_dir) & {"feeder"}
+        while not any("feeder" in _processes_in(daemons_dir).values()
                       for daemons_dir in config_xml.parent.glob("tmp_*")):
             if time.monotonic() > deadline:
                 break
@@ -195,35 +195,27 @@ def as_user(user: str, script: str) -> None:
         raise RuntimeError(f"as {user}: {script!r} failed: {proc.stderr.strip()}")
 
 
-def _process_names_in(directory: Path) -> set[str]:
-    """The names of the processes whose working directory is ``directory`` or below."""
+def _processes_in(directory: Path) -> dict[int, str]:
+    """The processes (pid: name) whose working directory is ``directory`` or below."""
     inside = str(directory) + "/"
-    names = set()
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if (os.readlink(proc / "cwd") + "/").startswith(inside):
-                names.add((proc / "comm").read_text().strip())
+                found[int(proc.name)] = (proc / "comm").read_text().strip()
         except OSError:
             continue
-    return names
+    return found
 
 
 def _kill_processes_in(directory: Path) -> None:
     """SIGKILL whatever still runs in the project: daemons 1.6.2's bin/stop did not wait for,
     master scripts of runs. Found by working directory, so other projects' processes stay."""
-    inside = str(directory) + "/"
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(proc / "cwd")
-        except OSError:
-            continue
-        if (cwd + "/").startswith(inside):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(proc.name), signal.SIGKILL)
+    for pid in _processes_in(directory):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _shmem_key(project: Path) -> str:
