@@ -129,23 +129,24 @@ def gather(ctx: Context) -> ProjectFacts:
         f"WHERE table_schema='{spec.db_name}'\"", check=False
     ).stdout.strip()
     password = database.db_password(host, spec)
-    mode = host.run(f"stat -c %a {shlex.quote(config_path(spec))}", user=spec.owner,
-                    check=False).stdout.strip()
+    modes = file_modes(host, spec, ["config.xml", *(f"keys/{name}" for name in KEY_MODES)])
     rev = host.run(f"test -s {shlex.quote(spec.project_dir)}/db_revision", user=spec.owner,
                    check=False).ok
     return ProjectFacts(True, int(count) if count.isdigit() else 0,
-                        bool(password) and db_password_in(text) == password, mode == "640", rev,
-                        dir_exists=True, rpc_delay=has_rpc_delay(text),
-                        daemons_ok=daemons_tuned(text), keys_ok=keys_protected(host, spec))
+                        bool(password) and db_password_in(text) == password,
+                        modes.get("config.xml") == "640", rev, dir_exists=True,
+                        rpc_delay=has_rpc_delay(text), daemons_ok=daemons_tuned(text),
+                        keys_ok=all(modes.get(f"keys/{name}", f"{mode:o}") == f"{mode:o}"
+                                    for name, mode in KEY_MODES.items()))
 
 
-def keys_protected(host: Host, spec: ProjectSpec) -> bool:
-    names = " ".join(shlex.quote(name) for name in KEY_MODES)
-    # a missing key makes stat say so on stderr; the others are still listed
-    listed = host.run(f"cd {shlex.quote(spec.project_dir)}/keys && stat -c '%n %a' -- {names}",
+def file_modes(host: Host, spec: ProjectSpec, names: list[str]) -> dict[str, str]:
+    """Octal modes of project-relative files, read as the owner in one call; a missing file is
+    left out (stat says so on stderr and lists the others)."""
+    quoted = " ".join(shlex.quote(name) for name in names)
+    listed = host.run(f"cd {shlex.quote(spec.project_dir)} && stat -c '%n %a' -- {quoted}",
                       user=spec.owner, check=False).stdout
-    modes = dict(line.split(" ", 1) for line in listed.splitlines() if " " in line)
-    return all(modes.get(name, f"{mode:o}") == f"{mode:o}" for name, mode in KEY_MODES.items())
+    return dict(line.rsplit(" ", 1) for line in listed.splitlines() if " " in line)
 
 
 def decide(facts: ProjectFacts, spec: ProjectSpec) -> list[Action]:
