@@ -551,8 +551,9 @@ class BoincInterface:
     def _fail_batch(self, batch: list[tuple[str, str]], failure: str) -> None:
         """The batch's work units were not made: each task fails now (the master may retry it,
         under a new work unit), and the journal says so, so a resumed master never waits for
-        them. Their task files go too: no work unit of ours reads them (one create_work made
-        before it stopped fails at its download instead of running a task nobody collects)."""
+        them. Their task files go too: no work unit of ours reads them (a work unit create_work
+        made before it stopped fails at its download instead of running a task nobody
+        collects)."""
         self._append_log(self._submitted_log,
                          [{"task_id": t, "wu": n, "failed": failure} for t, n in batch])
         self._ready += [Completion(t, failure=failure, worker=f"boinc:{n}") for t, n in batch]

@@ -267,16 +267,14 @@ def test_a_failed_create_work_fails_its_tasks_and_is_not_resumed(tmp_path: Path)
     again.close()
 
 
-def test_a_failed_create_work_leaves_no_task_file(tmp_path: Path) -> None:
+def test_a_failed_create_work_leaves_no_task_file(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # before the master hands the failure back (it may never: a map that raised first)
     root = make_project(tmp_path)
     iface = boinc.BoincInterface(root, tag="t7", poll_seconds=0.01)
-    os.environ["FAKE_CREATE_WORK_FAIL"] = "1"
-    try:
-        iface.submit("a", encode_task("a", square, (1,)))
-        iface.flush()
-    finally:
-        del os.environ["FAKE_CREATE_WORK_FAIL"]
+    monkeypatch.setenv("FAKE_CREATE_WORK_FAIL", "1")
+    iface.submit("a", encode_task("a", square, (1,)))
+    iface.flush()
     [failed] = iface.wait(1)
     assert failed.failure.startswith("create_work failed")
     assert list(Path(iface.layout.task_dir("t7")).iterdir()) == []
