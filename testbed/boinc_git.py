@@ -1,8 +1,8 @@
 """A git repository of BOINC that the test host serves itself, for init-project's default kind of
 source (a git URL with a release tag) with no outside network.
 
-The repository is $PYMW_BOINC_GIT, else CACHE/boinc.git: a bare clone of BOINC/boinc holding the
-server release tags, made by hand outside the project (``git clone --bare URL CACHE/boinc.git``).
+The repository is the testbed's bare copy of its one BOINC git source (testbed/boinc_source.py:
+$PYMW_BOINC_GIT, else BOINC's public repository), holding the server release tags.
 ``serve()`` runs ``git daemon`` inside the vm's network namespace, so the host clones
 ``git://VM_ADDR/boinc.git`` the way it would clone the public repository. Tests that need it skip,
 naming what is missing, when there is none.
@@ -13,31 +13,22 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 
-from testbed import ssh_host
+from testbed import boinc_source, ssh_host
 from testbed.cache import CACHE
 
 PORT = 9418
-RELEASE = "server_release/1.6/1.6.2"
+RELEASE = boinc_source.RELEASE
 
 
 def find() -> Path | None:
-    explicit = os.environ.get("PYMW_BOINC_GIT")
-    candidate = Path(explicit) if explicit else CACHE / "boinc.git"
-    if not (candidate / "HEAD").is_file():
-        return None
-    tags = subprocess.run(["git", "-C", str(candidate), "tag", "--list", RELEASE],
-                          capture_output=True, text=True, check=False).stdout.split()
-    return candidate if RELEASE in tags else None
+    return boinc_source.bare_repository()
 
 
 def missing_reason() -> str:
-    where = os.environ.get("PYMW_BOINC_GIT") or str(CACHE / "boinc.git")
-    return (f"no bare git repository of BOINC with the tag {RELEASE} at {where} (set "
-            "PYMW_BOINC_GIT to a bare clone of BOINC/boinc)")
+    return boinc_source.missing_reason()
 
 
 def _answers() -> bool:

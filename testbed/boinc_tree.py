@@ -1,8 +1,10 @@
-"""Where the tests find a BOINC server source tree: $PYMW_BOINC_SRC, else CACHE/boinc-src.
+"""Where the tests find a BOINC server source tree: $PYMW_BOINC_SRC, else the release's tree
+from the testbed's one git source (testbed/boinc_source.py); the upgrade test's older release:
+$PYMW_BOINC_SRC_OLD, else that source's older tag.
 
-Nothing here fetches or builds it: the tree is checked out by hand outside the project (see
-docs/admin-guide.md), and ``init-project --boinc-source DIR`` builds it like any admin's source.
-Tests that need it skip, naming what is missing, when there is none.
+``init-project --boinc-source DIR`` builds the tree in place like any admin's source, so a
+cached tree is built once per machine. Tests that need a tree skip, naming what is missing,
+only when no source could be had.
 """
 
 from __future__ import annotations
@@ -10,33 +12,42 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from testbed.cache import CACHE
+from testbed import boinc_source
+
+
+def _ready(path: Path) -> Path | None:
+    return path if (path / "sched").is_dir() and (path / "tools").is_dir() else None
 
 
 def find() -> Path | None:
     explicit = os.environ.get("PYMW_BOINC_SRC")
-    candidate = Path(explicit) if explicit else CACHE / "boinc-src"
-    return candidate if (candidate / "sched").is_dir() and (candidate / "tools").is_dir() else None
+    if explicit:
+        return _ready(Path(explicit))
+    tree = boinc_source.tree(boinc_source.RELEASE)
+    return _ready(tree) if tree else None
 
 
 def find_older() -> Path | None:
-    """An older server release to upgrade from: $PYMW_BOINC_SRC_OLD, else CACHE/boinc-src-1.6.1
-    (a checkout of server_release/1.6/1.6.1)."""
+    """An older server release to upgrade from."""
     explicit = os.environ.get("PYMW_BOINC_SRC_OLD")
-    candidate = Path(explicit) if explicit else CACHE / "boinc-src-1.6.1"
-    return candidate if (candidate / "sched").is_dir() and (candidate / "tools").is_dir() else None
+    if explicit:
+        return _ready(Path(explicit))
+    tree = boinc_source.tree(boinc_source.OLDER)
+    return _ready(tree) if tree else None
 
 
 def older_missing_reason() -> str:
-    where = os.environ.get("PYMW_BOINC_SRC_OLD") or str(CACHE / "boinc-src-1.6.1")
-    return (f"no older BOINC server source tree at {where} to upgrade from (set "
-            "PYMW_BOINC_SRC_OLD to a checkout of e.g. server_release/1.6/1.6.1)")
+    explicit = os.environ.get("PYMW_BOINC_SRC_OLD")
+    if explicit:
+        return f"PYMW_BOINC_SRC_OLD={explicit} is not a BOINC source tree"
+    return boinc_source.missing_reason()
 
 
 def missing_reason() -> str:
-    where = os.environ.get("PYMW_BOINC_SRC") or str(CACHE / "boinc-src")
-    return (f"no BOINC server source tree at {where} (set PYMW_BOINC_SRC to a checkout of a "
-            "server release, e.g. server_release/1.6/1.6.2)")
+    explicit = os.environ.get("PYMW_BOINC_SRC")
+    if explicit:
+        return f"PYMW_BOINC_SRC={explicit} is not a BOINC source tree"
+    return boinc_source.missing_reason()
 
 
 def up() -> str:
