@@ -14,8 +14,8 @@ from pathlib import Path
 from invoke import Collection, Context, task
 
 # the engines the testbed provisions, in the order they come up
-ENGINES: list[str] = ["bundle", "foreign", "condor", "mpi", "ssh_host", "second_host", "acme",
-                      "boinc_client"]
+ENGINES: list[str] = ["boinc_source", "bundle", "foreign", "condor", "mpi", "ssh_host",
+                      "second_host", "acme", "boinc_client"]
 
 
 def _engine(name: str):  # type: ignore[no-untyped-def]
@@ -63,47 +63,57 @@ def lint(c: Context) -> None:
 
 @task(help={"k": "pytest -k expression", "unit": "only the fast unit tests"})
 def test(c: Context, k: str = "", unit: bool = False) -> None:
-    """Bring the testbed up, lint, and run the whole test suite."""
+    """Bring the testbed up, lint, and run the whole test suite, engine tests included (the
+    slowest 25 tests are listed at the end: where a run's time goes)."""
     if not unit:
         up(c)
     lint(c)
-    target = "tests/unit" if unit else "tests"
+    target = "tests/unit" if unit else "tests --engines --durations=25"
     select = f" -k {k!r}" if k else ""
     c.run(f"{sys.executable} -m pytest {target}{select}", pty=False)
 
 
 @task
 def bench(c: Context) -> None:
-    """Run every benchmark; each prints its ratio against the named peer (warn=True: a missed
-    target prints and the next benchmark still runs)."""
+    """Run every benchmark; each prints its ratio against the named peer. All of them run, then
+    the task ends non-zero naming each one that missed its target or broke."""
+    failed: list[str] = []
     # start-up first: it times single processes, so nothing else may still be winding down
     for script in ("bundle_startup", "local_throughput", "mpi_throughput", "condor_overhead",
                    "untrusted_decode"):
-        c.run(f"{sys.executable} benchmarks/{script}.py", warn=True)
-    _bench_boinc(c)
+        if not c.run(f"{sys.executable} benchmarks/{script}.py", warn=True).ok:
+            failed.append(script)
+    failed += _bench_boinc(c)
+    if failed:
+        raise SystemExit(f"benchmarks that missed a target or failed: {', '.join(failed)}")
+    print("every benchmark met its target")
 
 
-def _bench_boinc(c: Context) -> None:
-    """The BOINC benchmark runs on the server as the project owner, on the test project that
-    the BOINC end-to-end tests deploy (``invoke test`` with a BOINC tree makes it)."""
+def _bench_boinc(c: Context) -> list[str]:
+    """The BOINC benchmarks run on the server as the project owner, on the test project that
+    the BOINC end-to-end tests deploy (``invoke test`` makes it); returns those that failed."""
     from testbed.boinc_project import OWNER, PROJECT_DIR, WORK
 
     python = WORK / "master-venv" / "bin" / "python"
     if not (PROJECT_DIR / "config.xml").exists() or not python.exists():
-        print(f"boinc_create_work: skipped, no deployed test project at {PROJECT_DIR} "
-              "(run `invoke test` where a BOINC server tree is, first)")
-        return
+        print(f"boinc benchmarks: no deployed test project at {PROJECT_DIR} (run `invoke test` "
+              "first)")
+        return ["boinc_create_work", "boinc_scale"]
     # the owner runs copies: the checkout may be in a directory it cannot read
     bench = WORK / "bench"
     bench.mkdir(exist_ok=True)
     for name in ("_common.py", "boinc_create_work.py", "boinc_scale.py", "boinc_latency.py"):
         shutil.copy(Path("benchmarks") / name, bench / name)
     c.run(f"chmod -R a+rX {bench}")
-    c.run(f"sudo -n -u {OWNER} {python} {bench / 'boinc_create_work.py'} -p {PROJECT_DIR}",
-          warn=True)
+    failed = []
+    as_owner = f"sudo -n -u {OWNER} {python}"
+    if not c.run(f"{as_owner} {bench / 'boinc_create_work.py'} -p {PROJECT_DIR}", warn=True).ok:
+        failed.append("boinc_create_work")
     # 1-3 on the app with no versions; 4 through the attached client and the deployed app
-    c.run(f"sudo -n -u {OWNER} {python} {bench / 'boinc_scale.py'} -p {PROJECT_DIR} --latency",
-          warn=True)
+    if not c.run(f"{as_owner} {bench / 'boinc_scale.py'} -p {PROJECT_DIR} --latency",
+                 warn=True).ok:
+        failed.append("boinc_scale")
+    return failed
 
 
 testbed = Collection("testbed", up, down, status)

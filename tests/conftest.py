@@ -11,9 +11,49 @@ from pathlib import Path
 import pytest
 
 from pymw_admin.runtime import Master
+from tests.helpers.cli import cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+# Tests of a real engine provision this machine (apt-get, a chroot, daemons, accounts): they run
+# only when asked, as `invoke test` asks; a plain `pytest` runs the rest and skips these
+ENGINE_MARKERS = ("mpi", "condor", "ssh", "boinc", "bundle")
+ENGINE_DIRS = tuple(f"tests/integration/{name}/" for name in
+                    ("admin", "boinc", "bundle", "condor", "mpi", "runs"))
+NOT_ASKED = ("not run: they provision this machine's testbed (apt-get, a chroot, daemons); run "
+             "them with `invoke test`, or `pytest --engines` as root")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engines", action="store_true", default=False,
+                     help="also run the tests of real engines (MPI, HTCondor, the sshd host, "
+                          "BOINC, bundles), bringing the testbed up on this machine as needed")
+
+
+def is_engine_test(item: pytest.Item) -> bool:
+    where = Path(str(item.path)).relative_to(ROOT).as_posix()
+    return where.startswith(ENGINE_DIRS) or any(
+        item.get_closest_marker(name) for name in ENGINE_MARKERS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --engines, the engine tests are set aside, and one line says so and how."""
+    if config.getoption("--engines"):
+        return
+    engine = [item for item in items if is_engine_test(item)]
+    if engine:
+        items[:] = [item for item in items if not is_engine_test(item)]
+        config.hook.pytest_deselected(items=engine)
+        config.stash[_SET_ASIDE] = len(engine)
+
+
+_SET_ASIDE = pytest.StashKey[int]()
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    count = config.stash.get(_SET_ASIDE, 0)
+    return f"{count} engine tests {NOT_ASKED}" if count else None
 
 
 def default_sigint() -> None:
@@ -37,7 +77,7 @@ def python() -> str:
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     """The environment for a subprocess master, without our own overrides leaking in."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
+    return cli_env()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
@@ -71,7 +111,7 @@ def _roots_files(home: Path, limit: int = 5) -> list[str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail a run whose tests left root-owned files in a project owner's home."""
-    if os.geteuid() != 0 or not any("integration" in item.nodeid for item in session.items):
+    if os.geteuid() != 0 or not session.config.getoption("--engines"):
         return
     found: list[str] = []
     for user in OWNER_ACCOUNTS:
