@@ -3,10 +3,6 @@ init-project's own owner step, and, when present, a BOINC source tree."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,23 +54,3 @@ def boinc_src() -> Path:
         pytest.skip(boinc_tree.missing_reason())
     return tree
 
-
-def pymw_admin(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pymw-admin", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-c", "from pymw_admin.cli import main; main()"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
-
-
-def json_out(result: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg]
-    assert result.returncode == 0, result.stderr + result.stdout
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The command failed with exactly one line on stderr (no traceback)."""
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]

@@ -41,7 +41,7 @@ from pymw_admin.admin.server import daemons
 from testbed import boinc_client, second_host
 from testbed import bundle as bundle_bed
 from testbed.cache import CACHE
-from tests.integration.admin.conftest import json_out, one_error_line, pymw_admin
+from tests.helpers.cli import json_out, one_error_line, pymw_admin
 
 pytestmark = [pytest.mark.ssh, pytest.mark.boinc, pytest.mark.bundle]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from testbed import ssh_host
-from tests.integration.admin.conftest import one_error_line, pymw_admin
+from tests.helpers.cli import one_error_line, pymw_admin
 
 pytestmark = pytest.mark.ssh
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from testbed import ssh_host
-from tests.integration.admin.conftest import json_out, pymw_admin
+from tests.helpers.cli import json_out, pymw_admin
 
 pytestmark = [pytest.mark.ssh, pytest.mark.boinc]
 

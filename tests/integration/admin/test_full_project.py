@@ -17,7 +17,7 @@ from pymw_admin.admin.server import daemons
 from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import ssh_host
 from testbed.cache import CACHE
-from tests.integration.admin.conftest import json_out, pymw_admin
+from tests.helpers.cli import json_out, pymw_admin
 
 pytestmark = [pytest.mark.ssh, pytest.mark.boinc]
 
@@ -36,7 +36,7 @@ def provisioned(vm: ssh_host.VM, boinc_src: Path, tmp_path_factory: pytest.TempP
     return project_file, out, time.monotonic() - started
 
 
-def _record(key: str, value: object) -> None:
+def record_timing(key: str, value: object) -> None:
     """Keep the timings where the closing notes can read them."""
     path = CACHE / "admin-timings.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -46,7 +46,7 @@ def _record(key: str, value: object) -> None:
 
 def test_cold_provisioning_answers(provisioned: tuple[Path, dict, float]) -> None:  # type: ignore[type-arg]
     project_file, out, seconds = provisioned
-    _record("cold_seconds", round(seconds, 1))
+    record_timing("cold_seconds", round(seconds, 1))
     assert out["changes"] > 0
     assert [s["status"] for s in out["steps"]][-1] == "already done"  # verify passed
     spec: ProjectSpec = config.load(project_file).project_spec()
@@ -89,7 +89,7 @@ def test_rerun_changes_nothing(vm: ssh_host.VM, boinc_src: Path,
                               str(vm.ssh_config), "--boinc-source", str(boinc_src),
                               "--project-file", str(project_file), "--json"))
     seconds = time.monotonic() - started
-    _record("rerun_seconds", round(seconds, 2))
+    record_timing("rerun_seconds", round(seconds, 2))
     assert out["changes"] == 0
     assert {s["status"] for s in out["steps"]} == {"already done"}
     assert seconds <= 10

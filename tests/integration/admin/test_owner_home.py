@@ -17,7 +17,7 @@ from pymw_admin.admin.remote import Host
 from pymw_admin.admin.server import owner
 from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import ssh_host
-from tests.integration.admin.conftest import json_out, pymw_admin
+from tests.helpers.cli import json_out, pymw_admin
 
 pytestmark = pytest.mark.ssh
 

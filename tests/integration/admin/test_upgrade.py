@@ -23,7 +23,7 @@ from pymw_admin.admin.remote import HostSpec, connect
 from pymw_admin.admin.server import daemons
 from testbed import boinc_tree, ssh_host
 from testbed import bundle as bundle_bed
-from tests.integration.admin.conftest import json_out, pymw_admin
+from tests.helpers.cli import json_out, pymw_admin
 
 pytestmark = [pytest.mark.ssh, pytest.mark.boinc, pytest.mark.bundle]
 

@@ -9,51 +9,20 @@ BOINC server tree.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from testbed import boinc_client, boinc_project, boinc_tree, ssh_host
 from testbed import bundle as bundle_bed
-from testbed.boinc_project import MASTER_URL, NAME, OWNER, PROJECT_DIR, WORK
-from testbed.cache import CACHE
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def pymw_admin(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pymw-admin", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-c", "from pymw_admin.cli import main; main()"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout,
-                          check=False, cwd=REPO)
-
-
-def _record(key: str, value: object) -> None:
-    """Timings where the closing notes can read them."""
-    path = CACHE / "boinc-timings.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[key] = value
-    path.write_text(json.dumps(data, indent=2))
-
-
-@dataclass
-class Project:
-    project_file: Path
-    dir: Path = PROJECT_DIR
-    master_url: str = MASTER_URL
-    timings: dict[str, float] = field(default_factory=dict)
+from testbed.boinc_project import MASTER_URL, NAME, OWNER, WORK
+from tests.helpers.boinc_master import REPO, Project, kill_started_masters, record_timing
+from tests.helpers.cli import pymw_admin
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +48,7 @@ def project() -> Project:
     timings["deploy_app_s"] = round(time.monotonic() - started, 1)
     boinc_client.up()
     boinc_client.attach(MASTER_URL)
-    _record("setup", timings)
+    record_timing("setup", timings)
     return Project(project_file, timings=timings)
 
 
@@ -120,55 +89,12 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class MasterRun:
-    proc: subprocess.Popen[str]
-    started: float
-    stdout: str = ""
-    stderr: str = ""
-    seconds: float = 0.0
-
-    def finish(self, timeout: float = 300) -> MasterRun:
-        try:
-            self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(self.proc)
-            self.stdout, self.stderr = self.proc.communicate()
-            raise AssertionError(f"the master did not end in {timeout} s:\n{self.stderr[-2000:]}"
-                                 f"\nclient: {boinc_client.messages()[-3000:]}") from None
-        self.seconds = time.monotonic() - self.started
-        return self
-
-
-def start_master(python: str, script: Path, *args: str) -> MasterRun:
-    """Run a master script on the server as the project owner."""
-    proc = subprocess.Popen(
-        ["sudo", "-n", "-u", OWNER, "-H", python, str(script), "-i", "boinc", "-p",
-         str(PROJECT_DIR), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
-        start_new_session=True)  # its own group: a test that ends early kills all of it
-    _STARTED.append(proc)
-    return MasterRun(proc, time.monotonic())
-
-
-_STARTED: list[subprocess.Popen[str]] = []
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    """The master and sudo above it (killing sudo alone leaves the master polling)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _no_master_outlives_its_module() -> Iterator[None]:
     """A test stopped by its timeout must not leave a master polling the shared project (a
     module's masters may serve several of its tests: they go when the module ends)."""
     yield
-    while _STARTED:
-        _kill(_STARTED.pop())
+    kill_started_masters()
 
 
 @pytest.fixture(scope="module")
@@ -186,14 +112,3 @@ def kicker(project: Project) -> Iterator[None]:
     yield
     stop.set()
     thread.join(timeout=10)
-
-
-def write_script(name: str, text: str) -> Path:
-    path = WORK / name
-    path.write_text(text)
-    path.chmod(0o644)
-    return path
-
-
-def tag(label: str) -> str:
-    return f"{label}{os.getpid()}{int(time.time()) % 100000}"

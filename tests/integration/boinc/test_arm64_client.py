@@ -18,15 +18,9 @@ import pytest
 from pymw_admin.bundles import targets
 from testbed import arm64_client
 from testbed import bundle as bundle_bed
-from tests.integration.boinc.conftest import (
-    MASTER_URL,
-    WORK,
-    Project,
-    pymw_admin,
-    start_master,
-    tag,
-    write_script,
-)
+from testbed.boinc_project import MASTER_URL, WORK
+from tests.helpers.boinc_master import Project, start_master, tag, write_script
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 APP = "pymwarm"

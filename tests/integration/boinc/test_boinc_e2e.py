@@ -20,14 +20,12 @@ from collections.abc import Iterator
 import pytest
 
 from testbed import boinc_client
-from tests.integration.boinc.conftest import (
-    OWNER,
-    PROJECT_DIR,
+from testbed.boinc_project import OWNER, PROJECT_DIR, WORK
+from tests.helpers.boinc_master import (
     REPO,
-    WORK,
     MasterRun,
     Project,
-    _record,
+    record_timing,
     start_master,
     tag,
     write_script,
@@ -130,7 +128,7 @@ def runs(project: Project, master_python: str, kicker: None) -> Iterator[Runs]:
     yield result
     stop.set()
     watcher.join(timeout=5)
-    _record("all_round_trips_s", round(time.monotonic() - started, 1))
+    record_timing("all_round_trips_s", round(time.monotonic() - started, 1))
     for run in (result.pi, result.checks, result.first_submit):
         if run.proc.poll() is None:
             run.proc.kill()
@@ -141,7 +139,7 @@ def runs(project: Project, master_python: str, kicker: None) -> Iterator[Runs]:
 
 def test_monte_pi_prints_pi(runs: Runs) -> None:
     run = runs.pi.finish()
-    _record("monte_pi_s", round(run.seconds, 1))
+    record_timing("monte_pi_s", round(run.seconds, 1))
     assert run.proc.returncode == 0, run.stderr[-3000:]
     match = re.search(r"pi is about ([0-9.]+)", run.stdout)
     assert match, run.stdout
@@ -150,7 +148,7 @@ def test_monte_pi_prints_pi(runs: Runs) -> None:
 
 def test_task_error_and_result(runs: Runs) -> None:
     run = runs.checks.finish()
-    _record("error_and_progress_s", round(run.seconds, 1))
+    record_timing("error_and_progress_s", round(run.seconds, 1))
     assert run.proc.returncode == 0, run.stderr[-3000:]
     assert "ERROR boom ValueError boom 42" in run.stdout, run.stdout + run.stderr[-2000:]
     assert "RESULT slow (24, 'client', False)" in run.stdout, run.stdout

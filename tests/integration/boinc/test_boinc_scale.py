@@ -14,14 +14,8 @@ import subprocess
 
 import pytest
 
-from tests.integration.boinc.conftest import (
-    OWNER,
-    PROJECT_DIR,
-    Project,
-    start_master,
-    tag,
-    write_script,
-)
+from testbed.boinc_project import OWNER, PROJECT_DIR
+from tests.helpers.boinc_master import Project, start_master, tag, write_script
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 

@@ -10,15 +10,8 @@ import re
 
 import pytest
 
-from tests.integration.boinc.conftest import (
-    PROJECT_DIR,
-    REPO,
-    Project,
-    _record,
-    start_master,
-    tag,
-    write_script,
-)
+from testbed.boinc_project import PROJECT_DIR
+from tests.helpers.boinc_master import REPO, Project, record_timing, start_master, tag, write_script
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 
@@ -29,7 +22,7 @@ def test_monte_pi_without_hand_kicking(project: Project, master_python: str) -> 
     monte_pi = write_script("monte_pi.py", (REPO / "examples" / "monte_pi.py").read_text())
     run = start_master(master_python, monte_pi, "-a", f"tag={tag('nokick')}", "--tasks", "2",
                        "--darts", "200000").finish(timeout=420)
-    _record("monte_pi_no_kick_s", round(run.seconds, 1))
+    record_timing("monte_pi_no_kick_s", round(run.seconds, 1))
     assert run.proc.returncode == 0, run.stderr[-3000:]
     match = re.search(r"pi is about ([0-9.]+)", run.stdout)
     assert match, run.stdout

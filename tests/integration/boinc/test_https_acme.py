@@ -23,7 +23,9 @@ import pytest
 
 from testbed import acme, boinc_client, boinc_tree, ssh_host
 from testbed import bundle as bundle_bed
-from tests.integration.boinc.conftest import OWNER, WORK, pymw_admin, write_script
+from testbed.boinc_project import OWNER, WORK
+from tests.helpers.boinc_master import write_script
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 

@@ -9,7 +9,9 @@ import stat
 import pytest
 
 from testbed import ssh_host
-from tests.integration.boinc.conftest import NAME, OWNER, Project, pymw_admin
+from testbed.boinc_project import NAME, OWNER
+from tests.helpers.boinc_master import Project
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh]
 

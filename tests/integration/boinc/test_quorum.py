@@ -14,18 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from testbed import second_client
-from tests.integration.boinc.conftest import (
-    NAME,
-    OWNER,
-    PROJECT_DIR,
-    REPO,
-    Project,
-    _record,
-    kicker,  # noqa: F401 (a fixture)
-    start_master,
-    tag,
-    write_script,
-)
+from testbed.boinc_project import NAME, OWNER, PROJECT_DIR
+from tests.helpers.boinc_master import REPO, Project, record_timing, start_master, tag, write_script
+from tests.integration.boinc.conftest import kicker  # noqa: F401
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 
@@ -88,7 +79,7 @@ def test_replicas_come_from_different_volunteers_and_agree(
     run = start_master(master_python, monte_pi, "-a",
                        f"min_quorum=2 target_nresults=2 tag={run_tag}", "--tasks", "2",
                        "--darts", "100000").finish(timeout=480)
-    _record("replicated_s", round(time.monotonic() - started, 1))
+    record_timing("replicated_s", round(time.monotonic() - started, 1))
     assert run.proc.returncode == 0, run.stderr[-3000:] + second_client.messages()[-2000:]
     match = re.search(r"pi is about ([0-9.]+)", run.stdout)
     assert match, run.stdout

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.integration.boinc.conftest import Project, pymw_admin
+from tests.helpers.boinc_master import Project
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 

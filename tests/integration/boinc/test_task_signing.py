@@ -13,14 +13,9 @@ import stat
 import pytest
 
 from pymw_admin.wire import signature
-from tests.integration.boinc.conftest import (
-    PROJECT_DIR,
-    Project,
-    kicker,  # noqa: F401 (a fixture)
-    start_master,
-    tag,
-    write_script,
-)
+from testbed.boinc_project import PROJECT_DIR
+from tests.helpers.boinc_master import Project, start_master, tag, write_script
+from tests.integration.boinc.conftest import kicker  # noqa: F401
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 

@@ -24,18 +24,10 @@ import pytest
 from pymw_admin.bundles import targets
 from testbed import bundle as bundle_bed
 from testbed import wine_client
+from testbed.boinc_project import MASTER_URL, PROJECT_DIR, WORK
 from testbed.cache import CACHE
-from tests.integration.boinc.conftest import (
-    MASTER_URL,
-    PROJECT_DIR,
-    REPO,
-    WORK,
-    Project,
-    pymw_admin,
-    start_master,
-    tag,
-    write_script,
-)
+from tests.helpers.boinc_master import REPO, Project, start_master, tag, write_script
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 APP = "pymwwin"

@@ -9,14 +9,9 @@ import time
 
 import pytest
 
-from tests.integration.boinc.conftest import (
-    NAME,
-    Project,
-    pymw_admin,
-    start_master,
-    tag,
-    write_script,
-)
+from testbed.boinc_project import NAME
+from tests.helpers.boinc_master import Project, start_master, tag, write_script
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pymw_admin import __version__
 from tests.conftest import EXAMPLES
-
-
-def pymw_admin(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("pymw-admin", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "pymw_admin.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300,
-                          env=env, check=False)
+from tests.helpers.cli import pymw_admin
 
 
 def test_version() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from tests.integration.local.test_cli import pymw_admin
+from tests.helpers.cli import pymw_admin
 
 WITHOUT_MPI4PY = """
 import runpy, sys

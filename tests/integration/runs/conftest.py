@@ -8,7 +8,6 @@ build. The status tests need BOINC's database and daemons, so they use init-proj
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from pymw_admin.admin import config
 from pymw_admin.admin.remote import HostSpec
 from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import boinc_tree, ssh_host
-from tests.integration.admin.conftest import json_out, make_owner, pymw_admin
+from tests.helpers.cli import json_out, pymw_admin
+from tests.integration.admin.conftest import make_owner
 
 BARE_NAME = "pymwrun"  # also its owner's login name
 STATUS_NAME = "pymwstat"
@@ -74,8 +74,3 @@ def status_project(vm: ssh_host.VM, boinc_src: Path,
     return project_file
 
 
-def cli_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
-
-
-__all__ = ["json_out", "pymw_admin"]

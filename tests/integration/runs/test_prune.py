@@ -13,7 +13,7 @@ import pytest
 
 from pymw_admin.admin.server.spec import ProjectSpec
 from testbed import ssh_host
-from tests.integration.admin.conftest import one_error_line, pymw_admin
+from tests.helpers.cli import one_error_line, pymw_admin
 from tests.integration.runs.conftest import _write_project_file
 
 pytestmark = pytest.mark.ssh

@@ -15,7 +15,7 @@ import pytest
 from pymw_admin.admin.remote import Host, HostSpec, connect
 from pymw_admin.errors import RemoteError
 from testbed import ssh_host
-from tests.integration.admin.conftest import one_error_line, pymw_admin
+from tests.helpers.cli import one_error_line, pymw_admin
 
 pytestmark = pytest.mark.ssh
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.admin.conftest import pymw_admin
+from tests.helpers.cli import pymw_admin
 
 pytestmark = pytest.mark.ssh
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import default_sigint
-from tests.integration.admin.conftest import one_error_line, pymw_admin
-from tests.integration.runs.conftest import cli_env
+from tests.helpers.cli import cli_env, one_error_line, pymw_admin
 
 pytestmark = pytest.mark.ssh
 

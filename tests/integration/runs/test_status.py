@@ -18,8 +18,8 @@ import pytest
 from pymw_admin.admin.remote import HostSpec, connect
 from pymw_admin.admin.server import daemons
 from tests.conftest import default_sigint
-from tests.integration.admin.conftest import pymw_admin
-from tests.integration.runs.conftest import STATUS_NAME, cli_env
+from tests.helpers.cli import cli_env, pymw_admin
+from tests.integration.runs.conftest import STATUS_NAME
 
 pytestmark = [pytest.mark.ssh, pytest.mark.boinc]
 

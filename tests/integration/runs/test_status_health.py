@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from testbed import boinc_client, ssh_host
-from tests.integration.admin.conftest import pymw_admin
+from tests.helpers.cli import pymw_admin
 from tests.integration.runs.conftest import STATUS_NAME
 
 pytestmark = [pytest.mark.ssh, pytest.mark.boinc]
