@@ -97,6 +97,8 @@ def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: b
         with lock:
             if event == "submitted":
                 counts["submitted"] += 1
+            elif event != "finished":
+                return  # "started" moves no bar
             elif task.state.value == "failed":
                 counts["failed"] += 1
             else:

@@ -100,6 +100,14 @@ class WorkerLoad:
                     missing.append(digest)
         return missing
 
+    def started(self, record: bytes) -> list[Completion] | None:
+        """The start notices of a STARTED record this worker sent; None when it is not one."""
+        ids = framing.read_ids(framing.STARTED_MAGIC, record)
+        if ids is None:
+            return None
+        return [Completion(tid, worker=self.name, started=True)
+                for tid in ids if tid in self.in_flight]
+
     def finished(self, record: bytes) -> Completion:
         """Account for a result record this worker sent; the Completion to report."""
         header = decode_result_header(record)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pymw_admin.interfaces.base import Detachable, Interface, Resumable
-from pymw_admin.runtime import Master, TaskError, TaskTimeout, WorkerLost
+from pymw_admin.runtime import Master, TaskError, TaskState, TaskTimeout, WorkerLost
 from tests.doubles import FakeInterface, FakeResumable
 
 
@@ -128,3 +128,21 @@ def test_tasks_over_one_big_bytes_object_hash_it_once(monkeypatch: pytest.Monkey
         assert fake.staged == {}  # nothing keeps it (nor its name) once no task needs it
         master.submit_task(byte_at, (0,))
         assert hashed.count(len(BIG_BYTES)) == 2
+
+
+def test_a_zero_timeout_and_a_tasks_state_see_what_the_engine_already_reported() -> None:
+    with Master(FakeInterface()) as master:  # "ok": the result is there once submitted
+        polled = master.submit_task(square, (3,))
+        assert master.get_result(polled, timeout=0) == (polled, 9)
+        read = master.submit_task(square, (4,))
+        assert read.state is TaskState.DONE and read.finished
+        assert master.get_result(read, timeout=0) == (read, 16)
+
+
+def test_a_lost_task_retried_is_submitted_again_and_counted_once() -> None:
+    fake = FakeInterface(["lost"])
+    with Master(fake, retries=1) as master:
+        task = master.submit_task(square, (3,))
+        assert master.get_result(task, timeout=10) == (task, 9)
+        assert master.get_status().counts == {
+            "queued": 0, "submitted": 0, "running": 0, "done": 1, "failed": 0, "cancelled": 0}
