@@ -406,6 +406,8 @@ def test_executor_is_a_real_executor() -> None:
 
 
 PYMW_04_SCRIPT = """
+import time
+
 import pymw_admin.compat as pymw
 
 def double(x):
@@ -429,6 +431,13 @@ print("nothing", r)
 t1 = master.submit_task(double, input_data=(7,))
 print("nonblocking", master.get_result(t1, blocking=False) in ((None, None), (t1, 14)))
 print("blocking", master.get_result(t1)[1])
+t2 = master.submit_task(double, input_data=(8,))
+while True:  # 0.4's polling loop: it hung for ever when a poll never looked at the workers
+    t, r = master.get_result(t2, blocking=False)
+    if t is not None:
+        break
+    time.sleep(0.05)
+print("polled", r, master.get_progress(t2))
 status = master.get_status()
 print("status", sorted(status), len(status["tasks"]) >= 0)
 print("generic", pymw.interfaces.generic.GenericInterface is not None)
@@ -449,6 +458,7 @@ def test_a_pymw_04_script_runs_with_the_compat_import(tmp_path: Path) -> None:
         "nothing no args",
         "nonblocking True",
         "blocking 14",
+        "polled 16 1.0",
         "status ['interface_status', 'tasks'] True",
         "generic True",
         "names True",
