@@ -374,3 +374,19 @@ def test_a_task_reads_running_while_it_runs_and_done_after(tmp_path: Path) -> No
         events.remove_listener(listen)
     assert [event for event, task_id in seen if task_id == task.task_id] == [
         "submitted", "started", "finished"]
+
+
+def stamped_sleep(seconds: float) -> tuple[int, float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return os.getpid(), start, time.time()
+
+
+def test_imap_keeps_every_worker_busy_and_yields_in_input_order() -> None:
+    with Master("local", num_workers=2) as master:
+        runs = list(master.imap(stamped_sleep, [0.5, 0.5, 2.0, 2.0]))
+    (pid0, _, end0), (pid1, start1, _), (pid2, _, end2), (pid3, start3, _) = runs
+    # each pair of neighbours ran side by side on the two workers: the second started before the
+    # first ended, so no long task waited behind the other
+    assert pid0 != pid1 and start1 < end0
+    assert pid2 != pid3 and start3 < end2
