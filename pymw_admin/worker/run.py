@@ -44,6 +44,7 @@ from pymw_admin.wire.encoding import (
     python_mismatch,
     read_task_header,
 )
+from pymw_admin.wire.exceptions import dumps_exception
 from pymw_admin.worker import ADDED_TUNABLES_ENV, scripting
 
 _function_cache: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
@@ -97,12 +98,8 @@ def _format_traceback(exc: BaseException) -> str:
 def _error_record(
     task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
 ) -> ResultRecord:
-    try:
-        # cloudpickle, so an exception class defined in the master script comes back as itself
-        payload = cloudpickle.dumps(exc, protocol=PICKLE_PROTOCOL)
-        pickle.loads(payload)  # only ship what the master can rebuild
-    except Exception:
-        payload = b""
+    # cloudpickle, so an exception class defined in the master script comes back as itself
+    payload = dumps_exception(exc, PICKLE_PROTOCOL)
     return ResultRecord(
         task_id=task_id,
         ok=False,

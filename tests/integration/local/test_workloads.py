@@ -463,3 +463,39 @@ def test_a_pymw_04_script_runs_with_the_compat_import(tmp_path: Path) -> None:
         "generic True",
         "names True",
     ]
+
+
+OWN_INIT_SCRIPT = """
+from pymw_admin.runtime import Master, PyMWExecutor, TaskError
+
+class MyErr(Exception):
+    def __init__(self, code, where="here"):
+        super().__init__(f"code {code}")
+        self.code = code
+        self.where = where
+
+def fail(code):
+    raise MyErr(code, where="worker")
+
+with PyMWExecutor(num_workers=1) as pool:
+    try:
+        pool.submit(fail, 7).result()
+    except MyErr as exc:
+        print("executor", exc.code, exc.where, exc)
+with Master(num_workers=1) as master:
+    task = master.submit_task(fail, (8,))
+    try:
+        master.get_result(task)
+    except TaskError as err:
+        print("master", type(err.exception).__name__, err.exception.code, err.exception.args)
+"""
+
+
+def test_an_exception_with_its_own_init_comes_back_as_itself(tmp_path: Path) -> None:
+    script = tmp_path / "own_init.py"
+    script.write_text(OWN_INIT_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["executor 7 worker code 7", "master MyErr 8 ('code 8',)"]
