@@ -114,6 +114,30 @@ class _Staging:
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
 
 
+class _Tally:
+    """Tasks handed over and finished (done or failed) by every master of this process: what
+    Ctrl-C reports, even of masters a ``with`` block already cleaned up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted = 0
+        self.finished = 0
+
+    def add(self, submitted: int = 0, finished: int = 0) -> None:
+        with self._lock:
+            self.submitted += submitted
+            self.finished += finished
+
+    def interrupted(self) -> str | None:
+        if not self.submitted:
+            return None
+        return f"interrupted: {self.finished} of {self.submitted} done"
+
+
+tally = _Tally()
+script_exit.on_interrupt(tally.interrupted)
+
+
 def _ended(task: Task) -> bool:
     """The master's own reading of ``task.finished``: it never looks at the interface."""
     return task._state in FINAL_STATES
@@ -246,6 +270,7 @@ class Master:
             self._live[task_id] = task  # no task file here: an adopted task is not retried
             self._counts[TaskState.SUBMITTED] += 1
             self._total += 1
+            tally.add(submitted=1)
             self.resumed.append(task)
         if self.resumed:
             print(f"pymw: resumed {len(self.resumed)} task(s) an earlier master left "
@@ -335,6 +360,7 @@ class Master:
         self._blobs[task.task_id] = blob
         self._counts[TaskState.SUBMITTED] += 1
         self._total += 1
+        tally.add(submitted=1)
         task.state = TaskState.SUBMITTED
         task._refresh = self._refresh
         task.submit_time = time.time()
@@ -356,6 +382,7 @@ class Master:
             if self._live.pop(task.task_id, None) is not None:
                 self._counts[TaskState.SUBMITTED] -= 1
                 self._total -= 1
+                tally.add(submitted=-1)
             self._blobs.pop(task.task_id, None)
             self._release_shared(task.task_id)
             task.state = TaskState.QUEUED
@@ -632,6 +659,8 @@ class Master:
                 state: TaskState | None = None) -> None:
         state = state or (TaskState.FAILED if error is not None else TaskState.DONE)
         self._move(task, state)
+        if state is not TaskState.CANCELLED:
+            tally.add(finished=1)
         task._result, task._error = result, error
         if task.finish_time is None:
             task.finish_time = time.time()
