@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import uuid
 import weakref
 from collections import Counter, OrderedDict, deque
@@ -47,6 +48,7 @@ from pymw_admin.runtime.errors import (
     TaskTimeout,
     WorkerLost,
 )
+from pymw_admin.runtime.remote_source import CodePlaces
 from pymw_admin.runtime.task import FINAL_STATES, Task, TaskState
 from pymw_admin.wire import encoding
 
@@ -234,6 +236,7 @@ class Master:
         self._total = 0
         self._prefix = uuid.uuid4().hex[:8]
         self._refresh = _refresher(self)
+        self._code_places = CodePlaces()  # where code sent by value came from: tracebacks
         self._counter = itertools.count(1)
         self._closed = False
         self.resumed: list[Task] = []  # tasks adopted from an earlier master (resume)
@@ -340,11 +343,18 @@ class Master:
         except encoding.EncodingError as exc:
             raise TaskError(None, "EncodingError", str(exc)) from None
 
-    def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes]) -> bytes:
+    def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes],
+                         dep_funcs: Sequence[Callable[..., Any]] = ()) -> bytes:
+        codes: list[types.CodeType] = []
         try:
-            return encoding.pickle_function(func, shared, staging=self._staging)
+            blob = encoding.pickle_function(func, shared, staging=self._staging, codes=codes)
         except Exception as exc:
             raise TaskError(None, type(exc).__name__, f"cannot encode the function: {exc}") from exc
+        # dep_funcs are pickled with the task file: their code is known from here
+        codes += [c for f in dep_funcs if isinstance(c := getattr(f, "__code__", None),
+                                                     types.CodeType)]
+        self._code_places.add(codes)
+        return blob
 
     def _register(self, task: Task, blob: bytes, shared: Mapping[str, bytes]) -> None:
         """Count a task as handed over (lock held); stage the shared blobs it needs."""
@@ -436,7 +446,8 @@ class Master:
         if not isinstance(input_data, tuple | list):
             input_data = (input_data,)
         shared: dict[str, bytes] = {}
-        function_blob = self._pickle_function(executable, shared) if callable(executable) else None
+        function_blob = (self._pickle_function(executable, shared, dep_funcs)
+                         if callable(executable) else None)
         blob = self._encode(task, executable, input_data=input_data, modules=modules,
                             dep_funcs=dep_funcs, data_files=self._read_files(data_files),
                             kwargs=kwargs, function_blob=function_blob, shared=shared)
@@ -459,7 +470,7 @@ class Master:
         if chunksize < 1:
             raise TaskError(None, "ValueError", f"chunksize must be at least 1, not {chunksize}")
         shared: dict[str, bytes] = {}
-        function_blob = self._pickle_function(func, shared)
+        function_blob = self._pickle_function(func, shared, dep_funcs)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
         calls = zip(*iterables, strict=False)
@@ -579,7 +590,7 @@ class Master:
         """
         self._check_open()
         shared: dict[str, bytes] = {}
-        function_blob = self._pickle_function(func, shared)
+        function_blob = self._pickle_function(func, shared, dep_funcs)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
         items = iter(iterable)
@@ -648,11 +659,11 @@ class Master:
         error_class = {"version": PythonVersionMismatch,
                        "signature": TaskSignatureError}.get(record.error_kind, TaskError)
         original = encoding.decode_exception(record, trusted=trusted)
-        error = error_class(
-            task, record.error_type, record.error_message, record.error_traceback, original
-        )
-        if record.error_traceback:
-            error.__cause__ = RemoteTraceback(record.error_traceback)
+        remote_traceback = self._code_places.restore(record.error_traceback)
+        error = error_class(task, record.error_type, record.error_message, remote_traceback,
+                            original)
+        if remote_traceback:
+            error.__cause__ = RemoteTraceback(remote_traceback)
         self._finish(task, error=error)
 
     def _finish(self, task: Task, result: Any = None, error: BaseException | None = None,

@@ -499,3 +499,35 @@ def test_an_exception_with_its_own_init_comes_back_as_itself(tmp_path: Path) -> 
                          timeout=120, env=env, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["executor 7 worker code 7", "master MyErr 8 ('code 8',)"]
+
+
+TRACEBACK_SCRIPT = """
+from pymw_admin.runtime import Master, TaskError
+
+def helper(x):
+    return 1 / x
+
+def task(x):
+    y = x - 1
+    return helper(y)
+
+with Master(num_workers=1) as master:
+    try:
+        master.get_result(master.submit_task(task, (1,)))
+    except TaskError as err:
+        print(err.remote_traceback)
+"""
+
+
+def test_a_remote_traceback_names_the_master_script_and_shows_its_lines(tmp_path: Path) -> None:
+    script = tmp_path / "master_script.py"
+    script.write_text(TRACEBACK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    frames = lines[lines.index(f'  File "{script}", line 9, in task'):]
+    assert frames[:4] == [f'  File "{script}", line 9, in task', "    return helper(y)",
+                          f'  File "{script}", line 5, in helper', "    return 1 / x"]
+    assert "<dynamic-code>" not in out.stdout
