@@ -95,6 +95,19 @@ def _format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
+def error_message(exc: BaseException, frozen: bool | None = None) -> str:
+    """What the master is told a task raised. A module missing from a PyBOINC bundle (a frozen
+    worker: ``sys.frozen``) says how to ship it: the bundle has only the packages it was built
+    with, whatever the volunteer's machine has installed."""
+    message = str(exc)
+    if frozen is None:
+        frozen = bool(getattr(sys, "frozen", False))
+    if frozen and isinstance(exc, ModuleNotFoundError) and exc.name:
+        package = exc.name.split(".")[0]
+        message += f" (the bundle lacks it: rebuild the bundle with --with {package})"
+    return message
+
+
 def _error_record(
     task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
 ) -> ResultRecord:
@@ -108,7 +121,7 @@ def _error_record(
         started=started,
         finished=time.time(),
         error_type=type_name or type(exc).__name__,
-        error_message=str(exc),
+        error_message=error_message(exc),
         error_traceback=_format_traceback(exc),
         error_kind=kind,
         payload=payload,

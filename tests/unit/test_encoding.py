@@ -258,3 +258,18 @@ def test_an_exception_with_its_own_init_is_rebuilt_without_calling_it() -> None:
     assert (exc.code, exc.where) == (7, "worker")
     # a built-in exception keeps pickle's own way
     assert pickle.loads(dumps_exception(OSError(2, "gone"), PICKLE_PROTOCOL)).errno == 2
+
+
+def test_a_module_missing_from_a_bundle_says_how_to_ship_it() -> None:
+    try:
+        import pymw_no_such_package.sub  # type: ignore[import-not-found]  # noqa: F401
+    except ModuleNotFoundError as exc:
+        missing = exc
+    assert worker.error_message(missing, frozen=True) == (
+        "No module named 'pymw_no_such_package' (the bundle lacks it: rebuild the bundle with "
+        "--with pymw_no_such_package)")
+    assert worker.error_message(ModuleNotFoundError("No module named 'scipy.linalg'",
+                                                    name="scipy.linalg"), frozen=True).endswith(
+        "rebuild the bundle with --with scipy)")
+    # a worker that is not a bundle imports from its own environment: no bundle to rebuild
+    assert worker.error_message(missing, frozen=False) == "No module named 'pymw_no_such_package'"
