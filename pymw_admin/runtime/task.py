@@ -11,7 +11,7 @@ from typing import Any
 class TaskState(enum.Enum):
     QUEUED = "queued"  # made, not yet handed to the interface
     SUBMITTED = "submitted"  # handed to the interface, not known to have started
-    RUNNING = "running"  # a worker said it started it (local; other engines may go on to DONE)
+    RUNNING = "running"  # a worker said it started it (local, MPI; others go on to the end)
     DONE = "done"  # finished and returned a value
     FAILED = "failed"  # raised, or its worker was lost more often than retried
     CANCELLED = "cancelled"  # given up by Master.cancel before it finished
