@@ -51,6 +51,10 @@ class Task:
     def state(self, state: TaskState) -> None:
         self._state = state
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a pickled or copied task is a snapshot: it keeps no link to the master
+        return {**self.__dict__, "_refresh": None}
+
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES

@@ -3,6 +3,8 @@ each result handed out and acknowledged once, timeouts that lose nothing, cancel
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from pymw_admin.interfaces.base import Detachable, Interface, Resumable
@@ -146,3 +148,10 @@ def test_a_lost_task_retried_is_submitted_again_and_counted_once() -> None:
         assert master.get_result(task, timeout=10) == (task, 9)
         assert master.get_status().counts == {
             "queued": 0, "submitted": 0, "running": 0, "done": 1, "failed": 0, "cancelled": 0}
+
+
+def test_a_pickled_task_is_a_snapshot_without_its_master() -> None:
+    with Master(FakeInterface()) as master:
+        task = master.submit_task(square, (3,))
+        copy = pickle.loads(pickle.dumps(task))
+    assert copy.task_id == task.task_id and copy._refresh is None
