@@ -56,6 +56,7 @@ Executable = Callable[..., Any] | str | os.PathLike[str]
 R = TypeVar("R")
 PUMP_SLICE_SECONDS = 1.0  # a caller waiting on the interface looks up at least this often
 SUBMIT_CHUNK = 1000  # tasks submit_many encodes before the interface gets them
+STATE_LOOK_CHEAP_SECONDS = 0.001  # a look at the interface this quick is made at every state read
 
 
 @dataclass
@@ -153,7 +154,7 @@ def _refresher(master: Master) -> Callable[[], None]:
     def refresh() -> None:
         alive = ref()
         if alive is not None:
-            alive._pump_now()
+            alive._look_for_state()
 
     return refresh
 
@@ -236,6 +237,7 @@ class Master:
         self._total = 0
         self._prefix = uuid.uuid4().hex[:8]
         self._refresh = _refresher(self)
+        self._next_state_look = 0.0  # monotonic time before which reading a state asks nothing
         self._code_places = CodePlaces()  # where code sent by value came from: tracebacks
         self._counter = itertools.count(1)
         self._closed = False
@@ -745,6 +747,18 @@ class Master:
                     self._absorb(completion)
                 self._pumping = False
                 self._cond.notify_all()
+
+    def _look_for_state(self) -> None:
+        """A task's state is being read: take in what the interface holds. Where that look is a
+        query (HTCondor asks its schedd) it is made again only after 100 times as long as it
+        took, so a loop reading states spends about 1% of its time on it; an interface whose
+        look takes under a millisecond (local, MPI: a queue) is looked at every time."""
+        start = time.monotonic()
+        if start < self._next_state_look:
+            return
+        self._pump_now()
+        took = time.monotonic() - start
+        self._next_state_look = start + 100 * took if took > STATE_LOOK_CHEAP_SECONDS else 0.0
 
     def _pick(self, wanted: Task | Sequence[Task] | None) -> Task | None:
         if wanted is None:

@@ -4,10 +4,11 @@ each result handed out and acknowledged once, timeouts that lose nothing, cancel
 from __future__ import annotations
 
 import pickle
+import time
 
 import pytest
 
-from pymw_admin.interfaces.base import Detachable, Interface, Resumable
+from pymw_admin.interfaces.base import Completion, Detachable, Interface, Resumable
 from pymw_admin.runtime import Master, TaskError, TaskState, TaskTimeout, WorkerLost
 from tests.doubles import FakeInterface, FakeResumable
 
@@ -155,3 +156,27 @@ def test_a_pickled_task_is_a_snapshot_without_its_master() -> None:
         task = master.submit_task(square, (3,))
         copy = pickle.loads(pickle.dumps(task))
     assert copy.task_id == task.task_id and copy._refresh is None
+
+
+class _SlowLook(FakeInterface):
+    """An engine whose every look is a query (HTCondor's schedd), counted."""
+
+    def __init__(self) -> None:
+        super().__init__(["hold"])
+        self.looks = 0
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        self.looks += 1
+        time.sleep(0.02)
+        return super().wait(timeout)
+
+
+def test_reading_states_in_a_loop_does_not_query_a_slow_engine_each_time() -> None:
+    fake = _SlowLook()
+    with Master(fake) as master:
+        task = master.submit_task(square, (3,))
+        states = {task.state for _ in range(50)}
+        assert states == {TaskState.SUBMITTED}
+        assert fake.looks == 1  # the next look waits 100 times as long as this one took
+        fake.release()
+        assert master.get_result(task, timeout=10) == (task, 9)
