@@ -97,6 +97,8 @@ def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: b
         with lock:
             if event == "submitted":
                 counts["submitted"] += 1
+            elif event != "finished" or task.state.value == "cancelled":
+                return  # "started" moves no bar; a cancelled task (a map stopped) is not done
             elif task.state.value == "failed":
                 counts["failed"] += 1
             else:
@@ -119,7 +121,10 @@ def _run_script(script: Path, args: list[str], num_workers: int | None, quiet: b
         print(exc.code, file=sys.stderr)  # sys.exit("message"): Python prints it, exit status 1
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        raise
+        # after the bar: the run's count, and the status a shell gives a process Ctrl-C ended
+        print(f"interrupted: {counts['done'] + counts['failed']} of {counts['submitted']} done",
+              file=sys.stderr, flush=True)
+        raise typer.Exit(130) from None
     except Exception as exc:
         if debug_enabled():
             raise

@@ -73,6 +73,7 @@ class PyMW_Master(Master):
 _STATES = {
     TaskState.QUEUED: "new",
     TaskState.SUBMITTED: "executing",
+    TaskState.RUNNING: "executing",
     TaskState.DONE: "finished",
     TaskState.FAILED: "error",
     TaskState.CANCELLED: "cancelled",

@@ -27,6 +27,9 @@ class Completion:
     error_type: str = ""  # the engine's name for the failure (default: WorkerLost)
     # the record's header when the interface parsed it already (local, mpi): parsed once
     header: ResultRecord | None = None
+    # no outcome: a worker started the task (the master marks it RUNNING); an interface that
+    # cannot tell when a task starts never sends one, and its tasks go from submitted to done
+    started: bool = False
 
 
 @dataclass

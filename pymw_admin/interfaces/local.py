@@ -112,6 +112,12 @@ class LocalInterface:
             self._dispatch_locked()
 
     def _take(self, worker: _Worker, blob: bytes) -> None:
+        notices = worker.started(blob)
+        if notices is not None:
+            for notice in notices:
+                if notice.task_id not in self._cancelled:
+                    self._completions.put(notice)
+            return
         given_back = read_ids(REVOKED_MAGIC, blob)
         if given_back is None:
             completion = worker.finished(blob)

@@ -234,6 +234,12 @@ class MPIInterface:
             del buf
             with self._lock:
                 for blob in records:
+                    notices = worker.started(blob)
+                    if notices is not None:
+                        for notice in notices:
+                            if notice.task_id not in self._cancelled:
+                                self._completions.put(notice)
+                        continue
                     given_back = read_ids(REVOKED_MAGIC, blob)
                     if given_back is not None:
                         back = worker.revoked(given_back)

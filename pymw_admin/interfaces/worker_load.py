@@ -100,6 +100,14 @@ class WorkerLoad:
                     missing.append(digest)
         return missing
 
+    def started(self, record: bytes) -> list[Completion] | None:
+        """The start notices of a STARTED record this worker sent; None when it is not one."""
+        ids = framing.read_ids(framing.STARTED_MAGIC, record)
+        if ids is None:
+            return None
+        return [Completion(tid, worker=self.name, started=True)
+                for tid in ids if tid in self.in_flight]
+
     def finished(self, record: bytes) -> Completion:
         """Account for a result record this worker sent; the Completion to report."""
         header = decode_result_header(record)
@@ -127,8 +135,9 @@ def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]],
     to send as one frame. Suspects go first, each alone to a worker holding nothing.
 
     Workers that are idle or turning tasks around come first, each taking no more than its share
-    of what is pending, so a few tasks spread over all of them; only then does a worker stuck on
-    a long task get its next one queued (so it never idles between two long tasks).
+    of what is pending, one task each in turn, so a few tasks spread over all of them; only then
+    does a worker stuck on a long task get its next one queued (so it never idles between two
+    long tasks).
     """
     batches: dict[int, tuple[W, list[bytes]]] = {}
     for worker in workers:
@@ -150,15 +159,23 @@ def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]],
         if not pending or not group:
             continue
         share = -(-len(pending) // len(group))
-        for worker in sorted(group, key=lambda w: len(w.in_flight)):
-            room = min(worker.room(), share)
+        order = sorted(group, key=lambda w: len(w.in_flight))
+        rooms = [min(worker.room(), share) for worker in order]
+        for worker, room in zip(order, rooms, strict=True):
             if room > 0 and not worker.in_flight:
                 worker.last_progress = time.monotonic()  # its silence counts from now
-            while pending and room > 0:
-                task_id, blob = pending.popleft()
-                worker.in_flight[task_id] = blob
-                batches.setdefault(id(worker), (worker, []))[1].append(blob)
-                room -= 1
+        # one task to each worker in turn: neighbours in the input start side by side, so
+        # results come back near input order (imap) and two long tasks never queue on one
+        # worker while the other idles after its short ones
+        while pending and any(rooms):
+            for i, worker in enumerate(order):
+                if not pending:
+                    break
+                if rooms[i] > 0:
+                    task_id, blob = pending.popleft()
+                    worker.in_flight[task_id] = blob
+                    batches.setdefault(id(worker), (worker, []))[1].append(blob)
+                    rooms[i] -= 1
     return list(batches.values())
 
 

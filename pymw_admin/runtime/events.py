@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pymw_admin.runtime.task import Task
 
-Listener = Callable[[str, "Task"], None]  # (event, task); events: "submitted", "finished"
+# (event, task); events: "submitted", "started" (a worker began it), "finished"
+Listener = Callable[[str, "Task"], None]
 _listeners: list[Listener] = []
 
 

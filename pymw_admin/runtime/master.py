@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import uuid
 import weakref
 from collections import Counter, OrderedDict, deque
@@ -47,13 +48,15 @@ from pymw_admin.runtime.errors import (
     TaskTimeout,
     WorkerLost,
 )
-from pymw_admin.runtime.task import Task, TaskState
+from pymw_admin.runtime.remote_source import CodePlaces
+from pymw_admin.runtime.task import FINAL_STATES, Task, TaskState
 from pymw_admin.wire import encoding
 
 Executable = Callable[..., Any] | str | os.PathLike[str]
 R = TypeVar("R")
 PUMP_SLICE_SECONDS = 1.0  # a caller waiting on the interface looks up at least this often
 SUBMIT_CHUNK = 1000  # tasks submit_many encodes before the interface gets them
+STATE_LOOK_CHEAP_SECONDS = 0.001  # a look at the interface this quick is made at every state read
 
 
 @dataclass
@@ -112,6 +115,48 @@ class _Staging:
 
 
 _live_masters: weakref.WeakSet[Master] = weakref.WeakSet()
+
+
+class _Tally:
+    """Tasks handed over and finished (done or failed) by every master of this process: what
+    Ctrl-C reports, even of masters a ``with`` block already cleaned up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted = 0
+        self.finished = 0
+
+    def add(self, submitted: int = 0, finished: int = 0) -> None:
+        with self._lock:
+            self.submitted += submitted
+            self.finished += finished
+
+    def interrupted(self) -> str | None:
+        if not self.submitted:
+            return None
+        return f"interrupted: {self.finished} of {self.submitted} done"
+
+
+tally = _Tally()
+script_exit.on_interrupt(tally.interrupted)
+
+
+def _ended(task: Task) -> bool:
+    """The master's own reading of ``task.finished``: it never looks at the interface."""
+    return task._state in FINAL_STATES
+
+
+def _refresher(master: Master) -> Callable[[], None]:
+    """What a Task calls when its state is read: the master's non-blocking look at its
+    interface. Held weakly, so a task kept by the caller keeps no master alive."""
+    ref = weakref.ref(master)
+
+    def refresh() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._look_for_state()
+
+    return refresh
 
 
 class Stopped(SystemExit):
@@ -191,6 +236,9 @@ class Master:
         self._counts: Counter[TaskState] = Counter()
         self._total = 0
         self._prefix = uuid.uuid4().hex[:8]
+        self._refresh = _refresher(self)
+        self._next_state_look = 0.0  # monotonic time before which reading a state asks nothing
+        self._code_places = CodePlaces()  # where code sent by value came from: tracebacks
         self._counter = itertools.count(1)
         self._closed = False
         self.resumed: list[Task] = []  # tasks adopted from an earlier master (resume)
@@ -222,10 +270,12 @@ class Master:
                         f"(pymw-admin runs drop {where!s}) or use another tag (-a tag=NAME)")
             return
         for task_id, name in self.interface.resumed_tasks():
-            task = Task(task_id=task_id, name=name, state=TaskState.SUBMITTED, attempts=1)
+            task = Task(task_id=task_id, name=name, _state=TaskState.SUBMITTED, attempts=1,
+                        _refresh=self._refresh)
             self._live[task_id] = task  # no task file here: an adopted task is not retried
             self._counts[TaskState.SUBMITTED] += 1
             self._total += 1
+            tally.add(submitted=1)
             self.resumed.append(task)
         if self.resumed:
             print(f"pymw: resumed {len(self.resumed)} task(s) an earlier master left "
@@ -295,11 +345,18 @@ class Master:
         except encoding.EncodingError as exc:
             raise TaskError(None, "EncodingError", str(exc)) from None
 
-    def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes]) -> bytes:
+    def _pickle_function(self, func: Callable[..., Any], shared: dict[str, bytes],
+                         dep_funcs: Sequence[Callable[..., Any]] = ()) -> bytes:
+        codes: list[types.CodeType] = []
         try:
-            return encoding.pickle_function(func, shared, staging=self._staging)
+            blob = encoding.pickle_function(func, shared, staging=self._staging, codes=codes)
         except Exception as exc:
             raise TaskError(None, type(exc).__name__, f"cannot encode the function: {exc}") from exc
+        # dep_funcs are pickled with the task file: their code is known from here
+        codes += [c for f in dep_funcs if isinstance(c := getattr(f, "__code__", None),
+                                                     types.CodeType)]
+        self._code_places.add(codes)
+        return blob
 
     def _register(self, task: Task, blob: bytes, shared: Mapping[str, bytes]) -> None:
         """Count a task as handed over (lock held); stage the shared blobs it needs."""
@@ -315,7 +372,9 @@ class Master:
         self._blobs[task.task_id] = blob
         self._counts[TaskState.SUBMITTED] += 1
         self._total += 1
+        tally.add(submitted=1)
         task.state = TaskState.SUBMITTED
+        task._refresh = self._refresh
         task.submit_time = time.time()
         task.attempts = 1
         events.emit("submitted", task)
@@ -335,6 +394,7 @@ class Master:
             if self._live.pop(task.task_id, None) is not None:
                 self._counts[TaskState.SUBMITTED] -= 1
                 self._total -= 1
+                tally.add(submitted=-1)
             self._blobs.pop(task.task_id, None)
             self._release_shared(task.task_id)
             task.state = TaskState.QUEUED
@@ -388,7 +448,8 @@ class Master:
         if not isinstance(input_data, tuple | list):
             input_data = (input_data,)
         shared: dict[str, bytes] = {}
-        function_blob = self._pickle_function(executable, shared) if callable(executable) else None
+        function_blob = (self._pickle_function(executable, shared, dep_funcs)
+                         if callable(executable) else None)
         blob = self._encode(task, executable, input_data=input_data, modules=modules,
                             dep_funcs=dep_funcs, data_files=self._read_files(data_files),
                             kwargs=kwargs, function_blob=function_blob, shared=shared)
@@ -411,7 +472,7 @@ class Master:
         if chunksize < 1:
             raise TaskError(None, "ValueError", f"chunksize must be at least 1, not {chunksize}")
         shared: dict[str, bytes] = {}
-        function_blob = self._pickle_function(func, shared)
+        function_blob = self._pickle_function(func, shared, dep_funcs)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
         calls = zip(*iterables, strict=False)
@@ -449,7 +510,7 @@ class Master:
                 self.cancel(task)
 
     def _wait_for(self, task: Task, deadline: float | None, left: int) -> None:
-        self._wait_until(lambda: task if task.finished else None, deadline,
+        self._wait_until(lambda: task if _ended(task) else None, deadline,
                          lambda: TaskTimeout(f"{left} task(s) still running after the timeout"))
 
     def _window(self) -> int:
@@ -531,7 +592,7 @@ class Master:
         """
         self._check_open()
         shared: dict[str, bytes] = {}
-        function_blob = self._pickle_function(func, shared)
+        function_blob = self._pickle_function(func, shared, dep_funcs)
         files = self._read_files(data_files)
         name = getattr(func, "__qualname__", "function")
         items = iter(iterable)
@@ -554,12 +615,20 @@ class Master:
     def _absorb(self, completion: Completion) -> None:
         """Take in one completion (lock held)."""
         task = self._live.get(completion.task_id)
-        if task is None or task.finished:
+        if task is None or _ended(task):
             return  # not ours, cancelled, or a duplicate report: each result is taken once
+        if completion.started:
+            if task._state is TaskState.SUBMITTED:
+                self._move(task, TaskState.RUNNING)
+                task.worker = completion.worker or None
+                task.start_time = time.time()
+                events.emit("started", task)
+            return
         if completion.record is None:
             blob = self._blobs.get(task.task_id)
             if completion.retryable and blob is not None and task.attempts <= self.retries:
                 task.attempts += 1
+                self._move(task, TaskState.SUBMITTED)  # queued again: no worker has it
                 self.interface.submit(task.task_id, blob)
                 return
             task.worker = completion.worker or None
@@ -592,19 +661,19 @@ class Master:
         error_class = {"version": PythonVersionMismatch,
                        "signature": TaskSignatureError}.get(record.error_kind, TaskError)
         original = encoding.decode_exception(record, trusted=trusted)
-        error = error_class(
-            task, record.error_type, record.error_message, record.error_traceback, original
-        )
-        if record.error_traceback:
-            error.__cause__ = RemoteTraceback(record.error_traceback)
+        remote_traceback = self._code_places.restore(record.error_traceback)
+        error = error_class(task, record.error_type, record.error_message, remote_traceback,
+                            original)
+        if remote_traceback:
+            error.__cause__ = RemoteTraceback(remote_traceback)
         self._finish(task, error=error)
 
     def _finish(self, task: Task, result: Any = None, error: BaseException | None = None,
                 state: TaskState | None = None) -> None:
         state = state or (TaskState.FAILED if error is not None else TaskState.DONE)
-        self._counts[task.state] -= 1
-        self._counts[state] += 1
-        task.state = state
+        self._move(task, state)
+        if state is not TaskState.CANCELLED:
+            tally.add(finished=1)
         task._result, task._error = result, error
         if task.finish_time is None:
             task.finish_time = time.time()
@@ -617,12 +686,21 @@ class Master:
                 watch.finished.append(task)
         events.emit("finished", task)
 
+    def _move(self, task: Task, state: TaskState) -> None:
+        """Change a task's state, and the counts with it (lock held)."""
+        self._counts[task._state] -= 1
+        self._counts[state] += 1
+        task.state = state
+
     def _wait_until(self, ready: Callable[[], R | None], deadline: float | None,
                     timed_out: Callable[[], BaseException]) -> R:
         """Take completions until ``ready()`` (called with the lock held) gives something.
 
-        One caller at a time waits on the interface; the others wait for it to signal.
+        One caller at a time waits on the interface; the others wait for it to signal. Whatever
+        the interface already received is taken in before a timeout is raised, so a zero timeout
+        (a poll) sees every task that finished before it was asked.
         """
+        looked = False  # this caller took in what the interface held, since the deadline or not
         while True:
             with self._cond:
                 found = ready()
@@ -631,23 +709,27 @@ class Master:
                 if self._closed:
                     raise TaskError(None, "RuntimeError", "this master was cleaned up")
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if remaining is not None and remaining <= 0 and (looked or self._pumping):
+                    # a caller pumping hands over what came as soon as it comes
                     raise timed_out()
-                slice_ = PUMP_SLICE_SECONDS if remaining is None else min(remaining,
-                                                                          PUMP_SLICE_SECONDS)
+                slice_ = PUMP_SLICE_SECONDS if remaining is None else max(
+                    0.0, min(remaining, PUMP_SLICE_SECONDS))
                 if self._pumping:
                     self._cond.wait(slice_)
                     continue
                 self._pumping = True
             completions: list[Completion] = []
+            looked = True
             try:
                 completions = self.interface.wait(slice_)
             finally:
                 with self._cond:
-                    self._pumping = False
+                    # still pumping while absorbing: a listener reading a task's state must not
+                    # start another look at the interface from inside this one
                     for completion in completions:
                         self._absorb(completion)
                     del completions
+                    self._pumping = False
                     self._cond.notify_all()
 
     def _pump_now(self) -> None:
@@ -661,18 +743,30 @@ class Master:
             completions = self.interface.wait(0.0)
         finally:
             with self._cond:
-                self._pumping = False
                 for completion in completions:
                     self._absorb(completion)
+                self._pumping = False
                 self._cond.notify_all()
+
+    def _look_for_state(self) -> None:
+        """A task's state is being read: take in what the interface holds. Where that look is a
+        query (HTCondor asks its schedd) it is made again only after 100 times as long as it
+        took, so a loop reading states spends about 1% of its time on it; an interface whose
+        look takes under a millisecond (local, MPI: a queue) is looked at every time."""
+        start = time.monotonic()
+        if start < self._next_state_look:
+            return
+        self._pump_now()
+        took = time.monotonic() - start
+        self._next_state_look = start + 100 * took if took > STATE_LOOK_CHEAP_SECONDS else 0.0
 
     def _pick(self, wanted: Task | Sequence[Task] | None) -> Task | None:
         if wanted is None:
             return next(iter(self._uncollected.values()), None)
         if isinstance(wanted, Task):
-            return wanted if wanted.finished else None
+            return wanted if _ended(wanted) else None
         for task in wanted:
-            if task.finished and not task.collected and task.state is not TaskState.CANCELLED:
+            if _ended(task) and not task.collected and task._state is not TaskState.CANCELLED:
                 return task
         return None
 
@@ -687,7 +781,7 @@ class Master:
         """
         with self._lock:
             if isinstance(task, Task):
-                if task.state is TaskState.CANCELLED:
+                if task._state is TaskState.CANCELLED:
                     assert task._error is not None
                     raise task._error
                 if task.collected:
@@ -698,7 +792,7 @@ class Master:
             elif task is None:
                 if not self._uncollected and not self._outstanding():
                     raise TaskError(None, "LookupError", "no task is outstanding")
-            elif not any(not t.collected and t.state is not TaskState.CANCELLED for t in task):
+            elif not any(not t.collected and t._state is not TaskState.CANCELLED for t in task):
                 raise TaskError(None, "LookupError",
                                 "every one of these tasks was collected already")
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -723,7 +817,7 @@ class Master:
         running (a hung task). True if it was cancelled; get_result(task) then raises
         TaskCancelled."""
         with self._lock:
-            if task.finished or task.task_id not in self._live:
+            if _ended(task) or task.task_id not in self._live:
                 return False
             self._live.pop(task.task_id, None)
             try:
@@ -748,7 +842,7 @@ class Master:
             pending = list(self._live.values()) if tasks is None else list(tasks)
             waiting = {t.task_id: t for t in pending}
             watch = _Watch(set(waiting))
-            ready = [t for t in pending if t.finished]
+            ready = [t for t in pending if _ended(t)]
             self._watches.append(watch)
         try:
             while waiting:
@@ -765,7 +859,7 @@ class Master:
                 self._watches.remove(watch)
 
     def _outstanding(self) -> int:
-        return self._counts[TaskState.SUBMITTED]
+        return self._counts[TaskState.SUBMITTED] + self._counts[TaskState.RUNNING]
 
     # --- status ------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@
 ``-i/--interface`` local (default), mpi, condor or boinc; ``-n/--num-workers``;
 ``-p/--project-home`` (BOINC project directory); ``-c/--app-path`` (the worker bundle or
 interpreter to run); ``-a/--app-args`` (extra arguments for it). Every other argument is left
-to the script: ``options.parse_args()`` returns them as ``rest``.
+to the script: ``options.parse_args()`` returns them as ``rest``; a ``--`` ends our switches
+(it is dropped, and everything after it is the script's as given).
 """
 
 from __future__ import annotations
@@ -102,7 +103,14 @@ def parse_args(argv: Sequence[str] | None = None, *, exit_on_error: bool = True)
 
 def _parse(argv: Sequence[str] | None) -> Options:
     args = list(sys.argv[1:] if argv is None else argv)
+    # "--" ends PyMW's switches: what follows is the script's, as given (argparse would keep the
+    # "--" itself in ``rest``, and read a "-n" after it as ours)
+    after: list[str] = []
+    if "--" in args:
+        end = args.index("--")
+        args, after = args[:end], args[end + 1:]
     known, rest = _parser().parse_known_args(args)
+    rest += after
     if known.interface.lower() not in INTERFACES:
         raise UsageError(
             f"unknown interface {known.interface!r} (choose from {', '.join(interface_names())})"

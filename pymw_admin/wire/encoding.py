@@ -28,6 +28,7 @@ import re
 import sys
 import sysconfig
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,11 +213,20 @@ class _SharingPickler(cloudpickle.Pickler):
     """cloudpickle that leaves large objects (and Shared handles) out, as persistent ids."""
 
     def __init__(self, file: io.BytesIO, shared: dict[str, bytes], extract: bool,
-                 staging: BlobStaging | None = None) -> None:
+                 staging: BlobStaging | None = None,
+                 codes: list[types.CodeType] | None = None) -> None:
         super().__init__(file, protocol=PICKLE_PROTOCOL)
         self._shared = shared
         self._extract = extract
         self._staging = staging
+        self._codes = codes
+
+    def reducer_override(self, obj: Any) -> Any:
+        # code sent by value reaches the worker as "<dynamic-code>": its caller keeps where it
+        # came from, to name the file in a remote traceback
+        if self._codes is not None and type(obj) is types.CodeType:
+            self._codes.append(obj)
+        return super().reducer_override(obj)
 
     def _digest(self, blob: bytes) -> str:
         """The blob's digest; a large one starts on its way to the workers while it is hashed."""
@@ -257,21 +267,25 @@ class _SharingPickler(cloudpickle.Pickler):
 
 
 def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool,
-                   staging: BlobStaging | None = None) -> bytes:
-    if shared is None:
+                   staging: BlobStaging | None = None,
+                   codes: list[types.CodeType] | None = None) -> bytes:
+    if shared is None and codes is None:
         return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
     out = io.BytesIO()
-    _SharingPickler(out, shared, extract, staging).dump(obj)
+    _SharingPickler(out, {} if shared is None else shared, extract and shared is not None,
+                    staging, codes).dump(obj)
     return out.getvalue()
 
 
 def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = None,
-                    staging: BlobStaging | None = None) -> bytes:
+                    staging: BlobStaging | None = None,
+                    codes: list[types.CodeType] | None = None) -> bytes:
     """cloudpickle a function by value, with its module too when the worker cannot import it.
 
     With ``shared`` (a dict to fill), large objects the function reaches (globals it reads,
     closure cells) are left out as shared blobs ``{digest: blob}``; ``staging`` names the blobs
-    the caller holds already and sends large new ones ahead while they are hashed.
+    the caller holds already and sends large new ones ahead while they are hashed. ``codes``
+    (a list to fill) gets the code objects that travel by value.
     """
     module_name = getattr(func, "__module__", None) or "__main__"
     root = module_name.split(".")[0]
@@ -279,10 +293,10 @@ def pickle_function(func: Callable[..., Any], shared: dict[str, bytes] | None = 
         module = sys.modules[root] if root in sys.modules else sys.modules[module_name]
         cloudpickle.register_pickle_by_value(module)
         try:
-            return _dumps_sharing(func, shared, extract=True, staging=staging)
+            return _dumps_sharing(func, shared, extract=True, staging=staging, codes=codes)
         finally:
             cloudpickle.unregister_pickle_by_value(module)
-    return _dumps_sharing(func, shared, extract=True, staging=staging)
+    return _dumps_sharing(func, shared, extract=True, staging=staging, codes=codes)
 
 
 _PLAIN_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})

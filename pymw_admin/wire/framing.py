@@ -66,6 +66,7 @@ SHARED_MAGIC = b"PYMW-SHARED 1\n"  # a frame of its own: magic, digest, newline,
 REVOKE_MAGIC = b"PYMW-REVOKE 1\n"  # in a task batch: drop these task ids if not started
 REVOKED_MAGIC = b"PYMW-REVOKED 1\n"  # in a result batch: the ids actually dropped
 FORGET_MAGIC = b"PYMW-FORGET 1\n"  # in a task batch: drop this shared blob
+STARTED_MAGIC = b"PYMW-STARTED 1\n"  # in a result batch: these tasks started (and still run)
 
 
 def shared_frame(digest: str, blob: bytes | memoryview) -> list[bytes | memoryview]:
@@ -142,7 +143,7 @@ def ids_record(magic: bytes, ids: list[str]) -> bytes:
 
 
 def read_ids(magic: bytes, blob: bytes) -> list[str] | None:
-    """The task ids of a REVOKE/REVOKED record; None when ``blob`` is not one."""
+    """The task ids of a REVOKE/REVOKED/STARTED record; None when ``blob`` is not one."""
     if not blob.startswith(magic):
         return None
     ids: list[str] = json.loads(blob[len(magic) :])

@@ -44,6 +44,7 @@ from pymw_admin.wire.encoding import (
     python_mismatch,
     read_task_header,
 )
+from pymw_admin.wire.exceptions import dumps_exception
 from pymw_admin.worker import ADDED_TUNABLES_ENV, scripting
 
 _function_cache: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
@@ -94,15 +95,24 @@ def _format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
+def error_message(exc: BaseException, frozen: bool | None = None) -> str:
+    """What the master is told a task raised. A module missing from a PyBOINC bundle (a frozen
+    worker: ``sys.frozen``) says how to ship it: the bundle has only the packages it was built
+    with, whatever the volunteer's machine has installed."""
+    message = str(exc)
+    if frozen is None:
+        frozen = bool(getattr(sys, "frozen", False))
+    if frozen and isinstance(exc, ModuleNotFoundError) and exc.name:
+        package = exc.name.split(".")[0]
+        message += f" (the bundle lacks it: rebuild the bundle with --with {package})"
+    return message
+
+
 def _error_record(
     task_id: str, exc: BaseException, started: float, kind: str = "", type_name: str = ""
 ) -> ResultRecord:
-    try:
-        # cloudpickle, so an exception class defined in the master script comes back as itself
-        payload = cloudpickle.dumps(exc, protocol=PICKLE_PROTOCOL)
-        pickle.loads(payload)  # only ship what the master can rebuild
-    except Exception:
-        payload = b""
+    # cloudpickle, so an exception class defined in the master script comes back as itself
+    payload = dumps_exception(exc, PICKLE_PROTOCOL)
     return ResultRecord(
         task_id=task_id,
         ok=False,
@@ -111,7 +121,7 @@ def _error_record(
         started=started,
         finished=time.time(),
         error_type=type_name or type(exc).__name__,
-        error_message=str(exc),
+        error_message=error_message(exc),
         error_traceback=_format_traceback(exc),
         error_kind=kind,
         payload=payload,
@@ -370,6 +380,54 @@ class _Outbox:
             self._stream.flush()
 
 
+ANNOUNCE_AFTER_SECONDS = 0.01  # a task still running this long is reported as started
+
+
+class _Announcer:
+    """Tells the master which task runs once it has run ANNOUNCE_AFTER_SECONDS (a STARTED
+    record): a long task shows as running, while short ones, whose results ride together, cost
+    no extra write. A thread of its own looks at most once per period, so a stream of no-op
+    tasks does not wake it per task."""
+
+    def __init__(self, out: _Outbox) -> None:
+        self._out = out
+        self._cond = threading.Condition()
+        self._current: bytes | None = None
+        self._serial = 0  # tasks started so far: tells one task from the next
+        self._idle = True  # the thread waits for a task (and must be woken for one)
+        threading.Thread(target=self._run, daemon=True, name="announcer").start()
+
+    def starting(self, blob: bytes) -> None:
+        with self._cond:
+            self._current = blob
+            self._serial += 1
+            if self._idle:
+                self._cond.notify()
+
+    def ended(self) -> None:
+        """The task ended: from now on no notice for it is sent (this waits for one being
+        written, so a notice always comes before its result)."""
+        with self._cond:
+            self._current = None
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._current is None:
+                    self._idle = True
+                    self._cond.wait()
+                self._idle = False
+                serial = self._serial
+                self._cond.wait(ANNOUNCE_AFTER_SECONDS)
+                if self._current is None or self._serial != serial:
+                    continue  # it ended; a later task gets its own period
+                self._out.send([framing.ids_record(framing.STARTED_MAGIC,
+                                                   [_task_id(self._current)])])
+                while self._current is not None and self._serial == serial:
+                    self._idle = True
+                    self._cond.wait()
+
+
 def serve() -> int:
     """Persistent worker: frames of task batches in, frames of result batches out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's to handle
@@ -387,6 +445,7 @@ def serve() -> int:
     store = SharedStore()
     out = _Outbox(proto_out)
     inbox = _Inbox(proto_in, out, store)
+    announcer = _Announcer(out)
     done: list[bytes] = []
     try:
         while True:
@@ -398,7 +457,9 @@ def serve() -> int:
                 done = []
                 continue
             t0 = time.perf_counter()
+            announcer.starting(blob)
             record = run_task(blob, base, store)
+            announcer.ended()
             del blob
             done.append(encode_result(record))
             del record

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from pymw_admin.wire import encoding
+from pymw_admin.wire.encoding import PICKLE_PROTOCOL
+from pymw_admin.wire.exceptions import dumps_exception
 from pymw_admin.worker import run as worker
 
 
@@ -240,3 +242,34 @@ def test_a_large_blob_is_sent_ahead_while_hashed_and_a_known_one_is_not_hashed()
     shared = {}
     encoding.pickle_function(reads, shared, staging=staging)
     assert staging.ahead == [] and shared == {"b" * 64: big, "s" * 64: small}
+
+
+class _Coded(Exception):
+    def __init__(self, code: int, where: str) -> None:
+        super().__init__(f"code {code}")
+        self.code = code
+        self.where = where
+
+
+def test_an_exception_with_its_own_init_is_rebuilt_without_calling_it() -> None:
+    payload = dumps_exception(_Coded(7, "worker"), PICKLE_PROTOCOL)
+    exc = pickle.loads(payload)
+    assert type(exc) is _Coded and exc.args == ("code 7",)
+    assert (exc.code, exc.where) == (7, "worker")
+    # a built-in exception keeps pickle's own way
+    assert pickle.loads(dumps_exception(OSError(2, "gone"), PICKLE_PROTOCOL)).errno == 2
+
+
+def test_a_module_missing_from_a_bundle_says_how_to_ship_it() -> None:
+    try:
+        import pymw_no_such_package.sub  # type: ignore[import-not-found]  # noqa: F401
+    except ModuleNotFoundError as exc:
+        missing = exc
+    assert worker.error_message(missing, frozen=True) == (
+        "No module named 'pymw_no_such_package' (the bundle lacks it: rebuild the bundle with "
+        "--with pymw_no_such_package)")
+    assert worker.error_message(ModuleNotFoundError("No module named 'scipy.linalg'",
+                                                    name="scipy.linalg"), frozen=True).endswith(
+        "rebuild the bundle with --with scipy)")
+    # a worker that is not a bundle imports from its own environment: no bundle to rebuild
+    assert worker.error_message(missing, frozen=False) == "No module named 'pymw_no_such_package'"

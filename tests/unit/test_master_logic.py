@@ -3,10 +3,13 @@ each result handed out and acknowledged once, timeouts that lose nothing, cancel
 
 from __future__ import annotations
 
+import pickle
+import time
+
 import pytest
 
-from pymw_admin.interfaces.base import Detachable, Interface, Resumable
-from pymw_admin.runtime import Master, TaskError, TaskTimeout, WorkerLost
+from pymw_admin.interfaces.base import Completion, Detachable, Interface, Resumable
+from pymw_admin.runtime import Master, TaskError, TaskState, TaskTimeout, WorkerLost
 from tests.doubles import FakeInterface, FakeResumable
 
 
@@ -128,3 +131,52 @@ def test_tasks_over_one_big_bytes_object_hash_it_once(monkeypatch: pytest.Monkey
         assert fake.staged == {}  # nothing keeps it (nor its name) once no task needs it
         master.submit_task(byte_at, (0,))
         assert hashed.count(len(BIG_BYTES)) == 2
+
+
+def test_a_zero_timeout_and_a_tasks_state_see_what_the_engine_already_reported() -> None:
+    with Master(FakeInterface()) as master:  # "ok": the result is there once submitted
+        polled = master.submit_task(square, (3,))
+        assert master.get_result(polled, timeout=0) == (polled, 9)
+        read = master.submit_task(square, (4,))
+        assert read.state is TaskState.DONE and read.finished
+        assert master.get_result(read, timeout=0) == (read, 16)
+
+
+def test_a_lost_task_retried_is_submitted_again_and_counted_once() -> None:
+    fake = FakeInterface(["lost"])
+    with Master(fake, retries=1) as master:
+        task = master.submit_task(square, (3,))
+        assert master.get_result(task, timeout=10) == (task, 9)
+        assert master.get_status().counts == {
+            "queued": 0, "submitted": 0, "running": 0, "done": 1, "failed": 0, "cancelled": 0}
+
+
+def test_a_pickled_task_is_a_snapshot_without_its_master() -> None:
+    with Master(FakeInterface()) as master:
+        task = master.submit_task(square, (3,))
+        copy = pickle.loads(pickle.dumps(task))
+    assert copy.task_id == task.task_id and copy._refresh is None
+
+
+class _SlowLook(FakeInterface):
+    """An engine whose every look is a query (HTCondor's schedd), counted."""
+
+    def __init__(self) -> None:
+        super().__init__(["hold"])
+        self.looks = 0
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        self.looks += 1
+        time.sleep(0.02)
+        return super().wait(timeout)
+
+
+def test_reading_states_in_a_loop_does_not_query_a_slow_engine_each_time() -> None:
+    fake = _SlowLook()
+    with Master(fake) as master:
+        task = master.submit_task(square, (3,))
+        states = {task.state for _ in range(50)}
+        assert states == {TaskState.SUBMITTED}
+        assert fake.looks == 1  # the next look waits 100 times as long as this one took
+        fake.release()
+        assert master.get_result(task, timeout=10) == (task, 9)

@@ -30,3 +30,9 @@ def test_a_plain_master_gets_the_project_home(monkeypatch: pytest.MonkeyPatch,
         Master()
     with pytest.raises(EngineUnavailable, match="elsewhere is not a BOINC project directory"):
         options.interface_from_args([], exit_on_error=False)
+
+
+def test_a_double_dash_ends_our_switches_and_is_dropped() -> None:
+    opts = options.parse_args(["-n", "2", "--extra", "--", "-i", "x", "--", "y"])
+    assert opts.num_workers == 2  # and "-i x", after the "--", was not read as ours
+    assert opts.rest == ["--extra", "-i", "x", "--", "y"]

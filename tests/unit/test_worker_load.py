@@ -123,3 +123,11 @@ def test_waiting_suspects_go_before_pending_tasks() -> None:
     busy.in_flight.clear()
     [(_, blobs)] = deal([busy], pending, suspects)
     assert blobs == [b"s"] and len(pending) == 3
+
+
+def test_neighbouring_tasks_go_to_different_workers() -> None:
+    # imap over durations [1, 1, 4, 4] on two workers: dealt a then a, b then b, the long ones
+    # queued on one worker while the other idled after the short ones (6 s instead of 5)
+    workers = [WorkerLoad(name="a"), WorkerLoad(name="b")]
+    deal(workers, _pending(4))
+    assert [list(w.in_flight) for w in workers] == [["t0", "t2"], ["t1", "t3"]]

@@ -18,6 +18,7 @@ from pymw_admin.runtime import (
     TaskState,
     TaskTimeout,
     WorkerLost,
+    events,
 )
 
 
@@ -337,3 +338,55 @@ def test_workers_outlive_the_thread_that_started_them() -> None:
         task = master.submit_task(square, (3,))
         assert master.get_result(task, timeout=30)[1] == 9
         assert task.attempts == 1 and master.interface.pids() == [pid]
+
+
+def wait_for_file(path: str) -> str:
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return "seen"
+
+
+def test_a_task_reads_running_while_it_runs_and_done_after(tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def listen(event: str, task: Task) -> None:
+        seen.append((event, task.task_id))
+
+    go = tmp_path / "go"
+    events.add_listener(listen)
+    try:
+        with Master("local", num_workers=1) as master:
+            task = master.submit_task(wait_for_file, (str(go),))
+            for _ in range(3000):  # a bound, not a timing: the worker starts it in far less
+                if task.state is not TaskState.SUBMITTED:
+                    break
+                time.sleep(0.01)
+            assert task.state is TaskState.RUNNING and task.worker == "local-1"
+            assert master.get_status().counts["running"] == 1
+            go.touch()
+            for _ in range(3000):
+                if task.finished:
+                    break
+                time.sleep(0.01)
+            assert task.state is TaskState.DONE
+            assert master.get_result(task, timeout=0) == (task, "seen")
+    finally:
+        events.remove_listener(listen)
+    assert [event for event, task_id in seen if task_id == task.task_id] == [
+        "submitted", "started", "finished"]
+
+
+def stamped_sleep(seconds: float) -> tuple[int, float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return os.getpid(), start, time.time()
+
+
+def test_imap_keeps_every_worker_busy_and_yields_in_input_order() -> None:
+    with Master("local", num_workers=2) as master:
+        runs = list(master.imap(stamped_sleep, [0.5, 0.5, 2.0, 2.0]))
+    (pid0, _, end0), (pid1, start1, _), (pid2, _, end2), (pid3, start3, _) = runs
+    # each pair of neighbours ran side by side on the two workers: the second started before the
+    # first ended, so no long task waited behind the other
+    assert pid0 != pid1 and start1 < end0
+    assert pid2 != pid3 and start3 < end2

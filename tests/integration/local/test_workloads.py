@@ -406,6 +406,8 @@ def test_executor_is_a_real_executor() -> None:
 
 
 PYMW_04_SCRIPT = """
+import time
+
 import pymw_admin.compat as pymw
 
 def double(x):
@@ -429,6 +431,13 @@ print("nothing", r)
 t1 = master.submit_task(double, input_data=(7,))
 print("nonblocking", master.get_result(t1, blocking=False) in ((None, None), (t1, 14)))
 print("blocking", master.get_result(t1)[1])
+t2 = master.submit_task(double, input_data=(8,))
+while True:  # 0.4's polling loop: it hung for ever when a poll never looked at the workers
+    t, r = master.get_result(t2, blocking=False)
+    if t is not None:
+        break
+    time.sleep(0.05)
+print("polled", r, master.get_progress(t2))
 status = master.get_status()
 print("status", sorted(status), len(status["tasks"]) >= 0)
 print("generic", pymw.interfaces.generic.GenericInterface is not None)
@@ -449,7 +458,76 @@ def test_a_pymw_04_script_runs_with_the_compat_import(tmp_path: Path) -> None:
         "nothing no args",
         "nonblocking True",
         "blocking 14",
+        "polled 16 1.0",
         "status ['interface_status', 'tasks'] True",
         "generic True",
         "names True",
     ]
+
+
+OWN_INIT_SCRIPT = """
+from pymw_admin.runtime import Master, PyMWExecutor, TaskError
+
+class MyErr(Exception):
+    def __init__(self, code, where="here"):
+        super().__init__(f"code {code}")
+        self.code = code
+        self.where = where
+
+def fail(code):
+    raise MyErr(code, where="worker")
+
+with PyMWExecutor(num_workers=1) as pool:
+    try:
+        pool.submit(fail, 7).result()
+    except MyErr as exc:
+        print("executor", exc.code, exc.where, exc)
+with Master(num_workers=1) as master:
+    task = master.submit_task(fail, (8,))
+    try:
+        master.get_result(task)
+    except TaskError as err:
+        print("master", type(err.exception).__name__, err.exception.code, err.exception.args)
+"""
+
+
+def test_an_exception_with_its_own_init_comes_back_as_itself(tmp_path: Path) -> None:
+    script = tmp_path / "own_init.py"
+    script.write_text(OWN_INIT_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["executor 7 worker code 7", "master MyErr 8 ('code 8',)"]
+
+
+TRACEBACK_SCRIPT = """
+from pymw_admin.runtime import Master, TaskError
+
+def helper(x):
+    return 1 / x
+
+def task(x):
+    y = x - 1
+    return helper(y)
+
+with Master(num_workers=1) as master:
+    try:
+        master.get_result(master.submit_task(task, (1,)))
+    except TaskError as err:
+        print(err.remote_traceback)
+"""
+
+
+def test_a_remote_traceback_names_the_master_script_and_shows_its_lines(tmp_path: Path) -> None:
+    script = tmp_path / "master_script.py"
+    script.write_text(TRACEBACK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYMW_")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    frames = lines[lines.index(f'  File "{script}", line 9, in task'):]
+    assert frames[:4] == [f'  File "{script}", line 9, in task', "    return helper(y)",
+                          f'  File "{script}", line 5, in helper', "    return 1 / x"]
+    assert "<dynamic-code>" not in out.stdout
