@@ -1,10 +1,12 @@
 """Build the PyBOINC worker bundle for this platform with PyInstaller.
 
-The recipe is ``pyboinc_bundles/pymw-worker.spec`` (one directory: it starts in tens of
-milliseconds where one-file bundles unpack themselves on every start). What goes in: this
-interpreter, the whole standard library (PyInstaller only bundles what it sees imported, and a task
-may import anything), cloudpickle, the worker entry point, the ``boinc`` module, the packages named
-with ``--with``, and Debian's ``libboinc_api.so.7`` when this machine has it (volunteers don't).
+The recipe is ``recipe/pymw-worker.spec`` inside this package (one directory: it starts in tens
+of milliseconds where one-file bundles unpack themselves on every start), so a build works from any
+install (editable, wheel, pipx) and any directory; the output goes to ``./pyboinc_bundles/dist``.
+What goes in: this interpreter, the whole standard library (PyInstaller only bundles what it sees
+imported, and a task may import anything), cloudpickle, the worker entry point, the ``boinc``
+module, the packages named with ``--with``, and Debian's ``libboinc_api.so.7`` when this machine
+has it (volunteers don't).
 
 The result is ``DIST/<platform>/bundle/`` plus ``DIST/<platform>/manifest.json``; it is built in a
 scratch directory and renamed into place, so a failed build never leaves half a bundle.
@@ -34,6 +36,7 @@ SPEC_NAME = "pymw-worker.spec"
 ENTRY_NAME = "pymw_worker.py"
 PROGRAM = "pymw-worker"
 BOINC_LIBRARY = "libboinc_api.so.7"
+RECIPE_DIR = PACKAGE_ROOT / "bundles" / "recipe"
 
 # never useful to a task on a volunteer's machine, and some drag in a GUI toolkit
 _STDLIB_EXCLUDES = frozenset({
@@ -47,24 +50,19 @@ _SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__"})
 
 
 def recipes_dir() -> Path:
-    """The tracked ``pyboinc_bundles/`` directory holding the spec and the entry script."""
-    candidates = []
-    if os.environ.get("PYMW_BUNDLE_RECIPES"):
-        candidates.append(Path(os.environ["PYMW_BUNDLE_RECIPES"]))
-    candidates.append(Path.cwd() / "pyboinc_bundles")
-    # an installed-from-checkout pymw-admin finds the checkout's recipes
-    candidates.append(Path(__file__).resolve().parents[2] / "pyboinc_bundles")
-    for path in candidates:
-        if (path / SPEC_NAME).is_file() and (path / ENTRY_NAME).is_file():
-            return path
-    raise ConfigError(
-        f"no bundle recipe ({SPEC_NAME}) found in ./pyboinc_bundles; run from the project "
-        "checkout or set PYMW_BUNDLE_RECIPES"
-    )
+    """The directory holding the spec and the entry script: the package's own ``recipe/``, or
+    ``PYMW_BUNDLE_RECIPES`` (a directory with both files, e.g. a modified copy)."""
+    given = os.environ.get("PYMW_BUNDLE_RECIPES")
+    path = Path(given) if given else RECIPE_DIR
+    if (path / SPEC_NAME).is_file() and (path / ENTRY_NAME).is_file():
+        return path
+    where = "PYMW_BUNDLE_RECIPES" if given else "the installed package"
+    raise ConfigError(f"no bundle recipe ({SPEC_NAME} and {ENTRY_NAME}) in {path} ({where})")
 
 
 def default_dist() -> Path:
-    return recipes_dir() / "dist"
+    """``./pyboinc_bundles/dist`` of the current directory, where deploy-app looks too."""
+    return Path.cwd() / "pyboinc_bundles" / "dist"
 
 
 def stdlib_modules() -> list[str]:
@@ -173,7 +171,7 @@ def build(
             "building a bundle needs PyInstaller: pip install 'pymw-admin[bundle]'"
         )
     recipes = recipes_dir()
-    dist = (dist or recipes / "dist").resolve()
+    dist = (dist or default_dist()).resolve()
     platform_id = mf.platform_name()
     packages = {"pymw-admin": _package_version("pymw-admin"),
                 "cloudpickle": _package_version("cloudpickle")}
@@ -189,7 +187,9 @@ def build(
     recipe = {
         "entry": str(recipes / ENTRY_NAME),
         "name": PROGRAM,
-        "pathex": [str(recipes)],
+        # the package's parent: an editable install is found through an import hook that
+        # PyInstaller's analysis does not run, so pymw_admin would be missing from the bundle
+        "pathex": [str(recipes), str(PACKAGE_ROOT.parent)],
         "hidden_imports": [*stdlib_modules(), "pymw_admin.bundles.boinc",
                            "pymw_admin.bundles.client_shm",
                            "pymw_admin.bundles.entry", "pymw_admin.worker.scripting"],
@@ -208,7 +208,10 @@ def build(
                str(recipes / SPEC_NAME)]
         log = log_path or scratch / "pyinstaller.log"
         with log.open("w") as out:
-            result = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # in the scratch directory: ``python -m`` puts the working directory first on the
+            # analysis' sys.path, and a bundle must not depend on where it was built from
+            result = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=scratch)
         if result.returncode != 0:
             tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
             kept = dist / f"{platform_id}-pyinstaller.log"
