@@ -5,8 +5,8 @@ of milliseconds where one-file bundles unpack themselves on every start), so a b
 install (editable, wheel, pipx) and any directory; the output goes to ``./pyboinc_bundles/dist``.
 What goes in: this interpreter, the whole standard library (PyInstaller only bundles what it sees
 imported, and a task may import anything), cloudpickle, the worker entry point, the ``boinc``
-module, the packages named with ``--with``, and Debian's ``libboinc_api.so.7`` when this machine
-has it (volunteers don't).
+module, the packages named with ``--with`` less their tests and headers (``prune``), and Debian's
+``libboinc_api.so.7`` when this machine has it (volunteers don't). Nothing is stripped.
 
 The result is ``DIST/<platform>/bundle/`` plus ``DIST/<platform>/manifest.json``; it is built in a
 scratch directory and renamed into place, so a failed build never leaves half a bundle.
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from pymw_admin.bundles import manifest as mf
+from pymw_admin.bundles import prune
 from pymw_admin.errors import ConfigError, EngineUnavailable
 from pymw_admin.sources import PACKAGE_ROOT, digest, package_files
 from pymw_admin.wire.encoding import python_minor
@@ -136,6 +137,25 @@ def _import_name(dist_name: str) -> str:
     return dist_name.replace("-", "_").lower()
 
 
+def _strip(internal: Path, binaries: list[list[str]]) -> None:
+    """Strip the interpreter's and the system's libraries (libpython, lib-dynload, libssl...),
+    never one from an installed package: the libraries wheels vendor (numpy.libs' OpenBLAS,
+    renamed and patched by auditwheel/patchelf) no longer load once stripped ("ELF load command
+    address/offset not page-aligned"). The interpreter's half is where the size is (numpy bundle:
+    see docs/bundles.md)."""
+    tool = shutil.which("strip")
+    if tool is None or sys.platform in ("win32", "darwin"):
+        return
+    for dest, src in binaries:
+        parts = Path(src).parts
+        if any(p in ("site-packages", "dist-packages") or p.endswith(".libs") for p in parts):
+            continue
+        path = internal / dest
+        if path.is_file() and not path.is_symlink():
+            # a library strip cannot handle stays as it is
+            subprocess.run([tool, str(path)], capture_output=True, check=False)
+
+
 def source_key(with_packages: Sequence[str] = (), recipes: Path | None = None,
                boinc_library: bool = False) -> str:
     """A hash of everything a bundle is made from: rebuild when it changes."""
@@ -194,14 +214,18 @@ def build(
                            "pymw_admin.bundles.client_shm",
                            "pymw_admin.bundles.entry", "pymw_admin.worker.scripting"],
         "collect": [_import_name(name) for name in with_packages],
+        "skip_submodules": sorted(prune.SKIP_SUBMODULES),
         "binaries": _boinc_binaries(library) if library else [],
         "excludes": sorted(_STDLIB_EXCLUDES),
-        "strip": sys.platform != "win32" and shutil.which("strip") is not None,
+        # PyInstaller would strip every binary, the ones wheels vendor too: see _strip
+        "strip": False,
+        "binaries_out": "",
     }
     dist.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".build-{platform_id}-", dir=dist))
     try:
         say(f"freezing the worker for {platform_id} (Python {platform.python_version()})")
+        recipe["binaries_out"] = str(scratch / "binaries.json")
         env = dict(os.environ, PYMW_BUNDLE_RECIPE=json.dumps(recipe))
         cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
                "--distpath", str(scratch / "dist"), "--workpath", str(scratch / "work"),
@@ -221,6 +245,11 @@ def build(
         staged = scratch / platform_id
         staged.mkdir()
         (scratch / "dist" / PROGRAM).rename(staged / mf.BUNDLE_DIR_NAME)
+        internal = staged / mf.BUNDLE_DIR_NAME / "_internal"
+        prune.prune(internal, [_import_name(name) for name in with_packages])
+        toc = scratch / "binaries.json"
+        if toc.is_file():  # a PYMW_BUNDLE_RECIPES spec may not say: then nothing is stripped
+            _strip(internal, json.loads(toc.read_text()))
         say("hashing the files")
         manifest = mf.Manifest(
             platform=platform_id,
