@@ -74,6 +74,9 @@ def build_cmd(
     if bundle.imports:
         console.print("imported in the bundle: " + ", ".join(
             f"{name} {version}" for name, version in bundle.imports.items()), soft_wrap=True)
+    else:
+        console.print("imports not checked: this machine cannot run the platform's programs "
+                      "(wine or qemu-user)", soft_wrap=True)
 
 
 def _import_problems(bundle: mf.Bundle) -> list[str]:
