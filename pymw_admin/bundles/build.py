@@ -6,7 +6,8 @@ install (editable, wheel, pipx) and any directory; the output goes to ``./pyboin
 What goes in: this interpreter, the whole standard library (PyInstaller only bundles what it sees
 imported, and a task may import anything), cloudpickle, the worker entry point, the ``boinc``
 module, the packages named with ``--with`` less their tests and headers (``prune``), and Debian's
-``libboinc_api.so.7`` when this machine has it (volunteers don't). Nothing is stripped.
+``libboinc_api.so.7`` when this machine has it (volunteers don't). Only the interpreter's and
+the system's libraries are stripped, never a wheel's (``_strip``).
 
 The result is ``DIST/<platform>/bundle/`` plus ``DIST/<platform>/manifest.json``; it is built in a
 scratch directory and renamed into place, so a failed build never leaves half a bundle.
