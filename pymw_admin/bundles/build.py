@@ -1,10 +1,13 @@
 """Build the PyBOINC worker bundle for this platform with PyInstaller.
 
-The recipe is ``pyboinc_bundles/pymw-worker.spec`` (one directory: it starts in tens of
-milliseconds where one-file bundles unpack themselves on every start). What goes in: this
-interpreter, the whole standard library (PyInstaller only bundles what it sees imported, and a task
-may import anything), cloudpickle, the worker entry point, the ``boinc`` module, the packages named
-with ``--with``, and Debian's ``libboinc_api.so.7`` when this machine has it (volunteers don't).
+The recipe is ``recipe/pymw-worker.spec`` inside this package (one directory: it starts in tens
+of milliseconds where one-file bundles unpack themselves on every start), so a build works from any
+install (editable, wheel, pipx) and any directory; the output goes to ``./pyboinc_bundles/dist``.
+What goes in: this interpreter, the whole standard library (PyInstaller only bundles what it sees
+imported, and a task may import anything), cloudpickle, the worker entry point, the ``boinc``
+module, the packages named with ``--with`` less their tests and headers (``prune``), and Debian's
+``libboinc_api.so.7`` when this machine has it (volunteers don't). Only the interpreter's and
+the system's libraries are stripped, never a wheel's (``_strip``).
 
 The result is ``DIST/<platform>/bundle/`` plus ``DIST/<platform>/manifest.json``; it is built in a
 scratch directory and renamed into place, so a failed build never leaves half a bundle.
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from pymw_admin.bundles import manifest as mf
+from pymw_admin.bundles import prune
 from pymw_admin.errors import ConfigError, EngineUnavailable
 from pymw_admin.sources import PACKAGE_ROOT, digest, package_files
 from pymw_admin.wire.encoding import python_minor
@@ -34,6 +38,7 @@ SPEC_NAME = "pymw-worker.spec"
 ENTRY_NAME = "pymw_worker.py"
 PROGRAM = "pymw-worker"
 BOINC_LIBRARY = "libboinc_api.so.7"
+RECIPE_DIR = PACKAGE_ROOT / "bundles" / "recipe"
 
 # never useful to a task on a volunteer's machine, and some drag in a GUI toolkit
 _STDLIB_EXCLUDES = frozenset({
@@ -47,24 +52,19 @@ _SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__"})
 
 
 def recipes_dir() -> Path:
-    """The tracked ``pyboinc_bundles/`` directory holding the spec and the entry script."""
-    candidates = []
-    if os.environ.get("PYMW_BUNDLE_RECIPES"):
-        candidates.append(Path(os.environ["PYMW_BUNDLE_RECIPES"]))
-    candidates.append(Path.cwd() / "pyboinc_bundles")
-    # an installed-from-checkout pymw-admin finds the checkout's recipes
-    candidates.append(Path(__file__).resolve().parents[2] / "pyboinc_bundles")
-    for path in candidates:
-        if (path / SPEC_NAME).is_file() and (path / ENTRY_NAME).is_file():
-            return path
-    raise ConfigError(
-        f"no bundle recipe ({SPEC_NAME}) found in ./pyboinc_bundles; run from the project "
-        "checkout or set PYMW_BUNDLE_RECIPES"
-    )
+    """The directory holding the spec and the entry script: the package's own ``recipe/``, or
+    ``PYMW_BUNDLE_RECIPES`` (a directory with both files, e.g. a modified copy)."""
+    given = os.environ.get("PYMW_BUNDLE_RECIPES")
+    path = Path(given) if given else RECIPE_DIR
+    if (path / SPEC_NAME).is_file() and (path / ENTRY_NAME).is_file():
+        return path
+    where = "PYMW_BUNDLE_RECIPES" if given else "the installed package"
+    raise ConfigError(f"no bundle recipe ({SPEC_NAME} and {ENTRY_NAME}) in {path} ({where})")
 
 
 def default_dist() -> Path:
-    return recipes_dir() / "dist"
+    """``./pyboinc_bundles/dist`` of the current directory, where deploy-app looks too."""
+    return Path.cwd() / "pyboinc_bundles" / "dist"
 
 
 def stdlib_modules() -> list[str]:
@@ -138,6 +138,25 @@ def _import_name(dist_name: str) -> str:
     return dist_name.replace("-", "_").lower()
 
 
+def _strip(internal: Path, binaries: list[list[str]]) -> None:
+    """Strip the interpreter's and the system's libraries (libpython, lib-dynload, libssl...),
+    never one from an installed package: the libraries wheels vendor (numpy.libs' OpenBLAS,
+    renamed and patched by auditwheel/patchelf) no longer load once stripped ("ELF load command
+    address/offset not page-aligned"). The interpreter's half is where the size is (numpy bundle:
+    see docs/bundles.md)."""
+    tool = shutil.which("strip")
+    if tool is None or sys.platform in ("win32", "darwin"):
+        return
+    for dest, src in binaries:
+        parts = Path(src).parts
+        if any(p in ("site-packages", "dist-packages") or p.endswith(".libs") for p in parts):
+            continue
+        path = internal / dest
+        if path.is_file() and not path.is_symlink():
+            # a library strip cannot handle stays as it is
+            subprocess.run([tool, str(path)], capture_output=True, check=False)
+
+
 def source_key(with_packages: Sequence[str] = (), recipes: Path | None = None,
                boinc_library: bool = False) -> str:
     """A hash of everything a bundle is made from: rebuild when it changes."""
@@ -173,7 +192,7 @@ def build(
             "building a bundle needs PyInstaller: pip install 'pymw-admin[bundle]'"
         )
     recipes = recipes_dir()
-    dist = (dist or recipes / "dist").resolve()
+    dist = (dist or default_dist()).resolve()
     platform_id = mf.platform_name()
     packages = {"pymw-admin": _package_version("pymw-admin"),
                 "cloudpickle": _package_version("cloudpickle")}
@@ -189,26 +208,35 @@ def build(
     recipe = {
         "entry": str(recipes / ENTRY_NAME),
         "name": PROGRAM,
-        "pathex": [str(recipes)],
+        # the package's parent: an editable install is found through an import hook that
+        # PyInstaller's analysis does not run, so pymw_admin would be missing from the bundle
+        "pathex": [str(recipes), str(PACKAGE_ROOT.parent)],
         "hidden_imports": [*stdlib_modules(), "pymw_admin.bundles.boinc",
                            "pymw_admin.bundles.client_shm",
                            "pymw_admin.bundles.entry", "pymw_admin.worker.scripting"],
         "collect": [_import_name(name) for name in with_packages],
+        "skip_submodules": sorted(prune.SKIP_SUBMODULES),
         "binaries": _boinc_binaries(library) if library else [],
         "excludes": sorted(_STDLIB_EXCLUDES),
-        "strip": sys.platform != "win32" and shutil.which("strip") is not None,
+        # PyInstaller would strip every binary, the ones wheels vendor too: see _strip
+        "strip": False,
+        "binaries_out": "",
     }
     dist.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".build-{platform_id}-", dir=dist))
     try:
         say(f"freezing the worker for {platform_id} (Python {platform.python_version()})")
+        recipe["binaries_out"] = str(scratch / "binaries.json")
         env = dict(os.environ, PYMW_BUNDLE_RECIPE=json.dumps(recipe))
         cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
                "--distpath", str(scratch / "dist"), "--workpath", str(scratch / "work"),
                str(recipes / SPEC_NAME)]
         log = log_path or scratch / "pyinstaller.log"
         with log.open("w") as out:
-            result = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # in the scratch directory: ``python -m`` puts the working directory first on the
+            # analysis' sys.path, and a bundle must not depend on where it was built from
+            result = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=scratch)
         if result.returncode != 0:
             tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
             kept = dist / f"{platform_id}-pyinstaller.log"
@@ -218,6 +246,11 @@ def build(
         staged = scratch / platform_id
         staged.mkdir()
         (scratch / "dist" / PROGRAM).rename(staged / mf.BUNDLE_DIR_NAME)
+        internal = staged / mf.BUNDLE_DIR_NAME / "_internal"
+        prune.prune(internal, [_import_name(name) for name in with_packages])
+        toc = scratch / "binaries.json"
+        if toc.is_file():  # a PYMW_BUNDLE_RECIPES spec may not say: then nothing is stripped
+            _strip(internal, json.loads(toc.read_text()))
         say("hashing the files")
         manifest = mf.Manifest(
             platform=platform_id,

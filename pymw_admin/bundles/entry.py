@@ -6,6 +6,7 @@
     pymw-worker --serve              # the persistent worker the local interface speaks to
     pymw-worker -m pymw_admin.worker.run ...   # so the bundle can stand in for ``python``
     pymw-worker --about              # python version, platform, packages (JSON)
+    pymw-worker --pymw-selfcheck DIST...   # import each package as a task would (JSON)
 
 It resolves the logical input and output names through the ``boinc`` module, reports fraction done,
 runs ``pymw_admin.worker.run.run_task`` and calls ``boinc.finish(0)`` once a result record is
@@ -20,11 +21,17 @@ not sign is refused before anything of it is unpickled: one line on stderr and a
 too; a rehearsal (no client: the trusted path, on the master's own machine) runs tasks unchecked.
 A task given in the command line is the same signed task file (``signature.pack_command_line``),
 checked the same way; it is bounded in length before it is decoded.
+
+``--pymw-selfcheck`` reads no task: it imports the named distributions the bundle ships (the
+build's last step and ``bundle list --verify``), so a package that cannot load in the bundle (a
+vendored library broken by the build, a module the freezer missed) is found before a volunteer
+runs a task. It prints ``{"imported": {DIST: VERSION}, "failed": {DIST: WHY}}`` on one line.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -48,7 +55,9 @@ from pymw_admin.wire.encoding import (
 from pymw_admin.worker import run as worker
 
 USAGE = ("usage: pymw-worker [TASK RESULT | --pymw-task=BASE64] [--workdir DIR] | --serve | "
-         "--about")
+         "--about | --pymw-selfcheck DIST...")
+SELFCHECK_OPTION = "--pymw-selfcheck"
+_DIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # base64 of the longest task a master puts in a command line (its packed form is shorter)
 INLINE_MAX_CHARS = 4 * ((INLINE_TASK_MAX + 2) // 3)
 KEY_MAX_BYTES = 1 << 16
@@ -105,6 +114,53 @@ def about() -> dict[str, object]:
         "frozen": bool(getattr(sys, "frozen", False)),
         "packages": {"pymw-admin": __version__, "cloudpickle": cloudpickle.__version__},
     }
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _module_of(dist: str) -> str:
+    """The top-level module a distribution installs (PyYAML -> yaml), from its metadata."""
+    import importlib.metadata
+
+    wanted = _canonical(dist)
+    tops = sorted(top for top, dists in importlib.metadata.packages_distributions().items()
+                  if any(_canonical(d) == wanted for d in dists))
+    for top in tops:
+        if _canonical(top) == wanted:
+            return top
+    public = [top for top in tops if not top.startswith("_")]
+    return (public or tops or [dist.replace("-", "_").replace(".", "_")])[0]
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    # numpy wraps a library's load error in pages of advice: the innermost error says what broke
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
+
+
+def selfcheck(dists: list[str]) -> dict[str, dict[str, str]]:
+    """Import each distribution's module as a task would: its version, or why it failed."""
+    import importlib
+    import importlib.metadata
+
+    imported: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for dist in dists:
+        try:
+            module = importlib.import_module(_module_of(dist))
+        except (Exception, SystemExit) as exc:
+            cause = _first_cause(exc)
+            lines = str(cause).strip().splitlines() or [""]
+            failed[dist] = f"{type(cause).__name__}: {lines[0]}".rstrip(": ")
+            continue
+        try:
+            imported[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            imported[dist] = str(getattr(module, "__version__", ""))
+    return {"imported": imported, "failed": failed}
 
 
 def inline_task(text: str) -> bytes:
@@ -191,6 +247,15 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(about(), indent=1))
         return 0
+    if args[:1] == [SELFCHECK_OPTION]:
+        import json
+
+        if not all(_DIST_NAME.fullmatch(name) for name in args[1:]):
+            print(USAGE, file=sys.stderr)
+            return 2
+        report = selfcheck(args[1:])
+        print(json.dumps(report), flush=True)
+        return 1 if report["failed"] else 0
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0

@@ -168,6 +168,8 @@ class Bundle:
 
     root: Path
     manifest: Manifest
+    # what the bundle's own import check reported, {distribution: version} (empty: not run)
+    imports: dict[str, str] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:

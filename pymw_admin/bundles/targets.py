@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from pymw_admin.bundles import assemble, debian_root, windows
+from pymw_admin.bundles import assemble, debian_root, selfcheck, windows
 from pymw_admin.bundles import build as freezer
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.errors import ConfigError, EngineUnavailable
@@ -55,7 +55,25 @@ def _native(platform: str) -> bool:
 def build(platform: str, dist: Path, *, python: str | None = None,
           with_packages: Sequence[str] = (), sysroot: Path | None = None,
           boinc_library: str = "auto", say: assemble.Say = lambda _l: None) -> mf.Bundle:
-    """Build ``platform``'s bundle for Python ``python`` (default: this one's minor)."""
+    """Build ``platform``'s bundle for Python ``python`` (default: this one's minor), then run it
+    to import every package it ships (``Bundle.imports``). A bundle that cannot is removed and
+    ConfigError names the package; without wine or qemu here the check is skipped, said."""
+    bundle = _build(platform, dist, python=python, with_packages=with_packages,
+                    sysroot=sysroot, boinc_library=boinc_library, say=say)
+    try:
+        say(f"importing {', '.join(bundle.manifest.packages)} in the bundle")
+        bundle.imports = check_imports(bundle)
+    except EngineUnavailable as exc:
+        say(f"imports not checked: {exc}")
+    except ConfigError as exc:
+        # deploy-app takes every bundle present: a broken one must not stay
+        shutil.rmtree(bundle.root, ignore_errors=True)
+        raise ConfigError(f"{exc} (the bundle was removed)") from None
+    return bundle
+
+
+def _build(platform: str, dist: Path, *, python: str | None, with_packages: Sequence[str],
+           sysroot: Path | None, boinc_library: str, say: assemble.Say) -> mf.Bundle:
     check_platform(platform)
     minor = python or python_minor()
     if platform == WINDOWS_X86_64:
@@ -68,6 +86,15 @@ def build(platform: str, dist: Path, *, python: str | None = None,
                           f"{arch} root holding python{minor}: give --sysroot DIR (make one with "
                           f"debootstrap --arch {arch} --include=python3 SUITE DIR)")
     return debian_root.build(dist, platform, minor, sysroot, with_packages, say)
+
+
+def check_imports(bundle: mf.Bundle) -> dict[str, str]:
+    """Run ``bundle`` here (through its platform's runner) to import every package its manifest
+    lists: ``{distribution: version}``; ConfigError names one that fails, EngineUnavailable says
+    this machine cannot run the platform."""
+    platform = bundle.manifest.platform
+    return selfcheck.run(bundle, list(bundle.manifest.packages), runner(platform),
+                         runner_env(platform))
 
 
 def source_key(platform: str, *, python: str | None = None, with_packages: Sequence[str] = (),

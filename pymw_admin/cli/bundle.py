@@ -16,6 +16,7 @@ from pymw_admin.bundles import build as builder
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import targets, version_xml
 from pymw_admin.cli.app import PlainTyper, app, console, fail
+from pymw_admin.errors import ConfigError, EngineUnavailable
 
 bundle_app = PlainTyper(help="Build and inspect the self-contained worker bundles (PyBOINC).",
                         no_args_is_help=True)
@@ -27,7 +28,7 @@ def build_cmd(
     with_packages: Annotated[list[str] | None, typer.Option(
         "--with", help="An extra installed package to ship (repeatable), e.g. numpy.")] = None,
     dist: Annotated[Path | None, typer.Option(
-        help="Output directory (default: pyboinc_bundles/dist).")] = None,
+        help="Output directory (default: ./pyboinc_bundles/dist of this directory).")] = None,
     boinc_library: Annotated[str, typer.Option(
         help="Ship libboinc_api.so.7: auto (when found), yes, no.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
@@ -70,6 +71,23 @@ def build_cmd(
     size = sum(f.size for f in bundle.manifest.files.values())
     console.print(f"built {bundle.manifest.platform} bundle (Python {bundle.manifest.python}, "
                   f"{len(bundle.manifest.files)} files, {size / 1e6:.1f} MB) in {bundle.root}")
+    if bundle.imports:
+        console.print("imported in the bundle: " + ", ".join(
+            f"{name} {version}" for name, version in bundle.imports.items()), soft_wrap=True)
+    else:
+        console.print("imports not checked: this machine cannot run the platform's programs "
+                      "(wine or qemu-user)", soft_wrap=True)
+
+
+def _import_problems(bundle: mf.Bundle) -> list[str]:
+    # matching hashes say nothing of a bundle built broken: run it
+    try:
+        targets.check_imports(bundle)
+    except EngineUnavailable as exc:
+        console.print(f"{bundle.manifest.platform}: imports not checked: {exc}")
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def server_python(project_file: Path) -> str:
@@ -89,8 +107,10 @@ def server_python(project_file: Path) -> str:
 @bundle_app.command("list")
 def list_cmd(
     dist: Annotated[Path | None, typer.Option(
-        help="Bundle directory (default: pyboinc_bundles/dist).")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Check every file's hash.")] = False,
+        help="Bundle directory (default: ./pyboinc_bundles/dist of this directory).")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Check every file's hash, and run each bundle (wine/qemu for other "
+                         "platforms) to import every package it ships.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The bundles present (one per platform), checked against their manifests."""
@@ -99,6 +119,8 @@ def list_cmd(
     bad = False
     for bundle in found:
         problems = mf.check(bundle.manifest, bundle.dir, hashes=verify)
+        if verify and not problems:
+            problems += _import_problems(bundle)
         bad = bad or bool(problems)
         rows.append({"platform": bundle.manifest.platform, "python": bundle.manifest.python,
                      "files": len(bundle.manifest.files), "path": str(bundle.root),
@@ -111,5 +133,7 @@ def list_cmd(
         state = "ok" if not row["problems"] else f"{len(row['problems'])} problem(s)"
         console.print(f"{row['platform']}  Python {row['python']}  {row['files']} files  "
                       f"{state}  {row['path']}")
+        for problem in row["problems"][:5]:
+            console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(1)

@@ -25,12 +25,7 @@ from pymw_admin.errors import UsageError
 
 
 def _default_dist() -> Path:
-    local = Path("pyboinc_bundles") / "dist"
-    if local.is_dir():
-        return local
-    from pymw_admin.bundles.build import default_dist
-
-    return default_dist()
+    return Path("pyboinc_bundles") / "dist"  # where bundle build writes, in this directory
 
 
 @app.command("deploy-app")

@@ -22,7 +22,7 @@ from pymw_admin.bundles import slot as slots
 from pymw_admin.bundles import targets
 from pymw_admin.bundles.build import default_dist
 from pymw_admin.bundles.manifest import Bundle, open_bundle, platform_name
-from pymw_admin.errors import ConfigError, EngineUnavailable, UsageError
+from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.wire.encoding import python_minor
 
@@ -37,13 +37,7 @@ def locate(app_path: str | None = None) -> Bundle:
     """
     given = app_path or os.environ.get("PYMW_BUNDLE")
     wanted = os.environ.get("PYMW_BUNDLE_PLATFORM") or platform_name()
-    if given:
-        root = Path(given)
-    else:
-        try:
-            root = default_dist() / wanted
-        except ConfigError:
-            root = Path("pyboinc_bundles") / "dist" / wanted
+    root = Path(given) if given else default_dist() / wanted
     if root.name == "bundle" and not (root / "manifest.json").exists():
         root = root.parent  # the bundle directory itself was named
     if not (root / "manifest.json").is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,3 +41,36 @@ def test_the_record_goes_through_the_workers_one_atomic_write(
     assert [(p, r.task_id, r.ok) for p, r in written] == [("result", "t1", True)]
     assert decode_result_header((tmp_path / "result").read_bytes()).ok
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boinc_finish_called", "result", "task"]
+
+
+def _fake_dist(site: Path, dist: str, module: str, body: str) -> None:
+    (site / f"{module}.py").write_text(body)
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "RECORD").write_text(f"{module}.py,,\n")
+
+
+def test_selfcheck_imports_distributions_and_names_the_one_that_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    # the module name differs from the distribution's: found through its RECORD
+    _fake_dist(site, "Good-Dist", "gooddist_mod", "__version__ = '1.0'\n")
+    _fake_dist(site, "bad-dist", "baddist_mod",
+               "try:\n    import no_such_library_here\nexcept ImportError as e:\n"
+               "    raise ImportError('libfoo.so: cannot open shared object file') from e\n")
+    monkeypatch.syspath_prepend(str(site))
+    code = entry.main(["--pymw-selfcheck", "Good-Dist", "bad-dist"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["imported"] == {"Good-Dist": "1.0"}
+    # the innermost cause, on one line
+    assert report["failed"] == {"bad-dist": "ModuleNotFoundError: No module named "
+                                            "'no_such_library_here'"}
+
+
+def test_selfcheck_takes_only_distribution_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert entry.main(["--pymw-selfcheck", "os; rm -rf /"]) == 2
+    assert "usage" in capsys.readouterr().err
