@@ -37,6 +37,7 @@ import fractions
 import functools
 import gc
 import io
+import itertools
 import pickle
 import re
 import struct
@@ -282,6 +283,40 @@ def _copies(data: bytes, start: int, size: int, limit: int) -> int:
     return count
 
 
+# A call whose callable and first argument are memo gets, its second argument short bytes:
+# numpy.scalar(dtype, raw) a list item after another, ``h.h.C.{n}\x94\x86\x94R\x94`` each
+_GET = re.compile(rb"h(.)|j(.{4})", re.S)
+_CALL_TAIL = b"\x94\x86\x94R\x94"
+
+
+@functools.lru_cache(maxsize=64)
+def _call_run(callable_get: bytes, args_get: bytes, size: int) -> re.Pattern[bytes]:
+    item = (re.escape(callable_get + args_get + b"C" + bytes([size])) + b".{%d}" % size
+            + re.escape(_CALL_TAIL))
+    return re.compile(b"(?:" + item + b")*+", re.S)
+
+
+def _calls_alike(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
+    """How many calls alike (see _call_run) begin at ``pos``, where they end, and the memo
+    indexes of their callable and first argument; None if none does."""
+    first = _GET.match(data, pos)
+    if first is None:
+        return None
+    second = _GET.match(data, first.end())
+    if second is None or data[second.end() : second.end() + 1] != b"C" \
+            or second.end() + 1 >= len(data):
+        return None
+    size = data[second.end() + 1]
+    one = second.end() + 2 + size + len(_CALL_TAIL) - pos
+    run = _call_run(data[pos : first.end()], data[first.end() : second.end()], size).match(
+        data, pos)
+    if run is None or run.end() == pos:
+        return None
+    end = run.end()
+    return ((end - pos) // one, end, _u(data, first.start() + 1, 4 if data[pos] == 0x6A else 1),
+            _u(data, second.start() + 1, 4 if data[first.end()] == 0x6A else 1))
+
+
 class _Unsure(Exception):
     """A limit met after skipping a batch, when the memo was no longer known exactly."""
 
@@ -312,6 +347,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
     hash_work = 0
     collidable = 0
     max_depth, max_weight = limits.max_depth, limits.max_weight
+    puts = False  # a memo index was written: MEMOIZE may no longer add the next one
     pos = 0
     next_check = 1 << 16
     push = stack.append
@@ -448,6 +484,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 push(memo[index] if index < uncertain_from else heavy)
                 pos += 4
             elif op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
+                puts = True
                 size = 1 if op == 0x71 else 4
                 index = _u(data, pos, size)
                 if index > n:
@@ -463,6 +500,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 push((1 + (end - pos) // 16, 0, _BIG if end - pos > 18 else 0))
                 pos = end + 1
             elif op == 0x67 or op == 0x70:  # GET, PUT (text)
+                puts = True
                 end = data.index(b"\n", pos)
                 index = int(data[pos:end])
                 pos = end + 1
@@ -481,6 +519,22 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
             elif op == 0x52 or op == 0x81:  # REDUCE, NEWOBJ: callable, args -> value
                 del stack[-2:]
                 push(_BUILT)
+                if op == 0x52 and data[pos : pos + 1] == b"\x94" and not puts \
+                        and len(memo) + 1 < uncertain_from:
+                    # then calls alike (a list of numpy scalars) are modelled a run at a time
+                    run = _calls_alike(data, pos + 1)
+                    if run is not None:
+                        count, end, callable_at, args_at = run
+                        base = len(memo) + 1
+                        if (callable_at < base and args_at < base
+                                and base + 3 * count <= uncertain_from):
+                            memoized(base - 1, _BUILT)  # this call's MEMOIZE
+                            args = hashable([memo[args_at], _SCALAR], "tuple")
+                            memoized(base + 1, args)
+                            memo.update(zip(range(base, base + 3 * count),
+                                            itertools.cycle((_SCALAR, args, _BUILT))))
+                            stack.extend(itertools.repeat(_BUILT, count))
+                            pos = end
             elif op == 0x92:  # NEWOBJ_EX
                 del stack[-3:]
                 push(_BUILT)
@@ -742,9 +796,16 @@ class _NumpyDType:
 
     __hash__ = None  # type: ignore[assignment]  # a real dtype in a set would be its own object
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, real: bool = False) -> None:
         self.code = code
         self.order = _NATIVE_ORDER if _NUMPY_CODES[code] > 1 else "|"
+        self._real = real
+        self.real: Any = _real_dtype(code, self.order) if real else None  # numpy's, built
+
+    def _set_order(self, order: str) -> None:
+        self.order = order
+        if self._real:
+            self.real = _real_dtype(self.code, order)
 
     def __setstate__(self, state: Any) -> None:
         if (type(state) is not tuple or len(state) != 8 or state[0] != 3
@@ -754,7 +815,7 @@ class _NumpyDType:
         order = _NATIVE_ORDER if state[1] == "=" else state[1]
         if (order == "|") != (_NUMPY_CODES[self.code] == 1):
             raise pickle.UnpicklingError(f"numpy dtype {self.code} with byte order {order} refused")
-        self.order = order
+        self._set_order(order)
 
 
 @dataclass(frozen=True, eq=False)
@@ -863,15 +924,21 @@ def _numpy_built(value: NumpyValue) -> Any:
 
 def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
     limits = budget.limits
+    max_copied, max_bytes = limits.max_copied, limits.max_bytes
+    make_scalar: Any = None  # numpy's scalar constructor, once a dtype is made
 
     def dtype(code: Any, align: Any = False, copy: Any = True) -> _NumpyDType:
+        nonlocal make_scalar
         budget.numpy_used()
         if type(code) is not str or code not in _NUMPY_CODES or align is not False \
                 or copy is not True:
             shown = code if type(code) is str and len(code) < 40 else type(code).__name__
             raise pickle.UnpicklingError(f"numpy dtype {shown!r} refused: only bool, int, uint, "
                                          "float and complex dtypes are accepted")
-        return _NumpyDType(code)
+        if budget.numpy_describe:
+            return _NumpyDType(code)
+        make_scalar = _numpy_parts.get("scalar")
+        return _NumpyDType(code, real=make_scalar is not None)
 
     def value(raw: Any, dtype: Any, memory: Any, shape: Any, scalar: bool = False) -> NumpyValue:
         if type(dtype) is not _NumpyDType:
@@ -915,7 +982,15 @@ def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
         budget.numpy_pending = True
         return _NumpyArrayState(value)
 
-    def scalar(dtype: Any = None, raw: Any = None, *extra: Any) -> NumpyValue:
+    def scalar(dtype: Any = None, raw: Any = None, *extra: Any) -> Any:
+        # the common case (a list of them) without a NumpyValue, value()'s checks inlined: a call
+        # here costs more than numpy's own
+        if type(dtype) is _NumpyDType and type(raw) is bytes and not extra \
+                and len(raw) == _NUMPY_CODES[dtype.code] and dtype.real is not None:
+            budget.copied += 1
+            budget.numpy_built += len(raw)
+            if budget.copied <= max_copied and budget.numpy_built <= max_bytes:
+                return make_scalar(dtype.real, raw)
         budget.numpy_used()
         if extra or type(raw) is not bytes:
             raise pickle.UnpicklingError("numpy scalar with unexpected arguments refused")
@@ -965,11 +1040,13 @@ def _numpy_finished(value: Any, describe: bool) -> Any:
             return done[key]
         if isinstance(obj, dict):
             for name, item in obj.items():
-                if type(item) in _HOLDERS or type(item) in _PLACEHOLDERS:
+                if type(item) in _HOLDERS_OR_PLACEHOLDERS:
                     obj[name] = finish(item)
             return obj
+        if _HOLDERS_OR_PLACEHOLDERS.isdisjoint(map(type, obj)):  # a list of numbers
+            return obj
         for at, item in enumerate(obj):  # list, deque
-            if type(item) in _HOLDERS or type(item) in _PLACEHOLDERS:
+            if type(item) in _HOLDERS_OR_PLACEHOLDERS:
                 obj[at] = finish(item)
         return obj
 
@@ -979,6 +1056,7 @@ def _numpy_finished(value: Any, describe: bool) -> Any:
 _PLACEHOLDERS = frozenset({_NumpyArrayState, _NumpyDType})
 _HOLDERS = frozenset({list, tuple, dict, collections.deque, collections.OrderedDict,
                       collections.defaultdict, collections.Counter})
+_HOLDERS_OR_PLACEHOLDERS = _HOLDERS | _PLACEHOLDERS
 
 
 class _BoundedUnpickler(pickle.Unpickler):
