@@ -1008,7 +1008,7 @@ def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
 class _NumpyNdarray:
     """``numpy.ndarray`` as ``_reconstruct``'s first argument: no subclass is accepted."""
 
-    def __init__(self) -> None:
+    def __init__(self, *_: Any) -> None:
         raise pickle.UnpicklingError("numpy ndarray called directly refused")
 
 
