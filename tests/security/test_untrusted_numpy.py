@@ -5,7 +5,9 @@ comparer); here, what an honest worker sends."""
 
 from __future__ import annotations
 
+import math
 import pickle
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +149,54 @@ def test_hostile_numpy_forms_are_refused_as_the_comparer_reads_them(case: Any) -
     if case.limit is not None:
         assert isinstance(refused.value, untrusted.LimitExceeded)
         assert refused.value.limit == case.limit
+
+
+def scan_outcome(data: bytes, skip_batches: bool) -> str:
+    try:
+        untrusted._scan(data, untrusted.DEFAULT_LIMITS, math.inf, skip_batches=skip_batches)
+    except untrusted.LimitExceeded as exc:
+        return exc.limit
+    except untrusted._Unsure:
+        return "unsure"  # the exact scan decides (scan() does so)
+    except pickle.UnpicklingError:
+        return "malformed"
+    return "passed"
+
+
+@pytest.mark.usefixtures("scan_path")
+def test_calls_alike_are_modelled_as_the_exact_scan_models_them() -> None:
+    """The scan takes a list of numpy scalars a run of calls at a time; mutated (gets of other
+    memo entries, a heavy tuple's among them, lengths, opcodes), it decides as step by step."""
+    rng = random.Random(26)
+    heavy = tuple(range(300))
+    honest = [[np.float64(i) for i in range(3000)], [heavy, np.int8(1), np.int8(2)] * 400,
+              [np.float32(i) for i in range(500)] + [frozenset({1})] + [np.uint16(3)] * 300]
+    for value in honest:
+        assert scan_outcome(pickle.dumps(value, 5), True) == "passed"
+    for _ in range(300):
+        data = bytearray(pickle.dumps(rng.choice(honest), protocol=5))
+        for _ in range(rng.randrange(1, 6)):
+            at = rng.randrange(12, len(data))
+            data[at] = rng.choice(b"hjC\x94\x86R\x85\x91(e" + bytes([rng.randrange(256)]))
+        fast = scan_outcome(bytes(data), True)
+        assert fast == "unsure" or fast == scan_outcome(bytes(data), False), bytes(data[:80])
+    # calls alike whose argument tuples hold a memo DAG, then hashed in a frozenset
+    heavy_calls = heavy_arguments_in_calls_alike()
+    assert scan_outcome(heavy_calls, True) == scan_outcome(heavy_calls, False) == "max_hash_work"
+
+
+def heavy_arguments_in_calls_alike(depth: int = 18, calls: int = 101) -> bytes:
+    def get(index: int) -> bytes:
+        return b"h" + bytes([index]) if index < 256 else b"j" + index.to_bytes(4, "little")
+
+    body = b")\x94"  # memo 0: (); memo k + 1: (t_k, t_k), 2**(k + 2) - 1 objects to hash
+    for k in range(depth):
+        body += get(k) + get(k) + b"\x86\x94"
+    body += b"cbuiltins\ncomplex\n\x94"  # memo depth + 1
+    call = get(depth + 1) + get(depth) + b"C\x01x\x94\x86\x94R\x94"
+    body += b"]\x94(" + call * calls + b"e"  # list: memo depth + 2; call k's args: depth + 4 + 3k
+    body += b"(" + b"".join(get(depth + 4 + 3 * k) for k in range(calls)) + b"\x91"
+    return b"\x80\x05" + body + b"."
 
 
 # --- the comparer, on a server without numpy ---------------------------------------------------
