@@ -1166,8 +1166,8 @@ def canonical(value: Any, max_nodes: int = 5_000_000,
         elif kind is NumpyValue:
             raw = obj.canonical()
             write(b"n%d:" % len(raw) + raw)
-        elif kind is _NumpyDType:
-            write(b"y" + obj.code.encode() + b":")
+        elif kind is _NumpyDType:  # numpy tells "<f8" from ">f8"
+            write(b"y" + (obj.order + obj.code).encode() + b":")
         else:  # dates, decimals, fractions, ranges, slices: their type and exact text
             text = repr(obj).encode()
             write(b"r%d:" % len(text) + text)
