@@ -833,6 +833,11 @@ class NumpyValue:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __setstate__(self, state: Any) -> None:
+        # a BUILD would otherwise write its fields (through __dict__, frozen or not); on a master
+        # the numpy array's own __setstate__ refuses every state, none holding a numpy dtype
+        raise pickle.UnpicklingError("a numpy value given a state refused")
+
     def canonical(self) -> bytes:
         """Equal for equal values whatever their byte and memory order: the bytes of each item
         position (least significant first) in C order, after the code and the shape."""
