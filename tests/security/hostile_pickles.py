@@ -281,6 +281,12 @@ def numpy_scalar_of_object() -> bytes:
     return _proto(_global(_MULTIARRAY, "scalar") + _dtype("O") + _plain([1]) + b"\x86R")
 
 
+def numpy_state_given_to_an_array() -> bytes:
+    """A checked array given a state that declares a gigabyte: BUILD on what _frombuffer made."""
+    state = b"(" + _plain(1) + _plain((10**9,)) + _dtype() + _plain(False) + _plain(b"") + b"t"
+    return _frombuffer()[:-1] + state + b"b."
+
+
 def numpy_shared_buffer(arrays: int = 400) -> bytes:
     """One memoized megabyte of bytes given to many arrays (each copies it)."""
     raw = b"B" + struct.pack("<I", 2**20) + bytes(2**20) + b"\x94"
@@ -337,6 +343,7 @@ CASES = [
     Case("numpy_ndarray_called", numpy_ndarray_called, None),
     Case("numpy_scalar_wrong_size", numpy_scalar_wrong_size, None),
     Case("numpy_scalar_of_object", numpy_scalar_of_object, None),
+    Case("numpy_state_given_to_an_array", numpy_state_given_to_an_array, None),
     Case("numpy_shared_buffer", numpy_shared_buffer, "max_copied"),
     Case("truncated", truncated, None),
 ]
