@@ -577,8 +577,9 @@ def decode_result_header(blob: bytes) -> ResultRecord:
 
 
 def loads_untrusted(data: bytes, limits: untrusted.Limits | None = None) -> Any:
-    """Unpickle plain data (numbers, strings, containers, dates, decimals) and nothing else,
-    within time, memory and nesting limits; past one, a LimitExceeded that names it."""
+    """Unpickle plain data (numbers, strings, containers, dates, decimals, numpy arrays and
+    scalars of numeric dtypes) and nothing else, within time, memory and nesting limits; past one,
+    a LimitExceeded that names it."""
     # imported when first needed: its patterns take most of a second to compile, which no
     # worker and no master of trusted workers should wait for
     from pymw_admin.wire import untrusted

@@ -6,6 +6,8 @@ bounded decoder must report for it (None: refused as not plain data or malformed
 
 from __future__ import annotations
 
+import pickle
+import pickletools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,6 +162,140 @@ def truncated() -> bytes:
     return b"\x80\x05\x8c\xffabc"
 
 
+# numpy's forms (untrusted.py, "numpy values") with other arguments than numpy writes
+
+_NUMERIC, _MULTIARRAY = "numpy._core.numeric", "numpy._core.multiarray"
+_PLAIN_DTYPE_STATE = (3, "<", None, None, None, -1, -1, 0)
+
+
+def _plain(value: object) -> bytes:
+    """The opcodes that push ``value`` (plain data), without PROTO, frames, memo or STOP."""
+    return pickletools.optimize(pickle.dumps(value, protocol=3))[2:-1]
+
+
+def _dtype(code: str = "f8", state: object = _PLAIN_DTYPE_STATE) -> bytes:
+    return (_global("numpy", "dtype") + _plain((code, False, True)) + b"R"
+            + _plain(state) + b"b")
+
+
+def _frombuffer(raw: bytes = bytes(24), dtype: bytes | None = None, shape: object = (3,),
+                order: object = "C", extra: bytes = b"") -> bytes:
+    """_frombuffer(bytearray(raw), dtype, shape, order, *extra)."""
+    return _proto(_global(_NUMERIC, "_frombuffer") + b"(\x96" + struct.pack("<Q", len(raw)) + raw
+                  + (_dtype() if dtype is None else dtype) + _plain(shape) + _plain(order)
+                  + extra + b"tR")
+
+
+def _reconstruct(subtype: bytes, shape: object = (0,), state: bytes | None = None) -> bytes:
+    build = b"" if state is None else state + b"b"
+    return _proto(_global(_MULTIARRAY, "_reconstruct") + subtype + _plain(shape) + _plain(b"b")
+                  + b"\x87R" + build)
+
+
+def numpy_object_dtype() -> bytes:
+    return _frombuffer(dtype=_dtype("O"))
+
+
+def numpy_dtype_off_the_list() -> bytes:
+    return _frombuffer(bytes(8), dtype=_dtype("M8"), shape=(1,))  # datetime64: not numbers
+
+
+def numpy_dtype_with_fields() -> bytes:
+    state = (3, "|", None, ("a",), {"a": (b"", 0)}, 8, 1, 0x3F)  # NPY_ITEM_HASOBJECT and more
+    return _frombuffer(dtype=_dtype("f8", state))
+
+
+def numpy_shape_bytes_mismatch() -> bytes:
+    return _frombuffer(bytes(16), shape=(3,))
+
+
+def numpy_huge_shape() -> bytes:
+    """8 bytes declared as 10**12 float64s: refused before numpy sees it."""
+    return _frombuffer(bytes(8), shape=(10**12,))
+
+
+def numpy_huge_empty_shape() -> bytes:
+    return _frombuffer(b"", shape=(0, 10**15))
+
+
+def numpy_negative_dim() -> bytes:
+    return _frombuffer(bytes(24), shape=(-1, -3))
+
+
+def numpy_too_many_dims() -> bytes:
+    return _frombuffer(bytes(8), shape=(1,) * 65)
+
+
+def numpy_frombuffer_extra_argument() -> bytes:
+    return _frombuffer(extra=_plain(0))
+
+
+def numpy_frombuffer_of_a_count() -> bytes:
+    """_frombuffer(10**9, dtype, ...): a count where the bytes go."""
+    return _proto(_global(_NUMERIC, "_frombuffer") + b"(" + _plain(10**9) + _dtype()
+                  + _plain((10**9 // 8,)) + _plain("C") + b"tR")
+
+
+def numpy_frombuffer_without_dtype() -> bytes:
+    return _frombuffer(dtype=_plain("f8"))
+
+
+def numpy_reconstruct_of_a_shape() -> bytes:
+    """_reconstruct(ndarray, (10**9,), b"b"): numpy would allocate a gigabyte."""
+    return _reconstruct(_global("numpy", "ndarray"), shape=(10**9,))
+
+
+def numpy_reconstruct_subclass() -> bytes:
+    return _reconstruct(_global("numpy", "matrix"))
+
+
+def numpy_reconstruct_other_subtype() -> bytes:
+    return _reconstruct(_global("builtins", "list"))
+
+
+def numpy_reconstruct_huge_state() -> bytes:
+    state = b"(" + _plain(1) + _plain((10**6, 10**6)) + _dtype() + _plain(False) + _plain(
+        bytes(8)) + b"t"
+    return _reconstruct(_global("numpy", "ndarray"), state=state)
+
+
+def numpy_reconstruct_object_state() -> bytes:
+    """An object array's state: a list of objects where the bytes go."""
+    state = b"(" + _plain(1) + _plain((3,)) + _dtype() + _plain(False) + _plain([1, 2, 3]) + b"t"
+    return _reconstruct(_global("numpy", "ndarray"), state=state)
+
+
+def numpy_reconstruct_without_state() -> bytes:
+    return _reconstruct(_global("numpy", "ndarray"))
+
+
+def numpy_ndarray_called() -> bytes:
+    return _proto(_global("numpy", "ndarray") + _plain((10**9,)) + b"R")
+
+
+def numpy_scalar_wrong_size() -> bytes:
+    return _proto(_global(_MULTIARRAY, "scalar") + _dtype() + _plain(bytes(4)) + b"\x86R")
+
+
+def numpy_scalar_of_object() -> bytes:
+    return _proto(_global(_MULTIARRAY, "scalar") + _dtype("O") + _plain([1]) + b"\x86R")
+
+
+def numpy_state_given_to_an_array() -> bytes:
+    """A checked array given a state that declares a gigabyte: BUILD on what _frombuffer made."""
+    state = b"(" + _plain(1) + _plain((10**9,)) + _dtype() + _plain(False) + _plain(b"") + b"t"
+    return _frombuffer()[:-1] + state + b"b."
+
+
+def numpy_shared_buffer(arrays: int = 400) -> bytes:
+    """One memoized megabyte of bytes given to many arrays (each copies it)."""
+    raw = b"B" + struct.pack("<I", 2**20) + bytes(2**20) + b"\x94"
+    first = _global(_NUMERIC, "_frombuffer") + b"\x94(" + raw + _dtype("u1", (3, "|", None,
+        None, None, -1, -1, 0)) + b"\x94" + _plain((2**20,)) + _plain("C") + b"tR"
+    again = b"h\x00(h\x01h\x02" + _plain((2**20,)) + _plain("C") + b"tR"
+    return _proto(b"](" + first + again * arrays + b"e")
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -187,5 +323,27 @@ CASES = [
     Case("deep_key_after_alike_records", deep_key_after_alike_records, "max_depth"),
     Case("colliding_keys_in_batch", colliding_keys_in_batch, "max_collidable"),
     Case("code_execution", code_execution, None),
+    Case("numpy_object_dtype", numpy_object_dtype, None),
+    Case("numpy_dtype_off_the_list", numpy_dtype_off_the_list, None),
+    Case("numpy_dtype_with_fields", numpy_dtype_with_fields, None),
+    Case("numpy_shape_bytes_mismatch", numpy_shape_bytes_mismatch, None),
+    Case("numpy_huge_shape", numpy_huge_shape, "max_copied"),
+    Case("numpy_huge_empty_shape", numpy_huge_empty_shape, "max_copied"),
+    Case("numpy_negative_dim", numpy_negative_dim, None),
+    Case("numpy_too_many_dims", numpy_too_many_dims, "max_depth"),
+    Case("numpy_frombuffer_extra_argument", numpy_frombuffer_extra_argument, None),
+    Case("numpy_frombuffer_of_a_count", numpy_frombuffer_of_a_count, None),
+    Case("numpy_frombuffer_without_dtype", numpy_frombuffer_without_dtype, None),
+    Case("numpy_reconstruct_of_a_shape", numpy_reconstruct_of_a_shape, None),
+    Case("numpy_reconstruct_subclass", numpy_reconstruct_subclass, None),
+    Case("numpy_reconstruct_other_subtype", numpy_reconstruct_other_subtype, None),
+    Case("numpy_reconstruct_huge_state", numpy_reconstruct_huge_state, "max_copied"),
+    Case("numpy_reconstruct_object_state", numpy_reconstruct_object_state, None),
+    Case("numpy_reconstruct_without_state", numpy_reconstruct_without_state, None),
+    Case("numpy_ndarray_called", numpy_ndarray_called, None),
+    Case("numpy_scalar_wrong_size", numpy_scalar_wrong_size, None),
+    Case("numpy_scalar_of_object", numpy_scalar_of_object, None),
+    Case("numpy_state_given_to_an_array", numpy_state_given_to_an_array, None),
+    Case("numpy_shared_buffer", numpy_shared_buffer, "max_copied"),
     Case("truncated", truncated, None),
 ]

@@ -7,10 +7,12 @@ A result record is a JSON header line and a pickled payload. Two records agree w
 with the same value, or both failed with the same exception type and message; the host, timings and
 captured output may differ. A value is compared as a canonical, type-tagged byte string, never with
 Python's ``==``: ``1``, ``True`` and ``1.0`` differ, a set's members are sorted by their bytes
-(equal sets need not pickle alike). The payload is decoded by ``pymw_untrusted`` (installed beside
-this script): plain data only, within size, nesting and hashing limits. A payload it refuses, or one
-that takes longer than the time budget, is compared byte for byte. Either way the answer comes
-within a second. Standard library only: the server's python3 runs it.
+(equal sets need not pickle alike), a numpy array or scalar is its dtype, shape and bytes in any
+byte or memory order (exactly: no float tolerance), without numpy. The payload is decoded by
+``pymw_untrusted`` (installed beside this script): plain data only, within size, nesting and
+hashing limits. A payload it refuses, or one that takes longer than the time budget, is compared
+byte for byte. Either way the answer comes within a second. Standard library only: the server's
+python3 runs it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def value_of(payload: bytes) -> tuple[str, bytes]:
     if not payload:
         return ("value", b"N")
     try:
-        return ("value", pymw_untrusted.canonical(pymw_untrusted.loads(payload, LIMITS)))
+        # numpy values as their dtype, shape and bytes: the server has no numpy
+        value = pymw_untrusted.loads(payload, LIMITS, numpy_describe=True)
+        return ("value", pymw_untrusted.canonical(value))
     except _OutOfTime:
         raise
     except Exception:  # not plain data, or past a limit: only identical bytes can agree
