@@ -3,6 +3,8 @@
 ``pymw-admin rehearse SCRIPT --bundle`` (or ``-i bundle`` in a master script) drives it through the
 ordinary Master API, so a BOINC app is debugged on this machine before it is submitted: the frozen
 program, its logical names, its init_data.xml and its finish file are the ones a client would see.
+Its results are decoded as the BOINC interface decodes volunteers' (untrusted: plain data only),
+so a result type the real master would refuse is refused here, before the app is deployed.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ def locate(app_path: str | None = None) -> Bundle:
 
 class BundleInterface:
     name = "bundle"
-    trusted = True  # the bundle runs here, on the master's own machine
+    # the bundle runs here, but the rehearsal is of BOINC, whose master decodes volunteers'
+    # results without executing code: a type it refuses must be refused before deploying
+    trusted = False
 
     def __init__(self, bundle: Bundle, num_workers: int | None = None, *, api: str = "python",
                  keep_slots: bool = False, timeout: float | None = None) -> None:

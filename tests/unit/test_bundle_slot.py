@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from pymw_admin.errors import ConfigError
 from pymw_admin.interfaces.base import Completion
 from pymw_admin.interfaces.bundle import BundleInterface
 from pymw_admin.runtime import Master
-from pymw_admin.runtime.errors import WorkerLost
+from pymw_admin.runtime.errors import TaskError, WorkerLost
+from pymw_admin.wire.encoding import python_minor
 
 
 def script_bundle(root: Path, body: str, python: str = "3.11") -> mf.Bundle:
@@ -135,3 +137,31 @@ def test_master_gets_a_failure_not_a_hang_when_a_slot_raises(tmp_path: Path) -> 
         task = master.submit_task(abs, input_data=(-1,))
         with pytest.raises(WorkerLost, match=r"slot 0: .*Permission denied"):
             master.get_result(task, timeout=20)
+
+
+def entry_bundle(root: Path) -> mf.Bundle:
+    """A 'bundle' whose main program is the real entry point on this Python: what the frozen
+    one runs, without a build."""
+    return script_bundle(root, f'exec {sys.executable} -m pymw_admin.bundles.entry "$@"\n',
+                         python=python_minor())
+
+
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+def make_point(x: int) -> Point:
+    return Point(x)
+
+
+def test_results_are_decoded_as_the_boinc_master_decodes_them(tmp_path: Path) -> None:
+    bundle = entry_bundle(tmp_path / "b")
+    with Master(interface=BundleInterface(bundle, num_workers=1)) as master:
+        plain = master.submit_task(divmod, input_data=(7, 2))
+        point = master.submit_task(make_point, input_data=(3,))
+        assert master.get_result(plain)[1] == (3, 1)
+        # what volunteers' results may not be: refused here, not first after deploying
+        with pytest.raises(TaskError, match=r"cannot decode the result: untrusted result "
+                                            r"refers to .*; refused"):
+            master.get_result(point)
