@@ -112,6 +112,11 @@ class BundleInterface:
             finally:
                 with self._cond:
                     self._procs.pop(index, None)
+            # before the master hears of it: a failure it retries at once, in another slot, must
+            # not have its new task file (the same name) removed by this cleanup
+            if slot_dir is not None and not self.keep_slots:
+                with contextlib.suppress(OSError):
+                    slots.cleanup(self.base, slot_dir, task_id)
             with self._cond:
                 stats.in_flight = 0
                 stats.tasks_done += 1
@@ -119,9 +124,6 @@ class BundleInterface:
                 if task_id in self._cancelled or self._closed:
                     continue
             self._completions.put(done)
-            if slot_dir is not None and not self.keep_slots:
-                with contextlib.suppress(OSError):
-                    slots.cleanup(self.base, slot_dir, task_id)
 
     @staticmethod
     def _completion(outcome: slots.SlotRun, worker: str) -> Completion:

@@ -165,3 +165,33 @@ def test_results_are_decoded_as_the_boinc_master_decodes_them(tmp_path: Path) ->
         with pytest.raises(TaskError, match=r"cannot decode the result: untrusted result "
                                             r"refers to .*; refused"):
             master.get_result(point)
+
+
+def dies_once(marker: str, padding: str) -> int:
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), 9)  # the worker process dies: the master retries the task
+    return len(padding)
+
+
+def test_a_retried_task_finds_its_task_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = entry_bundle(tmp_path / "b")
+    cleanup = slot.cleanup
+
+    def late_cleanup(base: Path, slot_dir: Path, task_id: str) -> None:
+        # a big slot tree on a busy disk: were the failure reported first, the master's retry
+        # would be set up in the other slot by now, and this would remove its task file
+        other = base / "slots" / ("1" if slot_dir.name == "0" else "0")
+        deadline = time.monotonic() + 1
+        while not (other / "init_data.xml").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cleanup(base, slot_dir, task_id)
+
+    monkeypatch.setattr(slot, "cleanup", late_cleanup)
+    marker = tmp_path / "died"
+    with Master(interface=BundleInterface(bundle, num_workers=2), retries=1) as master:
+        # 10 KB: a task file, not a command line
+        task = master.submit_task(dies_once, input_data=(str(marker), "x" * 10_000))
+        assert master.get_result(task)[1] == 10_000
+    assert marker.exists()  # it did die once
