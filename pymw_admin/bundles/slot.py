@@ -12,6 +12,10 @@ BOINC interface sends it when the app's versions understand that.
 The main program runs with the slot as working directory, stderr goes to ``stderr.txt``, and
 afterwards the ``boinc_finish_called`` file is checked: exiting 0 without it is what makes a real
 client restart a task forever, so a rehearsal reports it as an error.
+
+``restart_after`` kills the program once, that many seconds in, and starts it again in the same
+slot, as a client that is stopped and started again does: the slot, and with it the task's working
+directory and any checkpoint the task wrote there, survives; the task file is read again.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class SlotRun:
     result: bytes | None
     stderr: str
     seconds: float
+    restarts: int = 0  # times the program was killed and started again in the slot
 
     def failure(self) -> str:
         """The client's view of the run in one line; empty when it would count as a success."""
@@ -104,9 +109,10 @@ def inline_args(bundle: Bundle, task_file: bytes) -> list[str]:
 
 
 def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: bytes,
-            inline: bool = False) -> Path:
+            inline: bool = False, checkpoint_period: float = 60.0) -> Path:
     """Make slot ``index`` under ``base`` holding ``task_file`` for ``bundle`` (no file when
-    the task goes ``inline`` in the command line); returns the slot."""
+    the task goes ``inline`` in the command line); returns the slot. ``checkpoint_period`` is
+    the client's "at most every N seconds" setting, as init_data.xml gives it to the task."""
     project = base / "projects" / PROJECT
     project.mkdir(parents=True, exist_ok=True)
     slot = base / "slots" / str(index)
@@ -123,47 +129,73 @@ def prepare(base: Path, index: int, bundle: Bundle, task_id: str, task_file: byt
     if not inline:
         (slot / TASK_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_task"))
     (slot / RESULT_NAME).write_bytes(soft_link_xml(f"{rel_project}/{wu_name}_0_result"))
-    (slot / INIT_DATA_FILE).write_bytes(init_data_xml(slot=index, wu_name=wu_name))
+    (slot / INIT_DATA_FILE).write_bytes(init_data_xml(
+        slot=index, wu_name=wu_name, checkpoint_period=checkpoint_period))
     return slot
 
 
 def run(base: Path, slot: Path, bundle: Bundle, task_id: str, *, api: str = "python",
         timeout: float | None = None,
         on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
-        args: list[str] | None = None) -> SlotRun:
+        args: list[str] | None = None, restart_after: float | None = None) -> SlotRun:
     """Run the main program in ``slot`` with a client-like bare environment.
 
     Another platform's bundle runs through this machine's runner for it (wine, qemu-user).
     Its standard streams are pipes: Windows Python under wine cannot start with a file or
-    /dev/null as a standard stream. ``on_start`` receives the running process, so an owner can
-    stop it (as a client does on exit).
+    /dev/null as a standard stream. ``on_start`` receives each running process, so an owner can
+    stop it (as a client does on exit). ``timeout`` bounds the whole run, restart included.
+    With ``restart_after``, a program still running then is killed and started again, once.
     """
     platform = bundle.manifest.platform
     command = [*targets.runner(platform), str(slot / bundle.manifest.main_program), *(args or [])]
     env = {"PATH": "/usr/bin:/bin", "PYMW_BOINC_API": api, **targets.runner_env(platform)}
     started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    restarts = 0
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        restarting = restart_after is not None and restarts == 0 and (
+            left is None or restart_after < left)
+        stop_at = restart_after if restarting else left
+        code, output, stopped = _run_once(command, slot, env, stop_at, on_start)
+        # appended: the program may have written stderr.txt itself (the BOINC API library does)
+        with (slot / "stderr.txt").open("ab") as err:
+            err.write(output)
+            if stopped and restarting:
+                # a client's own log would say it; here the task's log is where the user looks
+                err.write(f"rehearsal: killed after {restart_after:g} s and started again "
+                          "in its slot, as a client stopped and started again\n".encode())
+        if not (stopped and restarting):
+            break
+        restarts += 1
+    stderr = (slot / "stderr.txt").read_text(errors="replace")
+    result_path = base / "projects" / PROJECT / f"pymw_{task_id}_0_result"
+    result = result_path.read_bytes() if result_path.is_file() else None
+    return SlotRun(task_id, slot, code, (slot / FINISH_FILE).is_file(), result, stderr,
+                   time.monotonic() - started, restarts)
+
+
+def _run_once(command: list[str], slot: Path, env: dict[str, str], timeout: float | None,
+              on_start: Callable[[subprocess.Popen[bytes]], None] | None
+              ) -> tuple[int, bytes, bool]:
+    """One start of the program: its exit status, its output, and whether ``timeout`` ended it
+    (then it was killed: status -9)."""
     proc = subprocess.Popen(command, cwd=slot, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = b""
+    stopped = False
     try:
         if on_start is not None:
             on_start(proc)
         output, _ = proc.communicate(timeout=timeout)
         code = proc.returncode
     except subprocess.TimeoutExpired:
-        code = -9
+        code, stopped = -9, True
     finally:
         if proc.returncode is None:  # timed out, or on_start raised: never leave it running
             proc.kill()
             output += proc.communicate()[0] or b""
-    # appended: the program may have written stderr.txt itself (the BOINC API library does)
-    with (slot / "stderr.txt").open("ab") as err:
-        err.write(output)
-    stderr = (slot / "stderr.txt").read_text(errors="replace")
-    result_path = base / "projects" / PROJECT / f"pymw_{task_id}_0_result"
-    result = result_path.read_bytes() if result_path.is_file() else None
-    return SlotRun(task_id, slot, code, (slot / FINISH_FILE).is_file(), result, stderr,
-                   time.monotonic() - started)
+    return code, output, stopped
 
 
 def cleanup(base: Path, slot: Path, task_id: str) -> None:

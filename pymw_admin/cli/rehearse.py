@@ -41,6 +41,15 @@ def rehearse(
     platform: Annotated[str | None, typer.Option(
         "--platform", help="With --bundle: that platform's bundle (windows_x86_64 runs under "
                            "wine, aarch64-unknown-linux-gnu under qemu-user).")] = None,
+    checkpoint_period: Annotated[float | None, typer.Option(
+        "--checkpoint-period", metavar="S",
+        help="With --bundle: the client's checkpoint period the tasks see (default 60 s); "
+             "boinc.time_to_checkpoint() says yes at most every S seconds.")] = None,
+    restart_after: Annotated[float | None, typer.Option(
+        "--restart-after", metavar="S",
+        help="With --bundle: kill each task once after S seconds and start it again in its "
+             "slot, as a BOINC client stopped and started again does: shows that a "
+             "checkpointing task resumes.")] = None,
 ) -> None:
     """Run a master script on the local interface, showing tasks done / submitted.
 
@@ -55,6 +64,19 @@ def rehearse(
         if not bundle:
             raise fail("--platform goes with --bundle", 2)
         os.environ["PYMW_BUNDLE_PLATFORM"] = platform
+    from pymw_admin.interfaces.bundle import CHECKPOINT_PERIOD_ENV, RESTART_AFTER_ENV
+
+    for name, seconds, env, least in (
+        ("--checkpoint-period", checkpoint_period, CHECKPOINT_PERIOD_ENV, "0 s or more"),
+        ("--restart-after", restart_after, RESTART_AFTER_ENV, "more than 0 s"),
+    ):
+        if seconds is None:
+            continue
+        if not bundle:
+            raise fail(f"{name} goes with --bundle", 2)
+        if not (seconds >= 0 if name == "--checkpoint-period" else seconds > 0):
+            raise fail(f"{name} needs {least}, not {seconds:g}", 2)
+        os.environ[env] = repr(seconds)
     chosen = _interface_switch(list(ctx.args))
     if chosen is not None:
         raise fail(f"rehearse runs the script on the {interface} interface, so it takes no "

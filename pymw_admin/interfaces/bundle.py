@@ -3,6 +3,11 @@
 ``pymw-admin rehearse SCRIPT --bundle`` (or ``-i bundle`` in a master script) drives it through the
 ordinary Master API, so a BOINC app is debugged on this machine before it is submitted: the frozen
 program, its logical names, its init_data.xml and its finish file are the ones a client would see.
+Its results are decoded as the BOINC interface decodes volunteers' (untrusted: plain data only),
+so a result type the real master would refuse is refused here, before the app is deployed.
+``checkpoint_period`` is the client's setting the task reads from init_data.xml, and
+``restart_after`` stops and starts each task once in its slot, as a client restarted would, so
+a task's checkpointing can be seen to work.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from pymw_admin.interfaces.base import Completion, WorkerStats, drain
 from pymw_admin.wire.encoding import python_minor
 
 _GRACE = 5.0  # seconds a bundle gets to exit after SIGTERM at close()
+DEFAULT_CHECKPOINT_PERIOD = 60.0  # seconds: a client's default "at most every" setting
+CHECKPOINT_PERIOD_ENV = "PYMW_BUNDLE_CHECKPOINT_PERIOD"  # rehearse --checkpoint-period
+RESTART_AFTER_ENV = "PYMW_BUNDLE_RESTART_AFTER"  # rehearse --restart-after
 
 
 def locate(app_path: str | None = None) -> Bundle:
@@ -50,21 +58,31 @@ def locate(app_path: str | None = None) -> Bundle:
 
 class BundleInterface:
     name = "bundle"
-    trusted = True  # the bundle runs here, on the master's own machine
+    # the bundle runs here, but the rehearsal is of BOINC, whose master decodes volunteers'
+    # results without executing code: a type it refuses must be refused before deploying
+    trusted = False
 
     def __init__(self, bundle: Bundle, num_workers: int | None = None, *, api: str = "python",
-                 keep_slots: bool = False, timeout: float | None = None) -> None:
+                 keep_slots: bool = False, timeout: float | None = None,
+                 checkpoint_period: float = DEFAULT_CHECKPOINT_PERIOD,
+                 restart_after: float | None = None) -> None:
         bundle.require_python(python_minor())  # refuse before anything runs
         targets.runner(bundle.manifest.platform)  # wine or qemu-user missing: say so now
         if num_workers is None:
             num_workers = os.cpu_count() or 1
         if num_workers < 1:
             raise UsageError(f"the bundle interface needs at least 1 worker, not {num_workers}")
+        if not checkpoint_period >= 0:  # NaN too
+            raise UsageError(f"the checkpoint period must be 0 s or more, not {checkpoint_period}")
+        if restart_after is not None and not restart_after > 0:
+            raise UsageError(f"restart after must be more than 0 s, not {restart_after}")
         self.bundle = bundle
         self.num_workers = num_workers
         self.api = api
         self.keep_slots = keep_slots
         self.timeout = timeout
+        self.checkpoint_period = checkpoint_period
+        self.restart_after = restart_after
         self.base = Path(tempfile.mkdtemp(prefix="pymw-boinc-rehearsal-"))
         self._pending: deque[tuple[str, bytes]] = deque()
         self._cancelled: set[str] = set()
@@ -97,10 +115,12 @@ class BundleInterface:
                 # a small task in the command line, as the BOINC interface sends it
                 args = slots.inline_args(self.bundle, blob)
                 slot_dir = slots.prepare(self.base, index, self.bundle, task_id, blob,
-                                         inline=bool(args))
+                                         inline=bool(args),
+                                         checkpoint_period=self.checkpoint_period)
                 outcome = slots.run(self.base, slot_dir, self.bundle, task_id, api=self.api,
                                     timeout=self.timeout,
-                                    on_start=lambda proc: self._started(index, proc), args=args)
+                                    on_start=lambda proc: self._started(index, proc), args=args,
+                                    restart_after=self.restart_after)
                 done = self._completion(outcome, stats.name)
             except Exception as exc:  # a broken slot fails its task; the thread serves on
                 text = " ".join(str(exc).split()) or type(exc).__name__
@@ -108,6 +128,11 @@ class BundleInterface:
             finally:
                 with self._cond:
                     self._procs.pop(index, None)
+            # before the master hears of it: a failure it retries at once, in another slot, must
+            # not have its new task file (the same name) removed by this cleanup
+            if slot_dir is not None and not self.keep_slots:
+                with contextlib.suppress(OSError):
+                    slots.cleanup(self.base, slot_dir, task_id)
             with self._cond:
                 stats.in_flight = 0
                 stats.tasks_done += 1
@@ -115,9 +140,6 @@ class BundleInterface:
                 if task_id in self._cancelled or self._closed:
                     continue
             self._completions.put(done)
-            if slot_dir is not None and not self.keep_slots:
-                with contextlib.suppress(OSError):
-                    slots.cleanup(self.base, slot_dir, task_id)
 
     @staticmethod
     def _completion(outcome: slots.SlotRun, worker: str) -> Completion:
@@ -183,8 +205,21 @@ class BundleInterface:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
+def _seconds(name: str) -> float | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds, not {text!r}") from None
+
+
 def build(
     num_workers: int | None = None, app_path: str | None = None, **_: object
 ) -> BundleInterface:
-    return BundleInterface(locate(app_path), num_workers=num_workers,
-                           api=os.environ.get("PYMW_BOINC_API", "python"))
+    period = _seconds(CHECKPOINT_PERIOD_ENV)
+    return BundleInterface(
+        locate(app_path), num_workers=num_workers, api=os.environ.get("PYMW_BOINC_API", "python"),
+        checkpoint_period=DEFAULT_CHECKPOINT_PERIOD if period is None else period,
+        restart_after=_seconds(RESTART_AFTER_ENV))

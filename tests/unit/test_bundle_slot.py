@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -11,11 +12,12 @@ from lxml import etree
 
 from pymw_admin.bundles import manifest as mf
 from pymw_admin.bundles import slot
-from pymw_admin.errors import ConfigError
+from pymw_admin.errors import ConfigError, UsageError
 from pymw_admin.interfaces.base import Completion
 from pymw_admin.interfaces.bundle import BundleInterface
 from pymw_admin.runtime import Master
-from pymw_admin.runtime.errors import WorkerLost
+from pymw_admin.runtime.errors import TaskError, WorkerLost
+from pymw_admin.wire.encoding import python_minor
 
 
 def script_bundle(root: Path, body: str, python: str = "3.11") -> mf.Bundle:
@@ -135,3 +137,120 @@ def test_master_gets_a_failure_not_a_hang_when_a_slot_raises(tmp_path: Path) -> 
         task = master.submit_task(abs, input_data=(-1,))
         with pytest.raises(WorkerLost, match=r"slot 0: .*Permission denied"):
             master.get_result(task, timeout=20)
+
+
+def entry_bundle(root: Path) -> mf.Bundle:
+    """A 'bundle' whose main program is the real entry point on this Python: what the frozen
+    one runs, without a build."""
+    return script_bundle(root, f'exec {sys.executable} -m pymw_admin.bundles.entry "$@"\n',
+                         python=python_minor())
+
+
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+def make_point(x: int) -> Point:
+    return Point(x)
+
+
+def test_results_are_decoded_as_the_boinc_master_decodes_them(tmp_path: Path) -> None:
+    bundle = entry_bundle(tmp_path / "b")
+    with Master(interface=BundleInterface(bundle, num_workers=1)) as master:
+        plain = master.submit_task(divmod, input_data=(7, 2))
+        point = master.submit_task(make_point, input_data=(3,))
+        assert master.get_result(plain)[1] == (3, 1)
+        # what volunteers' results may not be: refused here, not first after deploying
+        with pytest.raises(TaskError, match=r"cannot decode the result: untrusted result "
+                                            r"refers to .*; refused"):
+            master.get_result(point)
+
+
+def dies_once(marker: str, padding: str) -> int:
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), 9)  # the worker process dies: the master retries the task
+    return len(padding)
+
+
+def test_a_retried_task_finds_its_task_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = entry_bundle(tmp_path / "b")
+    cleanup = slot.cleanup
+
+    def late_cleanup(base: Path, slot_dir: Path, task_id: str) -> None:
+        # a big slot tree on a busy disk: were the failure reported first, the master's retry
+        # would be set up in the other slot by now, and this would remove its task file
+        other = base / "slots" / ("1" if slot_dir.name == "0" else "0")
+        deadline = time.monotonic() + 1
+        while not (other / "init_data.xml").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cleanup(base, slot_dir, task_id)
+
+    monkeypatch.setattr(slot, "cleanup", late_cleanup)
+    marker = tmp_path / "died"
+    with Master(interface=BundleInterface(bundle, num_workers=2), retries=1) as master:
+        # 10 KB: a task file, not a command line
+        task = master.submit_task(dies_once, input_data=(str(marker), "x" * 10_000))
+        assert master.get_result(task)[1] == 10_000
+    assert marker.exists()  # it did die once
+
+
+def counts_with_checkpoints(n: int, first_run_step: float) -> dict[str, int]:
+    """Counts to n, saving its count in its working directory when BOINC asks; resumes from it."""
+    from pymw_admin.bundles import boinc
+
+    saved = Path("count.txt")
+    start = int(saved.read_text()) if saved.exists() else 0
+    count = start
+    while count < n:
+        if start == 0:
+            time.sleep(first_run_step)  # slow until restarted: the restart comes mid-count
+        count += 1
+        if boinc.time_to_checkpoint():
+            # aside, then renamed: a kill mid-write must not leave half a checkpoint
+            Path("count.tmp").write_text(str(count))
+            os.replace("count.tmp", saved)
+            boinc.checkpoint_completed()
+    return {"count": count, "resumed_from": start, "steps_after_restart": count - start}
+
+
+def test_restart_after_kills_the_task_once_and_it_resumes_from_its_checkpoint(
+    tmp_path: Path
+) -> None:
+    bundle = entry_bundle(tmp_path / "b")
+    interface = BundleInterface(bundle, num_workers=1, checkpoint_period=0, restart_after=2,
+                                keep_slots=True)
+    with Master(interface=interface) as master:
+        task = master.submit_task(counts_with_checkpoints, input_data=(50, 0.2))
+        got = master.get_result(task, timeout=120)[1]
+        log = (interface.base / "slots" / "0" / "stderr.txt").read_text()
+    assert got["count"] == 50
+    assert 0 < got["resumed_from"] < 50
+    assert got["steps_after_restart"] == 50 - got["resumed_from"]
+    assert log.count("rehearsal: killed after 2 s and started again in its slot") == 1
+
+
+def test_the_checkpoint_period_reaches_init_data(tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path / "b", "exit 0\n")
+    s = slot.prepare(tmp_path / "c", 0, bundle, "t", b"x", checkpoint_period=2.5)
+    init = etree.parse(str(s / "init_data.xml")).getroot()
+    assert init.findtext("checkpoint_period") == "2.5"
+
+
+def test_restart_after_runs_the_program_again_in_the_same_slot(tmp_path: Path) -> None:
+    # first start: leaves a file and hangs; second start: sees the file and finishes
+    bundle = script_bundle(tmp_path / "b", "if [ -e left ]; then touch boinc_finish_called; "
+                                           "exit 0; fi\ntouch left\nexec sleep 60\n")
+    s = slot.prepare(tmp_path / "c", 0, bundle, "t", b"x")
+    run = slot.run(tmp_path / "c", s, bundle, "t", restart_after=0.5, timeout=30)
+    assert run.restarts == 1 and run.exit_code == 0 and run.finished
+
+
+def test_restart_and_checkpoint_settings_are_checked(tmp_path: Path) -> None:
+    bundle = script_bundle(tmp_path / "b", "exit 0\n")
+    with pytest.raises(UsageError, match="checkpoint period"):
+        BundleInterface(bundle, checkpoint_period=-1)
+    with pytest.raises(UsageError, match="restart after"):
+        BundleInterface(bundle, restart_after=0)
