@@ -41,10 +41,10 @@ def main() -> None:
     assert curves.shape == (args.points, args.steps) and curves.dtype == np.float64
     assert all(isinstance(energy, np.floating) for _, energy in results)
     # the lightest damping keeps the most energy; each curve starts at x = 1
+    falls = "monotonically" if np.all(np.diff(energies) < 0) else "NOT monotonically"
     print(f"{args.points} damping ratios, {args.steps} steps each: trajectories {curves.shape} "
           f"{curves.dtype}, start {curves[:, 0].min():.3f}..{curves[:, 0].max():.3f}, mean "
-          f"energy falls {'monotonically' if np.all(np.diff(energies) < 0) else 'NOT monotonically'}"
-          f" from {energies[0]:.4f} to {energies[-1]:.4f}")
+          f"energy falls {falls} from {energies[0]:.4f} to {energies[-1]:.4f}")
 
 
 if __name__ == "__main__":
