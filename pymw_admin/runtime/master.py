@@ -331,8 +331,9 @@ class Master:
     def _encode(self, task: Task, executable: Executable, **what: Any) -> bytes:
         """A task file for ``task``; whatever cannot be encoded is a TaskError naming the task."""
         try:
-            return encoding.encode_task(task.task_id, executable,
-                                        inline_shared=self._blob_stager is None, **what)
+            blob, task.digest = encoding.encode_task_digested(
+                task.task_id, executable, inline_shared=self._blob_stager is None, **what)
+            return blob
         except encoding.EncodingError as exc:
             raise TaskError(task, "EncodingError", str(exc)) from None
         except Exception as exc:  # cloudpickle refusing an input, say
