@@ -39,6 +39,7 @@ from pymw_admin.interfaces.base import (
 )
 from pymw_admin.interfaces.kit import script_exit
 from pymw_admin.runtime import events, options
+from pymw_admin.runtime.checkpoint import Checkpoint
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
     RemoteTraceback,
@@ -200,6 +201,11 @@ class Master:
     stderr says so. None leaves it to the interface (BOINC: its ``resume=`` setting, default no;
     HTCondor: yes, its ``-p`` state directory asks for it). A BOINC master not resuming refuses to
     start while its tag has leftovers: no run hands out another run's results as its own.
+
+    ``checkpoint``: a directory (or Checkpoint) keeping the result of every task that returned,
+    by task content (``task.digest``): a task submitted again with the same function, arguments,
+    modules, dep_funcs and data files is not run again but finishes at once with the stored
+    result. None leaves it to the interface (``-a checkpoint=DIR``, runtime.options).
     """
 
     def __init__(
@@ -210,6 +216,7 @@ class Master:
         retries: int = 1,
         use_state_dir: bool = False,  # accepted for PyMW compatibility; state lives in memory
         resume: bool | None = None,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
     ) -> None:
         if interface is None:  # the environment's choice, project directory and all
             interface = options.interface_from_environment(num_workers=num_workers)
@@ -220,6 +227,10 @@ class Master:
         self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
         self._blob_stager = interface if isinstance(interface, SharesBlobs) else None
         self.retries = retries
+        if checkpoint is None:
+            checkpoint = getattr(interface, "checkpoint", None)
+        self.checkpoint: Checkpoint | None = (
+            checkpoint if isinstance(checkpoint, Checkpoint | None) else Checkpoint(checkpoint))
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._pumping = False  # a caller is taking completions from the interface
@@ -402,11 +413,26 @@ class Master:
 
     def _hand_over(self, encoded: list[tuple[Task, bytes]],
                    shared: Mapping[str, bytes]) -> None:
-        """Register and submit encoded tasks; a refusal forgets them all."""
+        """Register and submit encoded tasks; a refusal forgets all it was to submit. A task
+        whose result the checkpoint holds is not submitted: it finishes now, with that result."""
+        stored: dict[str, bytes] = {}
+        if self.checkpoint is not None:
+            for task, _ in encoded:
+                record = self.checkpoint.get(task.digest)
+                if record is not None:
+                    stored[task.task_id] = record
         with self._lock:
             self._check_open()
             for task, blob in encoded:
                 self._register(task, blob, shared)
+            for task_id, record in stored.items():
+                # taken in as a completion from a worker: decoded exactly as a fresh result
+                self._absorb(Completion(task_id, record=record), store=False)
+            if stored:
+                encoded = [(task, blob) for task, blob in encoded if task.task_id not in stored]
+                self._cond.notify_all()
+            if not encoded:
+                return
             try:
                 if len(encoded) == 1:
                     self.interface.submit(encoded[0][0].task_id, encoded[0][1])
@@ -613,8 +639,8 @@ class Master:
 
     # --- collecting --------------------------------------------------------------------------
 
-    def _absorb(self, completion: Completion) -> None:
-        """Take in one completion (lock held)."""
+    def _absorb(self, completion: Completion, store: bool = True) -> None:
+        """Take in one completion (lock held); a result goes into the checkpoint (``store``)."""
         task = self._live.get(completion.task_id)
         if task is None or _ended(task):
             return  # not ours, cancelled, or a duplicate report: each result is taken once
@@ -657,6 +683,8 @@ class Master:
                 self._finish(task, error=TaskError(task, "EncodingError",
                                                    f"cannot decode the result: {exc}"))
                 return
+            if store and self.checkpoint is not None and completion.record is not None:
+                self.checkpoint.put(task.digest, completion.record)
             self._finish(task, result=value)
             return
         error_class = {"version": PythonVersionMismatch,

@@ -1,0 +1,106 @@
+"""The checkpoint: results kept by task digest come back instead of running again; errors and
+lost tasks are never kept; ``-a checkpoint=DIR`` reaches the master."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from pymw_admin.errors import UsageError
+from pymw_admin.runtime import Master, TaskError
+from pymw_admin.runtime.checkpoint import Checkpoint
+from pymw_admin.wire import encoding
+from tests.doubles import FakeInterface
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def boom(x: int) -> int:
+    raise ValueError(f"no {x}")
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+def _record(value: object, ok: bool = True) -> bytes:
+    return encoding.encode_result(encoding.ResultRecord(
+        task_id="x-1", ok=ok, python=encoding.python_minor(), payload=pickle.dumps(value)))
+
+
+def test_a_stored_record_comes_back_as_written(tmp_path: Path) -> None:
+    store = Checkpoint(tmp_path / "ck")
+    record = _record([1, 2])
+    store.put("ab" * 32, record)
+    assert store.get("ab" * 32) == record
+    assert store.get("cd" * 32) is None
+    assert [p.name for p in (tmp_path / "ck" / "ab").iterdir()] == ["ab" * 32]  # no temp left
+
+
+def test_a_broken_or_failed_record_is_no_result(tmp_path: Path) -> None:
+    store = Checkpoint(tmp_path)
+    (tmp_path / "ab").mkdir()
+    (tmp_path / "ab" / ("ab" * 32)).write_bytes(_record(1)[:5])
+    assert store.get("ab" * 32) is None
+    store.put("cd" * 32, _record(ValueError("x"), ok=False))
+    assert store.get("cd" * 32) is None
+
+
+def test_an_unusable_directory_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="checkpoint directory"):
+        Checkpoint(tmp_path / "file" / "ck")
+
+
+# --- the master --------------------------------------------------------------------------------
+
+
+def test_a_stored_result_is_handed_back_without_running(tmp_path: Path) -> None:
+    first = FakeInterface()
+    with Master(first, checkpoint=tmp_path) as master:
+        assert master.map(square, range(5)) == [0, 1, 4, 9, 16]
+    second = FakeInterface()
+    with Master(second, checkpoint=tmp_path) as master:
+        assert master.map(square, range(8)) == [x * x for x in range(8)]
+        task = master.submit_task(square, (2,))
+        assert master.get_result(task) == (task, 4)
+        assert master.get_progress().done == 9
+    assert len(first.submitted) == 5
+    assert len(second.submitted) == 3  # 5, 6 and 7: the rest were stored
+
+
+def test_a_task_that_raised_is_not_stored(tmp_path: Path) -> None:
+    for _ in range(2):
+        fake = FakeInterface()
+        with Master(fake, checkpoint=tmp_path) as master:
+            task = master.submit_task(boom, (1,))
+            with pytest.raises(TaskError, match="no 1"):
+                master.get_result(task)
+        assert fake.submitted == [task.task_id]  # run both times
+
+
+def test_a_lost_task_is_not_stored(tmp_path: Path) -> None:
+    with Master(FakeInterface(["refused"]), checkpoint=tmp_path) as master:
+        task = master.submit_task(square, (3,))
+        with pytest.raises(TaskError):
+            master.get_result(task)
+    assert not list(tmp_path.rglob("*"))
+
+
+def test_as_completed_yields_stored_tasks(tmp_path: Path) -> None:
+    with Master(FakeInterface(), checkpoint=tmp_path) as master:
+        master.map(square, range(3))
+    fake = FakeInterface(["hold"])
+    with Master(fake, checkpoint=tmp_path) as master:
+        tasks = master.submit_many(square, range(4))
+        seen = []
+        for task in master.as_completed(tasks):
+            seen.append(master.get_result(task)[1])
+            if len(seen) == 3:
+                fake.release()
+        assert sorted(seen) == [0, 1, 4, 9]
+    assert len(fake.submitted) == 1
+
