@@ -11,6 +11,7 @@ import pytest
 from pymw_admin.errors import UsageError
 from pymw_admin.runtime import Master, TaskError
 from pymw_admin.runtime.checkpoint import Checkpoint
+from pymw_admin.runtime.options import build_interface, parse_args, split_app_args
 from pymw_admin.wire import encoding
 from tests.doubles import FakeInterface
 
@@ -104,3 +105,21 @@ def test_as_completed_yields_stored_tasks(tmp_path: Path) -> None:
         assert sorted(seen) == [0, 1, 4, 9]
     assert len(fake.submitted) == 1
 
+
+
+# --- -a checkpoint=DIR -------------------------------------------------------------------------
+
+
+def test_app_args_give_the_master_its_checkpoint(tmp_path: Path) -> None:
+    assert split_app_args(f"tag=run1 checkpoint={tmp_path} keep=yes") == (
+        {"checkpoint": str(tmp_path)}, "tag=run1 keep=yes")
+    assert split_app_args(f"checkpoint={tmp_path}") == ({"checkpoint": str(tmp_path)}, None)
+    assert split_app_args(None) == ({}, None)
+    assert split_app_args("--flag  'a  b'") == ({}, "--flag  'a  b'")
+    with pytest.raises(UsageError, match="needs a value"):
+        split_app_args("checkpoint=")
+    interface = build_interface(parse_args(["-i", "local", "-n", "1", "-a",
+                                            f"checkpoint={tmp_path / 'ck'}"]))
+    with Master(interface) as master:
+        assert master.checkpoint is not None
+        assert master.checkpoint.directory == tmp_path / "ck"
