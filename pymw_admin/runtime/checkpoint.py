@@ -11,9 +11,11 @@ task it ran before instead of running it again. Only tasks that returned are kep
 raised, or whose worker was lost, runs again.
 
 One file per digest, ``DIR/<first two hex digits>/<digest>``, holding the worker's result record
-as it came; each is written to a temporary file and renamed into place, so a reader (or a master
-killed while writing) never sees half of one. A file that is not a whole record (the machine
-itself went down before the data reached the disk) is read as no result: the task runs again.
+as it came; ``<digest>.untrusted`` when untrusted workers (BOINC volunteers) made it, and then any
+master decodes it as untrusted, on a trusted interface too. Each is written to a temporary file
+and renamed into place, so a reader (or a master killed while writing) never sees half of one.
+A file that is not a whole record (the machine itself went down before the data reached the
+disk) is read as no result: the task runs again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 
 from pymw_admin.errors import UsageError
 from pymw_admin.wire import encoding
+
+UNTRUSTED = ".untrusted"  # the suffix of a record from untrusted workers
 
 
 class Checkpoint:
@@ -42,29 +46,33 @@ class Checkpoint:
     def __repr__(self) -> str:
         return f"<Checkpoint {self.directory}>"
 
-    def _path(self, digest: str) -> Path:
-        return self.directory / digest[:2] / digest
+    def _path(self, digest: str, trusted: bool) -> Path:
+        return self.directory / digest[:2] / (digest if trusted else digest + UNTRUSTED)
 
-    def get(self, digest: str) -> bytes | None:
-        """The stored result record of a task that returned, or None."""
+    def get(self, digest: str) -> tuple[bytes, bool] | None:
+        """The stored result record of a task that returned, and whether it came from trusted
+        workers; None when there is none."""
         if not digest:
             return None
-        try:
-            record = self._path(digest).read_bytes()
-        except OSError:
-            return None
-        try:
-            header = encoding.decode_result_header(record)
-        except encoding.EncodingError:
-            return None  # not a whole record: run the task again
-        return record if header.ok else None
+        for trusted in (True, False):
+            try:
+                record = self._path(digest, trusted).read_bytes()
+            except OSError:
+                continue
+            try:
+                header = encoding.decode_result_header(record)
+            except encoding.EncodingError:
+                continue  # not a whole record: run the task again
+            if header.ok:
+                return record, trusted
+        return None
 
-    def put(self, digest: str, record: bytes) -> None:
+    def put(self, digest: str, record: bytes, trusted: bool = True) -> None:
         """Keep a task's result record. A failure to write costs only a re-run later, so it is
         not the task's error: the result still goes to the caller."""
         if not digest:
             return
-        path = self._path(digest)
+        path = self._path(digest, trusted)
         try:
             path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

@@ -415,19 +415,20 @@ class Master:
                    shared: Mapping[str, bytes]) -> None:
         """Register and submit encoded tasks; a refusal forgets all it was to submit. A task
         whose result the checkpoint holds is not submitted: it finishes now, with that result."""
-        stored: dict[str, bytes] = {}
+        stored: dict[str, tuple[bytes, bool]] = {}
         if self.checkpoint is not None:
             for task, _ in encoded:
-                record = self.checkpoint.get(task.digest)
-                if record is not None:
-                    stored[task.task_id] = record
+                kept = self.checkpoint.get(task.digest)
+                if kept is not None:
+                    stored[task.task_id] = kept
         with self._lock:
             self._check_open()
             for task, blob in encoded:
                 self._register(task, blob, shared)
-            for task_id, record in stored.items():
-                # taken in as a completion from a worker: decoded exactly as a fresh result
-                self._absorb(Completion(task_id, record=record), store=False)
+            for task_id, (record, trusted) in stored.items():
+                # taken in as a completion from a worker: decoded exactly as a fresh result,
+                # and as untrusted when untrusted workers made it, whatever this interface is
+                self._absorb(Completion(task_id, record=record), kept_trusted=trusted)
             if stored:
                 encoded = [(task, blob) for task, blob in encoded if task.task_id not in stored]
                 self._cond.notify_all()
@@ -639,8 +640,9 @@ class Master:
 
     # --- collecting --------------------------------------------------------------------------
 
-    def _absorb(self, completion: Completion, store: bool = True) -> None:
-        """Take in one completion (lock held); a result goes into the checkpoint (``store``)."""
+    def _absorb(self, completion: Completion, kept_trusted: bool | None = None) -> None:
+        """Take in one completion (lock held); a result goes into the checkpoint. A record the
+        checkpoint held comes with ``kept_trusted``: whether trusted workers made it."""
         task = self._live.get(completion.task_id)
         if task is None or _ended(task):
             return  # not ours, cancelled, or a duplicate report: each result is taken once
@@ -675,7 +677,7 @@ class Master:
         task.start_time = record.started or None
         task.finish_time = record.finished or None
         task.stdout, task.stderr = record.stdout, record.stderr
-        trusted = self.interface.trusted
+        trusted = self.interface.trusted and kept_trusted is not False
         if record.ok:
             try:
                 value = encoding.decode_value(record, trusted=trusted)
@@ -683,8 +685,8 @@ class Master:
                 self._finish(task, error=TaskError(task, "EncodingError",
                                                    f"cannot decode the result: {exc}"))
                 return
-            if store and self.checkpoint is not None and completion.record is not None:
-                self.checkpoint.put(task.digest, completion.record)
+            if kept_trusted is None and self.checkpoint is not None and completion.record:
+                self.checkpoint.put(task.digest, completion.record, trusted)
             self._finish(task, result=value)
             return
         error_class = {"version": PythonVersionMismatch,

@@ -36,7 +36,7 @@ def test_a_stored_record_comes_back_as_written(tmp_path: Path) -> None:
     store = Checkpoint(tmp_path / "ck")
     record = _record([1, 2])
     store.put("ab" * 32, record)
-    assert store.get("ab" * 32) == record
+    assert store.get("ab" * 32) == (record, True)
     assert store.get("cd" * 32) is None
     assert [p.name for p in (tmp_path / "ck" / "ab").iterdir()] == ["ab" * 32]  # no temp left
 
@@ -123,3 +123,44 @@ def test_app_args_give_the_master_its_checkpoint(tmp_path: Path) -> None:
     with Master(interface) as master:
         assert master.checkpoint is not None
         assert master.checkpoint.directory == tmp_path / "ck"
+
+
+class Volunteers(FakeInterface):
+    trusted = False
+
+
+class Gift:
+    """Not plain data: an untrusted decoder refuses to rebuild it."""
+
+
+def make_gift(x: int) -> Gift:
+    return Gift()
+
+
+def test_a_result_from_untrusted_workers_stays_untrusted(tmp_path: Path) -> None:
+    with Master(Volunteers(), checkpoint=tmp_path) as master:
+        assert master.map(square, range(3)) == [0, 1, 4]
+        task = master.submit_task(make_gift, (1,))
+        with pytest.raises(TaskError, match="cannot decode"):
+            master.get_result(task)
+    assert sorted(p.name[64:] for p in tmp_path.rglob("*") if p.is_file()) == [
+        ".untrusted"] * 3
+    # a trusted master reading them decodes them as untrusted all the same
+    fake = FakeInterface()
+    with Master(fake, checkpoint=tmp_path) as master:
+        assert master.map(square, range(4)) == [0, 1, 4, 9]
+    assert len(fake.submitted) == 1
+
+
+def test_a_trusted_master_decodes_an_untrusted_record_as_untrusted(tmp_path: Path) -> None:
+    digest = encoding.encode_task_digested("x-1", make_gift, (1,))[1]
+    record = encoding.encode_result(encoding.ResultRecord(
+        task_id="x-1", ok=True, python=encoding.python_minor(), payload=pickle.dumps(Gift())))
+    Checkpoint(tmp_path).put(digest, record, trusted=False)
+    fake = FakeInterface()
+    with Master(fake, checkpoint=tmp_path) as master:
+        task = master.submit_task(make_gift, (1,))
+        assert task.digest == digest
+        with pytest.raises(TaskError, match="cannot decode"):
+            master.get_result(task)
+    assert fake.submitted == []
