@@ -367,25 +367,45 @@ def task_digest(python: str, kind: str, name: str, body: bytes, args_blob: bytes
     are inside ``body``/``args_blob`` as their own digests; data files count by their bytes. The
     task id, times and anything else of one run are left out.
     """
+    h = _digest_prefix(python, kind, name, body, tuple(modules), files)
+    for blob in (args_blob, kwargs_blob):
+        h.update(len(blob).to_bytes(8, "big"))
+        h.update(blob)
+    h.update(len(deps).to_bytes(8, "big"))
+    for dep in deps:
+        h.update(len(dep).to_bytes(8, "big"))
+        h.update(dep)
+    return h.hexdigest()
+
+
+# the hash of the last task's parts a map shares (function, modules, files), with what it hashed
+_last_prefix: tuple[bytes, tuple[str, ...], Mapping[str, bytes], Any] | None = None
+
+
+def _digest_prefix(python: str, kind: str, name: str, body: bytes, modules: tuple[str, ...],
+                   files: Mapping[str, bytes]) -> Any:
+    """A sha256 over the parts the tasks of one map share, hashed once for all of them: the
+    function's pickle is the same object each time, and equal files are the same bytes objects,
+    which compare at once."""
+    global _last_prefix
+    head = (python, kind, name, *modules)
+    last = _last_prefix  # one read: another thread may replace it, never change it
+    if last is not None and last[0] is body and last[1] == head and last[2] == files:
+        return last[3].copy()
     h = hashlib.sha256(DIGEST_VERSION)
 
     def part(data: bytes) -> None:
         h.update(len(data).to_bytes(8, "big"))
         h.update(data)
 
-    for text in (python, kind, name):
-        part(text.encode())
-    for blob in (body, args_blob, kwargs_blob):
-        part(blob)
-    part(len(deps).to_bytes(8, "big"))
-    for dep in deps:
-        part(dep)
-    part(json.dumps(list(modules)).encode())
+    part(body)
+    part(json.dumps([python, kind, name, list(modules)]).encode())
     part(len(files).to_bytes(8, "big"))
     for file_name in sorted(files):
         part(file_name.encode())
         part(hashlib.sha256(files[file_name]).digest())
-    return h.hexdigest()
+    _last_prefix = (body, head, dict(files), h.copy())
+    return h
 
 
 def encode_task_digested(

@@ -143,3 +143,18 @@ def test_a_task_file_gives_back_its_digest(tmp_path: Path) -> None:
     with pytest.raises(encoding.EncodingError):
         encoding.task_file_digest(encoding.TASK_MAGIC + b'{"task_id": "x", "python": "3", '
                                   b'"kind": "function"}\n' + b"garbage")
+
+
+def test_a_shared_function_pickle_still_tells_tasks_apart() -> None:
+    # map hands every task the same pickled function: its hash is reused, the rest is not
+    body = encoding.pickle_function(square, {})
+    first = digest(square, input_data=(3,), function_blob=body)
+    assert first == digest(square, input_data=(3,), function_blob=body)
+    assert first == digest(square, input_data=(3,))  # a function pickled afresh: same bytes
+    others = [digest(square, input_data=(4,), function_blob=body),
+              digest(square, input_data=(3,), function_blob=body, modules=("math",)),
+              digest(square, input_data=(3,), function_blob=body, data_files={"a": b"1"}),
+              digest(square, input_data=(3,), function_blob=body, data_files={"a": b"2"}),
+              digest(square, input_data=(3,), function_blob=body, dep_funcs=(helper_one,)),
+              digest(square, chunk=[(3,)], function_blob=body)]
+    assert first not in others and len(set(others)) == len(others)
