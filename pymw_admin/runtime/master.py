@@ -229,8 +229,7 @@ class Master:
         self.retries = retries
         if checkpoint is None:
             checkpoint = getattr(interface, "checkpoint", None)
-        self.checkpoint: Checkpoint | None = (
-            checkpoint if isinstance(checkpoint, Checkpoint | None) else Checkpoint(checkpoint))
+        self.checkpoint: Checkpoint | None = None
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._pumping = False  # a caller is taking completions from the interface
@@ -256,9 +255,12 @@ class Master:
         if resume is None:
             resume = bool(getattr(interface, "resume", True))
         try:
+            self.checkpoint = (checkpoint if isinstance(checkpoint, Checkpoint | None)
+                               else Checkpoint(checkpoint))
             self._adopt_resumed_tasks(resume)
         except BaseException:
-            # the interface's state stays as it was for a master that does resume
+            # the interface's state stays as it was for a master that does resume (a checkpoint
+            # directory that cannot be made leaves it as it was too)
             if isinstance(self.interface, Detachable):
                 self.interface.detach()
             else:

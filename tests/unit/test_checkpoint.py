@@ -54,6 +54,10 @@ def test_an_unusable_directory_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match="checkpoint directory"):
         Checkpoint(tmp_path / "file" / "ck")
+    fake = FakeInterface()
+    with pytest.raises(UsageError, match="checkpoint directory"):
+        Master(fake, checkpoint=tmp_path / "file" / "ck")
+    assert fake.closed  # its workers are not left behind
 
 
 # --- the master --------------------------------------------------------------------------------
