@@ -39,6 +39,7 @@ from pymw_admin.interfaces.base import (
 )
 from pymw_admin.interfaces.kit import script_exit
 from pymw_admin.runtime import events, options
+from pymw_admin.runtime.checkpoint import Checkpoint
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
     RemoteTraceback,
@@ -200,6 +201,11 @@ class Master:
     stderr says so. None leaves it to the interface (BOINC: its ``resume=`` setting, default no;
     HTCondor: yes, its ``-p`` state directory asks for it). A BOINC master not resuming refuses to
     start while its tag has leftovers: no run hands out another run's results as its own.
+
+    ``checkpoint``: a directory (or Checkpoint) keeping the result of every task that returned,
+    by task content (``task.digest``): a task submitted again with the same function, arguments,
+    modules, dep_funcs and data files is not run again but finishes at once with the stored
+    result. None leaves it to the interface (``-a checkpoint=DIR``, runtime.options).
     """
 
     def __init__(
@@ -210,6 +216,7 @@ class Master:
         retries: int = 1,
         use_state_dir: bool = False,  # accepted for PyMW compatibility; state lives in memory
         resume: bool | None = None,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
     ) -> None:
         if interface is None:  # the environment's choice, project directory and all
             interface = options.interface_from_environment(num_workers=num_workers)
@@ -220,6 +227,9 @@ class Master:
         self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
         self._blob_stager = interface if isinstance(interface, SharesBlobs) else None
         self.retries = retries
+        if checkpoint is None:
+            checkpoint = getattr(interface, "checkpoint", None)
+        self.checkpoint: Checkpoint | None = None
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._pumping = False  # a caller is taking completions from the interface
@@ -245,9 +255,12 @@ class Master:
         if resume is None:
             resume = bool(getattr(interface, "resume", True))
         try:
+            self.checkpoint = (checkpoint if isinstance(checkpoint, Checkpoint | None)
+                               else Checkpoint(checkpoint))
             self._adopt_resumed_tasks(resume)
         except BaseException:
-            # the interface's state stays as it was for a master that does resume
+            # the interface's state stays as it was for a master that does resume (a checkpoint
+            # directory that cannot be made leaves it as it was too)
             if isinstance(self.interface, Detachable):
                 self.interface.detach()
             else:
@@ -331,8 +344,9 @@ class Master:
     def _encode(self, task: Task, executable: Executable, **what: Any) -> bytes:
         """A task file for ``task``; whatever cannot be encoded is a TaskError naming the task."""
         try:
-            return encoding.encode_task(task.task_id, executable,
-                                        inline_shared=self._blob_stager is None, **what)
+            blob, task.digest = encoding.encode_task_digested(
+                task.task_id, executable, inline_shared=self._blob_stager is None, **what)
+            return blob
         except encoding.EncodingError as exc:
             raise TaskError(task, "EncodingError", str(exc)) from None
         except Exception as exc:  # cloudpickle refusing an input, say
@@ -401,11 +415,27 @@ class Master:
 
     def _hand_over(self, encoded: list[tuple[Task, bytes]],
                    shared: Mapping[str, bytes]) -> None:
-        """Register and submit encoded tasks; a refusal forgets them all."""
+        """Register and submit encoded tasks; a refusal forgets all it was to submit. A task
+        whose result the checkpoint holds is not submitted: it finishes now, with that result."""
+        stored: dict[str, tuple[bytes, bool]] = {}
+        if self.checkpoint is not None:
+            for task, _ in encoded:
+                kept = self.checkpoint.get(task.digest)
+                if kept is not None:
+                    stored[task.task_id] = kept
         with self._lock:
             self._check_open()
             for task, blob in encoded:
                 self._register(task, blob, shared)
+            for task_id, (record, trusted) in stored.items():
+                # taken in as a completion from a worker: decoded exactly as a fresh result,
+                # and as untrusted when untrusted workers made it, whatever this interface is
+                self._absorb(Completion(task_id, record=record), kept_trusted=trusted)
+            if stored:
+                encoded = [(task, blob) for task, blob in encoded if task.task_id not in stored]
+                self._cond.notify_all()
+            if not encoded:
+                return
             try:
                 if len(encoded) == 1:
                     self.interface.submit(encoded[0][0].task_id, encoded[0][1])
@@ -612,8 +642,9 @@ class Master:
 
     # --- collecting --------------------------------------------------------------------------
 
-    def _absorb(self, completion: Completion) -> None:
-        """Take in one completion (lock held)."""
+    def _absorb(self, completion: Completion, kept_trusted: bool | None = None) -> None:
+        """Take in one completion (lock held); a result goes into the checkpoint. A record the
+        checkpoint held comes with ``kept_trusted``: whether trusted workers made it."""
         task = self._live.get(completion.task_id)
         if task is None or _ended(task):
             return  # not ours, cancelled, or a duplicate report: each result is taken once
@@ -648,7 +679,7 @@ class Master:
         task.start_time = record.started or None
         task.finish_time = record.finished or None
         task.stdout, task.stderr = record.stdout, record.stderr
-        trusted = self.interface.trusted
+        trusted = self.interface.trusted and kept_trusted is not False
         if record.ok:
             try:
                 value = encoding.decode_value(record, trusted=trusted)
@@ -656,6 +687,8 @@ class Master:
                 self._finish(task, error=TaskError(task, "EncodingError",
                                                    f"cannot decode the result: {exc}"))
                 return
+            if kept_trusted is None and self.checkpoint is not None and completion.record:
+                self.checkpoint.put(task.digest, completion.record, trusted)
             self._finish(task, result=value)
             return
         error_class = {"version": PythonVersionMismatch,

@@ -8,6 +8,11 @@
 interpreter to run); ``-a/--app-args`` (extra arguments for it). Every other argument is left
 to the script: ``options.parse_args()`` returns them as ``rest``; a ``--`` ends our switches
 (it is dropped, and everything after it is the script's as given).
+
+One ``-a`` setting is the master's, on any interface: ``checkpoint=DIR`` (results kept by task
+content, runtime.checkpoint). It is taken out of the app args before the interface sees them and
+rides on the interface as its ``checkpoint`` attribute, which a Master reads as it reads
+``resume``.
 """
 
 from __future__ import annotations
@@ -138,14 +143,39 @@ def interface_from_environment(
     return build_interface(opts)
 
 
+MASTER_SETTINGS = ("checkpoint",)  # -a settings of the master, on every interface
+
+
+def split_app_args(app_args: str | None) -> tuple[dict[str, str], str | None]:
+    """``-a`` into the master's own settings (``checkpoint=DIR``) and the interface's rest."""
+    settings: dict[str, str] = {}
+    rest: list[str] = []
+    for item in (app_args or "").split():
+        key, _, value = item.partition("=")
+        if key in MASTER_SETTINGS:
+            if not value:
+                raise UsageError(f"bad -a setting {item!r}: {key}= needs a value")
+            settings[key] = value
+        else:
+            rest.append(item)
+    if not settings:
+        return settings, app_args  # the interface's own, exactly as given (its quoting and all)
+    return settings, " ".join(rest) or None
+
+
 def build_interface(opts: Options) -> Interface:
-    return make_interface(
+    settings, app_args = split_app_args(opts.app_args)
+    interface = make_interface(
         opts.interface,
         num_workers=opts.num_workers,
         project_home=opts.project_home,
         app_path=opts.app_path,
-        app_args=opts.app_args,
+        app_args=app_args,
     )
+    if "checkpoint" in settings:
+        # read by Master (as ``resume`` is): the directory reaches it with the interface
+        setattr(interface, "checkpoint", settings["checkpoint"])  # noqa: B010
+    return interface
 
 
 def interface_from_args(

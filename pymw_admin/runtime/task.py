@@ -36,6 +36,8 @@ class Task:
     stderr: str = ""
     attempts: int = 0
     collected: bool = False
+    # sha256 of what the worker runs (encoding.task_digest): equal tasks, equal digests
+    digest: str = ""
     _result: Any = field(default=None, repr=False)
     _error: BaseException | None = field(default=None, repr=False)
     # the master's non-blocking look at its interface (it holds the master weakly)

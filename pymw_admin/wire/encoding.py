@@ -348,6 +348,73 @@ def encode_task(
     modules: Sequence[str] = (),
     dep_funcs: Sequence[Callable[..., Any]] = (),
     data_files: Mapping[str, bytes] | None = None,
+    **options: Any,
+) -> bytes:
+    """Make a task file (``encode_task_digested`` without the digest)."""
+    return encode_task_digested(task_id, executable, input_data, modules, dep_funcs, data_files,
+                                **options)[0]
+
+
+DIGEST_VERSION = b"pymw-task-digest 1\n"  # changes whenever what a digest covers changes
+
+
+def task_digest(python: str, kind: str, name: str, body: bytes, args_blob: bytes,
+                kwargs_blob: bytes, deps: Sequence[bytes], modules: Sequence[str],
+                files: Mapping[str, bytes]) -> str:
+    """The sha256 of what a worker runs for one task: equal for equal work in any process.
+
+    Every part is length-prefixed, so no two different tasks hash the same bytes. Shared blobs
+    are inside ``body``/``args_blob`` as their own digests; data files count by their bytes. The
+    task id, times and anything else of one run are left out.
+    """
+    h = _digest_prefix(python, kind, name, body, tuple(modules), files)
+    for blob in (args_blob, kwargs_blob):
+        h.update(len(blob).to_bytes(8, "big"))
+        h.update(blob)
+    h.update(len(deps).to_bytes(8, "big"))
+    for dep in deps:
+        h.update(len(dep).to_bytes(8, "big"))
+        h.update(dep)
+    return h.hexdigest()
+
+
+# the hash of the last task's parts a map shares (function, modules, files), with what it hashed
+_last_prefix: tuple[bytes, tuple[str, ...], Mapping[str, bytes], Any] | None = None
+
+
+def _digest_prefix(python: str, kind: str, name: str, body: bytes, modules: tuple[str, ...],
+                   files: Mapping[str, bytes]) -> Any:
+    """A sha256 over the parts the tasks of one map share, hashed once for all of them: the
+    function's pickle is the same object each time, and equal files are the same bytes objects,
+    which compare at once."""
+    global _last_prefix
+    head = (python, kind, name, *modules)
+    last = _last_prefix  # one read: another thread may replace it, never change it
+    if last is not None and last[0] is body and last[1] == head and last[2] == files:
+        return last[3].copy()
+    h = hashlib.sha256(DIGEST_VERSION)
+
+    def part(data: bytes) -> None:
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+
+    part(body)
+    part(json.dumps([python, kind, name, list(modules)]).encode())
+    part(len(files).to_bytes(8, "big"))
+    for file_name in sorted(files):
+        part(file_name.encode())
+        part(hashlib.sha256(files[file_name]).digest())
+    _last_prefix = (body, head, dict(files), h.copy())
+    return h
+
+
+def encode_task_digested(
+    task_id: str,
+    executable: Callable[..., Any] | str | os.PathLike[str],
+    input_data: Sequence[Any] = (),
+    modules: Sequence[str] = (),
+    dep_funcs: Sequence[Callable[..., Any]] = (),
+    data_files: Mapping[str, bytes] | None = None,
     *,
     function_blob: bytes | None = None,
     kwargs: Mapping[str, Any] | None = None,
@@ -355,8 +422,9 @@ def encode_task(
     shared: Mapping[str, bytes] | None = None,
     inline_shared: bool = True,
     args_blob: bytes | None = None,
-) -> bytes:
-    """Make a task file. ``function_blob`` lets a caller reuse one pickled function (map).
+) -> tuple[bytes, str]:
+    """Make a task file and its content digest (``task_digest``). ``function_blob`` lets a
+    caller reuse one pickled function (map).
 
     ``chunk``: run the function once per tuple of arguments and return the list of results (one
     task for many small calls). ``shared``: the blobs the function or arguments refer to (from
@@ -388,19 +456,45 @@ def encode_task(
         args_blob = pickle_arguments(arguments, shared_blobs)
     header = _header_json(task_id, kind, tuple(modules), tuple(sorted(files)), name,
                           tuple(sorted(shared_blobs)))
+    kwargs_blob = cloudpickle.dumps(dict(kwargs), protocol=PICKLE_PROTOCOL) if kwargs else b""
+    deps = [pickle_function(f) for f in dep_funcs]
     payload = pickle.dumps(
         {
             "body": body,
             "script_name": script_name,
             "args": args_blob,
-            "kwargs": cloudpickle.dumps(dict(kwargs), protocol=PICKLE_PROTOCOL) if kwargs else b"",
-            "deps": [pickle_function(f) for f in dep_funcs],
+            "kwargs": kwargs_blob,
+            "deps": deps,
             "files": files,
             "shared": shared_blobs if inline_shared else {},
         },
         protocol=PICKLE_PROTOCOL,
     )
-    return TASK_MAGIC + header + b"\n" + payload
+    # the digest is of exactly the bytes sent: what the worker runs, nothing of this run
+    digest = task_digest(python_minor(), kind, script_name, body, args_blob, kwargs_blob, deps,
+                         modules, files)
+    return TASK_MAGIC + header + b"\n" + payload, digest
+
+
+class _NoGlobals(pickle.Unpickler):
+    """Reads a task payload's outer dict (bytes, strings, lists): no class, no call."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a task payload refers to {module}.{name}")
+
+
+def task_file_digest(blob: bytes) -> str:
+    """The digest ``encode_task_digested`` gave this task file, read back from the file alone
+    (an engine that kept a task's file knows its digest); the function and arguments stay
+    pickled."""
+    header, raw = read_task_header(blob)
+    try:
+        payload = _NoGlobals(io.BytesIO(raw)).load()
+        return task_digest(header.python, header.kind, payload["script_name"], payload["body"],
+                           payload["args"], payload["kwargs"], payload["deps"],
+                           header.modules, payload["files"])
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise EncodingError(f"malformed task payload: {exc}") from None
 
 
 def _header_json(task_id: str, kind: str, modules: tuple[str, ...], data_files: tuple[str, ...],
