@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pymw_admin.admin.apps import scripts
+from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.wire import untrusted
 from tests.integration.admin.conftest import vm, vm_host  # noqa: F401
 
 ACCELERATOR_NOT_BUILT = ("the opcode scan's C accelerator (pymw_admin.wire._plainscan) is not "
                          "built: install the package where a C compiler is")
+
+
+@pytest.fixture()
+def compare(tmp_path: Path) -> Path:
+    """The server's comparer as deploy-app installs it, with the decoder copy beside it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for wanted in scripts.wanted_files(AppSpec("pymw")):
+        if wanted.rel.startswith("bin/pymw_"):
+            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
+    return bin_dir / "pymw_compare"
 
 
 @pytest.fixture(params=["C accelerator", "pure Python"])

@@ -10,20 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pymw_admin.admin.apps import scripts
-from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.wire import encoding
 from tests.security.hostile_pickles import CASES, Case
-
-
-@pytest.fixture()
-def compare(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for wanted in scripts.wanted_files(AppSpec("pymw")):
-        if wanted.rel.startswith("bin/pymw_"):
-            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
-    return bin_dir / "pymw_compare"
 
 
 def record(tmp_path: Path, name: str, payload: bytes) -> str:

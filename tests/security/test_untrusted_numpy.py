@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from pymw_admin.admin.apps import scripts
-from pymw_admin.admin.apps.spec import AppSpec
 from pymw_admin.runtime import Master, TaskError
 from pymw_admin.wire import encoding, untrusted
 from pymw_admin.worker import run
@@ -207,16 +205,6 @@ sys.modules["numpy"] = None
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
-
-
-@pytest.fixture()
-def compare(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for wanted in scripts.wanted_files(AppSpec("pymw")):
-        if wanted.rel.startswith("bin/pymw_"):
-            (bin_dir / wanted.rel.removeprefix("bin/")).write_text(wanted.content)
-    return bin_dir / "pymw_compare"
 
 
 def agree(compare: Path, tmp_path: Path, first: Any, second: Any) -> bool:
