@@ -48,6 +48,16 @@ _STDLIB_EXCLUDES = frozenset({
     "_testimportmultiple", "_testinternalcapi", "_testmultiphase", "_ctypes_test",
     "_xxsubinterpreters",
 })
+# what our own code imports only when it is there (the untrusted decoder's numpy, on a master):
+# PyInstaller follows such an import too, and numpy alone is some 45 MB of a bundle
+_OPTIONAL_IMPORTS = frozenset({"numpy"})
+
+
+def excluded_modules(with_packages: Sequence[str]) -> list[str]:
+    """The modules the freeze leaves out: unused standard library, and optional imports of
+    ours that no ``--with`` asked for."""
+    wanted = {_import_name(name) for name in with_packages}
+    return sorted(_STDLIB_EXCLUDES | (_OPTIONAL_IMPORTS - wanted))
 _SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__"})
 
 
@@ -217,7 +227,7 @@ def build(
         "collect": [_import_name(name) for name in with_packages],
         "skip_submodules": sorted(prune.SKIP_SUBMODULES),
         "binaries": _boinc_binaries(library) if library else [],
-        "excludes": sorted(_STDLIB_EXCLUDES),
+        "excludes": excluded_modules(with_packages),
         # PyInstaller would strip every binary, the ones wheels vendor too: see _strip
         "strip": False,
         "binaries_out": "",

@@ -28,3 +28,10 @@ def test_manifest_python_is_the_runtimes_python_minor(
     bundle = build.build(tmp_path / "dist", boinc_library="no")
     assert bundle.manifest.python == "3.99"
     assert mf.open_bundle(bundle.root).manifest.python == "3.99"
+
+
+def test_numpy_is_frozen_only_when_asked_for() -> None:
+    # the untrusted decoder imports numpy when it is there, and PyInstaller would follow it
+    assert "numpy" in build.excluded_modules([])
+    assert "numpy" not in build.excluded_modules(["numpy"])
+    assert "tkinter" in build.excluded_modules(["numpy"])
