@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import ssh_host
+from testbed import netns, ssh_host
 from testbed.cache import CACHE
 
 # empty trees of the host's own; /etc/apache2 gets a copy of this machine's without projects
@@ -110,17 +110,7 @@ def up(index: int = 2) -> Spare:
 
 
 def _network(spare: Spare) -> None:
-    if spare.netns not in _sh("ip", "netns", "list").stdout.split():
-        _sh("ip", "netns", "add", spare.netns)
-    if _sh("ip", "link", "show", spare.host_if, check=False).returncode != 0:
-        _sh("ip", "link", "add", spare.host_if, "type", "veth", "peer", "name", spare.vm_if)
-        _sh("ip", "link", "set", spare.vm_if, "netns", spare.netns)
-        _sh("ip", "addr", "add", f"{spare.host_addr}/24", "dev", spare.host_if)
-        _sh("ip", "netns", "exec", spare.netns, "ip", "addr", "add", f"{spare.address}/24",
-            "dev", spare.vm_if)
-    _sh("ip", "link", "set", spare.host_if, "up")
-    _sh("ip", "netns", "exec", spare.netns, "ip", "link", "set", spare.vm_if, "up")
-    _sh("ip", "netns", "exec", spare.netns, "ip", "link", "set", "lo", "up")
+    netns.join(spare.netns, spare.host_if, spare.vm_if, spare.host_addr, spare.address)
 
 
 def _hosts_entry(spare: Spare) -> None:

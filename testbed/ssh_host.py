@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed import netns
 from testbed.cache import CACHE, apt_install, cache_dir
 
 NETNS = "pymwadm"
@@ -77,16 +78,7 @@ def up() -> VM:
 
 
 def _network() -> None:
-    if NETNS not in _sh("ip", "netns", "list").stdout.split():
-        _sh("ip", "netns", "add", NETNS)
-    if _sh("ip", "link", "show", HOST_IF, check=False).returncode != 0:
-        _sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", VM_IF)
-        _sh("ip", "link", "set", VM_IF, "netns", NETNS)
-        _sh("ip", "addr", "add", f"{HOST_ADDR}/24", "dev", HOST_IF)
-        _sh("ip", "netns", "exec", NETNS, "ip", "addr", "add", f"{VM_ADDR}/24", "dev", VM_IF)
-    _sh("ip", "link", "set", HOST_IF, "up")
-    _sh("ip", "netns", "exec", NETNS, "ip", "link", "set", VM_IF, "up")
-    _sh("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+    netns.join(NETNS, HOST_IF, VM_IF, HOST_ADDR, VM_ADDR)
 
 
 def _users() -> None:
