@@ -153,8 +153,12 @@ def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]],
         # suspects still wait: no worker takes more, so the next one to empty takes the next
         return list(batches.values())
     open_workers = [w for w in workers if w.room() > 0]
-    responsive = [w for w in open_workers if not w.stuck()]
-    stuck = [w for w in open_workers if w.stuck()]
+    # one reading of stuck() each: a worker read twice as its silence crossed the line was in
+    # both groups, dealt to twice, and its room went below zero
+    responsive: list[W] = []
+    stuck: list[W] = []
+    for worker in open_workers:
+        (stuck if worker.stuck() else responsive).append(worker)
     for group in (responsive, stuck):
         if not pending or not group:
             continue
@@ -167,7 +171,7 @@ def deal(workers: Sequence[W], pending: deque[tuple[str, bytes]],
         # one task to each worker in turn: neighbours in the input start side by side, so
         # results come back near input order (imap) and two long tasks never queue on one
         # worker while the other idles after its short ones
-        while pending and any(rooms):
+        while pending and any(room > 0 for room in rooms):
             for i, worker in enumerate(order):
                 if not pending:
                     break
