@@ -112,11 +112,10 @@ class LocalInterface:
             self._dispatch_locked()
 
     def _take(self, worker: _Worker, blob: bytes) -> None:
-        notices = worker.started(blob)
+        notices = worker.started(blob, self._cancelled)
         if notices is not None:
             for notice in notices:
-                if notice.task_id not in self._cancelled:
-                    self._completions.put(notice)
+                self._completions.put(notice)
             return
         given_back = read_ids(REVOKED_MAGIC, blob)
         if given_back is None:

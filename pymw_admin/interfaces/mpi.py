@@ -234,11 +234,10 @@ class MPIInterface:
             del buf
             with self._lock:
                 for blob in records:
-                    notices = worker.started(blob)
+                    notices = worker.started(blob, self._cancelled)
                     if notices is not None:
                         for notice in notices:
-                            if notice.task_id not in self._cancelled:
-                                self._completions.put(notice)
+                            self._completions.put(notice)
                         continue
                     given_back = read_ids(REVOKED_MAGIC, blob)
                     if given_back is not None:

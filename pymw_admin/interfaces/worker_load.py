@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -100,13 +100,14 @@ class WorkerLoad:
                     missing.append(digest)
         return missing
 
-    def started(self, record: bytes) -> list[Completion] | None:
-        """The start notices of a STARTED record this worker sent; None when it is not one."""
+    def started(self, record: bytes, cancelled: Container[str] = ()) -> list[Completion] | None:
+        """The start notices of a STARTED record this worker sent, for tasks it holds that were
+        not cancelled; None when the record is not one."""
         ids = framing.read_ids(framing.STARTED_MAGIC, record)
         if ids is None:
             return None
         return [Completion(tid, worker=self.name, started=True)
-                for tid in ids if tid in self.in_flight]
+                for tid in ids if tid in self.in_flight and tid not in cancelled]
 
     def finished(self, record: bytes) -> Completion:
         """Account for a result record this worker sent; the Completion to report."""
