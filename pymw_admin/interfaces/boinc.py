@@ -26,12 +26,13 @@ It runs on the project's server (``-p`` names the project directory), as the pro
   the project's config.xml gets ``<one_result_per_user_per_wu>``, so one volunteer cannot fill
   a quorum alone.
 - Resume: every submitted work unit is journalled under ``PROJECT/pymw/masters/TAG/``. A master
-  adopts what an earlier one with the same tag (by default the master script's name) left
-  uncollected only when asked (``resume=yes``, ``Master(..., resume=True)``); otherwise it refuses
-  to start while such leftovers exist, so no run ever hands out another run's results. A clean
-  exit or ``pymw-admin stop`` cancels the work units still open (``keep=yes`` keeps them for a
-  later ``resume``); a crash keeps them (``detach``). ``pymw-admin runs drop TAG`` cancels a tag's
-  leftovers (:func:`drop_tag`).
+  takes over what an earlier one with the same tag (by default the master script's name) left
+  uncollected only when asked (``resume=yes``, ``Master(..., resume=True)``), matching them to
+  its own tasks by content (runtime.earlier); otherwise it refuses to start while such leftovers
+  exist, so no run ever hands out another run's results. A clean exit or ``pymw-admin stop``
+  cancels the work units still open and settles the finished ones (``keep=yes`` keeps them for a
+  later ``resume``): the tag is then clean. A crash keeps them (``detach``). ``pymw-admin runs
+  drop TAG`` cancels a tag's leftovers (:func:`drop_tag`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,7 +60,12 @@ from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
 from pymw_admin.interfaces.boinc_cancel import CancelFailed, cancel_work_units
 from pymw_admin.interfaces.kit.app_features import all_newest_understand
-from pymw_admin.interfaces.kit.journal import append_events, read_events
+from pymw_admin.interfaces.kit.journal import (
+    DIGESTS_FILE,
+    KEPT_RESULTS_DIR,
+    append_events,
+    read_events,
+)
 from pymw_admin.interfaces.kit.state_lock import StateLock
 from pymw_admin.interfaces.kit.task_signing import TaskSigner
 from pymw_admin.wire import encoding, signature
@@ -814,6 +821,19 @@ class BoincInterface:
             self._append_log(self._collected_log,
                              [{"task_id": t, "cancelled": "yes"} for t in open_units])
 
+    def _settle(self, finished: dict[str, str]) -> None:
+        """Finished work units a clean end leaves uncollected (their results, when they returned,
+        are in the master's kept results): journalled as settled, their files removed."""
+        if not finished:
+            return
+        self._task_files.update(finished.values())  # an earlier master's: files or not
+        for name in finished.values():
+            for suffix in (RESULT_SUFFIX, ERROR_SUFFIX):
+                (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            self._remove_task_file(name)
+        self._append_log(self._collected_log,
+                         [{"task_id": t, "settled": "yes"} for t in finished])
+
     def detach(self) -> None:
         """The master ended by an exception or a crash: keep the work units for a later
         ``resume`` and let go of the tag."""
@@ -825,7 +845,8 @@ class BoincInterface:
             self._lock_file.release()  # its work units stay out: clients keep coming back
 
     def close(self) -> None:
-        """A clean end (or ``stop``): cancel the work units still open, unless ``keep``."""
+        """A clean end (or ``stop``): cancel the work units still open and settle the finished
+        ones nobody collected, unless ``keep``: after it the tag holds no leftovers."""
         if not self._lock_file.held:
             return
         try:
@@ -833,6 +854,7 @@ class BoincInterface:
             if not self.keep:
                 self._cancel(self._open)
                 self._open = {}
+                self._settle(dict(self.leftovers()))
                 self._remove_task_dir()
         finally:
             self._lock_file.release()  # releases the tag
@@ -849,6 +871,9 @@ def drop_tag(project_home: str | os.PathLike[str], tag: str,
         interface._task_files.update(left.values())  # an earlier master's: files or not
         interface._cancel(left)
         interface._remove_task_dir()
+        # the master's state beside the journal: kept results and content index go with the tag
+        shutil.rmtree(interface.state_dir / KEPT_RESULTS_DIR, ignore_errors=True)
+        (interface.state_dir / DIGESTS_FILE).unlink(missing_ok=True)
     finally:
         interface.detach()
         interface._ask_clients_back(False)

@@ -524,6 +524,11 @@ class CondorInterface:
                      if t.state not in ("collected", "abandoned")]
         for task in abandoned:
             task.state = "abandoned"
+            # nobody collects these any more (a result that returned is in the master's kept
+            # results): nothing of them outlives the run
+            (self.state_dir / "tasks" / f"{task.task_id}.task").unlink(missing_ok=True)
+            for suffix in (".result", ".out", ".err"):
+                (self.state_dir / "out" / f"{task.task_id}{suffix}").unlink(missing_ok=True)
         self._journal.write(*({"e": "abandoned", "id": t.task_id} for t in abandoned))
         self._journal.close()
         self._lock.release()  # a later master may take the state directory now

@@ -11,6 +11,7 @@ yet collected; counts are kept as tasks change state, so no call costs more as h
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import signal
@@ -23,6 +24,7 @@ import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pymw_admin.errors import UsageError
@@ -40,6 +42,7 @@ from pymw_admin.interfaces.base import (
 from pymw_admin.interfaces.kit import script_exit
 from pymw_admin.runtime import events, options
 from pymw_admin.runtime.checkpoint import Checkpoint
+from pymw_admin.runtime.earlier import RESULTS_DIR, ContentIndex, EarlierTasks, clear_results
 from pymw_admin.runtime.errors import (
     PythonVersionMismatch,
     RemoteTraceback,
@@ -57,6 +60,8 @@ Executable = Callable[..., Any] | str | os.PathLike[str]
 R = TypeVar("R")
 PUMP_SLICE_SECONDS = 1.0  # a caller waiting on the interface looks up at least this often
 SUBMIT_CHUNK = 1000  # tasks submit_many encodes before the interface gets them
+RUN_DIR_ENV = "PYMW_RUN_DIR"  # a pymw-admin run's directory, set by its run.sh
+REUSE_FILE = "reuse"  # there: "REUSED COMPUTED", what `pymw-admin runs` shows of a resumed run
 STATE_LOOK_CHEAP_SECONDS = 0.001  # a look at the interface this quick is made at every state read
 
 
@@ -161,10 +166,15 @@ def _refresher(master: Master) -> Callable[[], None]:
 
 
 class Stopped(SystemExit):
-    """SIGTERM (``pymw-admin stop``): the master ends the way a clean exit does."""
+    """SIGTERM (``pymw-admin stop``): the master ends the way a clean exit does, except that the
+    results it took in stay kept for a later run of the same script."""
+
+
+_stopping = threading.Event()  # a TERM arrived: the end is a stop
 
 
 def _stop_on_term(signum: int, _frame: object) -> None:
+    _stopping.set()
     raise Stopped(128 + signum)
 
 
@@ -176,6 +186,12 @@ def _handle_term() -> None:
         return
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _stop_on_term)
+
+
+def _durable_state(interface: Interface) -> Path | None:
+    """The state directory of an engine whose tasks outlive the master, else None."""
+    state_dir = getattr(interface, "state_dir", None)
+    return state_dir if isinstance(interface, Resumable) and isinstance(state_dir, Path) else None
 
 
 @atexit.register
@@ -196,16 +212,22 @@ class Master:
     ``interface`` may be an Interface or a name (``"local"``, ``"mpi"``, ...). A worker lost while
     running a task is retried ``retries`` times before the task fails with WorkerLost.
 
-    ``resume``: adopt the tasks an earlier master on the same persistent state (a BOINC tag, an
-    HTCondor state directory) left uncollected; they are listed in ``resumed`` and one line on
-    stderr says so. None leaves it to the interface (BOINC: its ``resume=`` setting, default no;
-    HTCondor: yes, its ``-p`` state directory asks for it). A BOINC master not resuming refuses to
-    start while its tag has leftovers: no run hands out another run's results as its own.
+    ``resume``: take over the tasks an earlier master on the same persistent state (a BOINC tag,
+    an HTCondor state directory) left uncollected, by content: a task this script submits with
+    the same content (``task.digest``) as one of them is not submitted again but gets that one's
+    result, whether it is still running or finished. What the script never submits again is
+    cancelled at the end (BOINC's ``keep=yes`` keeps it), and one line says how many. A script
+    written for it can take them all as they are from ``resumed``. None leaves it to the
+    interface (BOINC: its ``resume=`` setting, default no; HTCondor: yes, its ``-p`` state
+    directory asks for it). A BOINC master not resuming refuses to start while its tag has
+    leftovers: no run hands out another run's results as its own.
 
     ``checkpoint``: a directory (or Checkpoint) keeping the result of every task that returned,
-    by task content (``task.digest``): a task submitted again with the same function, arguments,
-    modules, dep_funcs and data files is not run again but finishes at once with the stored
-    result. None leaves it to the interface (``-a checkpoint=DIR``, runtime.options).
+    by task content: a task submitted again with the same function, arguments, modules,
+    dep_funcs and data files is not run again but finishes at once with the stored result. None
+    leaves it to the interface (``-a checkpoint=DIR``, runtime.options); on a durable engine it
+    is then the engine's state directory's ``results``, kept until a run ends cleanly (a crash
+    or a ``stop`` keeps it for the next run of the same script).
     """
 
     def __init__(
@@ -229,6 +251,18 @@ class Master:
         self.retries = retries
         if checkpoint is None:
             checkpoint = getattr(interface, "checkpoint", None)
+        # a durable engine's state directory: its content index and, unless the caller gave a
+        # checkpoint, the results kept for a re-run
+        self._state_dir = _durable_state(interface)
+        self._own_results = checkpoint is None and self._state_dir is not None
+        if checkpoint is None and self._state_dir is not None:
+            checkpoint = self._state_dir / RESULTS_DIR
+        self._content_index = (ContentIndex(self._state_dir) if self._state_dir is not None
+                               else None)
+        self._earlier = EarlierTasks()  # an earlier master's tasks, until claimed by content
+        self._from_earlier: set[str] = set()  # unfinished tasks whose result is an earlier one
+        self.reused = 0  # results that came from an earlier master (or a checkpoint)
+        self.computed = 0  # results computed for this master
         self.checkpoint: Checkpoint | None = None
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -251,7 +285,7 @@ class Master:
         self._code_places = CodePlaces()  # where code sent by value came from: tracebacks
         self._counter = itertools.count(1)
         self._closed = False
-        self.resumed: list[Task] = []  # tasks adopted from an earlier master (resume)
+        self._resumed: list[Task] = []  # earlier tasks taken as they are (``resumed``)
         if resume is None:
             resume = bool(getattr(interface, "resume", True))
         try:
@@ -279,20 +313,37 @@ class Master:
                 if count:
                     raise UsageError(
                         f"tag {where!s} holds {count} uncollected task(s) of an earlier master: "
-                        f"resume them (-a resume=yes, Master(..., resume=True)), drop them "
-                        f"(pymw-admin runs drop {where!s}) or use another tag (-a tag=NAME)")
+                        "run the same script again with -a resume=yes (each task it submits "
+                        "takes the earlier result with the same content; the rest are cancelled "
+                        f"at its end), drop them (pymw-admin runs drop {where!s}) or use another "
+                        "tag (-a tag=NAME)")
             return
+        digests = self._content_index.digests() if self._content_index is not None else {}
         for task_id, name in self.interface.resumed_tasks():
-            task = Task(task_id=task_id, name=name, _state=TaskState.SUBMITTED, attempts=1,
-                        _refresh=self._refresh)
-            self._live[task_id] = task  # no task file here: an adopted task is not retried
-            self._counts[TaskState.SUBMITTED] += 1
-            self._total += 1
-            tally.add(submitted=1)
-            self.resumed.append(task)
-        if self.resumed:
-            print(f"pymw: resumed {len(self.resumed)} task(s) an earlier master left "
-                  f"({where!s})", file=sys.stderr, flush=True)
+            self._earlier.add(task_id, name, digests.get(task_id, ""))
+        if self._earlier:
+            print(f"pymw: resuming {len(self._earlier)} task(s) an earlier master left "
+                  f"({where!s}): a task submitted again with the same content takes its result "
+                  "instead of running again", file=sys.stderr, flush=True)
+
+    @property
+    def resumed(self) -> list[Task]:
+        """The earlier master's tasks, for a script written for them: reading this takes every
+        one no submission claimed as this master's own (``get_result`` hands them out)."""
+        with self._lock:
+            for task_id, name in self._earlier.take_all():
+                task = Task(task_id=task_id, name=name, _state=TaskState.SUBMITTED, attempts=1,
+                            _refresh=self._refresh)
+                self._live[task_id] = task  # no task file here: an adopted task is not retried
+                self._counts[TaskState.SUBMITTED] += 1
+                self._total += 1
+                tally.add(submitted=1)
+                self._from_earlier.add(task_id)
+                self._resumed.append(task)
+                waiting = self._earlier.outcome(task_id)
+                if waiting is not None:
+                    self._absorb(waiting)
+            return self._resumed
 
     def _hand_back(self, task: Task) -> None:
         """The caller now has this task's outcome: the master lets go of it and tells a resumable
@@ -335,6 +386,7 @@ class Master:
             self._cond.notify_all()
         _live_masters.discard(self)
         self.interface.detach()
+        self._report_reuse()
 
     # --- submitting --------------------------------------------------------------------------
 
@@ -415,24 +467,46 @@ class Master:
 
     def _hand_over(self, encoded: list[tuple[Task, bytes]],
                    shared: Mapping[str, bytes]) -> None:
-        """Register and submit encoded tasks; a refusal forgets all it was to submit. A task
-        whose result the checkpoint holds is not submitted: it finishes now, with that result."""
+        """Register and submit encoded tasks; a refusal forgets all it was to submit.
+
+        A task with the content of an earlier master's uncollected one takes that one's place
+        (its id, its result when it comes); one whose result the checkpoint holds finishes now,
+        with that result. Neither is submitted.
+        """
+        with self._lock:
+            claimed: dict[str, Completion | None] = {}
+            for task, _ in encoded:
+                earlier = self._earlier.claim(task.digest) if self._earlier else None
+                if earlier is not None:
+                    task.task_id = earlier  # the engine knows it by that id
+                    claimed[earlier] = self._earlier.outcome(earlier)
         stored: dict[str, tuple[bytes, bool]] = {}
         if self.checkpoint is not None:
             for task, _ in encoded:
-                kept = self.checkpoint.get(task.digest)
-                if kept is not None:
-                    stored[task.task_id] = kept
+                if task.task_id not in claimed:
+                    kept = self.checkpoint.get(task.digest)
+                    if kept is not None:
+                        stored[task.task_id] = kept
+        new = [(task, blob) for task, blob in encoded
+               if task.task_id not in claimed and task.task_id not in stored]
+        if self._content_index is not None:
+            # before the engine has them: a master dying right after still left their digests
+            self._content_index.record([(task.task_id, task.digest) for task, _ in new])
         with self._lock:
             self._check_open()
             for task, blob in encoded:
                 self._register(task, blob, shared)
+            self._from_earlier.update(claimed)
+            self._from_earlier.update(stored)
+            for waiting in claimed.values():
+                if waiting is not None:
+                    self._absorb(waiting)
             for task_id, (record, trusted) in stored.items():
                 # taken in as a completion from a worker: decoded exactly as a fresh result,
                 # and as untrusted when untrusted workers made it, whatever this interface is
                 self._absorb(Completion(task_id, record=record), kept_trusted=trusted)
-            if stored:
-                encoded = [(task, blob) for task, blob in encoded if task.task_id not in stored]
+            if len(new) < len(encoded):
+                encoded = new
                 self._cond.notify_all()
             if not encoded:
                 return
@@ -647,6 +721,8 @@ class Master:
         checkpoint held comes with ``kept_trusted``: whether trusted workers made it."""
         task = self._live.get(completion.task_id)
         if task is None or _ended(task):
+            if task is None and completion.task_id in self._earlier:
+                self._earlier.hold(completion)  # until a task with its content claims it
             return  # not ours, cancelled, or a duplicate report: each result is taken once
         if completion.started:
             if task._state is TaskState.SUBMITTED:
@@ -714,6 +790,11 @@ class Master:
         self._release_shared(task.task_id)
         if state is not TaskState.CANCELLED:  # a cancelled task is nobody's result
             self._uncollected[task.task_id] = task
+            if task.task_id in self._from_earlier:
+                self._from_earlier.discard(task.task_id)
+                self.reused += 1
+            else:
+                self.computed += 1
         for watch in self._watches:
             if task.task_id in watch.wanted:
                 watch.finished.append(task)
@@ -927,14 +1008,48 @@ class Master:
 
     def cleanup(self) -> None:
         """Stop the workers; safe to call twice. Results already collected stay with the caller;
-        asking for any other result then raises TaskError."""
+        asking for any other result then raises TaskError.
+
+        On a durable engine a clean end settles the run: the earlier master's tasks nobody
+        submitted again are cancelled (one line says how many), and the results kept for a
+        re-run go, unless the end is a ``stop`` (then they stay for the next run) or the
+        interface keeps its work (BOINC's ``keep=yes``).
+        """
+        stopping = _stopping.is_set()
+        if stopping and self._own_results:
+            self._pump_now()  # what came in before the stop is kept for the next run
         with self._cond:
             if self._closed:
                 return
             self._closed = True
             self._cond.notify_all()
-        self.interface.close()
-        _live_masters.discard(self)
+        unclaimed = len(self._earlier)
+        keep = bool(getattr(self.interface, "keep", False))
+        try:
+            self.interface.close()
+        finally:
+            _live_masters.discard(self)
+        if unclaimed:
+            print(f"pymw: {unclaimed} task(s) an earlier master left were not submitted again: "
+                  + ("kept for a later run (keep=yes)" if keep else "cancelled"),
+                  file=sys.stderr, flush=True)
+        if self._state_dir is not None and not keep and not stopping:
+            if self._own_results:
+                clear_results(self._state_dir)
+            if self._content_index is not None:
+                self._content_index.clear()
+        self._report_reuse()
+
+    def _report_reuse(self) -> None:
+        """How many results came from an earlier master and how many were computed anew: one
+        line when any was reused, and the run's ``reuse`` file for ``pymw-admin runs``."""
+        if self.reused:
+            print(f"pymw: {self.reused} result(s) from an earlier master, {self.computed} "
+                  "computed anew", file=sys.stderr, flush=True)
+        run_dir = os.environ.get(RUN_DIR_ENV)
+        if run_dir and self._state_dir is not None:
+            with contextlib.suppress(OSError):
+                Path(run_dir, REUSE_FILE).write_text(f"{self.reused} {self.computed}\n")
 
 
 PyMW_Master = Master

@@ -96,6 +96,8 @@ def run_script(script_name: str, args: list[str], python: str, project_dir: str)
         "trap 'echo TERM >> signalled' TERM\n"
         f"PATH={shlex.quote(str(Path(python).parent))}:{SYSTEM_PATH}\n"
         f"PYMW_INTERFACE=boinc PYMW_PROJECT_HOME={shlex.quote(project_dir)} PYTHONUNBUFFERED=1 "
+        # where the master leaves what `runs` shows of it (runtime.master.REUSE_FILE)
+        'PYMW_RUN_DIR="$PWD" '
         f"PATH=$PATH {argv} > log 2>&1 < /dev/null &\n"
         "child=$!\n"
         "echo $child > master_pid.tmp && mv master_pid.tmp master_pid\n"

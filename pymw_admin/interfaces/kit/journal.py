@@ -13,6 +13,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+# beside an engine's journal, the master's own state (runtime.earlier): which content each task
+# carried, and the results kept for a re-run of the same script; an engine dropping its state
+# (BOINC's `runs drop`) removes them with it
+DIGESTS_FILE = "digests.jsonl"
+KEPT_RESULTS_DIR = "results"
+
 
 def read_events(path: Path) -> list[dict[str, Any]]:
     """Every whole JSON object line of ``path`` ([] when there is none)."""
