@@ -161,11 +161,13 @@ def runs_command(
             runs.check_project(remote, where)
             with console.status("preparing the project's Python environment ..."):
                 python = runs.ensure_environment(remote, where)
-            count = runs.drop_tag(remote, where, tag, python)
+            count, kept = runs.drop_tag(remote, where, tag, python)
             if as_json:
-                print(json.dumps({"tag": tag, "cancelled": count}))
+                print(json.dumps({"tag": tag, "cancelled": count, "kept_finished": kept}))
             else:
-                console.print(f"tag {tag}: cancelled {count} work unit(s)", markup=False)
+                console.print(f"tag {tag}: cancelled {count} work unit(s)"
+                              + (f", kept {kept} BOINC had finished" if kept else ""),
+                              markup=False)
             return
         items = runs.list_runs(remote, where)
     if as_json:

@@ -200,3 +200,18 @@ def test_runs_use_the_one_system_path() -> None:
     from pymw_admin.admin.server import project
 
     assert runs.upload.SYSTEM_PATH is project.SYSTEM_PATH
+
+
+def test_dropping_a_tag_reads_what_was_cancelled_and_what_was_kept() -> None:
+    from pymw_admin.errors import RemoteError
+    from tests.doubles import RecordingHost
+
+    t = target.ProjectTarget(name="p", owner="o", project_dir="/home/o/projects/p",
+                             host=target.HostSpec("h"))
+    host = RecordingHost([("interfaces.boinc drop", "pymw: a note\n@dropped 3 2\n")])
+    assert runs.drop_tag(host, t, "my_tag", "/v/bin/python") == (3, 2)
+    assert "-m pymw_admin.interfaces.boinc drop /home/o/projects/p my_tag" in host.commands[-1]
+    with pytest.raises(RemoteError, match="did not say"):
+        runs.drop_tag(RecordingHost([("drop", "@dropped three\n")]), t, "my_tag", "python")
+    with pytest.raises(UsageError, match="invalid tag"):
+        runs.drop_tag(host, t, "a;b", "python")

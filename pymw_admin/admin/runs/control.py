@@ -213,16 +213,17 @@ def stop(host: Host, target: ProjectTarget, run_id: str, grace: float = STOP_GRA
     return get_run(host, target, run_id)
 
 
-def drop_tag(host: Host, target: ProjectTarget, tag: str, python: str) -> int:
-    """Cancel the work units a BOINC tag's earlier masters left uncollected; return how many.
-    Runs on the server as the owner, with the project's pymw-admin (refused while a master holds
-    the tag)."""
+def drop_tag(host: Host, target: ProjectTarget, tag: str, python: str) -> tuple[int, int]:
+    """Cancel the work units a BOINC tag's earlier masters left uncollected; return how many it
+    cancelled and how many it kept because BOINC had finished them. Runs on the server as the
+    owner, with the project's pymw-admin (refused while a master holds the tag)."""
     if not re.fullmatch(r"[A-Za-z0-9_]+", tag):
         raise UsageError(f"invalid tag {tag!r}: tags are letters, digits and _")
     out = host.run(f"{shlex.quote(python)} -m pymw_admin.interfaces.boinc drop "
                    f"{shlex.quote(target.project_dir)} {shlex.quote(tag)}", user=target.owner,
                    what=f"dropping tag {tag}", timeout=600).stdout
     for line in out.splitlines():
-        if line.startswith("@dropped "):
-            return int(line.split()[1])
+        said = line.split()
+        if len(said) == 3 and said[0] == "@dropped" and said[1].isdigit() and said[2].isdigit():
+            return int(said[1]), int(said[2])
     raise RemoteError(f"{host.name}: dropping tag {tag} did not say how many it cancelled")
