@@ -197,7 +197,7 @@ def test_tarball_holds_everything_a_run_needs(tmp_path: Path) -> None:
             "meta.json", "script_name"} <= names
     assert "unused.py" not in names
     assert mode & 0o100
-    assert "-u master.py --tasks 3 'it'\"'\"'s'" in wrapper
+    assert "-u -m pymw_admin.runtime.script_runner master.py --tasks 3 'it'\"'\"'s'" in wrapper
     assert "PYMW_INTERFACE=boinc PYMW_PROJECT_HOME=/home/o/projects/p" in wrapper
     assert "echo $$ > pid.tmp" in wrapper and "trap" in wrapper
 
