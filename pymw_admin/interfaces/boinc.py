@@ -811,9 +811,10 @@ class BoincInterface:
             for name in outcome.cancelled:
                 subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
                                capture_output=True, check=False)  # already over: nothing to do
-        if outcome.finished:
-            print(f"pymw: cancelled {len(outcome.cancelled)} work unit(s), kept "
-                  f"{len(outcome.finished)} BOINC had finished", file=sys.stderr, flush=True)
+        if names:  # the log of a run that stop ended says what became of its work
+            kept = f", kept {len(outcome.finished)} BOINC had finished" if outcome.finished else ""
+            print(f"pymw: cancelled {len(outcome.cancelled)} work unit(s){kept}",
+                  file=sys.stderr, flush=True)
         for name in names:
             for suffix in (".result", ".error"):
                 (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)

@@ -355,8 +355,10 @@ def test_a_clean_end_cancels_open_work_units_unless_kept(
         cancelled = (root / "cancelled.log").read_text().split()
         assert cancelled == [f"pymw_c1_{task.task_id.replace('-', '_')}"]
         # the project's config.xml names no database: cancel_jobs, and the log says why
+        err = capfd.readouterr().err
         assert "cancel_jobs, one at a time: the database refused them in bulk (config.xml " \
-            "names no database)" in capfd.readouterr().err
+            "names no database)" in err
+        assert "pymw: cancelled 1 work unit(s)\n" in err  # what a stopped run's log ends with
         assert not (tasks / "c1").exists()  # its task file, then its directory, deleted
         assert Master(boinc.BoincInterface(root, tag="c1")).resumed == []  # nothing left over
         with Master(boinc.BoincInterface(root, tag="c2", keep=True)) as master:
