@@ -27,8 +27,9 @@ from pymw_admin.errors import UsageError
 @app.command("init-project")
 def init_project(
     name: Annotated[str, typer.Argument(help="Project short name (a-z, 0-9, _).")],
-    host: Annotated[str, typer.Option("--host", help="Host address or ssh-config alias; "
-                                      "'local' for this machine.")],
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Host address or ssh-config alias; 'local' for this machine. Default: "
+                       "the host the project file names for NAME, with its SSH settings.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="SSH login user.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="SSH port.")] = None,
     key: Annotated[str | None, typer.Option("--key", help="SSH private key file.")] = None,
@@ -74,11 +75,24 @@ def init_project(
 ) -> None:
     """Provision a BOINC server project on HOST over SSH, idempotently.
 
-    A re-run reads the project file it wrote for NAME: its owner, directory, URLs and source are
-    the defaults, so `init-project NAME --host HOST` converges the same project; flags win.
+    A re-run reads the project file it wrote for NAME: its host and SSH settings, owner,
+    directory, URLs and source are the defaults, so `init-project NAME` converges the same
+    project; flags win.
     """
     check_name(name)  # bad input fails before anything is contacted
-    earlier = _earlier(project_file, name, host)
+    written = _written(project_file, name)
+    if host is None:
+        if written is None:
+            raise UsageError(f"init-project {name} needs --host HOST: {project_file} names no "
+                             f"host for project {name}")
+        host = written.host.host
+    if written is not None and written.host.host == host:
+        # the SSH settings it was reached with before, unless given again
+        user = user or written.host.user or None
+        port = port or written.host.port or None
+        key = key or written.host.key or None
+        ssh_config = ssh_config or written.host.ssh_config or None
+    earlier = _earlier(written, host)
     owner = check_user(owner or earlier.get("owner") or "boincadm")
     boinc_source = boinc_source or earlier.get("boinc_source") or DEFAULT_BOINC_SOURCE
     parse_source(boinc_source)
@@ -131,14 +145,19 @@ def init_project(
                             note=f"; wrote {project_file}")
 
 
-def _earlier(project_file: Path, name: str, host: str) -> dict[str, str]:
-    """The [project] table of the project file a run for this project on this host wrote."""
+def _written(project_file: Path, name: str) -> config.ProjectFile | None:
+    """The project file an earlier run wrote for this project, if it is there."""
     if not project_file.exists():
-        return {}
+        return None
     loaded = config.load(project_file)  # a broken file is one ConfigError line
-    if loaded.project.name != name or loaded.host.host != host:
+    return loaded if loaded.project.name == name else None
+
+
+def _earlier(written: config.ProjectFile | None, host: str) -> dict[str, str]:
+    """The [project] table of the project file a run for this project on this host wrote."""
+    if written is None or written.host.host != host:
         return {}
-    return {key: value for key, value in vars(loaded.project).items() if isinstance(value, str)}
+    return {key: value for key, value in vars(written.project).items() if isinstance(value, str)}
 
 
 def _run(ctx: Context, dry_run: bool, quiet: bool) -> list[StepReport]:

@@ -105,14 +105,15 @@ def _duration(info: runs.RunInfo) -> str:
 
 def runs_table(items: list[runs.RunInfo]) -> Table:
     table = Table(title="runs", title_justify="left")
-    for column in ("id", "state", "started", "time", "script"):
+    for column in ("id", "state", "started", "time", "script", "tag"):
         table.add_column(column, justify="right" if column == "id" else "left")
     colours = {"running": "green", "killed": "yellow", "lost": "red"}
     for info in items:
         state = info.state
         colour = colours.get(state, "red" if info.exit_code else "")
         table.add_row(info.id, Text(state, style=colour), _when(info.started),
-                      _duration(info), Text(shown_line(info.script)))
+                      _duration(info), Text(shown_line(info.script)),
+                      Text(info.tag if info.tag is not None else "-"))
     return table
 
 
@@ -134,9 +135,9 @@ def runs_command(
     project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
     connect_timeout: TimeoutOpt = 10.0,
 ) -> None:
-    """List the project's runs: id, state (running, exited(N), killed, lost), start, script;
-    `runs prune [--older-than AGE]` removes finished ones; `runs drop TAG` cancels the BOINC work
-    units a tag's earlier masters left."""
+    """List the project's runs: id, state (running, exited(N), killed, lost), start, script and
+    the BOINC tag its master uses; `runs prune [--older-than AGE]` removes finished ones;
+    `runs drop TAG` cancels the BOINC work units a tag's earlier masters left."""
     if action is not None and action not in ("prune", "drop"):
         raise UsageError(f"unknown runs action {action!r}: 'prune' or 'drop TAG'")
     if action == "drop" and not tag:
@@ -149,7 +150,7 @@ def runs_command(
                     project_dir, connect_timeout) as (remote, where):
             gone = runs_prune.prune(remote, where, age, dry_run=dry_run)
         if as_json:
-            print(json.dumps({"dry_run": dry_run, "removed": [r.id for r in gone]}))
+            print(json.dumps({"dry_run": dry_run, "removed": [int(r.id) for r in gone]}))
         else:
             verb = "would remove" if dry_run else "removed"
             listed = ", ".join(r.id for r in gone) or "none"
@@ -161,11 +162,13 @@ def runs_command(
             runs.check_project(remote, where)
             with console.status("preparing the project's Python environment ..."):
                 python = runs.ensure_environment(remote, where)
-            count = runs.drop_tag(remote, where, tag, python)
+            count, kept = runs.drop_tag(remote, where, tag, python)
             if as_json:
-                print(json.dumps({"tag": tag, "cancelled": count}))
+                print(json.dumps({"tag": tag, "cancelled": count, "kept_finished": kept}))
             else:
-                console.print(f"tag {tag}: cancelled {count} work unit(s)", markup=False)
+                console.print(f"tag {tag}: cancelled {count} work unit(s)"
+                              + (f", kept {kept} BOINC had finished" if kept else ""),
+                              markup=False)
             return
         items = runs.list_runs(remote, where)
     if as_json:

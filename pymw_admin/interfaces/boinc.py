@@ -58,7 +58,7 @@ from lxml import etree
 
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
-from pymw_admin.interfaces.boinc_cancel import CancelFailed, cancel_work_units
+from pymw_admin.interfaces.boinc_cancel import CancelFailed, Cancelled, cancel_work_units
 from pymw_admin.interfaces.kit.app_features import all_newest_understand
 from pymw_admin.interfaces.kit.journal import (
     DIGESTS_FILE,
@@ -799,20 +799,29 @@ class BoincInterface:
         return [WorkerStats(name=f"boinc:{self.layout.root.name}", tasks_done=self._done_count,
                             in_flight=len(self._open) + len(self._queued) + creating)]
 
-    def _cancel(self, open_units: dict[str, str]) -> None:
+    def _cancel(self, open_units: dict[str, str]) -> Cancelled:
         """Cancel work units (unsent replicas are never sent) and journal them as collected, so
-        no later master waits for or adopts them. In bulk, as BOINC's cancel_jobs does one at a
-        time; where the database cannot be reached that way, cancel_jobs itself, one each."""
+        no later master waits for or adopts them; those BOINC is done with stay as they are. In
+        bulk, as BOINC's cancel_jobs does one at a time; where the database cannot be reached
+        that way, cancel_jobs itself, one each."""
         names = list(open_units.values())
         try:
-            cancel_work_units(self.layout.root, names)
+            outcome = cancel_work_units(self.layout.root, names)
         except CancelFailed as exc:
-            print(f"pymw: cancelling {len(names)} work unit(s) with bin/cancel_jobs, one at a "
-                  f"time: the database refused them in bulk ({exc})", file=sys.stderr,
+            # cancel_jobs marks finished work errored too: spare those the assimilator filed
+            done = {n for n in names if (self.results_dir / f"{n}.result").exists()}
+            outcome = Cancelled([n for n in names if n not in done],
+                                [n for n in names if n in done])
+            print(f"pymw: cancelling {len(outcome.cancelled)} work unit(s) with bin/cancel_jobs, "
+                  f"one at a time: the database refused them in bulk ({exc})", file=sys.stderr,
                   flush=True)
-            for name in names:
+            for name in outcome.cancelled:
                 subprocess.run(["bin/cancel_jobs", "--name", name], cwd=self.layout.root,
                                capture_output=True, check=False)  # already over: nothing to do
+        if names:  # the log of a run that stop ended says what became of its work
+            kept = f", kept {len(outcome.finished)} BOINC had finished" if outcome.finished else ""
+            print(f"pymw: cancelled {len(outcome.cancelled)} work unit(s){kept}",
+                  file=sys.stderr, flush=True)
         for name in names:
             for suffix in (".result", ".error"):
                 (self.results_dir / f"{name}{suffix}").unlink(missing_ok=True)
@@ -820,6 +829,7 @@ class BoincInterface:
         if open_units:
             self._append_log(self._collected_log,
                              [{"task_id": t, "cancelled": "yes"} for t in open_units])
+        return outcome
 
     def _settle(self, finished: dict[str, str]) -> None:
         """Finished work units a clean end leaves uncollected (their results, when they returned,
@@ -862,14 +872,14 @@ class BoincInterface:
 
 
 def drop_tag(project_home: str | os.PathLike[str], tag: str,
-             app_name: str = DEFAULT_APP) -> int:
-    """Cancel the work units a tag's earlier masters left; return how many. Refused while a
-    master holds the tag."""
+             app_name: str = DEFAULT_APP) -> Cancelled:
+    """Cancel the work units a tag's earlier masters left; return which, and which BOINC had
+    finished (kept as they are). Refused while a master holds the tag."""
     interface = BoincInterface(project_home, app_name=app_name, tag=tag)
     try:
         left = dict(interface.leftovers())
         interface._task_files.update(left.values())  # an earlier master's: files or not
-        interface._cancel(left)
+        outcome = interface._cancel(left)
         interface._remove_task_dir()
         # the master's state beside the journal: kept results and content index go with the tag
         shutil.rmtree(interface.state_dir / KEPT_RESULTS_DIR, ignore_errors=True)
@@ -877,7 +887,7 @@ def drop_tag(project_home: str | os.PathLike[str], tag: str,
     finally:
         interface.detach()
         interface._ask_clients_back(False)
-    return len(left)
+    return outcome
 
 
 @dataclass
@@ -941,11 +951,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        count = drop_tag(args[1], args[2])
+        outcome = drop_tag(args[1], args[2])
     except PymwError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"@dropped {count}")
+    print(f"@dropped {len(outcome.cancelled)} {len(outcome.finished)}")  # cancelled, kept
     return 0
 
 

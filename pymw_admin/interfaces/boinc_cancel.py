@@ -5,11 +5,16 @@
 does (unsent results over as "didn't need", the work unit's error mask with "cancelled" and the
 transitioner called) for up to ``CHUNK`` work units a statement, through the project's own
 database (:mod:`pymw_admin.interfaces.boinc_database`).
+
+Unlike ``cancel_job``, it leaves finished work units alone: one with a canonical result, or one
+the transitioner handed to the assimilator, stays as BOINC has it (done stays done, never
+"cancelled" after the fact).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pymw_admin.interfaces.boinc_database import DatabaseError, query
@@ -20,17 +25,33 @@ RESULT_SERVER_STATE_UNSENT = 2
 RESULT_SERVER_STATE_OVER = 5
 RESULT_OUTCOME_DIDNT_NEED = 5
 WU_ERROR_CANCELLED = 16
+ASSIMILATE_READY = 1  # and ASSIMILATE_DONE = 2: the work unit's fate is decided
+
+
+def _unfinished(table: str = "") -> str:
+    """Not validated, nor handed to the assimilator (as a success or an error): BOINC is not
+    done with the work unit."""
+    return f"{table}canonical_resultid=0 AND {table}assimilate_state<{ASSIMILATE_READY}"
 
 
 class CancelFailed(Exception):
     """The database could not be reached or refused the statements."""
 
 
-def cancel_work_units(project_root: Path, names: Iterable[str]) -> None:
-    """Cancel the named work units (names as the interface makes them: letters, digits, _)."""
+@dataclass(frozen=True)
+class Cancelled:
+    """What :func:`cancel_work_units` did with the names it was given."""
+
+    cancelled: list[str]  # cancelled now, or unknown to the database (nothing of them runs)
+    finished: list[str]  # left as they were: BOINC was done with them
+
+
+def cancel_work_units(project_root: Path, names: Iterable[str]) -> Cancelled:
+    """Cancel the named work units (names as the interface makes them: letters, digits, _),
+    except those BOINC is done with."""
     names = list(names)
     if not names:
-        return
+        return Cancelled([], [])
     for name in names:
         if not name.replace("_", "").isalnum():
             raise ValueError(f"not a work-unit name: {name!r}")
@@ -40,11 +61,18 @@ def cancel_work_units(project_root: Path, names: Iterable[str]) -> None:
         statements += [
             f"UPDATE result r JOIN workunit w ON r.workunitid=w.id "
             f"SET r.server_state={RESULT_SERVER_STATE_OVER}, r.outcome={RESULT_OUTCOME_DIDNT_NEED}"
-            f" WHERE r.server_state<={RESULT_SERVER_STATE_UNSENT} AND w.name IN ({listed});",
+            f" WHERE r.server_state<={RESULT_SERVER_STATE_UNSENT} AND {_unfinished('w.')}"
+            f" AND w.name IN ({listed});",
             f"UPDATE workunit SET error_mask=error_mask|{WU_ERROR_CANCELLED}, "
-            f"transition_time=UNIX_TIMESTAMP() WHERE name IN ({listed});",
+            f"transition_time=UNIX_TIMESTAMP() WHERE {_unfinished()} AND name IN ({listed});",
+            # after the updates, not before: a work unit validated in between is then told
+            # right (the update skipped it, so its mask has no "cancelled"), without locks
+            f"SELECT name FROM workunit WHERE error_mask&{WU_ERROR_CANCELLED}=0 AND "
+            f"NOT ({_unfinished()}) AND name IN ({listed});",
         ]
     try:
-        query(project_root, "\n".join(statements))
+        said = query(project_root, "\n".join(statements))
     except DatabaseError as exc:
         raise CancelFailed(str(exc)) from None
+    finished = set(said.split()) & set(names)
+    return Cancelled([n for n in names if n not in finished], [n for n in names if n in finished])

@@ -340,7 +340,7 @@ def test_task_files_an_earlier_version_staged_in_the_fan_out_are_deleted(tmp_pat
     assert not layout.download_path(f"{names['a']}.task").exists()
     assert layout.download_path(f"{names['b']}.task").exists()
     second.detach()
-    assert boinc.drop_tag(root, "old") == 1
+    assert boinc.drop_tag(root, "old").cancelled == [names["b"]]
     assert not layout.download_path(f"{names['b']}.task").exists()
 
 
@@ -355,8 +355,10 @@ def test_a_clean_end_cancels_open_work_units_unless_kept(
         cancelled = (root / "cancelled.log").read_text().split()
         assert cancelled == [f"pymw_c1_{task.task_id.replace('-', '_')}"]
         # the project's config.xml names no database: cancel_jobs, and the log says why
+        err = capfd.readouterr().err
         assert "cancel_jobs, one at a time: the database refused them in bulk (config.xml " \
-            "names no database)" in capfd.readouterr().err
+            "names no database)" in err
+        assert "pymw: cancelled 1 work unit(s)\n" in err  # what a stopped run's log ends with
         assert not (tasks / "c1").exists()  # its task file, then its directory, deleted
         assert Master(boinc.BoincInterface(root, tag="c1")).resumed == []  # nothing left over
         with Master(boinc.BoincInterface(root, tag="c2", keep=True)) as master:
@@ -365,11 +367,57 @@ def test_a_clean_end_cancels_open_work_units_unless_kept(
         again = Master(boinc.BoincInterface(root, tag="c2"), resume=True)
         assert len(again.resumed) == 1
         again.interface.detach()  # type: ignore[attr-defined]
-        assert boinc.drop_tag(root, "c2") == 1
+        assert len(boinc.drop_tag(root, "c2").cancelled) == 1
         assert not (tasks / "c2").exists()
         assert Master(boinc.BoincInterface(root, tag="c2")).resumed == []
     finally:
         del os.environ["FAKE_CREATE_WORK_QUEUE"]
+
+
+def _left_behind(root: Path, tag: str, task_ids: list[str]) -> dict[str, str]:
+    """Work units an earlier master of ``tag`` submitted and never collected."""
+    first = boinc.BoincInterface(root, tag=tag)
+    names = {task_id: first.wu_name(task_id) for task_id in task_ids}
+    first._append_log(first._submitted_log, [{"task_id": t, "wu": n} for t, n in names.items()])
+    first.detach()
+    return names
+
+
+def test_dropping_leaves_what_boinc_finished_without_the_database(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Without the database, a result the assimilator filed says the work unit is done:
+    cancel_jobs would mark it errored after the fact."""
+    root = make_project(tmp_path)
+    names = _left_behind(root, "fb", ["a", "b"])
+    results = root.joinpath(*boinc.RESULTS_DIR)
+    (results / f"{names['a']}.result").write_bytes(b"filed")
+    outcome = boinc.drop_tag(root, "fb")
+    assert outcome == boinc.Cancelled(cancelled=[names["b"]], finished=[names["a"]])
+    assert (root / "cancelled.log").read_text().split() == [names["b"]]
+    err = capfd.readouterr().err
+    assert "cancelling 1 work unit(s) with bin/cancel_jobs" in err
+    assert "cancelled 1 work unit(s), kept 1 BOINC had finished" in err
+    assert not (results / f"{names['a']}.result").exists()  # dropped: nobody collects it
+    assert boinc.drop_tag(root, "fb") == boinc.Cancelled([], [])  # journalled as collected
+
+
+def test_dropping_in_bulk_says_what_it_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    root = make_project(tmp_path)
+    names = _left_behind(root, "bulk", ["a", "b", "c"])
+    asked: list[list[str]] = []
+
+    def cancel(_root: Path, given: list[str]) -> boinc.Cancelled:
+        asked.append(list(given))
+        return boinc.Cancelled([n for n in given if n != names["c"]], [names["c"]])
+
+    monkeypatch.setattr(boinc, "cancel_work_units", cancel)
+    assert boinc.main(["drop", str(root), "bulk"]) == 0
+    out, err = capfd.readouterr()
+    assert out == "@dropped 2 1\n"
+    assert "kept 1 BOINC had finished" in err
+    assert sorted(asked[0]) == sorted(names.values())
+    assert not (root / "cancelled.log").exists()  # no cancel_jobs: the database answered
 
 
 def test_other_tags_are_not_adopted(tmp_path: Path) -> None:

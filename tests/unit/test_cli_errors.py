@@ -45,3 +45,20 @@ def test_status_failures_take_volunteers_text_as_text() -> None:
     text = console.export_text()
     assert "Traceback [/x] ]]>" in text
     assert "[/a]" in text
+
+
+def test_the_runs_table_shows_each_runs_tag() -> None:
+    from rich.console import Console
+
+    from pymw_admin.admin import runs
+
+    tagged = runs.RunInfo(id="1", script="monte_pi.py", pid=None, alive=False, exit_code=0,
+                          started=None, ended=None, stopped=False, tag="monte_pi")
+    local = runs.RunInfo(id="2", script="m.py", pid=None, alive=False, exit_code=0,
+                         started=None, ended=None, stopped=False)
+    console = Console(record=True, width=120)
+    console.print(runs_table([tagged, local]))
+    rows = console.export_text().splitlines()
+    assert "tag" in next(r for r in rows if "script" in r)
+    assert next(r for r in rows if "monte_pi.py" in r).rstrip(" │").endswith("monte_pi")
+    assert next(r for r in rows if "m.py" in r).rstrip(" │").endswith("-")

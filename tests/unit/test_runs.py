@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -13,8 +15,8 @@ from pymw_admin.admin.runs import FIELD_SEP, RunInfo, RunPlan, ServerPython
 from pymw_admin.errors import ConfigError, UsageError
 
 
-def _line(*fields: str) -> str:
-    return FIELD_SEP.join(fields)
+def _line(*fields: str, meta: str = '{"script": "a.py", "args": []}') -> str:
+    return FIELD_SEP.join([*fields, meta])
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,80 @@ def test_listing_sorted_numerically_and_junk_skipped() -> None:
     ])
     infos = runs.parse_listing(text)
     assert [i.id for i in infos] == ["9", "10"]
-    assert infos[1] == RunInfo("10", "b.py", 7, False, 0, 1.0, 2.0, False, pgid=1)
+    assert infos[1] == RunInfo("10", "b.py", 7, False, 0, 1.0, 2.0, False, pgid=1, tag="a")
+
+
+def test_as_json_a_run_has_a_numeric_id_and_its_tag() -> None:
+    [info] = runs.parse_listing(_line("12", "100", "1100", "1", "", "1700000000", "", "", "x.py",
+                                      meta='{"script": "monte-pi.py", "args": ["-n", "4"]}'))
+    data = info.as_dict()
+    assert data["id"] == 12 and data["tag"] == "monte_pi"
+    assert json.loads(json.dumps(data))["id"] == 12
+    assert info.id == "12"  # the run's directory: what logs, attach and stop are given
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "tag"),
+    [
+        ("monte_pi.py", [], "monte_pi"),
+        ("my master.v2.py", ["--tasks", "3"], "my_master_v2"),
+        ("__.py", [], "master"),
+        ("a.py", ["-a", "tag=run-1"], "run_1"),
+        ("a.py", ["-a", "min_quorum=2 tag=r2 keep=yes"], "r2"),
+        ("a.py", ["--app-args=tag=x", "-a", "tag=y"], "y"),  # argparse: the last one wins
+        ("a.py", ["-atag=z"], "z"),
+        ("a.py", ["-a", "min_quorum=2"], "a"),
+        ("a.py", ["-n", "4", "-p", "/srv/p", "-a", "tag=t", "rest"], "t"),
+        ("a.py", ["-a", "tag="], None),  # the master refuses it
+        ("a.py", ["-i", "BOINC", "-a", "tag=t"], "t"),
+        ("a.py", ["--", "-a", "tag=theirs"], "a"),  # after --: the script's, not ours
+        ("a.py", ["-i", "local", "-a", "tag=t"], None),  # no BOINC, no tag
+        ("a.py", ["--interface=mpi"], None),
+        ("a.py", ["-a"], None),  # the master refuses its switches: no tag at all
+    ],
+)
+def test_a_runs_tag_is_the_one_its_master_uses(script: str, args: list[str],
+                                               tag: str | None) -> None:
+    assert runs.boinc_tag(script, args) == tag
+
+
+def test_the_tag_is_made_as_the_boinc_interface_makes_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymw_admin.interfaces import boinc
+
+    for script in ("monte-pi.py", "x.y z.py", "__.py", "ok_1.py"):
+        monkeypatch.setattr("sys.argv", [script])
+        assert runs.boinc_tag(script, []) == boinc.default_tag()
+    options = boinc._parse_app_args("min_quorum=2 tag=a.b-c")
+    assert runs.boinc_tag("x.py", ["-a", "min_quorum=2 tag=a.b-c"]) == (
+        boinc._TAG_CHARS.sub("_", str(options["tag"])).strip("_"))
+
+
+@pytest.mark.parametrize("meta", ["", "not json", "[1]", '{"args": "-a tag=x"}',
+                                  '{"args": [1]}'])
+def test_a_run_whose_arguments_cannot_be_read_has_no_tag(meta: str) -> None:
+    [info] = runs.parse_listing(_line("3", "", "", "0", "0", "1", "2", "", "a.py", meta=meta))
+    assert info.tag is None and info.as_dict()["tag"] is None
+
+
+def test_the_listing_reads_a_runs_files(tmp_path: Path) -> None:
+    """The shell loop as the server runs it, on a run directory made here."""
+    t = target.ProjectTarget(name="p", owner="o", project_dir=str(tmp_path),
+                             host=target.HostSpec("h"))
+    run = Path(runs.runs_dir(t)) / "4"
+    run.mkdir(parents=True)
+    # the field separator, a newline, printf's % and \\ in its text: one field all the same
+    meta = {"script": "my-master.py", "args": ["-a", "tag=x.y"], "data": ["a\u001f\n%s\\b"]}
+    for name, text in {"run.sh": "", "exit": "0\n", "started": "1700000000\n",
+                       "ended": "1700000009\n", "script_name": "my-master.py\n",
+                       "meta.json": json.dumps(meta, indent=1)}.items():
+        (run / name).write_text(text)
+    (Path(runs.runs_dir(t)) / "junk").mkdir()  # no run.sh: not a run
+    out = subprocess.run(["sh", "-c", runs.listing_command(t)], capture_output=True, text=True,
+                         check=True).stdout
+    [info] = runs.parse_listing(out)
+    assert (info.id, info.script, info.exit_code, info.started, info.tag) == (
+        "4", "my-master.py", 0, 1700000000.0, "x_y")
 
 
 @pytest.mark.parametrize("bad", ["", "0", "01", "-1", "1a", "../1"])
@@ -122,7 +197,7 @@ def test_tarball_holds_everything_a_run_needs(tmp_path: Path) -> None:
             "meta.json", "script_name"} <= names
     assert "unused.py" not in names
     assert mode & 0o100
-    assert "-u master.py --tasks 3 'it'\"'\"'s'" in wrapper
+    assert "-u -m pymw_admin.runtime.script_runner master.py --tasks 3 'it'\"'\"'s'" in wrapper
     assert "PYMW_INTERFACE=boinc PYMW_PROJECT_HOME=/home/o/projects/p" in wrapper
     assert "echo $$ > pid.tmp" in wrapper and "trap" in wrapper
 
@@ -200,3 +275,18 @@ def test_runs_use_the_one_system_path() -> None:
     from pymw_admin.admin.server import project
 
     assert runs.upload.SYSTEM_PATH is project.SYSTEM_PATH
+
+
+def test_dropping_a_tag_reads_what_was_cancelled_and_what_was_kept() -> None:
+    from pymw_admin.errors import RemoteError
+    from tests.doubles import RecordingHost
+
+    t = target.ProjectTarget(name="p", owner="o", project_dir="/home/o/projects/p",
+                             host=target.HostSpec("h"))
+    host = RecordingHost([("interfaces.boinc drop", "pymw: a note\n@dropped 3 2\n")])
+    assert runs.drop_tag(host, t, "my_tag", "/v/bin/python") == (3, 2)
+    assert "-m pymw_admin.interfaces.boinc drop /home/o/projects/p my_tag" in host.commands[-1]
+    with pytest.raises(RemoteError, match="did not say"):
+        runs.drop_tag(RecordingHost([("drop", "@dropped three\n")]), t, "my_tag", "python")
+    with pytest.raises(UsageError, match="invalid tag"):
+        runs.drop_tag(host, t, "a;b", "python")

@@ -4,11 +4,15 @@ following and stopping it (see the package's docstring for the files).
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+from typing import NoReturn
 
 from pymw_admin.admin.remote import READ_SECONDS, Host
 from pymw_admin.admin.runs.upload import RunPlan
@@ -33,6 +37,7 @@ class RunInfo:
     ended: float | None
     stopped: bool
     pgid: int | None = None  # the run's process group (the wrapper's pid): what stop signals
+    tag: str | None = None  # the BOINC tag of its master; None: another interface, or unknown
 
     @property
     def state(self) -> str:
@@ -51,8 +56,60 @@ class RunInfo:
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
+        data["id"] = int(self.id)  # a number to JSON readers; the string is the directory's name
         data["state"] = self.state
         return data
+
+
+# how interfaces.boinc makes a tag of -a tag=NAME or of the script's name (its _TAG_CHARS)
+_TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
+
+
+class _SwitchParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def boinc_tag(script: str, args: Sequence[str]) -> str | None:
+    """The BOINC tag a run's master uses: ``-a tag=NAME`` among its switches, else the script's
+    name made a tag; None when its switches pick another interface than run.sh's boinc.
+
+    Read as runtime.options reads the master's switches (argparse, our switches before ``--``),
+    the interface and the default as interfaces.boinc makes them.
+    """
+    switches = list(args)
+    if "--" in switches:
+        switches = switches[:switches.index("--")]
+    parser = _SwitchParser(add_help=False, allow_abbrev=False)
+    for short, long in (("-n", "--num-workers"), ("-p", "--project-home"), ("-c", "--app-path")):
+        parser.add_argument(short, long)  # each takes the next argument, as the master's do
+    parser.add_argument("-i", "--interface", default="boinc")
+    parser.add_argument("-a", "--app-args", default="")
+    try:
+        known, _ = parser.parse_known_args(switches)
+    except ValueError:  # the master refuses these switches too: it never gets to a tag
+        return None
+    if known.interface.lower() != "boinc":
+        return None
+    given = [item.partition("=")[2] for item in known.app_args.split()
+             if item.partition("=")[0] == "tag"]
+    if not given:
+        return _TAG_CHARS.sub("_", PurePosixPath(script).stem).strip("_") or "master"
+    # "tag" without a value: the master refuses it
+    return _TAG_CHARS.sub("_", given[-1]).strip("_") if given[-1] else None
+
+
+def _tag_of(meta_text: str, script: str) -> str | None:
+    """The tag from the run's meta.json (its arguments); None when that cannot be read."""
+    try:
+        meta = json.loads(meta_text)
+    except ValueError:
+        return None
+    args = meta.get("args") if isinstance(meta, dict) else None
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        return None
+    name = meta.get("script")
+    return boinc_tag(name if isinstance(name, str) and name else script, args)
 
 
 def runs_dir(target: ProjectTarget) -> str:
@@ -80,10 +137,11 @@ def parse_listing(text: str) -> list[RunInfo]:
     """Parse what :func:`listing_command` prints: one line a run, FIELD_SEP between fields."""
     runs = []
     for line in text.splitlines():
-        parts = line.split(FIELD_SEP)
-        if len(parts) != 9 or not parts[0].isdigit():
+        # meta.json last, whole: whatever its text holds, it cannot shift the other fields
+        parts = line.split(FIELD_SEP, 9)
+        if len(parts) != 10 or not parts[0].isdigit():
             continue
-        run_id, pgid, master, alive, exit_code, started, ended, stopped, script = parts
+        run_id, pgid, master, alive, exit_code, started, ended, stopped, script, meta = parts
         code = _number(exit_code.strip())
         group = int(pgid) if pgid.strip().isdigit() else None
         runs.append(RunInfo(
@@ -91,7 +149,7 @@ def parse_listing(text: str) -> list[RunInfo]:
             pid=int(master) if master.strip().isdigit() else group,
             alive=alive == "1", exit_code=None if code is None else int(code),
             started=_number(started.strip()), ended=_number(ended.strip()), stopped=stopped == "1",
-            pgid=group,
+            pgid=group, tag=_tag_of(meta, script.strip()),
         ))
     return sorted(runs, key=lambda r: int(r.id))
 
@@ -108,11 +166,12 @@ def listing_command(target: ProjectTarget, run_id: str | None = None) -> str:
         'pid=$(r "$d/pid"); alive=0; '
         # the group, not the wrapper: a master whose wrapper was killed still runs
         '[ -n "$pid" ] && kill -0 -"$pid" 2>/dev/null && alive=1; '
-        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" \"$pid\" "
-        '"$(r "$d/master_pid")" '
+        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" "
+        '"$pid" "$(r "$d/master_pid")" '
         '"$alive" "$(r "$d/exit")" "$(r "$d/started")" '
         '"$(r "$d/ended")" "$(test -e "$d/stopped" && echo 1)" '
-        '"$(r "$d/script_name")"; done'
+        # meta.json on one line: JSON's own newlines are only between its tokens
+        '"$(r "$d/script_name")" "$(r "$d/meta.json" | tr \'\\n\' \' \')"; done'
     )
 
 
@@ -213,16 +272,17 @@ def stop(host: Host, target: ProjectTarget, run_id: str, grace: float = STOP_GRA
     return get_run(host, target, run_id)
 
 
-def drop_tag(host: Host, target: ProjectTarget, tag: str, python: str) -> int:
-    """Cancel the work units a BOINC tag's earlier masters left uncollected; return how many.
-    Runs on the server as the owner, with the project's pymw-admin (refused while a master holds
-    the tag)."""
+def drop_tag(host: Host, target: ProjectTarget, tag: str, python: str) -> tuple[int, int]:
+    """Cancel the work units a BOINC tag's earlier masters left uncollected; return how many it
+    cancelled and how many it kept because BOINC had finished them. Runs on the server as the
+    owner, with the project's pymw-admin (refused while a master holds the tag)."""
     if not re.fullmatch(r"[A-Za-z0-9_]+", tag):
         raise UsageError(f"invalid tag {tag!r}: tags are letters, digits and _")
     out = host.run(f"{shlex.quote(python)} -m pymw_admin.interfaces.boinc drop "
                    f"{shlex.quote(target.project_dir)} {shlex.quote(tag)}", user=target.owner,
                    what=f"dropping tag {tag}", timeout=600).stdout
     for line in out.splitlines():
-        if line.startswith("@dropped "):
-            return int(line.split()[1])
+        said = line.split()
+        if len(said) == 3 and said[0] == "@dropped" and said[1].isdigit() and said[2].isdigit():
+            return int(said[1]), int(said[2])
     raise RemoteError(f"{host.name}: dropping tag {tag} did not say how many it cancelled")

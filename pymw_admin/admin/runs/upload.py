@@ -17,6 +17,7 @@ from pathlib import Path
 import pymw_admin
 from pymw_admin.admin.server.project import SYSTEM_PATH
 from pymw_admin.errors import UsageError
+from pymw_admin.runtime import script_runner
 
 
 # -- what a run needs from the admin's machine ---------------------------------------------------
@@ -87,7 +88,9 @@ def run_script(script_name: str, args: list[str], python: str, project_dir: str)
     The script runs as its child (its pid in ``master_pid``); the wrapper waits for it until it
     is really gone, also when a TERM (``stop``) interrupts the wait, and records its exit status.
     """
-    argv = " ".join(shlex.quote(a) for a in [python, "-u", script_name, *args])
+    # through the runner: a module the script's imports miss is one line in the log
+    argv = " ".join(shlex.quote(a) for a in [python, "-u", "-m", script_runner.__name__,
+                                              script_name, *args])
     return (
         "#!/bin/sh\n# a pymw-admin run: started detached (setsid), so it outlives the ssh session\n"
         'cd "$(dirname "$0")" || exit 1\n'

@@ -21,7 +21,7 @@ LONG = "import time\nprint('up', flush=True)\ntime.sleep(120)\n"
 def _runs(project_file: Path) -> dict[str, dict]:  # type: ignore[type-arg]
     out = pymw_admin("runs", "--project-file", str(project_file), "--json")
     assert out.returncode == 0, out.stderr
-    return {r["id"]: r for r in json.loads(out.stdout)}
+    return {str(r["id"]): r for r in json.loads(out.stdout)}
 
 
 def test_killing_the_wrapper_leaves_a_run_that_stop_ends(bare_project: Path,

@@ -49,7 +49,7 @@ def _cli(project_file: Path, *args: str, timeout: float = 600) -> subprocess.Com
 def _runs(project_file: Path) -> dict[str, dict]:  # type: ignore[type-arg]
     out = _cli(project_file, "runs", "--json")
     assert out.returncode == 0, out.stderr
-    return {r["id"]: r for r in json.loads(out.stdout)}
+    return {str(r["id"]): r for r in json.loads(out.stdout)}
 
 
 def _start(project_file: Path, scripts: Path, *args: str) -> str:
@@ -199,7 +199,7 @@ def test_bare_project_status_reports_the_database(bare_project: Path) -> None:
     assert data["daemons"]["up"] is False and data["healthy"] is False
     assert data["database_error"]  # no database behind a bare project: said, not fatal
     assert data["totals"] is None and data["apps"] is None  # unknown, not zero
-    assert {r["id"] for r in data["runs"]} == set(_runs(bare_project))
+    assert {str(r["id"]) for r in data["runs"]} == set(_runs(bare_project))
 
 
 def test_the_server_runs_this_very_code(bare_project: Path, scripts: Path) -> None:

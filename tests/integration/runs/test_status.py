@@ -125,7 +125,7 @@ def test_status_counts_match_the_database(before_cancelling: Seen, master_run: s
     pymw = next(app for app in data["apps"] if app["name"] == "pymw")
     assert pymw["workunits"]["unsent"] == TASKS  # nobody has fetched work: no client attached
     assert pymw["results"]["unsent"] == TASKS
-    run = next(r for r in data["runs"] if r["id"] == master_run)
+    run = next(r for r in data["runs"] if str(r["id"]) == master_run)
     assert run["state"] == "running" and run["script"] == "null_test.py"
 
 
@@ -180,7 +180,7 @@ def test_the_master_hears_of_the_cancelled_work(status_project: Path, master_run
 
     def state() -> str:
         return next(r for r in status_json(status_project)["runs"]
-                    if r["id"] == master_run)["state"]
+                    if str(r["id"]) == master_run)["state"]
 
     wait_for(lambda: state() != "running", 120, "the master to hear of the cancelled work")
     assert state() == "exited(1)"
