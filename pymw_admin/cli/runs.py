@@ -105,15 +105,17 @@ def _duration(info: runs.RunInfo) -> str:
 
 def runs_table(items: list[runs.RunInfo]) -> Table:
     table = Table(title="runs", title_justify="left")
-    for column in ("id", "state", "started", "time", "script", "tag"):
+    for column in ("id", "state", "started", "time", "script", "tag", "results reused/new"):
         table.add_column(column, justify="right" if column == "id" else "left")
     colours = {"running": "green", "killed": "yellow", "lost": "red"}
     for info in items:
         state = info.state
         colour = colours.get(state, "red" if info.exit_code else "")
+        # shown for a run that took results from an earlier master: a resumed one
+        reuse = f"{info.reused}/{info.computed}" if info.reused else "-"
         table.add_row(info.id, Text(state, style=colour), _when(info.started),
                       _duration(info), Text(shown_line(info.script)),
-                      Text(info.tag if info.tag is not None else "-"))
+                      Text(info.tag if info.tag is not None else "-"), reuse)
     return table
 
 

@@ -57,8 +57,12 @@ def interface(root: Path, tag: str, **settings: object) -> boinc.BoincInterface:
 
 
 def test_a_crashed_script_run_again_gets_the_right_answer_and_no_work_twice(
-        tmp_path: Path, queued: None, capfd: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, queued: None, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_project(tmp_path)
+    run_dir = tmp_path / "run"  # as `pymw-admin run` gives its master one
+    run_dir.mkdir()
+    monkeypatch.setenv(master_module.RUN_DIR_ENV, str(run_dir))
     first = Master(interface(root, "sumsq"))
     for n in range(24):
         first.submit_task(square, (n,))
@@ -84,6 +88,7 @@ def test_a_crashed_script_run_again_gets_the_right_answer_and_no_work_twice(
     assert total == 4324
     assert created(root) == names  # not one work unit more
     assert (second.reused, second.computed) == (24, 0)
+    assert (run_dir / master_module.REUSE_FILE).read_text() == "24 0\n"  # for `runs`
     err = capfd.readouterr().err
     assert "24 result(s) from an earlier master, 0 computed anew" in err
     assert "not submitted again" not in err

@@ -15,8 +15,8 @@ from pymw_admin.admin.runs import FIELD_SEP, RunInfo, RunPlan, ServerPython
 from pymw_admin.errors import ConfigError, UsageError
 
 
-def _line(*fields: str, meta: str = '{"script": "a.py", "args": []}') -> str:
-    return FIELD_SEP.join([*fields, meta])
+def _line(*fields: str, meta: str = '{"script": "a.py", "args": []}', reuse: str = "") -> str:
+    return FIELD_SEP.join([*fields, reuse, meta])
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_the_listing_reads_a_runs_files(tmp_path: Path) -> None:
     meta = {"script": "my-master.py", "args": ["-a", "tag=x.y"], "data": ["a\u001f\n%s\\b"]}
     for name, text in {"run.sh": "", "exit": "0\n", "started": "1700000000\n",
                        "ended": "1700000009\n", "script_name": "my-master.py\n",
-                       "meta.json": json.dumps(meta, indent=1)}.items():
+                       "reuse": "22 2\n", "meta.json": json.dumps(meta, indent=1)}.items():
         (run / name).write_text(text)
     (Path(runs.runs_dir(t)) / "junk").mkdir()  # no run.sh: not a run
     out = subprocess.run(["sh", "-c", runs.listing_command(t)], capture_output=True, text=True,
@@ -121,6 +121,16 @@ def test_the_listing_reads_a_runs_files(tmp_path: Path) -> None:
     [info] = runs.parse_listing(out)
     assert (info.id, info.script, info.exit_code, info.started, info.tag) == (
         "4", "my-master.py", 0, 1700000000.0, "x_y")
+    assert (info.reused, info.computed) == (22, 2)
+
+
+@pytest.mark.parametrize(("reuse", "counts"), [("22 2", (22, 2)), ("", (None, None)),
+                                               ("x 2", (None, None)), ("1 2 3", (None, None))])
+def test_a_resumed_run_shows_its_reused_and_new_results(
+        reuse: str, counts: tuple[int | None, int | None]) -> None:
+    [info] = runs.parse_listing(_line("5", "", "", "0", "0", "1", "2", "", "a.py", reuse=reuse))
+    assert (info.reused, info.computed) == counts
+    assert (info.as_dict()["reused"], info.as_dict()["computed"]) == counts
 
 
 @pytest.mark.parametrize("bad", ["", "0", "01", "-1", "1a", "../1"])

@@ -38,6 +38,9 @@ class RunInfo:
     stopped: bool
     pgid: int | None = None  # the run's process group (the wrapper's pid): what stop signals
     tag: str | None = None  # the BOINC tag of its master; None: another interface, or unknown
+    # results from an earlier master and computed anew (its `reuse` file), once the master ended
+    reused: int | None = None
+    computed: int | None = None
 
     @property
     def state(self) -> str:
@@ -138,10 +141,15 @@ def parse_listing(text: str) -> list[RunInfo]:
     runs = []
     for line in text.splitlines():
         # meta.json last, whole: whatever its text holds, it cannot shift the other fields
-        parts = line.split(FIELD_SEP, 9)
-        if len(parts) != 10 or not parts[0].isdigit():
+        parts = line.split(FIELD_SEP, 10)
+        if len(parts) != 11 or not parts[0].isdigit():
             continue
-        run_id, pgid, master, alive, exit_code, started, ended, stopped, script, meta = parts
+        (run_id, pgid, master, alive, exit_code, started, ended, stopped, script, reuse,
+         meta) = parts
+        counts = reuse.split()
+        reused, computed = ((int(counts[0]), int(counts[1]))
+                            if len(counts) == 2 and all(c.isdigit() for c in counts)
+                            else (None, None))
         code = _number(exit_code.strip())
         group = int(pgid) if pgid.strip().isdigit() else None
         runs.append(RunInfo(
@@ -149,7 +157,7 @@ def parse_listing(text: str) -> list[RunInfo]:
             pid=int(master) if master.strip().isdigit() else group,
             alive=alive == "1", exit_code=None if code is None else int(code),
             started=_number(started.strip()), ended=_number(ended.strip()), stopped=stopped == "1",
-            pgid=group, tag=_tag_of(meta, script.strip()),
+            pgid=group, tag=_tag_of(meta, script.strip()), reused=reused, computed=computed,
         ))
     return sorted(runs, key=lambda r: int(r.id))
 
@@ -166,12 +174,13 @@ def listing_command(target: ProjectTarget, run_id: str | None = None) -> str:
         'pid=$(r "$d/pid"); alive=0; '
         # the group, not the wrapper: a master whose wrapper was killed still runs
         '[ -n "$pid" ] && kill -0 -"$pid" 2>/dev/null && alive=1; '
-        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' \"$d\" "
-        '"$pid" "$(r "$d/master_pid")" '
+        f"printf '%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s{sep}%s\\n' "
+        '"$d" "$pid" "$(r "$d/master_pid")" '
         '"$alive" "$(r "$d/exit")" "$(r "$d/started")" '
         '"$(r "$d/ended")" "$(test -e "$d/stopped" && echo 1)" '
         # meta.json on one line: JSON's own newlines are only between its tokens
-        '"$(r "$d/script_name")" "$(r "$d/meta.json" | tr \'\\n\' \' \')"; done'
+        '"$(r "$d/script_name")" "$(r "$d/reuse" | head -n 1)" '
+        '"$(r "$d/meta.json" | tr \'\\n\' \' \')"; done'
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -101,6 +102,10 @@ def test_a_killed_run_run_again_gives_the_right_sum_without_running_work_twice(
     assert f"SUMSQ {RIGHT}" in again.stdout, again.stdout + again.stderr
     assert "result(s) from an earlier master, 0 computed anew" in again.stdout + again.stderr
     assert _work_units(tag) == made  # every task's work existed: no work unit made again
+    again_id = re.search(r"run (\d+):", again.stderr)
+    assert again_id is not None, again.stderr
+    listed = {str(r["id"]): r for r in json.loads(_cli(project, "runs", "--json").stdout)}
+    assert (listed[again_id.group(1)]["reused"], listed[again_id.group(1)]["computed"]) == (24, 0)
 
     # the resumed run ended cleanly: the tag is clean, and a plain run computes everything
     began = time.monotonic()
