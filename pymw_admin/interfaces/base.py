@@ -78,6 +78,16 @@ class BatchSubmitting(Protocol):
 
 
 @runtime_checkable
+class RetriesItself(Protocol):
+    """Optional: an interface whose engine hands a task whose worker failed to another worker
+    itself (BOINC sends another replica of the work unit), so its failures come back not
+    retryable; the master gives it its ``retries``, which bound the engine's tries instead."""
+
+    def set_retries(self, retries: int) -> None:
+        """Try a task on at most ``retries`` + 1 workers (as far as the engine allows)."""
+
+
+@runtime_checkable
 class Resumable(Protocol):
     """Optional: an interface whose tasks outlive the master (HTCondor jobs, BOINC work units).
 

@@ -34,6 +34,7 @@ from pymw_admin.interfaces.base import (
     HasLeftovers,
     Interface,
     Resumable,
+    RetriesItself,
     SendsAhead,
     SharesBlobs,
 )
@@ -227,6 +228,8 @@ class Master:
         self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
         self._blob_stager = interface if isinstance(interface, SharesBlobs) else None
         self.retries = retries
+        if isinstance(interface, RetriesItself):
+            interface.set_retries(retries)
         if checkpoint is None:
             checkpoint = getattr(interface, "checkpoint", None)
         self.checkpoint: Checkpoint | None = None

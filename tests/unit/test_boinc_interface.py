@@ -251,6 +251,26 @@ def test_errored_work_unit_carries_boinc_error_and_stderr(tmp_path: Path) -> Non
     assert "Traceback" in done.stderr
 
 
+@pytest.mark.parametrize(("retries", "max_errors"), [(None, 1), (0, 1), (1, 1), (3, 3)])
+def test_the_masters_retries_bound_a_work_units_failed_replicas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retries: int | None, max_errors: int
+) -> None:
+    # BOINC gives a work unit up at more failed replicas than max_error_results (and create_work
+    # refuses 0): retries=N means N + 1 hosts at most for a task that crashes on each
+    root = make_project(tmp_path)
+    monkeypatch.setenv("FAKE_CREATE_WORK_QUEUE", "1")
+    iface = boinc.BoincInterface(root, tag="budget", poll_seconds=0.01)
+    master = Master(iface) if retries is None else Master(iface, retries=retries)
+    with master:
+        master.submit_task(square, (1,))
+        iface.flush()
+        argv = calls(root)[0]["argv"]
+    assert argv[argv.index("--max_error_results") + 1] == str(max_errors)
+    # as many successes as before, and room for the failures besides
+    assert argv[argv.index("--max_success_results") + 1] == "3"
+    assert argv[argv.index("--max_total_results") + 1] == str(2 + max_errors)
+
+
 def test_a_failed_create_work_fails_its_tasks_and_is_not_resumed(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     os.environ["FAKE_CREATE_WORK_FAIL"] = "1"
