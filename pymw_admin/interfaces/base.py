@@ -30,6 +30,9 @@ class Completion:
     # no outcome: a worker started the task (the master marks it RUNNING); an interface that
     # cannot tell when a task starts never sends one, and its tasks go from submitted to done
     started: bool = False
+    # the workers the engine itself gave this task to, with a failure (BOINC: the work unit's
+    # failed replicas); 0 when it tried one, or cannot tell
+    attempts: int = 0
 
 
 @dataclass

@@ -740,15 +740,23 @@ class BoincInterface:
         except ValueError:
             info = {}
         stderr = str(info.get("stderr", ""))
-        last = next((ln for ln in reversed(stderr.splitlines()) if ln.strip()), "")
+        # the assimilator indents what replicas wrote under a header of its own for each: the
+        # last line a task wrote, not the header of a replica that never ran (didn't need)
+        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        last = ([ln for ln in lines if ln.startswith("  ")] or lines or [""])[-1]
+        # the replicas hosts were sent and failed: the task's attempts (older assimilators: 0)
+        failed = info.get("failed_results")
+        attempts = failed if isinstance(failed, int) and failed > 0 else 0
         return Completion(
             task_id,
             failure=f"BOINC work unit {name} failed: {info.get('error', 'unknown error')}"
+            + (f" ({attempts} failed replica{'s' if attempts > 1 else ''})" if attempts else "")
             + (f"; stderr: {last.strip()}" if last else ""),
             retryable=False,
             worker=f"boinc:{name}",
             stderr=stderr,
             error_type="BoincWorkunitError",
+            attempts=attempts,
         )
 
     def leftovers(self) -> list[tuple[str, str]]:

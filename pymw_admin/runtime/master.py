@@ -667,6 +667,8 @@ class Master:
                 return
             task.worker = completion.worker or None
             task.stderr = completion.stderr
+            if completion.attempts > 1:  # the engine tried it on several workers (BOINC)
+                task.attempts += completion.attempts - 1
             self._finish(
                 task,
                 error=WorkerLost(task, completion.error_type or "WorkerLost",
