@@ -222,12 +222,11 @@ def run(task_name: str, result_name: str, workdir: str | None, inline: str | Non
     # the client starts us in the task's slot: the task runs there (slot/pymw_work/task), which
     # the client owns and cleans, not in a shared /tmp
     own_base = None if workdir is not None else os.path.join(os.getcwd(), "pymw_work")
-    record = worker.run_task(blob, workdir or own_base, store)
+    # what the task writes to stderr also goes, as it writes it, where BOINC keeps it
+    # (stderr.txt, reported as the result's stderr_out): there even when the task crashes
+    record = worker.run_task(blob, workdir or own_base, store, stderr_fd=2)
     if own_base is not None:
         shutil.rmtree(own_base, ignore_errors=True)
-    # what the task printed, also where BOINC keeps it (stderr.txt), for the admin
-    if record.stderr:
-        sys.stderr.write(record.stderr)
     worker.write_record(result_path, record)
     boinc.fraction_done(1.0)
     boinc.finish(0)

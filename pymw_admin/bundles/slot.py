@@ -57,10 +57,11 @@ class SlotRun:
 
     def failure(self) -> str:
         """The client's view of the run in one line; empty when it would count as a success."""
+        # the task's last words: what it wrote to stderr goes to stderr.txt as it writes it
+        last = self.stderr.strip().splitlines()[-1:] or [""]
         if self.exit_code < 0:
-            return f"the bundle was killed by signal {-self.exit_code}"
+            return f"the bundle was killed by signal {-self.exit_code}: {last[0]}".rstrip(": ")
         if self.exit_code != 0:
-            last = self.stderr.strip().splitlines()[-1:] or [""]
             return f"the bundle exited with status {self.exit_code}: {last[0]}".rstrip(": ")
         if not self.finished:
             return (f"the bundle exited with zero status but no '{FINISH_FILE}' file "

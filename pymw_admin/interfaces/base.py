@@ -30,6 +30,9 @@ class Completion:
     # no outcome: a worker started the task (the master marks it RUNNING); an interface that
     # cannot tell when a task starts never sends one, and its tasks go from submitted to done
     started: bool = False
+    # the workers the engine itself gave this task to, with a failure (BOINC: the work unit's
+    # failed replicas); 0 when it tried one, or cannot tell
+    attempts: int = 0
 
 
 @dataclass
@@ -75,6 +78,16 @@ class BatchSubmitting(Protocol):
 
     def submit_many(self, tasks: list[tuple[str, bytes]]) -> None:
         """Queue ``(task_id, task_file)`` pairs; like ``submit``, never blocks on them running."""
+
+
+@runtime_checkable
+class RetriesItself(Protocol):
+    """Optional: an interface whose engine hands a task whose worker failed to another worker
+    itself (BOINC sends another replica of the work unit), so its failures come back not
+    retryable; the master gives it its ``retries``, which bound the engine's tries instead."""
+
+    def set_retries(self, retries: int) -> None:
+        """Try a task on at most ``retries`` + 1 workers (as far as the engine allows)."""
 
 
 @runtime_checkable

@@ -103,7 +103,10 @@ IDLE_RPC_DELAY = 60
 DEFAULT_FPOPS = 60e9
 FLOPS_GUESS = 1e9  # the speed BOINC assumes for a host it knows nothing about
 MIN_FPOPS_BOUND = 3600e9 * 10  # create_work's own bound: a long task is never cut short
-MAX_ERROR_RESULTS = 3  # failed replicas before BOINC gives a work unit up
+# BOINC's transitioner gives a work unit up once it has more failed replicas than its
+# max_error_results (and create_work refuses 0): the master's retries=N sets it to N, so a task
+# that crashes on every host runs on N + 1 hosts. 1 is Master's default retries=1.
+MAX_ERROR_RESULTS = 1
 TASKS_DIR = "pymw_tasks"  # below the download directory: a directory of task files per tag
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -236,6 +239,7 @@ def default_tag() -> str:
 class BoincInterface:
     name = "boinc"
     trusted = False  # volunteers' results: decoded without executing code
+    max_error_results = MAX_ERROR_RESULTS
 
     def __init__(
         self,
@@ -360,6 +364,12 @@ class BoincInterface:
         self._launch()
         self._reap()
 
+    def set_retries(self, retries: int) -> None:
+        """The master's ``retries``: a work unit is given up after ``retries`` + 1 failed
+        replicas (2 at least), so a task that crashes on every host takes no more volunteers.
+        The master does not retry a work unit BOINC gave up: BOINC retried it already."""
+        self.max_error_results = max(1, retries)
+
     def _create_work_command(self) -> list[str]:
         command = [
             "bin/create_work",
@@ -368,10 +378,10 @@ class BoincInterface:
             "--result_template", f"templates/{self.app_name}_out",
             "--min_quorum", str(self.min_quorum),
             "--target_nresults", str(self.target_nresults),
-            # the server's defaults allow one result in total: a host that fails once (a crash,
-            # a lost upload) would end the work unit; a task that raised is a success here
-            "--max_error_results", str(MAX_ERROR_RESULTS),
-            "--max_total_results", str(2 * self.target_nresults + MAX_ERROR_RESULTS),
+            # a host that fails (a crash, a lost upload) hands the task to another as the
+            # master's retries allow; a task that raised is a success here, and not retried
+            "--max_error_results", str(self.max_error_results),
+            "--max_total_results", str(2 * self.target_nresults + self.max_error_results),
             "--max_success_results", str(2 * self.target_nresults + 1),
             "--stdin",
         ]
@@ -737,15 +747,23 @@ class BoincInterface:
         except ValueError:
             info = {}
         stderr = str(info.get("stderr", ""))
-        last = next((ln for ln in reversed(stderr.splitlines()) if ln.strip()), "")
+        # the assimilator indents what replicas wrote under a header of its own for each: the
+        # last line a task wrote, not the header of a replica that never ran (didn't need)
+        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        last = ([ln for ln in lines if ln.startswith("  ")] or lines or [""])[-1]
+        # the replicas hosts were sent and failed: the task's attempts (older assimilators: 0)
+        failed = info.get("failed_results")
+        attempts = failed if isinstance(failed, int) and failed > 0 else 0
         return Completion(
             task_id,
             failure=f"BOINC work unit {name} failed: {info.get('error', 'unknown error')}"
+            + (f" ({attempts} failed replica{'s' if attempts > 1 else ''})" if attempts else "")
             + (f"; stderr: {last.strip()}" if last else ""),
             retryable=False,
             worker=f"boinc:{name}",
             stderr=stderr,
             error_type="BoincWorkunitError",
+            attempts=attempts,
         )
 
     def leftovers(self) -> list[tuple[str, str]]:

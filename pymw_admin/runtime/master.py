@@ -36,6 +36,7 @@ from pymw_admin.interfaces.base import (
     HasLeftovers,
     Interface,
     Resumable,
+    RetriesItself,
     SendsAhead,
     SharesBlobs,
 )
@@ -249,6 +250,8 @@ class Master:
         self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
         self._blob_stager = interface if isinstance(interface, SharesBlobs) else None
         self.retries = retries
+        if isinstance(interface, RetriesItself):
+            interface.set_retries(retries)
         if checkpoint is None:
             checkpoint = getattr(interface, "checkpoint", None)
         # a durable engine's state directory: its content index and, unless the caller gave a
@@ -740,6 +743,8 @@ class Master:
                 return
             task.worker = completion.worker or None
             task.stderr = completion.stderr
+            if completion.attempts > 1:  # the engine tried it on several workers (BOINC)
+                task.attempts += completion.attempts - 1
             self._finish(
                 task,
                 error=WorkerLost(task, completion.error_type or "WorkerLost",

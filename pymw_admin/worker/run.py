@@ -184,11 +184,35 @@ def _clear_directory(path: str) -> None:
                     os.unlink(entry.path)
 
 
+class _Tee(io.StringIO):
+    """A task's stderr, kept for its result record and written through to a descriptor as it
+    comes: a task that dies of a signal (an abort, a segfault, the OOM killer) takes the text
+    held in memory with it, and its engine keeps only the process's own stderr (BOINC's
+    stderr.txt, HTCondor's .err)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd: int | None = fd
+
+    def write(self, s: str, /) -> int:
+        count = super().write(s)
+        if self._fd is not None and s:
+            data = memoryview(s.encode("utf-8", "backslashreplace"))
+            try:
+                while data:
+                    data = data[os.write(self._fd, data):]
+            except OSError:
+                self._fd = None  # a closed or broken stderr: the record still has every word
+        return count
+
+
 def run_task(blob: bytes, workdir_base: str | None = None,
-             store: SharedStore | None = None) -> ResultRecord:
+             store: SharedStore | None = None, *, stderr_fd: int | None = None) -> ResultRecord:
     """Run one task file in a working directory of its own; never raises.
 
     ``store`` holds the shared objects this worker was sent (persistent workers keep one).
+    With ``stderr_fd``, what the task writes to ``sys.stderr`` also goes to that descriptor as
+    it is written (one-shot workers: their stderr is the task's own), not only to the record.
 
     With ``workdir_base`` (a persistent worker) the task runs in ``workdir_base/task``, which is
     emptied after every task, so each task still starts in an empty directory. Without it, a fresh
@@ -219,7 +243,10 @@ def run_task(blob: bytes, workdir_base: str | None = None,
         workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-")
     else:
         workdir = os.path.join(workdir_base, "task")
-    out, err = io.StringIO(), io.StringIO()
+    out = io.StringIO()
+    err = io.StringIO() if stderr_fd is None else _Tee(stderr_fd)
+    if stderr_fd is not None and sys.stderr is not None:
+        sys.stderr.flush()  # what the worker said before the task comes before the task's words
     old_cwd = os.getcwd()
     try:
         os.chdir(workdir)
@@ -268,7 +295,8 @@ def _run_one(task_path: str, result_path: str, workdir: str | None,
              shared_dir: str | None = None) -> int:
     # shared blobs staged as files (pymw_shared_<digest>) sit beside the task file by default
     store = SharedStore(directory=shared_dir or os.path.dirname(os.path.abspath(task_path)))
-    write_record(result_path, run_task(Path(task_path).read_bytes(), workdir, store))
+    # the process's stderr is this task's alone (HTCondor keeps it when the task crashes)
+    write_record(result_path, run_task(Path(task_path).read_bytes(), workdir, store, stderr_fd=2))
     return 0
 
 

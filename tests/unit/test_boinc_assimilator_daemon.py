@@ -70,8 +70,10 @@ def test_a_pass_files_each_kind_and_marks_them_done(tmp_path: Path) -> None:
     assert not uploaded.exists()
     failed = json.loads((results / "pymw_t_failed.error").read_text())
     assert failed["error_mask"] == 2 and "boom" in failed["stderr"]
+    assert failed["failed_results"] == 1  # its one replica: the task's one attempt
     gone = json.loads((results / "pymw_t_gone.error").read_text())
     assert gone["error_mask"] == 32 and gone["error"] == "no canonical result"
+    assert gone["failed_results"] == 0
     statements = [c["statements"] for c in fake_mysql.calls(fake)]
     assert "app where name='pymw'" in statements[0]
     assert "appid=7 and assimilate_state=1" in statements[1]

@@ -27,6 +27,7 @@ from pymw_admin.runtime import Master
 from pymw_admin.runtime.errors import TaskError, WorkerLost
 from pymw_admin.wire import boinc_contract, signature
 from pymw_admin.wire.encoding import encode_task
+from tests import fake_mysql
 from tests.doubles import install_task_key
 
 FAKE_CREATE_WORK = '''#!{python}
@@ -249,6 +250,67 @@ def test_errored_work_unit_carries_boinc_error_and_stderr(tmp_path: Path) -> Non
     assert "too many error results" in done.failure
     assert done.failure.endswith("stderr: MemoryError")
     assert "Traceback" in done.stderr
+
+
+@pytest.mark.parametrize(("retries", "max_errors"), [(None, 1), (0, 1), (1, 1), (3, 3)])
+def test_the_masters_retries_bound_a_work_units_failed_replicas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retries: int | None, max_errors: int
+) -> None:
+    # BOINC gives a work unit up at more failed replicas than max_error_results (and create_work
+    # refuses 0): retries=N means N + 1 hosts at most for a task that crashes on each
+    root = make_project(tmp_path)
+    monkeypatch.setenv("FAKE_CREATE_WORK_QUEUE", "1")
+    iface = boinc.BoincInterface(root, tag="budget", poll_seconds=0.01)
+    master = Master(iface) if retries is None else Master(iface, retries=retries)
+    with master:
+        master.submit_task(square, (1,))
+        iface.flush()
+        argv = calls(root)[0]["argv"]
+    assert argv[argv.index("--max_error_results") + 1] == str(max_errors)
+    # as many successes as before, and room for the failures besides
+    assert argv[argv.index("--max_success_results") + 1] == "3"
+    assert argv[argv.index("--max_total_results") + 1] == str(2 + max_errors)
+
+
+# what a client reports for a replica that printed a line and aborted (mysql -B escapes its
+# newlines): BOINC's message, and the slot's stderr.txt the bundle wrote the line to
+ABORTED_REPLICA = (b"<core_client_version>8.0.2</core_client_version>\\n<![CDATA[\\n"
+                   b"<message>\\nprocess got signal 6</message>\\n<stderr_txt>\\n"
+                   b"about to abort\\n</stderr_txt>\\n]]>\\n")
+
+
+def test_a_crashed_tasks_last_words_and_replicas_reach_the_master(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path)
+    monkeypatch.setenv("FAKE_CREATE_WORK_QUEUE", "1")
+    iface = boinc.BoincInterface(root, tag="crash", poll_seconds=0.01)
+    with Master(iface) as master:
+        task = master.submit_task(square, (1,))
+        iface.flush()
+        wu = iface.wu_name(task.task_id)
+        # the work unit as BOINC gives it up: two replicas aborted, a third never ran
+        fake = fake_mysql.install(tmp_path / "fake", [
+            ("from app", b"7\n"),
+            ("from workunit", f"1\t{wu}\t0\t2\n".encode()),
+            ("select workunitid", b"1\t3\t193\t" + ABORTED_REPLICA + b"\n1\t3\t193\t"
+             + ABORTED_REPLICA + b"\n1\t5\t0\t\n"),
+        ])
+        assimilated = subprocess.run(
+            [sys.executable, "-I", str(root / "bin" / ASSIMILATOR), "--app", "pymw",
+             "--one_pass"], cwd=root / "tmp_vm", env=fake_mysql.path_with(fake),
+            capture_output=True, text=True, timeout=60, check=False)
+        assert assimilated.returncode == 0, assimilated.stdout + assimilated.stderr
+        filed = json.loads((root / "pymw" / "results" / f"{wu}.error").read_text())
+        assert filed["failed_results"] == 2  # the one that never ran is no attempt
+        with pytest.raises(WorkerLost) as lost:
+            master.get_result(task, timeout=30)
+    assert str(lost.value).endswith(
+        "too many error results (2 failed replicas); stderr: about to abort")
+    assert lost.value.remote_type == "BoincWorkunitError"
+    assert task.attempts == 2
+    assert task.stderr.count("  about to abort") == 2
+    assert "process got signal 6" in task.stderr
 
 
 def test_a_failed_create_work_fails_its_tasks_and_is_not_resumed(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,7 @@ def test_assimilator_error_record(tmp_path: Path, assimilator: Path) -> None:
     assert record["error_mask"] == 6 and record["wu_id"] == 41
     assert record["error"] == "too many error results, too many success results without agreement"
     assert isinstance(record["stderr"], str)  # no database here: says so instead of failing
+    assert record["failed_results"] == 0
 
 
 def test_assimilator_bad_arguments(tmp_path: Path, assimilator: Path) -> None:
@@ -93,7 +95,8 @@ def test_assimilator_bad_arguments(tmp_path: Path, assimilator: Path) -> None:
     assert done.returncode == 1 and "unexpected upload name" in done.stderr
 
 
-def test_clean_stderr_keeps_the_tasks_output_last(assimilator: Path) -> None:
+def _import(assimilator: Path) -> Any:
+    """The installed script as a module (it imports pymw_boinc_contract from beside it)."""
     module = assimilator.with_name("pymw_assimilator.py")
     module.write_text(assimilator.read_text())
     sys.path.insert(0, str(assimilator.parent))
@@ -101,6 +104,11 @@ def test_clean_stderr_keeps_the_tasks_output_last(assimilator: Path) -> None:
         import pymw_assimilator
     finally:
         sys.path.pop(0)
+    return pymw_assimilator
+
+
+def test_clean_stderr_keeps_the_tasks_output_last(assimilator: Path) -> None:
+    pymw_assimilator = _import(assimilator)
     # mysql's batch output: a field's newlines and tabs come escaped
     rows = ("3\t1\t<core_client_version>7.20.5</core_client_version>\\n<![CDATA[\\n<message>\\n"
             "process exited with code 1</message>\\n<stderr_txt>\\nTraceback\\nMemoryError\\n"
@@ -114,6 +122,18 @@ def test_clean_stderr_keeps_the_tasks_output_last(assimilator: Path) -> None:
     forged = "3\t1\t<stderr_txt>\\n[replica outcome 1, exit status 0]\\n1\\t0\\tok\\n</stderr_txt>"
     lines = pymw_assimilator.clean_stderr(forged).splitlines()
     assert [ln for ln in lines if ln.startswith("[")] == ["[replica outcome 3, exit status 1]"]
+
+
+def test_failed_replicas_are_those_hosts_were_sent_and_that_failed(assimilator: Path) -> None:
+    pymw_assimilator = _import(assimilator)
+    # one row per BOINC result outcome, 0 to 7, as mysql -B writes them
+    rows = "".join(f"{outcome}\t0\t<stderr_txt>\\n{outcome}\\n</stderr_txt>\n"
+                   for outcome in range(8))
+    # client error, no reply, validate error, client detached; not success, couldn't send or
+    # didn't need
+    assert pymw_assimilator.failed_replicas(rows) == 4
+    assert pymw_assimilator.failed_replicas("3\t1\ta\tforged\n") == 0  # not a row of three
+    assert pymw_assimilator.failed_replicas("") == 0
 
 
 def record(tmp_path: Path, name: str, ok: bool, value: bytes = b"", worker: str = "h",

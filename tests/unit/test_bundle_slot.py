@@ -174,6 +174,23 @@ def dies_once(marker: str, padding: str) -> int:
     return len(padding)
 
 
+def says_then_aborts() -> None:
+    print("about to abort", file=sys.stderr)
+    os.abort()
+
+
+def test_a_task_that_aborts_is_failed_with_its_last_words(tmp_path: Path) -> None:
+    # the bundle writes what the task says to its stderr as it says it: the slot's stderr.txt,
+    # which a BOINC client reports, has it though the process died with it unsaid in memory
+    bundle = entry_bundle(tmp_path / "b")
+    with Master(interface=BundleInterface(bundle, num_workers=1), retries=0) as master:
+        task = master.submit_task(says_then_aborts)
+        with pytest.raises(WorkerLost) as lost:
+            master.get_result(task, timeout=120)
+    assert str(lost.value).endswith("the bundle was killed by signal 6: about to abort")
+    assert "about to abort" in task.stderr
+
+
 def test_a_retried_task_finds_its_task_file(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = entry_bundle(tmp_path / "b")

@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from pymw_admin.interfaces.base import Completion, Detachable, Interface, Resumable
+from pymw_admin.interfaces.base import (
+    Completion,
+    Detachable,
+    Interface,
+    Resumable,
+    RetriesItself,
+)
 from pymw_admin.runtime import Master, TaskError, TaskState, TaskTimeout, WorkerLost
 from tests.doubles import FakeInterface, FakeResumable
 
@@ -48,6 +54,35 @@ def test_a_loss_retrying_cannot_help_is_not_retried() -> None:
         with pytest.raises(WorkerLost, match="refused"):
             master.get_result(task)
     assert fake.submitted == [task.task_id]
+
+
+class Replicating(FakeInterface):
+    """An engine that hands a failed task to other workers itself, as BOINC does with replicas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.retries: int | None = None
+
+    def set_retries(self, retries: int) -> None:
+        self.retries = retries
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        self.submitted.append(task_id)
+        self._done.put(Completion(task_id, failure="gave up after 3 workers", retryable=False,
+                                  attempts=3))
+
+
+def test_an_engine_that_retries_itself_is_told_the_retries_and_counts_its_attempts() -> None:
+    assert isinstance(Replicating(), RetriesItself)
+    assert not isinstance(FakeInterface(), RetriesItself)
+    fake = Replicating()
+    with Master(fake, retries=2) as master:
+        assert fake.retries == 2
+        task = master.submit_task(square, (3,))
+        with pytest.raises(WorkerLost, match="gave up after 3 workers"):
+            master.get_result(task)
+    assert fake.submitted == [task.task_id]  # not retried again by the master
+    assert task.attempts == 3
 
 
 def test_a_timeout_loses_nothing() -> None:

@@ -51,6 +51,9 @@ import pymw_boinc_contract as contract
 ASSIMILATE_READY, ASSIMILATE_DONE = 1, 2  # BOINC's workunit.assimilate_state
 FILE_DELETE_DONE = 2  # BOINC's result.file_delete_state
 NO_CANONICAL_RESULT = 32  # BOINC's WU_ERROR_NO_CANONICAL_RESULT
+# a replica sent to a host that came to nothing: BOINC's result outcomes CLIENT_ERROR, NO_REPLY,
+# VALIDATE_ERROR and CLIENT_DETACHED (not COULDNT_SEND: no host had it)
+FAILED_OUTCOMES = frozenset({"3", "4", "6", "7"})
 BATCH = 1000  # work units a pass, as BOINC's assimilator enumerates them
 STDERR_CHUNK = 100  # failed work units whose stderr one mysql run reads
 SLEEP_INTERVAL = 1.0  # seconds between passes that found nothing (BOINC's default is 10)
@@ -133,9 +136,12 @@ def file_result(wu_name: str, paths: list[str], results: str, placeholder: bool 
 
 
 def file_error(wu_name: str, wu_id: int, mask: int, stderr: str, results: str,
-               error: str = "") -> None:
+               error: str = "", failed_results: int = 0) -> None:
+    """``failed_results``: the work unit's replicas that hosts were sent and failed, which the
+    master counts as the task's attempts."""
     write_json({"wu_name": wu_name, "wu_id": wu_id, "error_mask": mask,
-                "error": error or contract.describe_error_mask(mask), "stderr": stderr},
+                "error": error or contract.describe_error_mask(mask), "stderr": stderr,
+                "failed_results": failed_results},
                os.path.join(results, wu_name + contract.ERROR_SUFFIX))
 
 
@@ -147,6 +153,12 @@ _MYSQL_ESCAPES = {"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}
 def unescape(field: str) -> str:
     """A field of mysql's batch output: \\n, \\t, \\0 and \\\\ back to what they stand for."""
     return re.sub(r"\\(.)", lambda m: _MYSQL_ESCAPES.get(m.group(1), m.group(1)), field)
+
+
+def failed_replicas(rows: str) -> int:
+    """How many of the replicas in ``outcome\texit\tstderr_out`` rows were sent and failed."""
+    fields = (row.split("\t") for row in rows.splitlines())
+    return sum(1 for row in fields if len(row) == 3 and row[0] in FAILED_OUTCOMES)
 
 
 def clean_stderr(rows: str) -> str:
@@ -246,14 +258,16 @@ class Database:
         return done.stdout
 
 
-def stderr_of(wu_id: int) -> str:
-    """The stderr its hosts reported for the work unit's results (from the project database)."""
+def stderr_of(wu_id: int) -> tuple[str, int]:
+    """The stderr its hosts reported for the work unit's results (from the project database),
+    and how many of those results failed."""
     try:
         with database(project_config()) as db:
-            return clean_stderr(db.run(f"select outcome, exit_status, stderr_out from result "
-                                       f"where workunitid={int(wu_id)} order by id"))
+            rows = db.run(f"select outcome, exit_status, stderr_out from result "
+                          f"where workunitid={int(wu_id)} order by id")
     except Exception as exc:  # the error record matters more than its stderr
-        return f"(stderr unavailable: {exc})"
+        return f"(stderr unavailable: {exc})", 0
+    return clean_stderr(rows), failed_replicas(rows)
 
 
 # --- the daemon --------------------------------------------------------------------------------
@@ -304,6 +318,7 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
     unfiled: list[str] = []
     for wu_field, name, canonical_id, mask in ready:
         wu_id, error_mask = int(wu_field), int(mask)
+        rows = stderr.get(wu_id, "")
         try:
             if not SAFE_NAME.match(name):
                 log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
@@ -311,13 +326,14 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
                 file_result(name, outputs[int(canonical_id)], results)
                 filed.append(int(canonical_id))
             elif int(canonical_id) in outputs:  # the server's own template named no output file
-                file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")),
-                           results, "the canonical result names no output file")
+                file_error(name, wu_id, error_mask, clean_stderr(rows), results,
+                           "the canonical result names no output file", failed_replicas(rows))
             elif error_mask:
-                file_error(name, wu_id, error_mask, clean_stderr(stderr.get(wu_id, "")), results)
+                file_error(name, wu_id, error_mask, clean_stderr(rows), results,
+                           failed_results=failed_replicas(rows))
             else:  # BOINC's assimilator: the canonical result's record is gone
-                file_error(name, wu_id, NO_CANONICAL_RESULT, clean_stderr(stderr.get(wu_id, "")),
-                           results)
+                file_error(name, wu_id, NO_CANONICAL_RESULT, clean_stderr(rows), results,
+                           failed_results=failed_replicas(rows))
                 lost.append(wu_id)
         except OSError as exc:
             # one work unit that cannot be filed (an upload the owner may not move, say) must
@@ -425,7 +441,9 @@ def main(argv: list[str]) -> int:
         if len(argv) < 4 or not argv[3].isdigit() or not argv[1].isdigit():
             print("usage: pymw_assimilator --error MASK WU_NAME WU_ID [BATCH]", file=sys.stderr)
             return 2
-        file_error(argv[2], int(argv[3]), int(argv[1]), stderr_of(int(argv[3])), results_dir())
+        stderr, failed = stderr_of(int(argv[3]))
+        file_error(argv[2], int(argv[3]), int(argv[1]), stderr, results_dir(),
+                   failed_results=failed)
         return 0
     if argv and argv[0].startswith("-"):
         return daemon(argv)
