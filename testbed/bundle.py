@@ -27,6 +27,7 @@ from testbed.cache import CACHE, apt_install, cache_dir
 
 DIST = CACHE / "bundle"
 FOREIGN = CACHE / "bundle-foreign"
+NUMPY_DIST = CACHE / "bundle-numpy"
 
 
 def up() -> Bundle:
@@ -42,6 +43,24 @@ def up() -> Bundle:
         bundle = builder.current(DIST, boinc_library=True)
         if bundle is None:
             bundle = builder.build(DIST, boinc_library="yes")
+    finally:
+        os.close(fd)
+    return bundle
+
+
+def up_numpy() -> Bundle:
+    """This machine's bundle with numpy frozen in (``bundle build --with numpy``), in its own
+    directory of the cache: what a scientist's numpy tasks run in on HTCondor and BOINC."""
+    apt_install("libboinc-app7")
+    bundle = builder.current(NUMPY_DIST, ["numpy"], boinc_library=True)
+    if bundle is not None:
+        return bundle
+    fd = os.open(cache_dir() / "bundle-numpy.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        bundle = builder.current(NUMPY_DIST, ["numpy"], boinc_library=True)
+        if bundle is None:
+            bundle = builder.build(NUMPY_DIST, ["numpy"], boinc_library="yes")
     finally:
         os.close(fd)
     return bundle

@@ -38,6 +38,27 @@ def test_example_on_the_condor_interface(
     assert re.search(expected, out.stdout), out.stdout
 
 
+def test_the_numpy_sweep_on_the_condor_interface_with_a_numpy_bundle(
+    pool: Pool, clean_env: dict[str, str]
+) -> None:
+    """A scientist's numpy tasks on the pool: the bundle freezes numpy (``--with numpy``), arrays
+    and numpy scalars go in and come back as themselves."""
+    pytest.importorskip("numpy")
+    from testbed import bundle as bundle_testbed
+
+    bundle = bundle_testbed.up_numpy().root
+    env = dict(clean_env, **pool.environ())
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "numpy_sweep.py"), "-i", "condor", "-c", str(bundle),
+         "--points", "6", "--steps", "5000"],
+        capture_output=True, text=True, timeout=900, env=env, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"6 damping ratios, 5000 steps each: trajectories \(6, 5000\) float64, "
+                     r"start 1\.000\.\.1\.000, mean energy falls monotonically", out.stdout), \
+        out.stdout
+
+
 def test_condor_without_a_worker_is_one_line(
     pool: Pool, tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
