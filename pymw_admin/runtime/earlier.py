@@ -66,6 +66,8 @@ class EarlierTasks:
         self._names: dict[str, str] = {}  # task id -> name, unclaimed
         self._by_digest: dict[str, deque[str]] = {}
         self._waiting: dict[str, Completion] = {}  # an unclaimed task's outcome
+        # claimed, but the new task is not registered yet: an outcome for it must still wait
+        self._claiming: set[str] = set()
 
     def add(self, task_id: str, name: str, digest: str) -> None:
         self._names[task_id] = name
@@ -76,7 +78,7 @@ class EarlierTasks:
         return len(self._names)
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self._names
+        return task_id in self._names or task_id in self._claiming
 
     def hold(self, completion: Completion) -> None:
         """An outcome for an unclaimed task (a start notice says nothing worth keeping)."""
@@ -84,17 +86,29 @@ class EarlierTasks:
             self._waiting[completion.task_id] = completion
 
     def claim(self, digest: str) -> str | None:
-        """The id of an unclaimed earlier task with this content, now claimed; None if none."""
+        """The id of an unclaimed earlier task with this content, now claimed; None if none.
+
+        One the engine lost (no record: its host failed, its job was held) is passed over: the
+        new task runs afresh instead of inheriting that failure.
+        """
         ids = self._by_digest.get(digest) if digest else None
         while ids:
-            task_id = ids.popleft()
+            task_id = ids[0]
+            waiting = self._waiting.get(task_id)
+            if waiting is not None and waiting.record is None:
+                ids.popleft()
+                continue  # stays unclaimed: cancelled (settled) with the rest at the end
+            ids.popleft()
             if task_id in self._names:
                 del self._names[task_id]
+                self._claiming.add(task_id)
                 return task_id
         return None
 
     def outcome(self, task_id: str) -> Completion | None:
-        """What came for a claimed task before it was claimed."""
+        """What came for a claimed task before its new task was registered; from now on its
+        completions go to that task."""
+        self._claiming.discard(task_id)
         return self._waiting.pop(task_id, None)
 
     def take_all(self) -> list[tuple[str, str]]:

@@ -476,13 +476,13 @@ class Master:
         (its id, its result when it comes); one whose result the checkpoint holds finishes now,
         with that result. Neither is submitted.
         """
+        claimed: set[str] = set()
         with self._lock:
-            claimed: dict[str, Completion | None] = {}
             for task, _ in encoded:
                 earlier = self._earlier.claim(task.digest) if self._earlier else None
                 if earlier is not None:
                     task.task_id = earlier  # the engine knows it by that id
-                    claimed[earlier] = self._earlier.outcome(earlier)
+                    claimed.add(earlier)
         stored: dict[str, tuple[bytes, bool]] = {}
         if self.checkpoint is not None:
             for task, _ in encoded:
@@ -501,7 +501,8 @@ class Master:
                 self._register(task, blob, shared)
             self._from_earlier.update(claimed)
             self._from_earlier.update(stored)
-            for waiting in claimed.values():
+            for task_id in claimed:
+                waiting = self._earlier.outcome(task_id)  # what came before it was ours
                 if waiting is not None:
                     self._absorb(waiting)
             for task_id, (record, trusted) in stored.items():

@@ -19,9 +19,11 @@ import pytest
 
 from pymw_admin.errors import UsageError
 from pymw_admin.interfaces import boinc
+from pymw_admin.interfaces.base import Completion
 from pymw_admin.runtime import Master
 from pymw_admin.runtime import master as master_module
 from pymw_admin.runtime.errors import TaskError
+from pymw_admin.wire import encoding
 from tests.unit.test_boinc_interface import calls, make_project, square
 
 _wu_ids = itertools.count(1)
@@ -195,3 +197,70 @@ def test_a_script_written_for_resumed_still_gets_every_earlier_task(
     assert sorted(second.get_result(second.resumed, timeout=10)[1] for _ in range(3)) == [0, 1, 4]
     second.cleanup()
     assert (second.reused, second.computed) == (3, 0)
+
+
+class DurableEngine:
+    """An in-memory engine whose tasks outlive the master: ``left`` are an earlier master's
+    (task id -> digest, recorded as the master records them), ``outcomes`` what comes for them."""
+
+    name = "durable"
+    trusted = True
+
+    def __init__(self, state_dir: Path, left: dict[str, str],
+                 outcomes: dict[str, Completion]) -> None:
+        self.state_dir = state_dir
+        state_dir.mkdir(exist_ok=True)
+        from pymw_admin.runtime.earlier import ContentIndex
+
+        ContentIndex(state_dir).record(list(left.items()))
+        self.left = list(left)
+        self.outcomes = outcomes
+        self.submitted: list[str] = []
+
+    def resumed_tasks(self) -> list[tuple[str, str]]:
+        return [(task_id, "square") for task_id in self.left]
+
+    def acknowledge(self, task_id: str) -> None:
+        pass
+
+    def submit(self, task_id: str, task_file: bytes) -> None:
+        self.submitted.append(task_id)
+        self.outcomes[task_id] = Completion(task_id, record=run_here(task_file))
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        found, self.outcomes = list(self.outcomes.values()), {}
+        return found
+
+    def workers(self) -> list[object]:
+        return []
+
+    def cancel(self, task_id: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_here(task_file: bytes) -> bytes:
+    from pymw_admin.worker.run import run_task
+
+    return encoding.encode_result(run_task(task_file))
+
+
+def digest_of_square(n: int) -> str:
+    return encoding.encode_task_digested("x", square, (n,))[1]
+
+
+def test_an_earlier_task_the_engine_lost_is_run_afresh(tmp_path: Path) -> None:
+    lost = Completion("old-1", failure="held", retryable=False)
+    done = Completion("old-2", record=run_here(encoding.encode_task("old-2", square, (2,))))
+    engine = DurableEngine(tmp_path / "state", {"old-1": digest_of_square(1),
+                                                "old-2": digest_of_square(2)},
+                           {"old-1": lost, "old-2": done})
+    with Master(engine, resume=True) as master:  # type: ignore[arg-type]
+        master.get_status()  # the earlier outcomes arrive before the script submits again
+        tasks = [master.submit_task(square, (n,)) for n in (1, 2)]
+        assert [master.get_result(t, timeout=5)[1] for t in tasks] == [1, 4]
+    assert tasks[1].task_id == "old-2"  # its result was the earlier one's
+    assert len(engine.submitted) == 1 and tasks[0].task_id == engine.submitted[0]
+    assert (master.reused, master.computed) == (1, 1)
