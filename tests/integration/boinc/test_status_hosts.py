@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from testbed import boinc_client
 from tests.helpers.boinc_master import Project
 from tests.helpers.cli import pymw_admin
 
@@ -14,8 +15,16 @@ pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 
 
 def test_status_shows_the_attached_client(project: Project) -> None:
-    out = pymw_admin("status", "--json", "--project-file", str(project.project_file))
-    data = json.loads(out.stdout)
+    # attaching is the client's own business: when this test is the session's first on the
+    # project, the client may not have made its first scheduler request yet
+    deadline = time.monotonic() + 180
+    while True:
+        out = pymw_admin("status", "--json", "--project-file", str(project.project_file))
+        data = json.loads(out.stdout)
+        if data["hosts"] or time.monotonic() > deadline:
+            break
+        boinc_client.update(project.master_url)
+        time.sleep(3)
     assert data["hosts"], out.stdout[-2000:]
     host = data["hosts"][0]
     assert host["platform"].startswith("Linux"), host
