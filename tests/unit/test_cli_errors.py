@@ -53,12 +53,15 @@ def test_the_runs_table_shows_each_runs_tag() -> None:
     from pymw_admin.admin import runs
 
     tagged = runs.RunInfo(id="1", script="monte_pi.py", pid=None, alive=False, exit_code=0,
-                          started=None, ended=None, stopped=False, tag="monte_pi")
+                          started=None, ended=None, stopped=False, tag="monte_pi", reused=22,
+                          computed=2)
     local = runs.RunInfo(id="2", script="m.py", pid=None, alive=False, exit_code=0,
                          started=None, ended=None, stopped=False)
-    console = Console(record=True, width=120)
+    console = Console(record=True, width=160)
     console.print(runs_table([tagged, local]))
     rows = console.export_text().splitlines()
     assert "tag" in next(r for r in rows if "script" in r)
-    assert next(r for r in rows if "monte_pi.py" in r).rstrip(" │").endswith("monte_pi")
-    assert next(r for r in rows if "m.py" in r).rstrip(" │").endswith("-")
+    cells = [c.strip() for c in next(r for r in rows if "monte_pi.py" in r).split("│")]
+    assert cells[-3:-1] == ["monte_pi", "22/2"]  # its tag, and a resumed run's reused/new
+    cells = [c.strip() for c in next(r for r in rows if "m.py" in r).split("│")]
+    assert cells[-3:-1] == ["-", "-"]
