@@ -115,6 +115,8 @@ class SharesBlobs(Protocol):
 
     ``put_shared`` comes before the first task that needs the blob; ``drop_shared`` once no
     unfinished task of the master needs it (the interface may keep it on workers a while).
+    Large data files become shared blobs as well, unless the interface says its workers may be
+    too old to take them so (``shared_data_files = False``: BOINC's deployed app versions).
     """
 
     def put_shared(self, digest: str, blob: bytes) -> None:

@@ -76,6 +76,7 @@ from pymw_admin.wire.boinc_contract import (
     MASTERS_DIR,
     RESULT_SUFFIX,
     RESULTS_DIR,
+    SHARED_FILES_FEATURE,
     TASK_NAME,
     TASK_SUFFIX,
 )
@@ -282,6 +283,10 @@ class BoincInterface:
         # small tasks go in the command line only if every volunteer's worker reads them there
         self.inline_tasks = all_newest_understand(self.layout.root, self.app_name,
                                                   INLINE_TASK_FEATURE)
+        # large data files staged once as shared blobs only if every volunteer's worker reads
+        # them so (the Master reads this); else they ride in every task file
+        self.shared_data_files = all_newest_understand(self.layout.root, self.app_name,
+                                                       SHARED_FILES_FEATURE)
         self._inline_templates: dict[str, str | None] = {}  # file template -> inline one
         # (task id, work-unit name, input template, task file) not yet handed to create_work:
         # _launch signs a batch of them at once and stages them

@@ -249,6 +249,9 @@ class Master:
         # capabilities are looked up once: acknowledging runs once a task
         self._acknowledge = interface.acknowledge if isinstance(interface, Resumable) else None
         self._blob_stager = interface if isinstance(interface, SharesBlobs) else None
+        # large data files go as shared blobs too, where the workers can take them so
+        self._share_files = self._blob_stager is not None and bool(
+            getattr(interface, "shared_data_files", True))
         self.retries = retries
         if isinstance(interface, RetriesItself):
             interface.set_retries(retries)
@@ -400,7 +403,8 @@ class Master:
         """A task file for ``task``; whatever cannot be encoded is a TaskError naming the task."""
         try:
             blob, task.digest = encoding.encode_task_digested(
-                task.task_id, executable, inline_shared=self._blob_stager is None, **what)
+                task.task_id, executable, inline_shared=self._blob_stager is None,
+                shared_files=self._share_files, **what)
             return blob
         except encoding.EncodingError as exc:
             raise TaskError(task, "EncodingError", str(exc)) from None

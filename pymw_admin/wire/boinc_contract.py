@@ -29,7 +29,10 @@ INLINE_TASK_MAX = 2400  # bytes of a signed task file (3,200 characters of base6
 # writes it beside each app version (FEATURES_FILE, a dot file update_versions skips); a master
 # inlines tasks only when every platform's newest version of the app says "inline-task"
 INLINE_TASK_FEATURE = "inline-task"
-WORKER_FEATURES = (INLINE_TASK_FEATURE,)
+# and sends a large data file as a shared blob (a file beside the task, named by its digest)
+# only when every one says "shared-data-files"
+SHARED_FILES_FEATURE = "shared-data-files"
+WORKER_FEATURES = (INLINE_TASK_FEATURE, SHARED_FILES_FEATURE)
 FEATURES_FILE = ".pymw-features"
 RESULT_SUFFIX = ".result"  # RESULTS_DIR/WU_NAME.result: the canonical result record
 ERROR_SUFFIX = ".error"  # RESULTS_DIR/WU_NAME.error: JSON, BOINC gave the work unit up

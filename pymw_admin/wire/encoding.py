@@ -7,7 +7,9 @@ payload made with cloudpickle (the function by value, its inputs, dep_funcs, dat
 A task file may refer to *shared blobs*: large objects pickled once, named by the sha256 of their
 bytes, sent once per worker instead of once per task (docs/architecture.md, "Shared blobs"). Inside
 the payload they are pickle persistent ids; the header's ``shared`` lists their digests, so an
-interface can stage them before the task without unpickling anything.
+interface can stage them before the task without unpickling anything. A large data file may be
+one too: the header's ``file_digests`` names its blob, whose bytes the worker writes into the task's
+directory.
 
 A *result record* is the worker's answer: a JSON header (ok or error, the remote exception's type,
 message and traceback, stdout/stderr, timings, worker, Python version) and a pickle payload holding
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 TASK_MAGIC = b"PYMW-TASK 1\n"
 RESULT_MAGIC = b"PYMW-RESULT 1\n"
 PICKLE_PROTOCOL = 5
-SHARE_THRESHOLD = 256 * 1024  # an object a function reaches whose pickle is this big is shared
+# an object a function reaches whose pickle is this big is shared, and so is a data file this big
+SHARE_THRESHOLD = 256 * 1024
 SHARED_FILE_PREFIX = "pymw_shared_"  # a shared blob staged as a file: pymw_shared_<digest>
 _SHARED_TAG = "pymw-shared"
 
@@ -76,6 +79,9 @@ class TaskHeader:
     data_files: list[str] = field(default_factory=list)
     name: str = ""  # the function's or script's name, for logs and status
     shared: list[str] = field(default_factory=list)  # digests of the shared blobs it refers to
+    # for each of data_files, the digest of its shared blob, or "" when its bytes are in the
+    # payload (empty: all are; then absent from the header, which older workers read unchanged)
+    file_digests: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -358,16 +364,37 @@ def encode_task(
 DIGEST_VERSION = b"pymw-task-digest 1\n"  # changes whenever what a digest covers changes
 
 
+# the last data files hashed and their digests: the tasks of a map share the same bytes objects
+_last_files: tuple[dict[str, bytes], dict[str, str]] | None = None
+
+
+def data_file_digests(files: Mapping[str, bytes]) -> dict[str, str]:
+    """``{name: digest_of(contents)}``, hashed once for the tasks of a map: the same bytes
+    objects compare at once, equal copies (submit_task reads the files at each call) at memory
+    speed, far quicker than hashing them again."""
+    global _last_files
+    if not files:
+        return {}  # most tasks: nothing to look up
+    files = dict(files)
+    last = _last_files  # one read: another thread may replace it, never change it
+    if last is not None and last[0] == files:
+        return dict(last[1])
+    digests = {name: digest_of(data) for name, data in files.items()}
+    _last_files = (files, digests)
+    return dict(digests)
+
+
 def task_digest(python: str, kind: str, name: str, body: bytes, args_blob: bytes,
                 kwargs_blob: bytes, deps: Sequence[bytes], modules: Sequence[str],
-                files: Mapping[str, bytes]) -> str:
+                file_digests: Mapping[str, str]) -> str:
     """The sha256 of what a worker runs for one task: equal for equal work in any process.
 
     Every part is length-prefixed, so no two different tasks hash the same bytes. Shared blobs
-    are inside ``body``/``args_blob`` as their own digests; data files count by their bytes. The
-    task id, times and anything else of one run are left out.
+    are inside ``body``/``args_blob`` as their own digests; data files count by their names and
+    the digests of their bytes (``data_file_digests``), whether they travel inside the task file
+    or as shared blobs. The task id, times and anything else of one run are left out.
     """
-    h = _digest_prefix(python, kind, name, body, tuple(modules), files)
+    h = _digest_prefix(python, kind, name, body, tuple(modules), file_digests)
     for blob in (args_blob, kwargs_blob):
         h.update(len(blob).to_bytes(8, "big"))
         h.update(blob)
@@ -379,18 +406,17 @@ def task_digest(python: str, kind: str, name: str, body: bytes, args_blob: bytes
 
 
 # the hash of the last task's parts a map shares (function, modules, files), with what it hashed
-_last_prefix: tuple[bytes, tuple[str, ...], Mapping[str, bytes], Any] | None = None
+_last_prefix: tuple[bytes, tuple[str, ...], dict[str, str], Any] | None = None
 
 
 def _digest_prefix(python: str, kind: str, name: str, body: bytes, modules: tuple[str, ...],
-                   files: Mapping[str, bytes]) -> Any:
+                   file_digests: Mapping[str, str]) -> Any:
     """A sha256 over the parts the tasks of one map share, hashed once for all of them: the
-    function's pickle is the same object each time, and equal files are the same bytes objects,
-    which compare at once."""
+    function's pickle is the same object each time."""
     global _last_prefix
     head = (python, kind, name, *modules)
     last = _last_prefix  # one read: another thread may replace it, never change it
-    if last is not None and last[0] is body and last[1] == head and last[2] == files:
+    if last is not None and last[0] is body and last[1] == head and last[2] == file_digests:
         return last[3].copy()
     h = hashlib.sha256(DIGEST_VERSION)
 
@@ -400,11 +426,11 @@ def _digest_prefix(python: str, kind: str, name: str, body: bytes, modules: tupl
 
     part(body)
     part(json.dumps([python, kind, name, list(modules)]).encode())
-    part(len(files).to_bytes(8, "big"))
-    for file_name in sorted(files):
+    part(len(file_digests).to_bytes(8, "big"))
+    for file_name in sorted(file_digests):
         part(file_name.encode())
-        part(hashlib.sha256(files[file_name]).digest())
-    _last_prefix = (body, head, dict(files), h.copy())
+        part(bytes.fromhex(file_digests[file_name]))  # the sha256 of the file's bytes
+    _last_prefix = (body, head, dict(file_digests), h.copy())
     return h
 
 
@@ -422,6 +448,7 @@ def encode_task_digested(
     shared: Mapping[str, bytes] | None = None,
     inline_shared: bool = True,
     args_blob: bytes | None = None,
+    shared_files: bool = False,
 ) -> tuple[bytes, str]:
     """Make a task file and its content digest (``task_digest``). ``function_blob`` lets a
     caller reuse one pickled function (map).
@@ -430,11 +457,14 @@ def encode_task_digested(
     task for many small calls). ``shared``: the blobs the function or arguments refer to (from
     ``pickle_function``/``pickle_arguments``); inlined into the payload unless ``inline_shared``
     is False, in which case the worker must get them another way (an interface staging them).
-    ``args_blob``: arguments pickled already by ``pickle_arguments``.
+    ``args_blob``: arguments pickled already by ``pickle_arguments``. ``shared_files``: a data
+    file of SHARE_THRESHOLD bytes or more becomes a shared blob too, named by the header's
+    ``file_digests`` (workers built before cannot read such a task file).
     """
     files = dict(data_files or {})
     for file_name in files:
         check_data_file_name(file_name)
+    file_digests = data_file_digests(files)
     # the caller's dict is filled in: it stages what the arguments refer to as well
     shared_blobs: dict[str, bytes] = shared if isinstance(shared, dict) else dict(shared or {})
     if callable(executable):
@@ -454,8 +484,17 @@ def encode_task_digested(
     if args_blob is None:
         arguments: object = list(chunk) if chunk is not None else tuple(input_data)
         args_blob = pickle_arguments(arguments, shared_blobs)
-    header = _header_json(task_id, kind, tuple(modules), tuple(sorted(files)), name,
-                          tuple(sorted(shared_blobs)))
+    names = tuple(sorted(files))
+    by_digest: tuple[str, ...] = ()  # a large file's digest, "" for one in the payload
+    if shared_files and any(len(data) >= SHARE_THRESHOLD for data in files.values()):
+        # sent once per worker, as a large global is, instead of inside every task file
+        by_digest = tuple(file_digests[n] if len(files[n]) >= SHARE_THRESHOLD else ""
+                          for n in names)
+        for file_name, digest in zip(names, by_digest, strict=True):
+            if digest:
+                shared_blobs[digest] = files.pop(file_name)
+    header = _header_json(task_id, kind, tuple(modules), names, name,
+                          tuple(sorted(shared_blobs)), by_digest)
     kwargs_blob = cloudpickle.dumps(dict(kwargs), protocol=PICKLE_PROTOCOL) if kwargs else b""
     deps = [pickle_function(f) for f in dep_funcs]
     payload = pickle.dumps(
@@ -472,7 +511,7 @@ def encode_task_digested(
     )
     # the digest is of exactly the bytes sent: what the worker runs, nothing of this run
     digest = task_digest(python_minor(), kind, script_name, body, args_blob, kwargs_blob, deps,
-                         modules, files)
+                         modules, file_digests)
     return TASK_MAGIC + header + b"\n" + payload, digest
 
 
@@ -490,29 +529,33 @@ def task_file_digest(blob: bytes) -> str:
     header, raw = read_task_header(blob)
     try:
         payload = _NoGlobals(io.BytesIO(raw)).load()
+        file_digests = dict(shared_data_files(header))
+        file_digests.update((n, digest_of(data)) for n, data in payload["files"].items())
         return task_digest(header.python, header.kind, payload["script_name"], payload["body"],
                            payload["args"], payload["kwargs"], payload["deps"],
-                           header.modules, payload["files"])
+                           header.modules, file_digests)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
         raise EncodingError(f"malformed task payload: {exc}") from None
 
 
 def _header_json(task_id: str, kind: str, modules: tuple[str, ...], data_files: tuple[str, ...],
-                 name: str, shared: tuple[str, ...]) -> bytes:
+                 name: str, shared: tuple[str, ...], file_digests: tuple[str, ...]) -> bytes:
     """A task header as JSON; all but the task id is made once for the tasks of a map."""
     return b'{"task_id": ' + json.dumps(task_id).encode() + b", " + _header_rest(
-        python_minor(), kind, modules, data_files, name, shared)
+        python_minor(), kind, modules, data_files, name, shared, file_digests)
 
 
 @functools.lru_cache(maxsize=64)
 def _header_rest(python: str, kind: str, modules: tuple[str, ...], data_files: tuple[str, ...],
-                 name: str, shared: tuple[str, ...]) -> bytes:
+                 name: str, shared: tuple[str, ...], file_digests: tuple[str, ...]) -> bytes:
     fields = dict(TaskHeader(task_id="", python=python, kind=kind, modules=list(modules),
-                             data_files=list(data_files), name=name,
-                             shared=list(shared)).__dict__)
+                             data_files=list(data_files), name=name, shared=list(shared),
+                             file_digests=list(file_digests)).__dict__)
     del fields["task_id"]
-    if not fields["shared"]:
-        del fields["shared"]  # a task sharing nothing reads the same to workers built before
+    # left out when empty: such a task reads the same to workers built before the field
+    for optional in ("shared", "file_digests"):
+        if not fields[optional]:
+            del fields[optional]
     return json.dumps(fields).encode()[1:]
 
 
@@ -526,6 +569,22 @@ def read_task_header(blob: bytes) -> tuple[TaskHeader, memoryview]:
     except (ValueError, TypeError) as exc:
         raise EncodingError(f"malformed task header: {exc}") from None
     return header, memoryview(blob)[end + 1 :]
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def shared_data_files(header: TaskHeader) -> list[tuple[str, str]]:
+    """``(name, digest)`` of the task's data files that travel as shared blobs."""
+    digests = header.file_digests
+    if not digests:
+        return []
+    if (not isinstance(digests, list) or not isinstance(header.data_files, list)
+            or len(digests) != len(header.data_files)
+            or not all(isinstance(d, str) and (not d or _DIGEST.fullmatch(d)) for d in digests)):
+        raise EncodingError("malformed task header: file_digests does not match data_files")
+    return [(name, digest) for name, digest in zip(header.data_files, digests, strict=True)
+            if digest]
 
 
 def task_shared(blob: bytes) -> list[str]:

@@ -37,12 +37,14 @@ from pymw_admin.wire.encoding import (
     EncodingError,
     ResultRecord,
     SharedStore,
+    TaskHeader,
     check_data_file_name,
     encode_result,
     loads_task_part,
     python_minor,
     python_mismatch,
     read_task_header,
+    shared_data_files,
 )
 from pymw_admin.wire.exceptions import dumps_exception
 from pymw_admin.worker import ADDED_TUNABLES_ENV, scripting
@@ -173,6 +175,24 @@ def _call(kind: str, payload: dict[str, Any], script_globals_name: str,
     return func(*args, **kwargs)
 
 
+def _write_data_files(header: TaskHeader, payload: dict[str, Any],
+                      store: SharedStore | None) -> None:
+    """Put the task's data files in its directory (the current one) under their names: those the
+    task file carries, and large ones from the shared blobs this worker was sent (a BOINC slot's
+    ``pymw_shared_<digest>`` files: their bytes are checked against the digest first)."""
+    for name, data in payload["files"].items():
+        # confined to the task's directory, whatever the task file says
+        Path(check_data_file_name(name)).write_bytes(data)
+    from_blobs = shared_data_files(header)
+    if from_blobs:
+        resolver = store if store is not None else SharedStore()
+        inline: dict[str, bytes] = payload.get("shared") or {}
+        for name, digest in from_blobs:
+            # a file of its own for each task, as when it came inside the task file: a task
+            # that writes to it changes no other task's copy
+            Path(check_data_file_name(name)).write_bytes(resolver.load(digest, inline, raw=True))
+
+
 def _clear_directory(path: str) -> None:
     """Empty a directory a task used; cheaper than a fresh one on slow file systems."""
     with os.scandir(path) as entries:
@@ -257,9 +277,7 @@ def run_task(blob: bytes, workdir_base: str | None = None,
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 payload = pickle.loads(raw)
-                for name, data in payload["files"].items():
-                    # confined to the task's directory, whatever the task file says
-                    Path(check_data_file_name(name)).write_bytes(data)
+                _write_data_files(header, payload, store)
                 for module in header.modules:
                     importlib.import_module(module)
                 value = _call(header.kind, payload, "__main__", store)

@@ -75,3 +75,25 @@ def test_l6_a_bundle_task_runs_in_its_slot(tmp_path: Path, monkeypatch: pytest.M
     assert record.ok, record.error_message
     assert encoding.decode_value(record, trusted=True) == str(slot / "pymw_work" / "task")
     assert not (slot / "pymw_work").exists()
+
+
+@pytest.mark.parametrize("name", ["../escaped", "{tmp}/absolute"])
+def test_a_shared_data_file_outside_the_task_directory_is_refused(tmp_path: Path,
+                                                                  name: str) -> None:
+    """The same for a data file that comes as a shared blob: its name is checked as well."""
+    name = name.format(tmp=tmp_path)
+    data = b"planted" * 50_000
+    shared: dict[str, bytes] = {}
+    honest = encoding.encode_task("t1", _echo, (1,), data_files={"ok.bin": data},
+                                  shared=shared, inline_shared=False, shared_files=True)
+    header, payload = encoding.read_task_header(honest)
+    header.data_files = [name]
+    forged = (encoding.TASK_MAGIC + json.dumps(header.__dict__).encode() + b"\n"
+              + bytes(payload))
+    store = encoding.SharedStore()
+    store.put(*next(iter(shared.items())))
+    work = tmp_path / "work"
+    work.mkdir()
+    record = worker.run_task(forged, str(work), store)
+    assert not record.ok and "invalid data file name" in record.error_message
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "absolute").exists()

@@ -653,6 +653,38 @@ def test_tasks_go_inline_only_when_every_newest_version_understands(
     iface.close()
 
 
+@pytest.mark.parametrize("features", ["inline-task shared-data-files\n", "inline-task\n"])
+def test_a_data_file_is_staged_once_only_where_every_newest_version_reads_it_so(
+        tmp_path: Path, no_runs: object, features: str) -> None:
+    root = make_project(tmp_path)
+    deploy_versions(root, {(1, LINUX): features, (2, WINDOWS): features})
+    table = tmp_path / "table.bin"
+    table.write_bytes(bytes(range(256)) * 2048)  # 512 KiB
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    iface = boinc.BoincInterface(root, tag="files")
+    shares = "shared-data-files" in features
+    assert iface.shared_data_files is shares
+    Master(iface).submit_many(square, range(20), data_files=(table,))
+    iface.flush()
+    lines = calls(root)[0]["lines"]
+    staged = sorted(p.name for p in iface.layout.download_dir.rglob("pymw_shared_*"))
+    if shares:
+        # one staged file (and BOINC's .md5 beside it) that every work unit names; each task
+        # is small enough for its command line
+        assert staged == [f"pymw_shared_{digest}", f"pymw_shared_{digest}.md5"]
+        templates = {line.split()[3] for line in lines}
+        assert len(templates) == 1
+        assert f"<physical_name>pymw_shared_{digest}</physical_name>" in (
+            root / templates.pop()).read_text()
+        assert all("--command_line --pymw-task=" in line for line in lines)
+    else:  # the old form: the file inside every task file
+        assert staged == []
+        task_files = list(Path(iface.layout.task_dir("files")).iterdir())
+        assert len(task_files) == 20 and all(
+            f.stat().st_size > table.stat().st_size for f in task_files)
+    iface.close()
+
+
 def test_small_tasks_travel_in_the_command_line_and_large_ones_as_files(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     deploy_versions(root, {(1, LINUX): "inline-task\n"})

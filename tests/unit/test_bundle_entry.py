@@ -74,3 +74,30 @@ def test_selfcheck_imports_distributions_and_names_the_one_that_fails(
 def test_selfcheck_takes_only_distribution_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert entry.main(["--pymw-selfcheck", "os; rm -rf /"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def digest_of_table() -> str:
+    import hashlib
+
+    return hashlib.sha256(Path("table.bin").read_bytes()).hexdigest()
+
+
+def test_a_data_file_staged_beside_the_task_appears_in_the_tasks_directory(
+    tmp_path: Path,
+) -> None:
+    """As a client leaves a work unit's inputs in its slot: the task file and the data file's
+    shared blob (``pymw_shared_<digest>``, a constant input of the work unit)."""
+    from pymw_admin.wire.encoding import SHARED_FILE_PREFIX, decode_value, encode_task
+
+    table = bytes(range(256)) * 2048
+    shared: dict[str, bytes] = {}
+    (tmp_path / "task").write_bytes(encode_task(
+        "t1", digest_of_table, data_files={"table.bin": table}, shared=shared,
+        inline_shared=False, shared_files=True))
+    [(digest, blob)] = shared.items()
+    (tmp_path / f"{SHARED_FILE_PREFIX}{digest}").write_bytes(blob)
+    with pytest.raises(SystemExit):
+        entry.main(["task", "result"])
+    record = decode_result_header((tmp_path / "result").read_bytes())
+    assert record.ok, record.error_message
+    assert decode_value(record, trusted=True) == digest

@@ -273,3 +273,104 @@ def test_a_module_missing_from_a_bundle_says_how_to_ship_it() -> None:
         "rebuild the bundle with --with scipy)")
     # a worker that is not a bundle imports from its own environment: no bundle to rebuild
     assert worker.error_message(missing, frozen=False) == "No module named 'pymw_no_such_package'"
+
+
+# --- data files as shared blobs ----------------------------------------------------------------
+
+TABLE = bytes(range(256)) * 1100  # over SHARE_THRESHOLD: a shared blob where blobs are staged
+
+
+def read_files() -> tuple[str, str, list[str]]:
+    """What a task sees of its data files: their digests and the directory's names."""
+    return (encoding.digest_of(Path("table.bin").read_bytes()),
+            Path("note.txt").read_text(), sorted(os.listdir(".")))
+
+
+def encode_with_files(task_id: str = "t1", shared: dict[str, bytes] | None = None,
+                      **options: object) -> tuple[bytes, str]:
+    return encoding.encode_task_digested(
+        task_id, read_files, data_files={"table.bin": TABLE, "note.txt": b"small"},
+        shared={} if shared is None else shared, **options)  # type: ignore[arg-type]
+
+
+def test_a_large_data_file_travels_as_a_shared_blob_not_in_the_task_file() -> None:
+    assert len(TABLE) >= encoding.SHARE_THRESHOLD
+    shared: dict[str, bytes] = {}
+    blob, digest = encode_with_files(shared=shared, inline_shared=False, shared_files=True)
+    table = encoding.digest_of(TABLE)
+    header, raw = encoding.read_task_header(blob)
+    assert header.data_files == ["note.txt", "table.bin"]
+    assert header.file_digests == ["", table]  # the small one stays in the task file
+    assert encoding.task_shared(blob) == [table] and shared == {table: TABLE}
+    assert shared[table] is TABLE  # staged as it is: no copy
+    assert len(blob) < 64 * 1024
+    assert pickle.loads(raw)["files"] == {"note.txt": b"small"}
+    # the same content digest however the file travels (checkpoints and resume rely on it)
+    assert digest == encode_with_files()[1] == encode_with_files(inline_shared=False)[1]
+    assert encoding.task_file_digest(blob) == digest
+
+
+def test_twenty_tasks_over_one_file_share_one_blob_hashed_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoding, "_last_files", None)
+    hashed: list[int] = []
+    digest_of = encoding.digest_of
+
+    def counting(data: bytes | memoryview) -> str:
+        hashed.append(len(data))
+        return digest_of(data)
+
+    monkeypatch.setattr(encoding, "digest_of", counting)
+    shared: dict[str, bytes] = {}
+    blobs = [encode_with_files(f"t{i}", shared, inline_shared=False, shared_files=True)[0]
+             for i in range(20)]
+    assert list(shared) == [digest_of(TABLE)]
+    assert {tuple(encoding.task_shared(b)) for b in blobs} == {(digest_of(TABLE),)}
+    assert hashed.count(len(TABLE)) == 1
+
+
+def test_the_worker_writes_a_shared_data_file_into_the_task_directory(tmp_path: Path) -> None:
+    shared: dict[str, bytes] = {}
+    blob, _ = encode_with_files(shared=shared, inline_shared=False, shared_files=True)
+    table = encoding.digest_of(TABLE)
+    expected = (table, "small", ["note.txt", "table.bin"])
+    # sent to a persistent worker (local, MPI), which keeps it for its next tasks
+    store = encoding.SharedStore()
+    store.put(table, shared[table])
+    for _ in range(2):
+        record = worker.run_task(blob, store=store)
+        assert record.ok, record.error_message
+        assert pickle.loads(record.payload) == expected
+    # staged as a file beside the task (a BOINC slot): checked against its digest first
+    (tmp_path / f"{encoding.SHARED_FILE_PREFIX}{table}").write_bytes(TABLE)
+    record = worker.run_task(blob, store=encoding.SharedStore(directory=tmp_path))
+    assert record.ok and pickle.loads(record.payload) == expected
+    (tmp_path / f"{encoding.SHARED_FILE_PREFIX}{table}").write_bytes(TABLE[:-1] + b"!")
+    record = worker.run_task(blob, store=encoding.SharedStore(directory=tmp_path))
+    assert not record.ok and "does not match its digest" in record.error_message
+    # inlined where nothing stages blobs: the same task file runs on its own
+    record = worker.run_task(encode_with_files(shared_files=True)[0])
+    assert record.ok and pickle.loads(record.payload) == expected
+
+
+def test_a_task_file_with_its_data_files_inside_still_runs() -> None:
+    """The form every master wrote before data files could be shared blobs (and writes where
+    blobs are not staged): no file_digests in the header, every file in the payload."""
+    blob, _ = encode_with_files(inline_shared=False)
+    header_line = blob.split(b"\n")[1]
+    assert b'"file_digests"' not in header_line and b'"shared"' not in header_line
+    assert pickle.loads(encoding.read_task_header(blob)[1])["files"]["table.bin"] == TABLE
+    record = worker.run_task(blob)
+    assert record.ok
+    assert pickle.loads(record.payload) == (encoding.digest_of(TABLE), "small",
+                                            ["note.txt", "table.bin"])
+
+
+@pytest.mark.parametrize("digests", [["0" * 64], ["", "../../etc/passwd"], "ab"])
+def test_file_digests_that_do_not_fit_the_data_files_are_refused(digests: object) -> None:
+    blob, _ = encode_with_files(inline_shared=False, shared_files=True)
+    header, raw = encoding.read_task_header(blob)
+    header.file_digests = digests  # type: ignore[assignment]
+    forged = encoding.TASK_MAGIC + json.dumps(header.__dict__).encode() + b"\n" + bytes(raw)
+    record = worker.run_task(forged, store=encoding.SharedStore())
+    assert not record.ok and "file_digests does not match data_files" in record.error_message

@@ -3,8 +3,10 @@ each result handed out and acknowledged once, timeouts that lose nothing, cancel
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from pymw_admin.interfaces.base import (
     RetriesItself,
 )
 from pymw_admin.runtime import Master, TaskError, TaskState, TaskTimeout, WorkerLost
+from pymw_admin.wire.encoding import task_shared
 from tests.doubles import FakeInterface, FakeResumable
 
 
@@ -127,9 +130,10 @@ def test_an_exception_detaches_a_detachable_engine_and_closes_no_other() -> None
 class FakeStager(FakeInterface):
     """A FakeInterface that stages shared blobs (``SharesBlobs``): it records them."""
 
-    def __init__(self, outcomes: list[str]) -> None:
+    def __init__(self, outcomes: list[str], shared_data_files: bool = True) -> None:
         super().__init__(outcomes)
         self.staged: dict[str, bytes] = {}
+        self.shared_data_files = shared_data_files  # False: workers built before (BOINC)
 
     def put_shared(self, digest: str, blob: bytes) -> None:
         self.staged[digest] = blob
@@ -166,6 +170,27 @@ def test_tasks_over_one_big_bytes_object_hash_it_once(monkeypatch: pytest.Monkey
         assert fake.staged == {}  # nothing keeps it (nor its name) once no task needs it
         master.submit_task(byte_at, (0,))
         assert hashed.count(len(BIG_BYTES)) == 2
+
+
+def test_a_large_data_file_is_staged_once_for_a_map_where_workers_take_it(
+        tmp_path: Path) -> None:
+    table = tmp_path / "table.bin"
+    table.write_bytes(BIG_BYTES)
+    digest = hashlib.sha256(BIG_BYTES).hexdigest()
+    digests = []
+    for takes_files in (True, False):
+        fake = FakeStager(["hold"] * 20, shared_data_files=takes_files)
+        with Master(fake) as master:
+            tasks = master.submit_many(square, range(20), data_files=(table,))
+            digests.append([t.digest for t in tasks])
+            sizes = [len(blob) for _, blob in fake.held]
+            if takes_files:
+                assert fake.staged == {digest: BIG_BYTES}
+                assert max(sizes) < 16 * 1024
+                assert {tuple(task_shared(blob)) for _, blob in fake.held} == {(digest,)}
+            else:
+                assert fake.staged == {} and min(sizes) > len(BIG_BYTES)
+    assert digests[0] == digests[1]  # the same work by content, however the file travels
 
 
 def test_a_zero_timeout_and_a_tasks_state_see_what_the_engine_already_reported() -> None:
