@@ -41,7 +41,7 @@ def _cli(project_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _ids(project_file: Path) -> set[str]:
     out = _cli(project_file, "runs", "--json")
     assert out.returncode == 0, out.stderr
-    return {r["id"] for r in json.loads(out.stdout)}
+    return {str(r["id"]) for r in json.loads(out.stdout)}
 
 
 def test_prune_removes_finished_runs_only(project: Path, tmp_path: Path) -> None:
