@@ -93,6 +93,7 @@ CREATE_WORK_AT_ONCE = 2
 # looks for beside the task file in the slot
 SHARED_PREFIX = encoding.SHARED_FILE_PREFIX
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+SHARED_STICKY_SECONDS = 86400  # a shared blob's <sticky_lifetime> on volunteers' hosts
 # while a master has work units out, clients are told to ask the scheduler again this soon (and
 # so report results and fetch more); a client that heard "no work" otherwise backs off for
 # minutes. Idle, they still look in every minute. BOINC's <next_rpc_delay>; init-project sets
@@ -681,7 +682,8 @@ class BoincInterface:
 
     def _write_template(self, digests: tuple[str, ...]) -> str:
         """The app's input template plus one constant input per shared blob (BOINC's
-        ``<physical_name>`` form, never deleted by the file deleter with its work units)."""
+        ``<physical_name>`` form, never deleted by the file deleter with its work units), sticky
+        on the volunteer's host for SHARED_STICKY_SECONDS after the last work unit naming it."""
         root = self.layout.root
         tree = etree.parse(str(root / self._app_template))
         top = tree.getroot()
@@ -694,6 +696,10 @@ class BoincInterface:
             etree.SubElement(info, "number").text = str(number + offset)
             etree.SubElement(info, "physical_name").text = SHARED_PREFIX + digest
             etree.SubElement(info, "no_delete")
+            # the client keeps it between work units (one download per host, not one per batch
+            # of work it holds), until a day after the last scheduler reply that named it
+            etree.SubElement(info, "sticky")
+            etree.SubElement(info, "sticky_lifetime").text = str(SHARED_STICKY_SECONDS)
             workunit.addprevious(info)
             ref = etree.SubElement(workunit, "file_ref")
             etree.SubElement(ref, "file_number").text = str(number + offset)

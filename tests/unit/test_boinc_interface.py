@@ -569,6 +569,8 @@ def test_shared_blob_is_staged_once_and_named_by_every_work_unit(
     text = (root / template).read_text()
     assert f"<physical_name>pymw_shared_{digest}</physical_name>" in text
     assert "<no_delete/>" in text and f"<open_name>pymw_shared_{digest}</open_name>" in text
+    # kept by the client between work units, for a day after the last one naming it
+    assert "<sticky/>" in text and "<sticky_lifetime>86400</sticky_lifetime>" in text
     assert "<open_name>pymw_task</open_name>" in text
     with pytest.raises(UsageError, match="sha256 digest"):
         iface.put_shared("../../etc/passwd", b"x")
