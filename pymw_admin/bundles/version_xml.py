@@ -6,8 +6,9 @@ bundle as the logical name: the client creates the subdirectories of a logical n
 the bundle's real tree and its main program finds ``_internal/`` next to itself. (Without
 copy_file the slot would hold XML soft-link files, which a frozen program cannot load.)
 
-Physical names carry the file's content hash: BOINC wants a physical name never to change
-contents, and an unchanged file is then shared by successive app versions.
+Physical names carry a hash of the file's content and its path in the bundle: BOINC wants a
+physical name never to change contents, an unchanged file is then shared by successive app
+versions, and two equal files of one bundle get names of their own.
 
 The client starts the main program from the project directory (``../../projects/URL/PHYSICAL``,
 client/app_start.cpp), not from the slot, and a frozen program looks for ``_internal/`` next to
@@ -71,7 +72,11 @@ def needs_launcher(manifest: Manifest) -> bool:
 
 
 def physical_name(rel: str, entry: FileEntry) -> str:
-    return f"pymw_{entry.sha256[:16]}_{PurePosixPath(rel).name}"
+    """By content and place: update_versions moves each listed file into the download
+    directory, so two files of a bundle with the same bytes (numpy ships one LICENSE.md in
+    several directories) must not share a physical name."""
+    key = hashlib.sha256(f"{entry.sha256}\0{rel}".encode()).hexdigest()
+    return f"pymw_{key[:16]}_{PurePosixPath(rel).name}"
 
 
 def for_client(manifest: Manifest, extra: Sequence[ExtraFile] = ()) -> etree._Element:

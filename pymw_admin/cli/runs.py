@@ -105,17 +105,24 @@ def _duration(info: runs.RunInfo) -> str:
 
 def runs_table(items: list[runs.RunInfo]) -> Table:
     table = Table(title="runs", title_justify="left")
-    for column in ("id", "state", "started", "time", "script", "tag", "results reused/new"):
-        table.add_column(column, justify="right" if column == "id" else "left")
+    # a resumed run's results from an earlier master / computed anew: a column only when some
+    # run has them, so a narrow terminal keeps room for the script's name
+    reuse = any(info.reused for info in items)
+    columns = ["id", "state", "started", "time", "script", "tag"] + (["reused/new"] * reuse)
+    longest = max((len(shown_line(info.script)) for info in items), default=6)
+    for column in columns:
+        table.add_column(column, justify="right" if column == "id" else "left",
+                         min_width=min(longest, 30) if column == "script" else None)
     colours = {"running": "green", "killed": "yellow", "lost": "red"}
     for info in items:
         state = info.state
         colour = colours.get(state, "red" if info.exit_code else "")
-        # shown for a run that took results from an earlier master: a resumed one
-        reuse = f"{info.reused}/{info.computed}" if info.reused else "-"
-        table.add_row(info.id, Text(state, style=colour), _when(info.started),
-                      _duration(info), Text(shown_line(info.script)),
-                      Text(info.tag if info.tag is not None else "-"), reuse)
+        cells: list[str | Text] = [
+            info.id, Text(state, style=colour), _when(info.started), _duration(info),
+            Text(shown_line(info.script)), Text(info.tag if info.tag is not None else "-")]
+        if reuse:
+            cells.append(f"{info.reused}/{info.computed}" if info.reused else "-")
+        table.add_row(*cells)
     return table
 
 

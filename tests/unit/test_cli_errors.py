@@ -65,3 +65,9 @@ def test_the_runs_table_shows_each_runs_tag() -> None:
     assert cells[-3:-1] == ["monte_pi", "22/2"]  # its tag, and a resumed run's reused/new
     cells = [c.strip() for c in next(r for r in rows if "m.py" in r).split("│")]
     assert cells[-3:-1] == ["-", "-"]
+    console = Console(record=True, width=80)  # status's table, in a pipe: no resumed run
+    console.print(runs_table([local, runs.RunInfo(
+        id="3", script="null_test.py", pid=None, alive=False, exit_code=0, started=1.7e9,
+        ended=1.7e9 + 5, stopped=False, tag="null_test")]))
+    text = console.export_text()
+    assert "null_test.py" in text and "reused/new" not in text

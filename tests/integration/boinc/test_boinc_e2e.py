@@ -198,7 +198,7 @@ def test_resume_collects_each_result_once(runs: Runs, master_python: str) -> Non
                           "collect").finish(timeout=120)
     assert second.proc.returncode == 0, second.stderr[-3000:]
     assert "RESUMED 3" in second.stdout
-    assert "resumed 3 task(s) an earlier master left" in second.stderr  # one line in the log
+    assert "resuming 3 task(s) an earlier master left" in second.stderr  # one line in the log
     values = sorted(int(v) for v in re.findall(r"GOT \S+ (\d+)", second.stdout))
     assert values == [0, 1, 4]
     third = start_master(master_python, script, "-a", f"tag={runs.resume_tag} resume=yes",

@@ -52,7 +52,7 @@ def test_a_task_that_aborts_fails_after_two_replicas_with_its_last_words(
              if " " in line}
     assert "LOST" in lines, run.stdout + run.stderr[-3000:]
     attempts, message = lines["LOST"].split(" ", 1)
-    assert attempts == "2"
+    assert attempts == "2", message
     assert "(2 failed replicas)" in message and message.endswith("stderr: about to abort")
     assert lines["STDERR"].count("about to abort") == 2
     wu = lines["WU"]

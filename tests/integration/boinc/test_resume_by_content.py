@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 
 SUMSQ = '''
 import time
-from pymw_admin.runtime import Master
+from pymw_admin.runtime import Master, options
 
 
 def sq(i):
@@ -35,7 +35,7 @@ def sq(i):
     return i * i
 
 
-with Master() as master:
+with Master(interface=options.interface_from_args()) as master:  # takes -a resume=yes
     for i in range(24):
         master.submit_task(sq, (i,))
     total = 0
