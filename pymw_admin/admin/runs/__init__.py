@@ -25,14 +25,18 @@ PYMW_PROJECT_HOME), which its own switches override.
 from __future__ import annotations
 
 from pymw_admin.admin.runs.control import (
+    EARLY_END_SECONDS,
     FIELD_SEP,
     RUN_FILES,
     STOP_GRACE,
+    EarlyEnd,
     RunInfo,
     boinc_tag,
     check_project,
     check_run_id,
     drop_tag,
+    early_end,
+    early_end_command,
     follow,
     get_run,
     list_runs,
@@ -60,9 +64,11 @@ from pymw_admin.admin.runs.venv import (
 )
 
 __all__ = [
+    "EARLY_END_SECONDS",
     "FIELD_SEP",
     "RUN_FILES",
     "STOP_GRACE",
+    "EarlyEnd",
     "RunInfo",
     "RunPlan",
     "ServerPython",
@@ -71,6 +77,8 @@ __all__ = [
     "check_run_id",
     "data_placement",
     "drop_tag",
+    "early_end",
+    "early_end_command",
     "ensure_environment",
     "follow",
     "get_run",

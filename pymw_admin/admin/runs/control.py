@@ -22,6 +22,10 @@ from pymw_admin.errors import RemoteError, UsageError
 RUN_FILES = ("pid", "master_pid", "started", "ended", "exit", "stopped", "log", "run.sh",
              "meta.json", "script_name")
 STOP_GRACE = 10.0
+# a detached run is watched this long for an end at its start (a master refusing its tag's
+# leftovers, a missing module): seconds, and the lines of its log then shown
+EARLY_END_SECONDS = 5.0
+EARLY_END_LINES = 10
 FIELD_SEP = "\x1f"  # the listing's field separator: never in a run's file names or numbers
 
 
@@ -225,6 +229,46 @@ def start(host: Host, target: ProjectTarget, plan: RunPlan, python: str) -> str:
         if line.startswith("@run "):
             return line.split()[1]
     raise RemoteError(f"{host.name}: the run did not report its id: {out.strip()[-200:]}")
+
+
+@dataclass(frozen=True)
+class EarlyEnd:
+    """How a run ended within its first seconds."""
+
+    exit_code: int
+    log_tail: str  # the last lines of its log: the error, when it refused to start
+
+
+def early_end_command(target: ProjectTarget, run_id: str, seconds: float = EARLY_END_SECONDS,
+                      lines: int = EARLY_END_LINES) -> str:
+    """One round trip, check, wait, read: wait up to ``seconds`` for the run's ``exit`` file;
+    once there, print ``@exit CODE`` and the log's last ``lines``; nothing while it runs."""
+    d = shlex.quote(f"{runs_dir(target)}/{check_run_id(run_id)}")
+    steps = max(1, int(seconds * 10))
+    return (
+        f"cd {d} || exit 0; i=0; "
+        f"while [ ! -f exit ] && [ $i -lt {steps} ]; do sleep 0.1; i=$((i + 1)); done; "
+        # the wrapper writes exit (by a rename) once the script is gone: its log is whole
+        '[ -f exit ] || exit 0; printf "@exit %s\\n" "$(timeout 5 cat exit)"; '
+        f"[ -f log ] && timeout {READ_SECONDS} tail -n {int(lines)} -- log; true"
+    )
+
+
+def parse_early_end(out: str) -> EarlyEnd | None:
+    """What :func:`early_end_command` printed: None while the run goes on."""
+    head, _, rest = out.partition("\n")
+    said = head.split()
+    if len(said) != 2 or said[0] != "@exit" or not said[1].isdigit():
+        return None
+    return EarlyEnd(int(said[1]), rest)
+
+
+def early_end(host: Host, target: ProjectTarget, run_id: str,
+              seconds: float = EARLY_END_SECONDS) -> EarlyEnd | None:
+    """How a run just started ended, when it ended within ``seconds``; None while it runs."""
+    return parse_early_end(host.run(early_end_command(target, run_id, seconds),
+                                    user=target.owner, what=f"watching run {run_id} start",
+                                    timeout=seconds + 30).stdout)
 
 
 def follow(host: Host, target: ProjectTarget, run_id: str,
