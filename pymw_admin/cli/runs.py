@@ -233,14 +233,19 @@ def stop_command(
     project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
     connect_timeout: TimeoutOpt = 10.0,
 ) -> None:
-    """Stop a run: TERM its process group, then KILL after --grace seconds."""
+    """Stop a run: TERM its process group, then KILL after --grace seconds; print what its
+    master said it cancelled and kept."""
     runs.check_run_id(run_id)
     with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
                 connect_timeout) as (remote, where):
         before = runs.get_run(remote, where, run_id)
         info = runs.stop(remote, where, run_id, grace)
+        # what its master cancelled and kept, in its own closing lines
+        said = runs.closing_lines(remote, where, run_id) if before.running else []
     if before.running:
         console.print(f"run {run_id} stopped: {info.state}", highlight=False, markup=False)
+        for line in said:
+            console.print(shown_line(line), highlight=False, markup=False, soft_wrap=True)
     else:
         console.print(f"run {run_id} was not running: {info.state}", highlight=False,
                       markup=False)

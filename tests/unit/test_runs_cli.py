@@ -1,5 +1,6 @@
-"""``run --detach`` reports a run that ends at its start: the shell snippet runs here on a run
-directory made here, the command against a recording host."""
+"""``run --detach`` reports a run that ends at its start, ``stop`` says what the master cancelled
+and kept: the shell snippet runs here on a run directory made here, the commands against a
+recording host."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ from tests.doubles import RecordingHost
 
 REFUSAL = ("pymw_admin.errors.UsageError: tag sweep holds 3 uncollected task(s) of an earlier "
            "master: run it with -a resume=yes, or pymw-admin runs drop sweep")
+STOPPED_LOG = (
+    "GOT 2\n"
+    "pymw: 12 work unit(s) queued for volunteers (tag sweep, 12 out)\n"
+    "pymw: cancelled 9 work unit(s), kept 1 BOINC had finished\n"
+    "pymw: 4 task(s) an earlier master left were not submitted again: cancelled\n"
+    "pymw: 2 result(s) from an earlier master, 1 computed anew\n"
+    "the script's own last words\n"
+)
 
 
 def project(tmp_path: Path) -> target.ProjectTarget:
@@ -95,6 +104,17 @@ def test_anything_but_an_exit_status_is_a_run_going_on(out: str) -> None:
     assert control.parse_early_end(out) is None
 
 
+def test_closing_lines_are_what_the_master_said_of_its_work() -> None:
+    t = project(Path("/srv/p"))
+    host = RecordingHost([("tail -n 50", STOPPED_LOG)], root=False)
+    assert runs.closing_lines(host, t, "7") == [
+        "pymw: cancelled 9 work unit(s), kept 1 BOINC had finished",
+        "pymw: 4 task(s) an earlier master left were not submitted again: cancelled",
+        "pymw: 2 result(s) from an earlier master, 1 computed anew",
+    ]
+    assert "-u o" in host.commands[-1]  # the owner's file, read as the owner
+
+
 # -- the commands ---------------------------------------------------------------------------------
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RecordingHost, Path]]:
@@ -140,3 +160,35 @@ def test_detach_of_a_run_that_finished_well_prints_its_id(cli: tuple[RecordingHo
     host.replies = [(re.compile(r"-f exit"), "@exit 0\nhi\n")]
     result = CliRunner().invoke(app, ["run", "--detach", str(script)])
     assert (result.exit_code, result.stdout) == (0, "7\n")
+
+
+def _run(state: str) -> runs.RunInfo:
+    return runs.RunInfo(id="7", script="sweep.py", pid=11, alive=state == "running",
+                        exit_code=None if state == "running" else 143, started=1.0, ended=None,
+                        stopped=state != "running", pgid=10)
+
+
+def test_stop_prints_what_the_master_cancelled_and_kept(
+        cli: tuple[RecordingHost, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    host, _ = cli
+    monkeypatch.setattr(runs, "get_run", lambda *_: _run("running"))
+    monkeypatch.setattr(runs, "stop", lambda *_: _run("killed"))
+    host.replies = [(re.compile(r"tail -n 50"), STOPPED_LOG)]
+    result = CliRunner().invoke(app, ["stop", "7"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "run 7 stopped: killed",
+        "pymw: cancelled 9 work unit(s), kept 1 BOINC had finished",
+        "pymw: 4 task(s) an earlier master left were not submitted again: cancelled",
+        "pymw: 2 result(s) from an earlier master, 1 computed anew",
+    ]
+
+
+def test_stopping_a_run_that_was_over_reads_no_log(
+        cli: tuple[RecordingHost, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    host, _ = cli
+    monkeypatch.setattr(runs, "get_run", lambda *_: _run("killed"))
+    monkeypatch.setattr(runs, "stop", lambda *_: _run("killed"))
+    result = CliRunner().invoke(app, ["stop", "7"])
+    assert result.stdout == "run 7 was not running: killed\n"
+    assert host.commands == []

@@ -25,6 +25,7 @@ PYMW_PROJECT_HOME), which its own switches override.
 from __future__ import annotations
 
 from pymw_admin.admin.runs.control import (
+    CLOSING_LINES,
     EARLY_END_SECONDS,
     FIELD_SEP,
     RUN_FILES,
@@ -34,6 +35,7 @@ from pymw_admin.admin.runs.control import (
     boinc_tag,
     check_project,
     check_run_id,
+    closing_lines,
     drop_tag,
     early_end,
     early_end_command,
@@ -64,6 +66,7 @@ from pymw_admin.admin.runs.venv import (
 )
 
 __all__ = [
+    "CLOSING_LINES",
     "EARLY_END_SECONDS",
     "FIELD_SEP",
     "RUN_FILES",
@@ -75,6 +78,7 @@ __all__ = [
     "boinc_tag",
     "check_project",
     "check_run_id",
+    "closing_lines",
     "data_placement",
     "drop_tag",
     "early_end",

@@ -26,6 +26,11 @@ STOP_GRACE = 10.0
 # leftovers, a missing module): seconds, and the lines of its log then shown
 EARLY_END_SECONDS = 5.0
 EARLY_END_LINES = 10
+CLOSING_LINES = 50  # the end of a stopped run's log, where its master says what became of work
+# the master's closing lines that say what it cancelled and kept (interfaces.boinc's _cancel,
+# runtime.master's close and _report_reuse)
+_CLOSING = re.compile(r"pymw: (cancelled \d|cancelling \d|\d+ task\(s\) an earlier master left "
+                      r"were not submitted again|\d+ result\(s\) from an earlier master)")
 FIELD_SEP = "\x1f"  # the listing's field separator: never in a run's file names or numbers
 
 
@@ -296,6 +301,19 @@ def follow(host: Host, target: ProjectTarget, run_id: str,
 
 def read_log(host: Host, target: ProjectTarget, run_id: str, tail: int | None = None) -> str:
     get_run(host, target, run_id)
+    return _log_text(host, target, run_id, tail)
+
+
+def closing_lines(host: Host, target: ProjectTarget, run_id: str,
+                  lines: int = CLOSING_LINES) -> list[str]:
+    """The lines in the end of a run's log in which its master said what it cancelled and what
+    it kept (``pymw: cancelled 3 work unit(s), kept 2 BOINC had finished``, ...): what ``stop``
+    shows. Not always the log's last: the script may print after its master closed."""
+    text = _log_text(host, target, check_run_id(run_id), lines)
+    return [line for line in text.splitlines() if _CLOSING.match(line)]
+
+
+def _log_text(host: Host, target: ProjectTarget, run_id: str, tail: int | None) -> str:
     log = shlex.quote(f"{runs_dir(target)}/{run_id}/log")
     command = f"tail -n {int(tail)} -- {log}" if tail else f"cat -- {log}"
     return host.run(f"[ -f {log} ] && timeout {READ_SECONDS} {command} 2>/dev/null; true",
