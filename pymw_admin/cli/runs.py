@@ -66,7 +66,9 @@ def run_command(
         help="Arguments for the script, after --. Default switches: -i boinc -p PROJECT.")] = None,
     data: Annotated[list[Path] | None, typer.Option(
         "--data", "-d", help="A data file or directory the script reads (repeatable).")] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Start it and return at once.")] = False,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="Start it, print its id and return: within seconds, or with its exit "
+                         "status and last lines if it fails at its start.")] = False,
     project_file: ProjectFileOpt = None, host: HostOpt = None, user: UserOpt = None,
     port: PortOpt = None, key: KeyOpt = None, ssh_config: SshConfigOpt = None,
     project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
@@ -86,6 +88,14 @@ def run_command(
         err_console.print(f"run {run_id}: {script.name}{extra} on {remote.name}", highlight=False,
                           markup=False)
         if detach:
+            # a master that refuses to start does so at once: say it here, not only in `logs`
+            with console.status("watching its start ..."):
+                ended = runs.early_end(remote, where, run_id)
+            if ended is not None and ended.exit_code != 0:
+                sys.stderr.write(shown(ended.log_tail))
+                err_console.print(f"run {run_id}: exited({ended.exit_code}) at its start "
+                                  f"(pymw-admin logs {run_id})", highlight=False, markup=False)
+                raise typer.Exit(ended.exit_code)
             print(run_id)
             return
         code = _follow(remote, where, run_id)
@@ -230,14 +240,19 @@ def stop_command(
     project: ProjectOpt = None, owner: OwnerOpt = None, project_dir: ProjectDirOpt = None,
     connect_timeout: TimeoutOpt = 10.0,
 ) -> None:
-    """Stop a run: TERM its process group, then KILL after --grace seconds."""
+    """Stop a run: TERM its process group, then KILL after --grace seconds; print what its
+    master said it cancelled and kept."""
     runs.check_run_id(run_id)
     with opened(project_file, host, user, port, key, ssh_config, project, owner, project_dir,
                 connect_timeout) as (remote, where):
         before = runs.get_run(remote, where, run_id)
         info = runs.stop(remote, where, run_id, grace)
+        # what its master cancelled and kept, in its own closing lines
+        said = runs.closing_lines(remote, where, run_id) if before.running else []
     if before.running:
         console.print(f"run {run_id} stopped: {info.state}", highlight=False, markup=False)
+        for line in said:
+            console.print(shown_line(line), highlight=False, markup=False, soft_wrap=True)
     else:
         console.print(f"run {run_id} was not running: {info.state}", highlight=False,
                       markup=False)

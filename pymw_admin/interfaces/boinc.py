@@ -59,6 +59,7 @@ from lxml import etree
 from pymw_admin.errors import EngineUnavailable, UsageError
 from pymw_admin.interfaces.base import Completion, WorkerStats
 from pymw_admin.interfaces.boinc_cancel import CancelFailed, Cancelled, cancel_work_units
+from pymw_admin.interfaces.boinc_stall import StallWatch
 from pymw_admin.interfaces.kit.app_features import all_newest_understand
 from pymw_admin.interfaces.kit.journal import (
     DIGESTS_FILE,
@@ -304,6 +305,7 @@ class BoincInterface:
         # work units whose task may be a file (staged here, or adopted): the rest have none
         self._task_files: set[str] = set()
         self._asked_back = False  # config.xml says RPC_DELAY since this master's first work
+        self._stall = StallWatch(self.layout.root, self.tag)  # says why work units stay unsent
         self._sweep_cancelled()
 
     def _sweep_cancelled(self) -> None:
@@ -714,6 +716,7 @@ class BoincInterface:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found, self._ready = self._ready + self._collect(), []
+            self._stall.tick(len(self._open), bool(found))
             if found or not self._open:
                 return found
             if deadline is not None and time.monotonic() >= deadline:

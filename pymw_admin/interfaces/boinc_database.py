@@ -19,10 +19,10 @@ class DatabaseError(Exception):
     """The database could not be reached or refused the statements (one line: mysql's last)."""
 
 
-def query(project_root: Path, statements: str) -> str:
+def query(project_root: Path, statements: str, timeout: float = TIMEOUT) -> str:
     """Run ``statements`` in the project's database; what they print, tab-separated rows
     without headers (mysql's batch mode)."""
-    return _mysql(_credentials(project_root), statements)
+    return _mysql(_credentials(project_root), statements, timeout)
 
 
 def _credentials(project_root: Path) -> dict[str, str]:
@@ -45,7 +45,7 @@ def _option_value(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _mysql(credentials: dict[str, str], statements: str) -> str:
+def _mysql(credentials: dict[str, str], statements: str, timeout: float = TIMEOUT) -> str:
     fd, option_file = tempfile.mkstemp(prefix="pymw-db-")
     try:
         with os.fdopen(fd, "w") as f:
@@ -57,7 +57,7 @@ def _mysql(credentials: dict[str, str], statements: str) -> str:
             done = subprocess.run(
                 ["mysql", f"--defaults-extra-file={option_file}", "-N", "-B",
                  credentials["db_name"]], input=statements, capture_output=True, text=True,
-                timeout=TIMEOUT, check=False)
+                timeout=timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DatabaseError(str(exc)) from None
         if done.returncode != 0:

@@ -22,6 +22,15 @@ from pymw_admin.errors import RemoteError, UsageError
 RUN_FILES = ("pid", "master_pid", "started", "ended", "exit", "stopped", "log", "run.sh",
              "meta.json", "script_name")
 STOP_GRACE = 10.0
+# a detached run is watched this long for an end at its start (a master refusing its tag's
+# leftovers, a missing module): seconds, and the lines of its log then shown
+EARLY_END_SECONDS = 5.0
+EARLY_END_LINES = 10
+CLOSING_LINES = 50  # the end of a stopped run's log, where its master says what became of work
+# the master's closing lines that say what it cancelled and kept (interfaces.boinc's _cancel,
+# runtime.master's close and _report_reuse)
+_CLOSING = re.compile(r"pymw: (cancelled \d|cancelling \d|\d+ task\(s\) an earlier master left "
+                      r"were not submitted again|\d+ result\(s\) from an earlier master)")
 FIELD_SEP = "\x1f"  # the listing's field separator: never in a run's file names or numbers
 
 
@@ -227,6 +236,46 @@ def start(host: Host, target: ProjectTarget, plan: RunPlan, python: str) -> str:
     raise RemoteError(f"{host.name}: the run did not report its id: {out.strip()[-200:]}")
 
 
+@dataclass(frozen=True)
+class EarlyEnd:
+    """How a run ended within its first seconds."""
+
+    exit_code: int
+    log_tail: str  # the last lines of its log: the error, when it refused to start
+
+
+def early_end_command(target: ProjectTarget, run_id: str, seconds: float = EARLY_END_SECONDS,
+                      lines: int = EARLY_END_LINES) -> str:
+    """One round trip, check, wait, read: wait up to ``seconds`` for the run's ``exit`` file;
+    once there, print ``@exit CODE`` and the log's last ``lines``; nothing while it runs."""
+    d = shlex.quote(f"{runs_dir(target)}/{check_run_id(run_id)}")
+    steps = max(1, int(seconds * 10))
+    return (
+        f"cd {d} || exit 0; i=0; "
+        f"while [ ! -f exit ] && [ $i -lt {steps} ]; do sleep 0.1; i=$((i + 1)); done; "
+        # the wrapper writes exit (by a rename) once the script is gone: its log is whole
+        '[ -f exit ] || exit 0; printf "@exit %s\\n" "$(timeout 5 cat exit)"; '
+        f"[ -f log ] && timeout {READ_SECONDS} tail -n {int(lines)} -- log; true"
+    )
+
+
+def parse_early_end(out: str) -> EarlyEnd | None:
+    """What :func:`early_end_command` printed: None while the run goes on."""
+    head, _, rest = out.partition("\n")
+    said = head.split()
+    if len(said) != 2 or said[0] != "@exit" or not said[1].isdigit():
+        return None
+    return EarlyEnd(int(said[1]), rest)
+
+
+def early_end(host: Host, target: ProjectTarget, run_id: str,
+              seconds: float = EARLY_END_SECONDS) -> EarlyEnd | None:
+    """How a run just started ended, when it ended within ``seconds``; None while it runs."""
+    return parse_early_end(host.run(early_end_command(target, run_id, seconds),
+                                    user=target.owner, what=f"watching run {run_id} start",
+                                    timeout=seconds + 30).stdout)
+
+
 def follow(host: Host, target: ProjectTarget, run_id: str,
            write: Callable[[bytes], object]) -> RunInfo:
     """Stream the run's log from the start until the run ends; return how it ended.
@@ -252,6 +301,19 @@ def follow(host: Host, target: ProjectTarget, run_id: str,
 
 def read_log(host: Host, target: ProjectTarget, run_id: str, tail: int | None = None) -> str:
     get_run(host, target, run_id)
+    return _log_text(host, target, run_id, tail)
+
+
+def closing_lines(host: Host, target: ProjectTarget, run_id: str,
+                  lines: int = CLOSING_LINES) -> list[str]:
+    """The lines in the end of a run's log in which its master said what it cancelled and what
+    it kept (``pymw: cancelled 3 work unit(s), kept 2 BOINC had finished``, ...): what ``stop``
+    shows. Not always the log's last: the script may print after its master closed."""
+    text = _log_text(host, target, check_run_id(run_id), lines)
+    return [line for line in text.splitlines() if _CLOSING.match(line)]
+
+
+def _log_text(host: Host, target: ProjectTarget, run_id: str, tail: int | None) -> str:
     log = shlex.quote(f"{runs_dir(target)}/{run_id}/log")
     command = f"tail -n {int(tail)} -- {log}" if tail else f"cat -- {log}"
     return host.run(f"[ -f {log} ] && timeout {READ_SECONDS} {command} 2>/dev/null; true",
