@@ -32,7 +32,7 @@ def _self_extracting(header_template: str, payload: Path, out: Path) -> None:
     """Write ``header + payload``; the header learns the payload's byte offset (tail -c +N)."""
     offset = 0
     while True:
-        header = header_template.format(offset=offset + 1).encode()
+        header = header_template.replace("{offset}", str(offset + 1)).encode()
         if len(header) == offset:
             break
         offset = len(header)
@@ -62,7 +62,7 @@ _PYTHON_HEADER = """\
 #!/bin/sh
 # pymw-admin HTCondor worker: the nodes' Python runs the worker; pymw-admin is the zip below
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
-PYTHONPATH="$self${{PYTHONPATH:+:$PYTHONPATH}}" \
+PYTHONPATH="$self${PYTHONPATH:+:$PYTHONPATH}" \
     exec {python} {args} -m pymw_admin.worker.run "$@"
 exit 1
 """
