@@ -6,6 +6,7 @@ header. Packed programs are cached by what went into them.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -81,6 +82,15 @@ def _bundle_files(bundle_dir: Path) -> list[Path]:
     return sorted(p for p in bundle_dir.rglob("*") if p.is_file() or p.is_symlink())
 
 
+def _tar_gz(bundle_dir: Path, archive: Path) -> None:
+    # no time or name in the gzip header: a bundle packs to the same bytes, so the same digest,
+    # on every master, and a node's cached copy serves them all
+    with archive.open("wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        tar.add(bundle_dir, arcname="pymw-bundle")
+
+
 def _pack_bundle(bundle_dir: Path, main: str, python: str | None) -> WorkerProgram:
     stamp = hashlib.sha256(main.encode())
     for path in _bundle_files(bundle_dir):
@@ -92,8 +102,7 @@ def _pack_bundle(bundle_dir: Path, main: str, python: str | None) -> WorkerProgr
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         archive = Path(tmp) / "bundle.tar.gz"
-        with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
-            tar.add(bundle_dir, arcname="pymw-bundle")
+        _tar_gz(bundle_dir, archive)
         _self_extracting(_BUNDLE_HEADER.replace("{main}", main), archive, out)
     return WorkerProgram(out, "bundle", python)
 
