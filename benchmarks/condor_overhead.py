@@ -8,6 +8,11 @@ same task files, submitted as one spooled cluster, polled every 0.5 s, and retri
 side gets its task files encoded before its clock starts; the interface side is timed from
 ``Master.map`` to the last decoded result. Runs alternate; the best of ``--repeat`` is taken for
 each. Prints both times and the ratio (target <= 1.10x the direct time).
+
+The executable's header unpacks the bundle once a node into the node's bundle cache
+(docs/interfaces/condor.md); both sides share it, since they run the same packed file. One job
+fills it before either clock starts, so neither side pays the one unpacking and both measure jobs
+that run the bundle from the cache.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ def main() -> int:
     function = pickle_function(noop)
     blobs = {f"direct-{i}": encode_task(f"direct-{i}", noop, (i,), function_blob=function)
              for i in range(args.tasks)}
+    direct(schedd, program, dict(list(blobs.items())[:1]))  # fills the node's bundle cache
 
     def ours() -> None:
         with Master(CondorInterface(app_path=bundle, poll_interval=POLL), retries=0) as master:

@@ -5,7 +5,8 @@ Every job carries the same executable, spooled to the schedd with the task file,
 need not share the master's file system:
 
 * a PyBOINC bundle (``pymw-admin bundle build``): the one-directory bundle packed into a
-  self-extracting shell script, so pool nodes need no Python at all; or
+  self-extracting shell script, so pool nodes need no Python at all; a node unpacks it once
+  into its user's cache and every later job there runs it from the cache; or
 * a Python that the nodes have (``-c /usr/bin/python3``): pymw-admin and cloudpickle travel as a
   zip after a small shell header and the node's Python imports them from it.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from pymw_admin.errors import ConfigError
 from pymw_admin.interfaces.condor import CondorInterface
 from pymw_admin.runtime import Master, PythonVersionMismatch, TaskError, WorkerLost
-from testbed.condor import Pool
+from testbed.condor import USER_UID, Pool
 
 pytestmark = pytest.mark.condor
 
@@ -37,6 +38,12 @@ def nap(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+def where_the_bundle_runs(_: int) -> str:
+    import sys
+
+    return sys.executable
 
 
 def test_map_and_get_result_through_one_cluster(
@@ -130,3 +137,18 @@ def test_python_on_the_nodes(pool: Pool) -> None:
 def test_a_missing_worker_is_one_clear_error(pool: Pool, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         CondorInterface(app_path=tmp_path / "no-such-bundle")
+
+
+def test_jobs_on_a_node_run_the_bundle_from_its_cache(pool: Pool, bundle: Path) -> None:
+    iface = CondorInterface(app_path=bundle)
+    found = re.search(rb"digest=([0-9a-f]+)", iface.program.path.read_bytes()[:4096])
+    assert found, "the packed bundle's header names no digest"
+    digest = found.group(1).decode()
+    with Master(interface=iface, retries=0) as master:
+        ran = master.map(where_the_bundle_runs, range(8))
+    # the testbed's jobs run as their owner and share /tmp (its MOUNT_UNDER_SCRATCH is empty)
+    cached = f"/tmp/pymw-bundles-{USER_UID}/{digest}/pymw-bundle/"
+    assert all(path.startswith(cached) for path in ran), ran
+    cache = pool.root / "tmp" / f"pymw-bundles-{USER_UID}"
+    assert (cache / digest / "complete").is_file()
+    assert not [p.name for p in cache.iterdir() if p.name.startswith(".unpack.")]
