@@ -17,6 +17,7 @@ from pymw_admin.admin.project import Project
 from pymw_admin.admin.server import archive, backup, os_check, restore
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import UsageError
+from tests.doubles import RecordingHost
 
 DEBIAN12 = {"ID": "debian", "VERSION_ID": "12", "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"}
 SPEC = ProjectSpec("sandbox", url_base="http://10.0.0.5/", host_name="newhost",
@@ -131,6 +132,66 @@ def test_an_archive_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     members = list(archive.project_members(_tree(TREE)))
     with pytest.raises(UsageError, match=r"cannot write the archive .*No such file"):
         archive.write(tmp_path / "absent" / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+
+
+def test_a_stale_partial_archive_never_decides_its_mode(tmp_path: Path) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    stale = tmp_path / "b.tar.gz.partial"
+    stale.write_bytes(b"left by a backup that died")
+    stale.chmod(0o644)
+    archive.write(tmp_path / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert stat.S_IMODE((tmp_path / "b.tar.gz").stat().st_mode) == 0o600
+    assert not stale.exists()
+
+
+def test_a_link_planted_as_the_partial_archive_is_not_followed(tmp_path: Path) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    target = tmp_path / "elsewhere"
+    target.write_text("not an archive\n")
+    target.chmod(0o644)
+    (tmp_path / "b.tar.gz.partial").symlink_to(target)
+    archive.write(tmp_path / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert target.read_text() == "not an archive\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    written = tmp_path / "b.tar.gz"
+    assert not written.is_symlink() and stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert archive.read(written).database == b"d"
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o777])
+def test_an_archive_is_not_written_where_others_can_write(tmp_path: Path, mode: int) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(UsageError, match="another user can write there"):
+        archive.write(shared / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert list(shared.iterdir()) == []
+
+
+def test_a_backup_into_a_shared_directory_is_refused_before_the_host_is_asked(
+        tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    host = RecordingHost()
+    with pytest.raises(UsageError, match="another user can write there"):
+        backup.backup(host, Project("sandbox"), shared / "b.tar.gz")
+    assert host.commands == []
+
+
+def test_a_sticky_directory_takes_the_archive_but_not_over_what_is_in_the_way(
+        tmp_path: Path) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    archive.write(sticky / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert stat.S_IMODE((sticky / "b.tar.gz").stat().st_mode) == 0o600
+    (sticky / "c.tar.gz.partial").mkdir()
+    with pytest.raises(UsageError, match=r"c\.tar\.gz\.partial is in the way"):
+        archive.write(sticky / "c.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert not (sticky / "c.tar.gz").exists()
 
 
 def _archive_with(tmp_path: Path, extra: tarfile.TarInfo | None = None,

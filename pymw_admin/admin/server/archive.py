@@ -10,7 +10,7 @@ The manifest names the project (name, owner, directory, URL, host name, BOINC so
 archive's id, the project's identity (the sha256 of its code-signing public key: clients trust
 app versions by that key, so two projects with different keys are different projects), and every
 secret member. Secret members are mode 0600 inside the archive whatever their mode was on the
-host, and the archive file itself is 0600.
+host, and the archive file itself is 0600, made new in a directory nobody else can write.
 
 Reading an archive checks every member before anything is unpacked: relative names under
 ``project/`` with no ``..``, only files, directories and links, and a manifest that names what
@@ -19,12 +19,14 @@ is there.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 import time
 import uuid
@@ -139,28 +141,80 @@ def project_members(tree_tar: bytes) -> Iterable[tuple[tarfile.TarInfo, bytes | 
             yield copy, data
 
 
+def _private_dir(directory: Path) -> int:
+    """An fd on the archive's directory, or a UsageError: one only this user (or root) can
+    write, or a sticky one (/tmp), so nobody else can plant, swap or rename the archive (a
+    backup run as root beside the project's owner must not write where the owner can)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"cannot write the archive in {directory}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+    if info.st_uid not in (os.geteuid(), 0) or shared:
+        os.close(fd)
+        raise UsageError(f"cannot write the archive in {directory}: another user can write "
+                         f"there (uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); "
+                         "choose a directory only you can write")
+    return fd
+
+
+def check_destination(path: Path) -> None:
+    """Refuse, before a backup starts, an archive ``write`` would refuse for its directory."""
+    os.close(_private_dir(path.parent))
+
+
+def _create_private(name: str, dir_fd: int, where: Path) -> int:
+    """A new 0600 file ``name`` in ``dir_fd``, never an existing file or a link's target: a
+    stale one of this user's (a backup that died) is unlinked first, anything else refused."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(name, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            stale = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stale.st_uid != os.geteuid() or not (stat.S_ISREG(stale.st_mode)
+                                                 or stat.S_ISLNK(stale.st_mode)):
+            raise UsageError(f"cannot write the archive {where}: {name} is in the way and is "
+                             "not a file of yours; remove it or choose another --output")
+        os.unlink(name, dir_fd=dir_fd)  # the link itself, never its target
+        return os.open(name, flags, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        raise UsageError(f"cannot write the archive {where}: {exc.strerror}") from None
+
+
 def write(path: Path, manifest: Manifest, database: bytes,
           members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> None:
-    """Write the archive at ``path`` (0600, atomically: a failed backup leaves no half archive)."""
-    partial = path.with_name(path.name + ".partial")
+    """Write the archive at ``path`` (0600, atomically: a failed backup leaves no half archive).
+
+    ``NAME.partial`` is made new (O_EXCL|O_NOFOLLOW) in a directory nobody else can write: a
+    stale file or a planted link never decides the mode of a file holding the database's
+    password, and the rename is done in the directory that was checked."""
+    dir_fd = _private_dir(path.parent)
+    partial = path.name + ".partial"
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot write the archive {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
-            info = json.dumps(manifest.as_dict(), indent=2).encode()
-            _add(archive, MANIFEST, info, 0o644)
-            _add(archive, DATABASE, database, 0o600)
-            for member, data in members:
-                archive.addfile(member, io.BytesIO(data) if data is not None else None)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write the archive {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        fd = _create_private(partial, dir_fd, path)
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                info = json.dumps(manifest.as_dict(), indent=2).encode()
+                _add(archive, MANIFEST, info, 0o644)
+                _add(archive, DATABASE, database, 0o600)
+                for member, data in members:
+                    archive.addfile(member, io.BytesIO(data) if data is not None else None)
+            os.rename(partial, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as exc:
+            _unlink(partial, dir_fd)
+            raise UsageError(f"cannot write the archive {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            _unlink(partial, dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def _unlink(name: str, dir_fd: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=dir_fd)
 
 
 def _add(archive: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:

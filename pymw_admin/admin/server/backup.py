@@ -122,6 +122,7 @@ def backup(host: Host, project: Project, out: Path, *, boinc_source: str = "",
            log: Callable[[str], None] = lambda _m: None) -> BackupReport:
     """Write the project's archive to ``out``; the project runs on as before afterwards."""
     started = time.monotonic()
+    archive.check_destination(out)  # before the project pauses for a copy it could not keep
     text = host.read_text(config_path(project), user=project.owner)
     if text is None:
         raise UsageError(f"no project {project.name} in {project.project_dir} on {host.name}")
