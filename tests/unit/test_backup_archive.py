@@ -128,6 +128,80 @@ def test_hostile_members_of_the_owners_tar_are_refused(name: str, kind: bytes, w
         list(archive.project_members(tree))
 
 
+LINKS = {  # name -> target, as a hostile owner may leave them in a web-served directory
+    "html/project/link.inc": ("config.xml", True),
+    "html/project/public": ("../../keys/code_sign_public", True),
+    "html/project/cnf": ("/etc/pymw-admin/sandbox/client.cnf", False),
+    "html/project/root": ("/", False),
+    "html/project/up": ("../../../../etc/passwd", False),
+    "html/project/hop": ("link.inc/../../../..", False),  # '..' after a name: any link's way
+    "pymw/up": ("../..", False),
+    "html/project/dot": ("./config.inc", True),
+}
+
+
+def _linked_tree() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tree:
+        for name, data in [("config.xml", CONFIG.encode()), ("keys/code_sign_public", b"PUBLIC")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tree.addfile(info, io.BytesIO(data))
+        for name, (target, _) in LINKS.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tree.addfile(info)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "target", "kept"),
+                         [(name, target, kept) for name, (target, kept) in LINKS.items()])
+def test_which_links_may_lead_out_of_the_project(name: str, target: str, kept: bool) -> None:
+    assert archive.outside_link(name, target) is not kept
+
+
+def test_a_backup_leaves_out_links_that_lead_out_of_the_project(tmp_path: Path) -> None:
+    left_out: list[str] = []
+    members = list(archive.project_members(_linked_tree(), left_out))
+    links = {m.name.removeprefix("project/"): m.linkname for m, _ in members if m.issym()}
+    assert links == {name: target for name, (target, kept) in LINKS.items() if kept}
+    assert sorted(left_out) == sorted(f"{name} -> {target}"
+                                      for name, (target, kept) in LINKS.items() if not kept)
+
+
+def test_a_restore_never_makes_a_link_out_of_the_project(tmp_path: Path) -> None:
+    # an archive written by an older pymw-admin (or by hand) that holds such links
+    members = list(archive.project_members(_linked_tree()))
+    hostile: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        (_symlink("project/" + name, target), None)
+        for name, (target, kept) in LINKS.items() if not kept]
+    path = tmp_path / "b.tar.gz"
+    archive.write(path, _manifest(members, b"d"), b"d", [*members, *hostile])
+    back = archive.read(path)
+    assert len(back.left_out) == len(hostile)
+    with tarfile.open(fileobj=io.BytesIO(back.project_tar()), mode="r:gz") as tree:
+        made = {m.name: m.linkname for m in tree if m.issym()}
+    assert made == {name: target for name, (target, kept) in LINKS.items() if kept}
+    assert not any(archive.outside_link(name, target) for name, target in made.items())
+
+
+def test_a_restore_refuses_a_member_under_a_link(tmp_path: Path) -> None:
+    members = list(archive.project_members(_linked_tree()))
+    inside = tarfile.TarInfo("project/html/project/public/planted")
+    with pytest.raises(UsageError, match="under a link"):
+        archive.read(_archive_with(tmp_path, inside, members=members))
+    outside = tarfile.TarInfo("project/html/project/root/etc/cron.d/evil")
+    with pytest.raises(UsageError, match="under a link"):
+        archive.read(_archive_with(tmp_path, outside, members=[
+            *members, (_symlink("project/html/project/root", "/"), None)]))
+
+
+def _symlink(name: str, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    return info
+
+
 def test_an_archive_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     members = list(archive.project_members(_tree(TREE)))
     with pytest.raises(UsageError, match=r"cannot write the archive .*No such file"):
@@ -195,8 +269,9 @@ def test_a_sticky_directory_takes_the_archive_but_not_over_what_is_in_the_way(
 
 
 def _archive_with(tmp_path: Path, extra: tarfile.TarInfo | None = None,
-                  dump: bytes = b"dump") -> Path:
-    members = list(archive.project_members(_tree(TREE)))
+                  dump: bytes = b"dump",
+                  members: list[tuple[tarfile.TarInfo, bytes | None]] | None = None) -> Path:
+    members = list(archive.project_members(_tree(TREE))) if members is None else members
     path = tmp_path / "b.tar.gz"
     archive.write(path, _manifest(members, b"dump"), dump, members)
     if extra is None:

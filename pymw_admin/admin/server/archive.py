@@ -14,7 +14,9 @@ host, and the archive file itself is 0600, made new in a directory nobody else c
 
 Reading an archive checks every member before anything is unpacked: relative names under
 ``project/`` with no ``..``, only files, directories and links, and a manifest that names what
-is there.
+is there. A symbolic link that could lead out of the project (an absolute target, or ``..``
+past the project directory or after a name) is left out, both when the archive is made and when
+it is restored: web-served directories must not gain a way to the rest of the host.
 """
 
 from __future__ import annotations
@@ -122,15 +124,38 @@ def _check_kind(member: tarfile.TarInfo, where: str) -> None:
         check_member_name(member.linkname, where)
 
 
-def project_members(tree_tar: bytes) -> Iterable[tuple[tarfile.TarInfo, bytes | None]]:
+def outside_link(relative: str, target: str) -> bool:
+    """Whether a symbolic link at project-relative ``relative`` to ``target`` may lead out of
+    the project: an absolute target, more ``..`` than directories above the link, or a ``..``
+    after a name (the name may be a link itself, so the path cannot be judged by its text)."""
+    if target.startswith("/") or not target:
+        return True
+    ups, named = 0, False
+    for part in target.split("/"):
+        if part == "..":
+            if named:
+                return True
+            ups += 1
+        elif part not in ("", "."):
+            named = True
+    return ups > len(PurePosixPath(relative).parts) - 1
+
+
+def project_members(tree_tar: bytes, left_out: list[str] | None = None,
+                    ) -> Iterable[tuple[tarfile.TarInfo, bytes | None]]:
     """The members of the project tar the host's owner made (gzip), as archive members under
-    ``project/``: secrets 0600, owners dropped, only files, directories and links."""
+    ``project/``: secrets 0600, owners dropped, only files, directories and links. Links that
+    may lead out of the project are not taken; their names go to ``left_out``."""
     with tarfile.open(fileobj=io.BytesIO(tree_tar), mode="r:gz") as tree:
         for member in tree:
             name = member.name.removeprefix("./").rstrip("/")
             if not name or name == ".":
                 continue
             relative = check_member_name(PROJECT_PREFIX + name, "the project's tar")
+            if member.issym() and outside_link(relative, member.linkname):
+                if left_out is not None:
+                    left_out.append(f"{relative} -> {member.linkname}")
+                continue
             copy = tarfile.TarInfo(PROJECT_PREFIX + relative)
             copy.type, copy.size, copy.mtime = member.type, member.size, member.mtime
             copy.mode = 0o600 if is_secret(relative) and member.isfile() else member.mode & 0o7777
@@ -230,6 +255,7 @@ class Archive:
     manifest: Manifest
     database: bytes
     members: tuple[tuple[tarfile.TarInfo, bytes | None], ...]
+    left_out: tuple[str, ...] = ()  # links that may lead out of the project: not restored
 
     def project_tar(self) -> bytes:
         """The project's members as a gzip tar relative to the project directory (what the new
@@ -237,7 +263,10 @@ class Archive:
         out = io.BytesIO()
         with tarfile.open(fileobj=out, mode="w:gz") as tree:
             for member, data in self.members:
-                copy = tarfile.TarInfo(member.name[len(PROJECT_PREFIX):])
+                relative = member.name[len(PROJECT_PREFIX):]
+                if member.issym() and outside_link(relative, member.linkname):
+                    continue  # read() left it out already; a restore never makes one
+                copy = tarfile.TarInfo(relative)
                 copy.type, copy.size, copy.mode, copy.mtime = (member.type, member.size,
                                                                member.mode, member.mtime)
                 copy.linkname = (member.linkname[len(PROJECT_PREFIX):] if member.islnk()
@@ -258,6 +287,8 @@ def read(path: Path) -> Archive:
     manifest: Manifest | None = None
     database: bytes | None = None
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    left_out: list[str] = []
+    links: set[str] = set()  # every link's name, taken or left out
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for member in archive:
@@ -266,8 +297,13 @@ def read(path: Path) -> Archive:
                 elif member.name == DATABASE:
                     database = _data(archive, member)
                 else:
-                    check_member_name(member.name, where)
+                    relative = check_member_name(member.name, where)
                     _check_kind(member, where)
+                    if member.issym():
+                        links.add(relative)
+                        if outside_link(relative, member.linkname):
+                            left_out.append(f"{relative} -> {member.linkname}")
+                            continue
                     members.append((member, _data(archive, member) if member.isfile()
                                     else None))
     except FileNotFoundError:
@@ -276,15 +312,25 @@ def read(path: Path) -> Archive:
         raise UsageError(f"{where} is not a readable pymw-admin backup: {exc}") from None
     if manifest is None or database is None:
         raise UsageError(f"{where} is not a pymw-admin backup (no manifest or no database dump)")
+    for member, _ in members:
+        _check_not_under_link(member.name[len(PROJECT_PREFIX):], links, where)
     if hashlib.sha256(database).hexdigest() != manifest.database_sha256:
         raise UsageError(f"{where}: the database dump does not match its manifest (damaged?)")
     if len([m for m, _ in members if m.isfile()]) != manifest.files:
         raise UsageError(f"{where}: it holds another number of files than its manifest says")
-    found = Archive(manifest, database, tuple(members))
+    found = Archive(manifest, database, tuple(members), tuple(left_out))
     if identity(found.file("keys/code_sign_public")) != manifest.identity:
         raise UsageError(f"{where}: its code-signing key is not the one its manifest names "
                          "(damaged?)")
     return found
+
+
+def _check_not_under_link(relative: str, links: set[str], where: str) -> None:
+    """A member inside a linked directory would be unpacked wherever the link points."""
+    parents = PurePosixPath(relative).parents
+    if any(str(parent) in links for parent in parents):
+        raise UsageError(f"{where}: refusing the member {PROJECT_PREFIX + relative!r} (under "
+                         "a link)")
 
 
 def _data(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:

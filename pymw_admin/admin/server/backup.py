@@ -39,6 +39,7 @@ class BackupReport:
     size: int
     seconds: float
     paused: tuple[str, ...]  # the daemons paused for the copy (and started again)
+    left_out: tuple[str, ...] = ()  # links that may lead out of the project ("NAME -> TARGET")
 
 
 def project_info(config_xml: str, project: Project, boinc_source: str) -> archive.ProjectInfo:
@@ -142,7 +143,8 @@ def backup(host: Host, project: Project, out: Path, *, boinc_source: str = "",
         if paused:
             log("starting the project's daemons again")
             _resume(host, project)
-    members = list(archive.project_members(tree))
+    left_out: list[str] = []
+    members = list(archive.project_members(tree, left_out))
     public = next((data for member, data in members
                    if member.name == archive.PROJECT_PREFIX + "keys/code_sign_public"), None)
     manifest = archive.Manifest(
@@ -153,4 +155,5 @@ def backup(host: Host, project: Project, out: Path, *, boinc_source: str = "",
         files=sum(1 for m, _ in members if m.isfile()),
         database_sha256=hashlib.sha256(database).hexdigest(), pymw_admin=__version__)
     archive.write(out, manifest, database, members)
-    return BackupReport(out, manifest, out.stat().st_size, time.monotonic() - started, paused)
+    return BackupReport(out, manifest, out.stat().st_size, time.monotonic() - started, paused,
+                        tuple(left_out))
