@@ -40,6 +40,13 @@ class Context:
     spec: Project
     notes: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] = lambda _msg: None
+    said: list[str] = field(default_factory=list)  # the running step's lines for its report
+
+    def say(self, line: str) -> None:
+        """A line for the running step's report, kept where the progress line (``log``) is
+        not: what the admin may want to compare with a later run (the commit a tree is at)."""
+        if line not in self.said:
+            self.said.append(line)
 
     @property
     def wanted(self) -> ProjectSpec:
@@ -68,11 +75,13 @@ class StepReport:
     actions: list[str]
     seconds: float
     error: str = ""
+    notes: list[str] = field(default_factory=list)  # what the step said (Context.say)
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.name, "title": self.title, "status": self.status,
                 "actions": self.actions, "seconds": round(self.seconds, 3),
-                **({"error": self.error} if self.error else {})}
+                **({"error": self.error} if self.error else {}),
+                **({"notes": self.notes} if self.notes else {})}
 
 
 class StepFailed(RemoteError):
@@ -98,6 +107,7 @@ def run_plan(
             on_start(index, step)
         started = time.monotonic()
         actions: list[Action] = []
+        ctx.said = []
         try:
             facts = step.gather(ctx)
             actions = step.decide(facts, ctx.spec)
@@ -113,7 +123,7 @@ def run_plan(
                 step.check(ctx)
         except PymwError as exc:
             report = StepReport(step.name, step.title, "failed", [str(a) for a in actions],
-                                time.monotonic() - started, str(exc))
+                                time.monotonic() - started, str(exc), list(ctx.said))
             reports.append(report)
             if on_done:
                 on_done(index, report)
@@ -128,7 +138,7 @@ def run_plan(
                              report) from exc
         status = ("would change" if dry_run else "changed") if actions else "already done"
         report = StepReport(step.name, step.title, status, [str(a) for a in actions],
-                            time.monotonic() - started)
+                            time.monotonic() - started, notes=list(ctx.said))
         reports.append(report)
         if on_done:
             on_done(index, report)

@@ -34,6 +34,7 @@ from pymw_admin.cli.project_options import (
     UserOpt,
     opened,
 )
+from pymw_admin.cli.terminal_text import shown_line
 from pymw_admin.errors import ConfigError, UsageError
 
 
@@ -76,11 +77,22 @@ def backup(
     if as_json:
         print(json.dumps({"archive": str(report.path), "bytes": report.size,
                           "seconds": round(report.seconds, 2), "paused": list(report.paused),
-                          "manifest": manifest.as_dict()}, indent=2))
+                          "left_out": list(report.left_out), "manifest": manifest.as_dict()},
+                         indent=2))
         return
     console.print(f"[bold green]project {where.name} backed up[/] to {report.path} "
                   f"({report.size / 1e6:.1f} MB, {manifest.files} files, "
                   f"{len(manifest.secrets)} secrets, {report.seconds:.1f} s)", highlight=False)
+    _note_left_out(report.left_out)
+
+
+def _note_left_out(left_out: tuple[str, ...]) -> None:
+    # the links' names and targets are the project owner's: shown, never markup
+    if left_out:
+        more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+        console.print(shown_line(f"note: left out {len(left_out)} link(s) that may lead out of "
+                                 f"the project: {', '.join(left_out[:5])}{more}"),
+                      highlight=False, markup=False)
 
 
 @app.command("restore")
@@ -116,6 +128,8 @@ def restore_command(
     URL and host name; the same work units, accounts and app versions go on there. A host with
     another project of the same name is refused, unchanged. Idempotent."""
     the = archive.read(archive_path)  # a bad archive fails before anything is contacted
+    if not as_json:
+        _note_left_out(the.left_out)
     started = time.monotonic()
     remote = connect(HostSpec(host, user, port, key, ssh_config, connect_timeout))
     try:
@@ -134,7 +148,8 @@ def restore_command(
                                                   spec), project_file)
     if as_json:
         print(json.dumps({"project": spec.name, "archive": the.manifest.id,
-                          "dry_run": dry_run, "changes": changes, "seconds": round(seconds, 2),
+                          "left_out": list(the.left_out), "dry_run": dry_run,
+                          "changes": changes, "seconds": round(seconds, 2),
                           "steps": [r.as_dict() for r in reports]}, indent=2))
         return
     plan_view.print_outcome(console, f"project {spec.name} restored", f" at {spec.master_url}",

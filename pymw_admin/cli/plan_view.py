@@ -21,8 +21,10 @@ def report_line(index: int, total: int, report: StepReport) -> str:
     """One finished step as rich markup; the step's own text is escaped (it may hold paths)."""
     detail = ("; ".join(report.actions) if report.actions and report.status != "already done"
               else "")
+    notes = "; ".join(report.notes)
     return (f"{MARK[report.status]} \\[{index + 1}/{total}] {escape(report.title)}: "
             f"{report.status}" + (f" — {escape(detail)}" if detail else "")
+            + (f" — {escape(notes)}" if notes else "")
             + f" [dim]({report.seconds:.1f} s)[/]")
 
 

@@ -746,7 +746,21 @@ class BoincInterface:
             if dot + suffix == RESULT_SUFFIX:
                 record = path.read_bytes()
                 self._measure(record)
-                found.append(Completion(task_id, record=record, worker=f"boinc:{name}"))
+                try:
+                    named = decode_result_header(record)
+                except EncodingError:
+                    named = None  # the master reports a record it cannot read
+                # a task file is signed for the project, not for one work unit: a result must
+                # name the task its work unit was made for ("?": a worker that refused the
+                # task file and believed nothing of it)
+                if named is not None and named.task_id != task_id and (
+                        named.ok or named.task_id != "?"):
+                    found.append(Completion(
+                        task_id, failure=f"the result names task {named.task_id[:80]!r}, not "
+                        f"this work unit's task {task_id!r}: refused", retryable=False,
+                        worker=f"boinc:{name}", error_type="ResultOfAnotherTask"))
+                else:
+                    found.append(Completion(task_id, record=record, worker=f"boinc:{name}"))
             else:
                 found.append(self._failure(task_id, name, path))
             del self._open[task_id]

@@ -234,13 +234,28 @@ def unpack_command_line(word: str) -> bytes:
     try:
         if len(parts) == 1:
             return binascii.a2b_base64(word, strict_mode=True)
-        if len(parts) == 5 and all(p.isdigit() and len(p) <= 7 for p in parts[2:4]):
+        if len(parts) == 5 and all(_canonical_number(p) for p in parts[2:4]):
             part, signature, path = (binascii.a2b_base64(parts[i], strict_mode=True)
                                      for i in (0, 1, 4))
             return attach_batch(part, signature, int(parts[2]), int(parts[3]), [path])
     except binascii.Error:
         pass
     raise SignatureError("the task in the command line is malformed")
+
+
+def _canonical_number(text: str) -> bool:
+    """Plain ASCII digits with no leading zero, at most 7 of them: one way to write each index
+    and count, so a batch-signed task file has exactly one form (``04`` is not ``4``)."""
+    return (0 < len(text) <= 7 and text.isascii() and text.isdigit()
+            and (text == "0" or text[0] != "0"))
+
+
+def _lower_hex(text: str) -> bytes:
+    """Bytes from lowercase hex as the master writes it; ValueError for any other spelling
+    (``bytes.fromhex`` takes capitals and skips whitespace: a second form of the same file)."""
+    if text.strip("0123456789abcdef"):
+        raise ValueError("not lowercase hex")
+    return bytes.fromhex(text)
 
 
 def _b64(data: bytes) -> str:
@@ -252,7 +267,7 @@ def _signature_of(hex_text: str, key: PublicKey) -> bytes:
     if len(hex_text) != 2 * key.size:
         raise SignatureError("the task file's signature does not match the project's key")
     try:
-        return bytes.fromhex(hex_text)
+        return _lower_hex(hex_text)
     except ValueError:
         raise SignatureError("the task file's signature is malformed") from None
 
@@ -262,14 +277,14 @@ def _check_batch(blob: bytes, mark: int, key: PublicKey) -> None:
         fields = blob[mark + len(BATCH_SIGNATURE_MARK):].decode("ascii").split(" ")
     except UnicodeDecodeError:
         raise SignatureError("the task file's signature is malformed") from None
-    if len(fields) != 4 or not all(f.isdigit() and len(f) <= 7 for f in fields[1:3]):
+    if len(fields) != 4 or not all(_canonical_number(f) for f in fields[1:3]):
         raise SignatureError("the task file's signature is malformed")
     index, count = int(fields[1]), int(fields[2])
     if not index < count <= MAX_BATCH or len(fields[3]) % 64 or len(fields[3]) > 64 * 20:
         raise SignatureError("the task file's signature is malformed")
     signature = _signature_of(fields[0], key)
     try:
-        digests = bytes.fromhex(fields[3])
+        digests = _lower_hex(fields[3])
     except ValueError:
         raise SignatureError("the task file's signature is malformed") from None
     path = [digests[i : i + 32] for i in range(0, len(digests), 32)]

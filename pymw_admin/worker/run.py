@@ -18,6 +18,7 @@ import importlib
 import io
 import os
 import pickle
+import re
 import shutil
 import signal
 import sys
@@ -226,6 +227,12 @@ class _Tee(io.StringIO):
         return count
 
 
+def _file_safe(task_id: object) -> str:
+    """A task id as part of a directory name: the id is the task file's to choose (a ``/``, a
+    NUL or a thousand characters must not decide where, or whether, the directory is made)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(task_id))[:40] or "_"
+
+
 def run_task(blob: bytes, workdir_base: str | None = None,
              store: SharedStore | None = None, *, stderr_fd: int | None = None) -> ResultRecord:
     """Run one task file in a working directory of its own; never raises.
@@ -260,7 +267,10 @@ def run_task(blob: bytes, workdir_base: str | None = None,
             type_name="PythonVersionMismatch",
         )
     if workdir_base is None:
-        workdir = tempfile.mkdtemp(prefix=f"task-{header.task_id}-")
+        try:
+            workdir = tempfile.mkdtemp(prefix=f"task-{_file_safe(header.task_id)}-")
+        except OSError as exc:  # no room, no temporary directory: the master hears why
+            return _error_record(header.task_id, exc, started)
     else:
         workdir = os.path.join(workdir_base, "task")
     out = io.StringIO()

@@ -1,5 +1,7 @@
 """L5: BOINC's source over plain http is refused; a git source pinned to a commit is fetched at
-that commit and checked (against a real local git repository with a newer tip)."""
+that commit and checked (against a real local git repository with a newer tip); a branch is
+fetched at its tip, and the commit it was is recorded in the tree and said in the step's
+report."""
 
 from __future__ import annotations
 
@@ -49,6 +51,29 @@ def test_a_pinned_commit_is_what_gets_checked_out(tmp_path: Path,
     boinc_build.apply(Context(host, spec), [boinc_build.Action("fetch", "")])
     tree = Path(boinc_build.tree_dir(source))
     assert (tree / "a").read_text() == "1"  # the pinned commit, not the branch's tip
+    assert (tree / boinc_build.COMMIT_FILE).read_text() == first + "\n"
     bad = ProjectSpec("pin", "https://h/", "h", boinc_source=f"file://{repo}@{missing}")
     with pytest.raises(RemoteError):
         boinc_build.apply(Context(host, bad), [boinc_build.Action("fetch", "")])
+
+
+def test_a_branch_is_fetched_at_its_tip_and_the_commit_is_said(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, _, _ = _repo(tmp_path)
+    tip = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    branch = subprocess.run(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    monkeypatch.setattr(boinc_build, "BUILD_ROOT", str(tmp_path / "build"))
+    host = LocalHost()
+    if not host.is_root():
+        pytest.skip("the fetch runs as root")
+    spec = ProjectSpec("pin", "https://h/", "h", boinc_source=f"file://{repo}#{branch}")
+    ctx = Context(host, spec)
+    boinc_build.apply(ctx, [boinc_build.Action("fetch", "")])
+    tree = Path(boinc_build.tree_dir(boinc_build.parse_source(spec.boinc_source)))
+    assert (tree / "a").read_text() == "2"
+    assert (tree / boinc_build.COMMIT_FILE).read_text() == tip + "\n"
+    assert boinc_build.gather(ctx).commit == tip
+    assert ctx.said == [f"BOINC source at commit {tip} (pin it: --boinc-source "
+                        f"file://{repo}@{tip})"]

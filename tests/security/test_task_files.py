@@ -1,4 +1,5 @@
-"""L6: a task file's data-file names stay inside the task's directory."""
+"""L6: a task file's data-file names stay inside the task's directory, and its task id never
+says where that directory is."""
 
 from __future__ import annotations
 
@@ -36,6 +37,29 @@ def test_a_data_file_outside_the_task_directory_is_refused(tmp_path: Path, name:
     assert not record.ok and "invalid data file name" in record.error_message
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "absolute").exists()
     assert not (work / "escaped").exists()
+
+
+@pytest.mark.parametrize("task_id", ["a/b", "../../escaped", "/abs", "x" * 5000, "nul\0id",
+                                     ""])
+def test_a_task_id_is_no_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              task_id: str) -> None:
+    """The one-shot worker names its temporary directory after the task: an id that is a path
+    (or too long, or not a name) must neither crash it nor move the directory."""
+    monkeypatch.setattr(worker.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    record = worker.run_task(encoding.encode_task(task_id, _echo, (5,)))
+    assert record.ok and record.task_id == task_id, record.error_message
+    assert encoding.decode_value(record, trusted=True) == 5
+    assert list((tmp_path / "tmp").iterdir()) == []  # made there, and removed
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_a_task_directory_that_cannot_be_made_is_a_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker.tempfile, "tempdir", str(tmp_path / "absent"))
+    record = worker.run_task(encoding.encode_task("t1", _echo, (5,)))
+    assert not record.ok and record.task_id == "t1"
+    assert record.error_type == "FileNotFoundError"
 
 
 def test_the_master_refuses_such_names_too() -> None:

@@ -17,6 +17,7 @@ from pymw_admin.admin.project import Project
 from pymw_admin.admin.server import archive, backup, os_check, restore
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.errors import UsageError
+from tests.doubles import RecordingHost
 
 DEBIAN12 = {"ID": "debian", "VERSION_ID": "12", "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"}
 SPEC = ProjectSpec("sandbox", url_base="http://10.0.0.5/", host_name="newhost",
@@ -127,15 +128,150 @@ def test_hostile_members_of_the_owners_tar_are_refused(name: str, kind: bytes, w
         list(archive.project_members(tree))
 
 
+LINKS = {  # name -> target, as a hostile owner may leave them in a web-served directory
+    "html/project/link.inc": ("config.xml", True),
+    "html/project/public": ("../../keys/code_sign_public", True),
+    "html/project/cnf": ("/etc/pymw-admin/sandbox/client.cnf", False),
+    "html/project/root": ("/", False),
+    "html/project/up": ("../../../../etc/passwd", False),
+    "html/project/hop": ("link.inc/../../../..", False),  # '..' after a name: any link's way
+    "pymw/up": ("../..", False),
+    "html/project/dot": ("./config.inc", True),
+}
+
+
+def _linked_tree() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tree:
+        for name, data in [("config.xml", CONFIG.encode()), ("keys/code_sign_public", b"PUBLIC")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tree.addfile(info, io.BytesIO(data))
+        for name, (target, _) in LINKS.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tree.addfile(info)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "target", "kept"),
+                         [(name, target, kept) for name, (target, kept) in LINKS.items()])
+def test_which_links_may_lead_out_of_the_project(name: str, target: str, kept: bool) -> None:
+    assert archive.outside_link(name, target) is not kept
+
+
+def test_a_backup_leaves_out_links_that_lead_out_of_the_project(tmp_path: Path) -> None:
+    left_out: list[str] = []
+    members = list(archive.project_members(_linked_tree(), left_out))
+    links = {m.name.removeprefix("project/"): m.linkname for m, _ in members if m.issym()}
+    assert links == {name: target for name, (target, kept) in LINKS.items() if kept}
+    assert sorted(left_out) == sorted(f"{name} -> {target}"
+                                      for name, (target, kept) in LINKS.items() if not kept)
+
+
+def test_a_restore_never_makes_a_link_out_of_the_project(tmp_path: Path) -> None:
+    # an archive written by an older pymw-admin (or by hand) that holds such links
+    members = list(archive.project_members(_linked_tree()))
+    hostile: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        (_symlink("project/" + name, target), None)
+        for name, (target, kept) in LINKS.items() if not kept]
+    path = tmp_path / "b.tar.gz"
+    archive.write(path, _manifest(members, b"d"), b"d", [*members, *hostile])
+    back = archive.read(path)
+    assert len(back.left_out) == len(hostile)
+    with tarfile.open(fileobj=io.BytesIO(back.project_tar()), mode="r:gz") as tree:
+        made = {m.name: m.linkname for m in tree if m.issym()}
+    assert made == {name: target for name, (target, kept) in LINKS.items() if kept}
+    assert not any(archive.outside_link(name, target) for name, target in made.items())
+
+
+def test_a_restore_refuses_a_member_under_a_link(tmp_path: Path) -> None:
+    members = list(archive.project_members(_linked_tree()))
+    inside = tarfile.TarInfo("project/html/project/public/planted")
+    with pytest.raises(UsageError, match="under a link"):
+        archive.read(_archive_with(tmp_path, inside, members=members))
+    outside = tarfile.TarInfo("project/html/project/root/etc/cron.d/evil")
+    with pytest.raises(UsageError, match="under a link"):
+        archive.read(_archive_with(tmp_path, outside, members=[
+            *members, (_symlink("project/html/project/root", "/"), None)]))
+
+
+def _symlink(name: str, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    return info
+
+
 def test_an_archive_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     members = list(archive.project_members(_tree(TREE)))
     with pytest.raises(UsageError, match=r"cannot write the archive .*No such file"):
         archive.write(tmp_path / "absent" / "b.tar.gz", _manifest(members, b"d"), b"d", members)
 
 
-def _archive_with(tmp_path: Path, extra: tarfile.TarInfo | None = None,
-                  dump: bytes = b"dump") -> Path:
+def test_a_stale_partial_archive_never_decides_its_mode(tmp_path: Path) -> None:
     members = list(archive.project_members(_tree(TREE)))
+    stale = tmp_path / "b.tar.gz.partial"
+    stale.write_bytes(b"left by a backup that died")
+    stale.chmod(0o644)
+    archive.write(tmp_path / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert stat.S_IMODE((tmp_path / "b.tar.gz").stat().st_mode) == 0o600
+    assert not stale.exists()
+
+
+def test_a_link_planted_as_the_partial_archive_is_not_followed(tmp_path: Path) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    target = tmp_path / "elsewhere"
+    target.write_text("not an archive\n")
+    target.chmod(0o644)
+    (tmp_path / "b.tar.gz.partial").symlink_to(target)
+    archive.write(tmp_path / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert target.read_text() == "not an archive\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    written = tmp_path / "b.tar.gz"
+    assert not written.is_symlink() and stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert archive.read(written).database == b"d"
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o777])
+def test_an_archive_is_not_written_where_others_can_write(tmp_path: Path, mode: int) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    with pytest.raises(UsageError, match="another user can write there"):
+        archive.write(shared / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert list(shared.iterdir()) == []
+
+
+def test_a_backup_into_a_shared_directory_is_refused_before_the_host_is_asked(
+        tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    host = RecordingHost()
+    with pytest.raises(UsageError, match="another user can write there"):
+        backup.backup(host, Project("sandbox"), shared / "b.tar.gz")
+    assert host.commands == []
+
+
+def test_a_sticky_directory_takes_the_archive_but_not_over_what_is_in_the_way(
+        tmp_path: Path) -> None:
+    members = list(archive.project_members(_tree(TREE)))
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    archive.write(sticky / "b.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert stat.S_IMODE((sticky / "b.tar.gz").stat().st_mode) == 0o600
+    (sticky / "c.tar.gz.partial").mkdir()
+    with pytest.raises(UsageError, match=r"c\.tar\.gz\.partial is in the way"):
+        archive.write(sticky / "c.tar.gz", _manifest(members, b"d"), b"d", members)
+    assert not (sticky / "c.tar.gz").exists()
+
+
+def _archive_with(tmp_path: Path, extra: tarfile.TarInfo | None = None,
+                  dump: bytes = b"dump",
+                  members: list[tuple[tarfile.TarInfo, bytes | None]] | None = None) -> Path:
+    members = list(archive.project_members(_tree(TREE))) if members is None else members
     path = tmp_path / "b.tar.gz"
     archive.write(path, _manifest(members, b"dump"), dump, members)
     if extra is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pymw_admin.interfaces import boinc
 from pymw_admin.runtime import Master
 from pymw_admin.runtime.errors import TaskError, WorkerLost
 from pymw_admin.wire import boinc_contract, signature
-from pymw_admin.wire.encoding import encode_task
+from pymw_admin.wire.encoding import ResultRecord, encode_result, encode_task, python_minor
 from tests import fake_mysql
 from tests.doubles import install_task_key
 
@@ -592,6 +593,64 @@ def test_a_poll_looks_up_results_by_name_and_ignores_others(
     assert (done.task_id, done.record) == ("t1", b"record")
     assert sorted(iface._open) == ["t0", "t2"]
     iface.close()
+def _record(task_id: str, ok: bool = True) -> bytes:
+    return encode_result(ResultRecord(task_id=task_id, ok=ok, python=python_minor(),
+                                      payload=pickle.dumps(1)))
+
+
+def test_a_result_must_name_its_work_units_task(tmp_path: Path, no_runs: object,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_CREATE_WORK_QUEUE", "1")
+    root = make_project(tmp_path)
+    iface = boinc.BoincInterface(root, tag="own", poll_seconds=0.01)
+    iface.submit_many((t, encode_task(t, square, (1,))) for t in ("a", "b", "c", "d", "e"))
+    iface.flush()
+    results = root / "pymw" / "results"
+    for wu_task, record in (("a", _record("b")), ("b", _record("b")),
+                            ("c", _record("?", ok=False)), ("d", _record("?")),
+                            ("e", b"not a record")):
+        (results / f"{iface.wu_name(wu_task)}.result").write_bytes(record)
+    done = {c.task_id: c for c in iface.wait(1)}
+    assert sorted(done) == ["a", "b", "c", "d", "e"]
+    assert done["a"].record is None and not done["a"].retryable
+    assert done["a"].failure == ("the result names task 'b', not this work unit's task 'a': "
+                                 "refused")
+    assert done["d"].record is None and "names task '?'" in done["d"].failure
+    # its own task's result; a worker's refusal that believed no task id; one the master reports
+    assert [done[t].record for t in "bce"] == [_record("b"), _record("?", ok=False),
+                                               b"not a record"]
+    iface.close()
+
+
+def test_a_signed_task_file_moved_to_another_work_unit_is_not_its_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both task files are the project's, signed: swapped in the download tree, each runs,
+    and each result names the other task, so neither is taken as its work unit's."""
+    root = make_project(tmp_path)
+    monkeypatch.setenv("FAKE_CREATE_WORK_QUEUE", "1")
+    master = Master(boinc.BoincInterface(root, tag="swap", poll_seconds=0.01))
+    two, three = master.submit_task(square, (2,)), master.submit_task(square, (3,))
+    master.interface.flush()  # type: ignore[attr-defined]
+    iface = master.interface
+    assert isinstance(iface, boinc.BoincInterface)
+    files = [Path(iface.layout.task_dir("swap"), iface.wu_name(t.task_id) + ".task")
+             for t in (two, three)]
+    blobs = [f.read_bytes() for f in files]
+    files[0].write_bytes(blobs[1])
+    files[1].write_bytes(blobs[0])
+    for n, (task, task_file) in enumerate(zip((two, three), files, strict=True), 1):
+        out = root / "upload" / f"{iface.wu_name(task.task_id)}_0_r1_0"
+        subprocess.run([sys.executable, "-m", "pymw_admin.worker.run", str(task_file),
+                        str(out)], check=True)
+        subprocess.run(f"../bin/pymw_assimilator {n} {out}", shell=True, cwd=root / "tmp_vm",
+                       check=True)
+    for task, other in ((two, three), (three, two)):
+        with pytest.raises(WorkerLost, match=f"the result names task '{other.task_id}', not "
+                                             f"this work unit's task '{task.task_id}'"):
+            master.get_result(task, timeout=10)
+    master.cleanup()
+
+
 def test_clients_are_asked_back_soon_while_work_is_out(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     os.environ["FAKE_CREATE_WORK_QUEUE"] = "1"

@@ -34,7 +34,8 @@ from pymw_admin.admin.server import (
 )
 from pymw_admin.admin.server.spec import ProjectSpec
 from pymw_admin.bundles import manifest as mf
-from pymw_admin.errors import ConfigError
+from pymw_admin.cli import plan_view
+from pymw_admin.errors import ConfigError, UsageError
 from tests.doubles import RecordingHost, task_key_pair
 
 SPEC = ProjectSpec("sandbox", url_base="http://10.0.0.5", host_name="vm",
@@ -155,6 +156,66 @@ def test_init_project_step(module: Any, facts: Any, kinds: list[str],
     decided, ran = apply_from(module, facts)
     assert decided == kinds
     assert_commands(ran, commands)
+
+
+GIT = "https://example.org/boinc.git"
+BRANCH_SPEC = ProjectSpec("sandbox", url_base="http://10.0.0.5", host_name="vm",
+                          boinc_source=f"{GIT}@master")
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TREE = "/opt/pymw-admin/boinc/master"
+
+
+@pytest.mark.parametrize(("source", "fetch"), [
+    # a branch (or tag): cloned, every URL and path after --, the commit checked out recorded
+    (f"{GIT}@master",
+     f"git clone -q --depth 1 --branch master -- {GIT} {TREE}.partial && "
+     f"git -C {TREE}.partial rev-parse --verify -q 'HEAD^{{commit}}' > "
+     f"{TREE}.partial/.pymw-admin-commit"),
+    ("git://10.0.0.9/boinc#server_release/1.6/1.6.2",
+     "git clone -q --depth 1 --branch server_release/1.6/1.6.2 -- git://10.0.0.9/boinc "
+     "/opt/pymw-admin/boinc/server_release_1.6_1.6.2.partial && "),
+    (f"{GIT}@{COMMIT}",
+     f"git init -q -- /opt/pymw-admin/boinc/{COMMIT}.partial && git -C "
+     f"/opt/pymw-admin/boinc/{COMMIT}.partial fetch -q --depth 1 -- {GIT} {COMMIT} && "),
+])
+def test_a_git_source_is_fetched_by_data_git_cannot_read_as_options(source: str,
+                                                                   fetch: str) -> None:
+    spec = ProjectSpec("sandbox", url_base="http://10.0.0.5", host_name="vm",
+                       boinc_source=source)
+    tree = boinc_build.tree_dir(boinc_build.parse_source(source))
+    decided, ran = apply_from(boinc_build, boinc_build.BuildFacts(False), spec)
+    assert decided == ["fetch", "autosetup", "configure", "build"]
+    assert_commands(ran[:4], ["install -d -m 755 /opt/pymw-admin/boinc",
+                              f"rm -rf {tree}.partial", fetch, f"mv {tree}.partial {tree}"])
+    assert ran[2].endswith(f"> {tree}.partial/.pymw-admin-commit")
+
+
+@pytest.mark.parametrize("source", [
+    "--upload-pack=touch /tmp/x;.git@master", "-u.git@x", "--config=x#main",
+    f"{GIT}@--upload-pack=x", f"{GIT}#-b", f"{GIT}@a b",
+])
+def test_a_source_or_ref_git_would_read_as_an_option_is_refused(source: str) -> None:
+    with pytest.raises(UsageError, match="starts with '-'"):
+        boinc_build.parse_source(source)
+
+
+def test_the_commit_a_branch_was_built_at_is_in_the_report_on_every_run() -> None:
+    built = "exists\nconfigure\nconfigured\n"  # nothing missing: a built tree
+    host = RecordingHost([(r"^cd /opt/pymw-admin/boinc/master ", built + f"commit {COMMIT}\n")])
+    [report] = run_plan(Context(host, BRANCH_SPEC), [boinc_build.STEP])
+    assert report.status == "already done"
+    assert report.notes == [f"BOINC source at commit {COMMIT} (pin it: --boinc-source "
+                            f"{GIT}@{COMMIT})"]
+    assert report.as_dict()["notes"] == report.notes
+    assert f"already done — BOINC source at commit {COMMIT}" in plan_view.report_line(0, 1, report)
+    pinned = ProjectSpec("sandbox", url_base="http://10.0.0.5", host_name="vm",
+                         boinc_source=f"{GIT}@{COMMIT}")
+    host = RecordingHost([(rf"^cd /opt/pymw-admin/boinc/{COMMIT} ", built + f"commit {COMMIT}\n")])
+    [report] = run_plan(Context(host, pinned), [boinc_build.STEP])
+    assert report.notes == [f"BOINC source at commit {COMMIT}"]
+    # a tree made before commits were recorded, or a directory source: nothing to say
+    host = RecordingHost([(r"^cd /opt/pymw-admin/boinc/master ", built)])
+    assert run_plan(Context(host, BRANCH_SPEC), [boinc_build.STEP])[0].notes == []
 
 
 CONVERGED = [

@@ -186,6 +186,37 @@ def test_every_kind_of_tampering_with_a_batch_task_is_refused() -> None:
     assert signature.open_task(with_trailer(), key) == plains[2]  # the cases' own base is sound
 
 
+def test_a_batch_task_file_has_one_spelling_only() -> None:
+    """Index, count and hex as the master writes them, nothing else: ``04`` is not ``4``."""
+    private, public_pem = task_key_pair()
+    key = signature.load_public_pem(public_pem)
+    plains = [encode_task(f"t{i}", divmod, (i, 2)) for i in range(5)]
+    blob = TaskSigner.from_pem(private).sign_batch(plains)[4]
+    mark = blob.rindex(signature.BATCH_SIGNATURE_MARK)
+    sig, index, count, path = blob[mark + len(signature.BATCH_SIGNATURE_MARK):].split(b" ")
+    assert (index, count) == (b"4", b"5")
+
+    def with_trailer(s: bytes = sig, i: bytes = index, c: bytes = count, p: bytes = path
+                     ) -> bytes:
+        return blob[:mark] + signature.BATCH_SIGNATURE_MARK + b" ".join([s, i, c, p])
+
+    assert signature.open_task(with_trailer(), key) == plains[4]
+    for spelling in (with_trailer(i=b"04"), with_trailer(c=b"05"), with_trailer(i=b"+4"),
+                     with_trailer(i=b"00000004"), with_trailer(s=sig.upper()),
+                     with_trailer(p=path.upper()), with_trailer(p=path + b"\t" * 64)):
+        with pytest.raises(signature.SignatureError, match="malformed"):
+            signature.open_task(spelling, key)
+    word = signature.pack_command_line(blob)
+    part, sig64, index_text, count_text, path64 = word.split(".")
+    for bad in (f"{part}.{sig64}.04.{count_text}.{path64}",
+                f"{part}.{sig64}.{index_text}.05.{path64}",
+                f"{part}.{sig64}.\u0664.{count_text}.{path64}"):  # an Arabic-Indic four
+        with pytest.raises(signature.SignatureError, match="malformed"):
+            signature.unpack_command_line(bad)
+    first = TaskSigner.from_pem(private).sign_batch(plains)[0]
+    assert b" 0 5 " in first and signature.open_task(first, key) == plains[0]  # "0" stays
+
+
 @pytest.mark.parametrize("count", [1, 2, 1000])
 def test_the_command_line_form_is_the_very_task_file_and_shorter(count: int) -> None:
     private, public_pem = task_key_pair()

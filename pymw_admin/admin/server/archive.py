@@ -10,21 +10,25 @@ The manifest names the project (name, owner, directory, URL, host name, BOINC so
 archive's id, the project's identity (the sha256 of its code-signing public key: clients trust
 app versions by that key, so two projects with different keys are different projects), and every
 secret member. Secret members are mode 0600 inside the archive whatever their mode was on the
-host, and the archive file itself is 0600.
+host, and the archive file itself is 0600, made new in a directory nobody else can write.
 
 Reading an archive checks every member before anything is unpacked: relative names under
 ``project/`` with no ``..``, only files, directories and links, and a manifest that names what
-is there.
+is there. A symbolic link that could lead out of the project (an absolute target, or ``..``
+past the project directory or after a name) is left out, both when the archive is made and when
+it is restored: web-served directories must not gain a way to the rest of the host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 import time
 import uuid
@@ -120,15 +124,38 @@ def _check_kind(member: tarfile.TarInfo, where: str) -> None:
         check_member_name(member.linkname, where)
 
 
-def project_members(tree_tar: bytes) -> Iterable[tuple[tarfile.TarInfo, bytes | None]]:
+def outside_link(relative: str, target: str) -> bool:
+    """Whether a symbolic link at project-relative ``relative`` to ``target`` may lead out of
+    the project: an absolute target, more ``..`` than directories above the link, or a ``..``
+    after a name (the name may be a link itself, so the path cannot be judged by its text)."""
+    if target.startswith("/") or not target:
+        return True
+    ups, named = 0, False
+    for part in target.split("/"):
+        if part == "..":
+            if named:
+                return True
+            ups += 1
+        elif part not in ("", "."):
+            named = True
+    return ups > len(PurePosixPath(relative).parts) - 1
+
+
+def project_members(tree_tar: bytes, left_out: list[str] | None = None,
+                    ) -> Iterable[tuple[tarfile.TarInfo, bytes | None]]:
     """The members of the project tar the host's owner made (gzip), as archive members under
-    ``project/``: secrets 0600, owners dropped, only files, directories and links."""
+    ``project/``: secrets 0600, owners dropped, only files, directories and links. Links that
+    may lead out of the project are not taken; their names go to ``left_out``."""
     with tarfile.open(fileobj=io.BytesIO(tree_tar), mode="r:gz") as tree:
         for member in tree:
             name = member.name.removeprefix("./").rstrip("/")
             if not name or name == ".":
                 continue
             relative = check_member_name(PROJECT_PREFIX + name, "the project's tar")
+            if member.issym() and outside_link(relative, member.linkname):
+                if left_out is not None:
+                    left_out.append(f"{relative} -> {member.linkname}")
+                continue
             copy = tarfile.TarInfo(PROJECT_PREFIX + relative)
             copy.type, copy.size, copy.mtime = member.type, member.size, member.mtime
             copy.mode = 0o600 if is_secret(relative) and member.isfile() else member.mode & 0o7777
@@ -139,28 +166,80 @@ def project_members(tree_tar: bytes) -> Iterable[tuple[tarfile.TarInfo, bytes | 
             yield copy, data
 
 
+def _private_dir(directory: Path) -> int:
+    """An fd on the archive's directory, or a UsageError: one only this user (or root) can
+    write, or a sticky one (/tmp), so nobody else can plant, swap or rename the archive (a
+    backup run as root beside the project's owner must not write where the owner can)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"cannot write the archive in {directory}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+    if info.st_uid not in (os.geteuid(), 0) or shared:
+        os.close(fd)
+        raise UsageError(f"cannot write the archive in {directory}: another user can write "
+                         f"there (uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); "
+                         "choose a directory only you can write")
+    return fd
+
+
+def check_destination(path: Path) -> None:
+    """Refuse, before a backup starts, an archive ``write`` would refuse for its directory."""
+    os.close(_private_dir(path.parent))
+
+
+def _create_private(name: str, dir_fd: int, where: Path) -> int:
+    """A new 0600 file ``name`` in ``dir_fd``, never an existing file or a link's target: a
+    stale one of this user's (a backup that died) is unlinked first, anything else refused."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(name, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            stale = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stale.st_uid != os.geteuid() or not (stat.S_ISREG(stale.st_mode)
+                                                 or stat.S_ISLNK(stale.st_mode)):
+            raise UsageError(f"cannot write the archive {where}: {name} is in the way and is "
+                             "not a file of yours; remove it or choose another --output")
+        os.unlink(name, dir_fd=dir_fd)  # the link itself, never its target
+        return os.open(name, flags, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        raise UsageError(f"cannot write the archive {where}: {exc.strerror}") from None
+
+
 def write(path: Path, manifest: Manifest, database: bytes,
           members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> None:
-    """Write the archive at ``path`` (0600, atomically: a failed backup leaves no half archive)."""
-    partial = path.with_name(path.name + ".partial")
+    """Write the archive at ``path`` (0600, atomically: a failed backup leaves no half archive).
+
+    ``NAME.partial`` is made new (O_EXCL|O_NOFOLLOW) in a directory nobody else can write: a
+    stale file or a planted link never decides the mode of a file holding the database's
+    password, and the rename is done in the directory that was checked."""
+    dir_fd = _private_dir(path.parent)
+    partial = path.name + ".partial"
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot write the archive {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
-            info = json.dumps(manifest.as_dict(), indent=2).encode()
-            _add(archive, MANIFEST, info, 0o644)
-            _add(archive, DATABASE, database, 0o600)
-            for member, data in members:
-                archive.addfile(member, io.BytesIO(data) if data is not None else None)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write the archive {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        fd = _create_private(partial, dir_fd, path)
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                info = json.dumps(manifest.as_dict(), indent=2).encode()
+                _add(archive, MANIFEST, info, 0o644)
+                _add(archive, DATABASE, database, 0o600)
+                for member, data in members:
+                    archive.addfile(member, io.BytesIO(data) if data is not None else None)
+            os.rename(partial, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as exc:
+            _unlink(partial, dir_fd)
+            raise UsageError(f"cannot write the archive {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            _unlink(partial, dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def _unlink(name: str, dir_fd: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=dir_fd)
 
 
 def _add(archive: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
@@ -176,6 +255,7 @@ class Archive:
     manifest: Manifest
     database: bytes
     members: tuple[tuple[tarfile.TarInfo, bytes | None], ...]
+    left_out: tuple[str, ...] = ()  # links that may lead out of the project: not restored
 
     def project_tar(self) -> bytes:
         """The project's members as a gzip tar relative to the project directory (what the new
@@ -183,7 +263,10 @@ class Archive:
         out = io.BytesIO()
         with tarfile.open(fileobj=out, mode="w:gz") as tree:
             for member, data in self.members:
-                copy = tarfile.TarInfo(member.name[len(PROJECT_PREFIX):])
+                relative = member.name[len(PROJECT_PREFIX):]
+                if member.issym() and outside_link(relative, member.linkname):
+                    continue  # read() left it out already; a restore never makes one
+                copy = tarfile.TarInfo(relative)
                 copy.type, copy.size, copy.mode, copy.mtime = (member.type, member.size,
                                                                member.mode, member.mtime)
                 copy.linkname = (member.linkname[len(PROJECT_PREFIX):] if member.islnk()
@@ -204,6 +287,8 @@ def read(path: Path) -> Archive:
     manifest: Manifest | None = None
     database: bytes | None = None
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    left_out: list[str] = []
+    links: set[str] = set()  # every link's name, taken or left out
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for member in archive:
@@ -212,8 +297,13 @@ def read(path: Path) -> Archive:
                 elif member.name == DATABASE:
                     database = _data(archive, member)
                 else:
-                    check_member_name(member.name, where)
+                    relative = check_member_name(member.name, where)
                     _check_kind(member, where)
+                    if member.issym():
+                        links.add(relative)
+                        if outside_link(relative, member.linkname):
+                            left_out.append(f"{relative} -> {member.linkname}")
+                            continue
                     members.append((member, _data(archive, member) if member.isfile()
                                     else None))
     except FileNotFoundError:
@@ -222,15 +312,25 @@ def read(path: Path) -> Archive:
         raise UsageError(f"{where} is not a readable pymw-admin backup: {exc}") from None
     if manifest is None or database is None:
         raise UsageError(f"{where} is not a pymw-admin backup (no manifest or no database dump)")
+    for member, _ in members:
+        _check_not_under_link(member.name[len(PROJECT_PREFIX):], links, where)
     if hashlib.sha256(database).hexdigest() != manifest.database_sha256:
         raise UsageError(f"{where}: the database dump does not match its manifest (damaged?)")
     if len([m for m, _ in members if m.isfile()]) != manifest.files:
         raise UsageError(f"{where}: it holds another number of files than its manifest says")
-    found = Archive(manifest, database, tuple(members))
+    found = Archive(manifest, database, tuple(members), tuple(left_out))
     if identity(found.file("keys/code_sign_public")) != manifest.identity:
         raise UsageError(f"{where}: its code-signing key is not the one its manifest names "
                          "(damaged?)")
     return found
+
+
+def _check_not_under_link(relative: str, links: set[str], where: str) -> None:
+    """A member inside a linked directory would be unpacked wherever the link points."""
+    parents = PurePosixPath(relative).parents
+    if any(str(parent) in links for parent in parents):
+        raise UsageError(f"{where}: refusing the member {PROJECT_PREFIX + relative!r} (under "
+                         "a link)")
 
 
 def _data(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:

@@ -39,6 +39,7 @@ class BackupReport:
     size: int
     seconds: float
     paused: tuple[str, ...]  # the daemons paused for the copy (and started again)
+    left_out: tuple[str, ...] = ()  # links that may lead out of the project ("NAME -> TARGET")
 
 
 def project_info(config_xml: str, project: Project, boinc_source: str) -> archive.ProjectInfo:
@@ -122,6 +123,7 @@ def backup(host: Host, project: Project, out: Path, *, boinc_source: str = "",
            log: Callable[[str], None] = lambda _m: None) -> BackupReport:
     """Write the project's archive to ``out``; the project runs on as before afterwards."""
     started = time.monotonic()
+    archive.check_destination(out)  # before the project pauses for a copy it could not keep
     text = host.read_text(config_path(project), user=project.owner)
     if text is None:
         raise UsageError(f"no project {project.name} in {project.project_dir} on {host.name}")
@@ -141,7 +143,8 @@ def backup(host: Host, project: Project, out: Path, *, boinc_source: str = "",
         if paused:
             log("starting the project's daemons again")
             _resume(host, project)
-    members = list(archive.project_members(tree))
+    left_out: list[str] = []
+    members = list(archive.project_members(tree, left_out))
     public = next((data for member, data in members
                    if member.name == archive.PROJECT_PREFIX + "keys/code_sign_public"), None)
     manifest = archive.Manifest(
@@ -152,4 +155,5 @@ def backup(host: Host, project: Project, out: Path, *, boinc_source: str = "",
         files=sum(1 for m, _ in members if m.isfile()),
         database_sha256=hashlib.sha256(database).hexdigest(), pymw_admin=__version__)
     archive.write(out, manifest, database, members)
-    return BackupReport(out, manifest, out.stat().st_size, time.monotonic() - started, paused)
+    return BackupReport(out, manifest, out.stat().st_size, time.monotonic() - started, paused,
+                        tuple(left_out))

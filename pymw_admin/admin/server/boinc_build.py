@@ -3,6 +3,13 @@
 ``--boinc-source`` is a git URL with a ref (``URL@REF`` after ``.git``, or ``URL#REF``), a tarball
 (a file on this machine, uploaded, or an http(s) URL the host downloads), or an absolute directory
 on the host, which is built in place. Git and tarball sources go to /opt/pymw-admin/boinc/<ref>.
+
+Root fetches and builds a git source (the tree is root's, under /opt). A ref of 40 hex digits is
+a pinned commit, fetched and checked; any other ref (a tag or a branch, which can move) is
+resolved once cloned, and the commit checked out is recorded in the tree (COMMIT_FILE) and said
+in the step's report on this run and every later one, so two runs (or two hosts) can be
+compared and the source pinned to it. Git is given every URL and path after ``--``, and a
+source that starts with ``-`` is refused, so none is read as an option.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ CONFIGURE = ("--disable-client --disable-manager --enable-server --disable-fcgi 
              "--enable-boinczip --enable-libraries")
 LOG = "pymw-admin-build.log"
 LOCK = ".pymw-admin-build.lock"  # in the tree: one build at a time there
+COMMIT_FILE = ".pymw-admin-commit"  # in a git source's tree: the commit it was fetched at
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,9 @@ def parse_source(text: str) -> Source:
     text = text.strip()
     if not text:
         raise UsageError("empty --boinc-source")
+    if text.startswith("-"):
+        raise UsageError(f"--boinc-source {text!r} starts with '-': not a source (git would "
+                         "read it as an option)")
     if text.startswith("http://"):
         # root builds and installs what it fetches: a plain-http download can be swapped on the way
         raise UsageError(f"--boinc-source {text!r} is plain http: use https://, or a git URL "
@@ -52,10 +63,10 @@ def parse_source(text: str) -> Source:
         return Source("tarball", text)
     if "#" in text:
         url, ref = text.split("#", 1)
-        return Source("git", url, ref)
+        return _git_source(url, ref)
     if ".git@" in text:
         url, ref = text.split(".git@", 1)
-        return Source("git", url + ".git", ref)
+        return _git_source(url + ".git", ref)
     if text.startswith("/"):
         return Source("dir", text.rstrip("/") or "/")
     if re.match(r"^(https?|git|ssh)://", text) or text.endswith(".git"):
@@ -64,6 +75,35 @@ def parse_source(text: str) -> Source:
         f"cannot tell what --boinc-source {text!r} is: give a git URL (URL.git@REF), a tarball "
         "(.tar.gz) or an absolute directory on the host"
     )
+
+
+def _git_source(url: str, ref: str) -> Source:
+    if ref.startswith("-") or any(c.isspace() for c in ref):
+        raise UsageError(f"--boinc-source: the git ref {ref!r} is not one (it starts with '-' "
+                         "or holds a space)")
+    return Source("git", url, ref)
+
+
+def pinned(source: Source, commit: str) -> str:
+    """The ``--boinc-source`` that names ``commit`` of a git source."""
+    return f"{source.location}@{commit}" if source.location.endswith(".git") else (
+        f"{source.location}#{commit}")
+
+
+def git_fetch(source: Source, into: str) -> str:
+    """The root command that fetches a git source into ``into`` and records the commit checked
+    out in ``into/COMMIT_FILE``: a pinned commit is fetched by itself and checked; another ref
+    is cloned and resolved. URLs and paths come after ``--``."""
+    url, q = shlex.quote(source.location), shlex.quote(into)
+    record = (f"git -C {q} rev-parse --verify -q 'HEAD^{{commit}}' > "
+              f"{shlex.quote(f'{into}/{COMMIT_FILE}')}")
+    if COMMIT_RE.match(source.ref):
+        ref = source.ref
+        return (f"git init -q -- {q} && git -C {q} fetch -q --depth 1 -- {url} {ref} && "
+                f"git -C {q} checkout -q FETCH_HEAD -- && "
+                f'test "$(git -C {q} rev-parse HEAD)" = {ref} && {record}')
+    branch = f"--branch {shlex.quote(source.ref)} " if source.ref else ""
+    return f"git clone -q --depth 1 {branch}-- {url} {q} && {record}"
 
 
 def tree_dir(source: Source) -> str:
@@ -81,21 +121,30 @@ class BuildFacts:
     has_configure: bool = False
     configured: bool = False
     missing: tuple[str, ...] = BUILT
+    commit: str = ""  # the commit a git source's tree was fetched at ("" = not recorded)
 
 
 def gather(ctx: Context) -> BuildFacts:
-    tree = tree_dir(parse_source(ctx.wanted.boinc_source))
+    source = parse_source(ctx.wanted.boinc_source)
+    tree = tree_dir(source)
     q = shlex.quote(tree)
     checks = " ".join(shlex.quote(p) for p in BUILT)
     out = ctx.host.run(
         f"cd {q} 2>/dev/null || exit 0; echo exists; test -x configure && echo configure; "
         f"test -f config.status && echo configured; for f in {checks}; do "
-        f"test -e \"$f\" || echo \"missing $f\"; done", check=False
+        f"test -e \"$f\" || echo \"missing $f\"; done; "
+        f"test -f {COMMIT_FILE} && echo \"commit $(head -c 100 {COMMIT_FILE})\"", check=False
     ).stdout.splitlines()
     if "exists" not in out:
         return BuildFacts(False)  # nothing there: everything is missing, nothing is done
+    commits = [line[7:] for line in out if line.startswith("commit ")]
+    commit = commits[0] if commits and COMMIT_RE.match(commits[0]) else ""
+    if source.kind == "git" and commit:
+        # said on every run, so runs (and hosts) can be compared; unpinned: how to pin it
+        ctx.say(f"BOINC source at commit {commit}" + (
+            "" if commit == source.ref else f" (pin it: --boinc-source {pinned(source, commit)})"))
     return BuildFacts(True, "configure" in out, "configured" in out,
-                      tuple(line[8:] for line in out if line.startswith("missing ")))
+                      tuple(line[8:] for line in out if line.startswith("missing ")), commit)
 
 
 def decide(facts: BuildFacts, spec: ProjectSpec) -> list[Action]:
@@ -152,17 +201,10 @@ def apply(ctx: Context, actions: list[Action]) -> None:
             host.sudo(f"install -d -m 755 {shlex.quote(BUILD_ROOT)}")
             tmp = shlex.quote(tree + ".partial")
             host.sudo(f"rm -rf {tmp}")
-            if source.kind == "git" and COMMIT_RE.match(source.ref):
-                # pinned: fetch that very commit and check that is what was checked out
-                url, ref = shlex.quote(source.location), source.ref
-                host.sudo(f"git init -q {tmp} && git -C {tmp} fetch -q --depth 1 {url} {ref} && "
-                          f"git -C {tmp} checkout -q FETCH_HEAD && "
-                          f'test "$(git -C {tmp} rev-parse HEAD)" = {ref}', timeout=1800,
-                          what=f"git fetch of BOINC commit {ref}")
-            elif source.kind == "git":
-                branch = f"--branch {shlex.quote(source.ref)} " if source.ref else ""
-                host.sudo(f"git clone -q --depth 1 {branch}{shlex.quote(source.location)} {tmp}",
-                          timeout=1800, what="git clone of the BOINC source")
+            if source.kind == "git":
+                what = (f"git fetch of BOINC commit {source.ref}" if COMMIT_RE.match(source.ref)
+                        else "git clone of the BOINC source")
+                host.sudo(git_fetch(source, tree + ".partial"), timeout=1800, what=what)
             else:
                 _fetch_tarball(host, source.location, tmp)
             host.sudo(f"mv {tmp} {q}")
