@@ -68,7 +68,7 @@ EXIT_STATUSES = {
 }
 FAILURE_LIMIT = 10
 EXAMPLES_PER_TYPE = 3  # tasks that raised shown per exception type, newest first
-OUTCOMES_READ_MAX = 4 << 20  # bytes of one app's tally read (the assimilator keeps it far smaller)
+OUTCOMES_READ_MAX = 16 << 20  # bytes of one app's tally read, as many as the assimilator reads
 STDERR_BYTES = 4000
 # the app API's own lines: "12:34:56 (1234): called boinc_finish(0)"
 _BOINC_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \(\d+\):")

@@ -209,7 +209,8 @@ OUTCOMES_TAGS = 50  # run tags kept per app: the most recently active
 OUTCOMES_TYPES = 10  # exception types counted per tag; later ones together as OTHER_TYPES
 OTHER_TYPES = "(other types)"
 OUTCOMES_EXAMPLES = 3  # newest tasks kept per exception type
-OUTCOMES_FILE_MAX = 4 << 20  # a tally bigger than this is not ours: it starts afresh
+OUTCOMES_FILE_MAX = 16 << 20  # a tally bigger than this is not ours (its bounds keep it
+# under 6 MB, every text at its longest): it starts afresh
 
 _WS = rb"[ \t\r\n]*"
 _OPEN = re.compile(_WS + rb"\{")
