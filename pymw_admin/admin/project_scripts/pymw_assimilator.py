@@ -440,7 +440,7 @@ def tally_outcomes(app: str, filed: list[tuple[str, Outcome]]) -> None:
     """:func:`record_outcomes`, which never holds back filing: status only shows less."""
     try:
         record_outcomes(app, filed)
-    except OSError as exc:
+    except Exception as exc:  # whatever it is: the batch's uploads have moved, mark them done
         if str(exc) != _Said.tally_error:
             _Said.tally_error = str(exc)
             log(f"cannot write what the tasks did (status shows less): {exc}")
