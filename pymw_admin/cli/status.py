@@ -1,4 +1,5 @@
-"""``pymw-admin status [--json] [--watch]``: daemons, work by state per app, failures, runs."""
+"""``pymw-admin status [--json] [--watch]``: daemons, work by state per app, what the tasks did
+per app and run tag, failures, runs."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from pymw_admin.cli.runs import runs_table  # status shows the runs as `runs` do
 from pymw_admin.cli.terminal_text import shown_line
 
 _LABELS = {"unsent": "unsent", "in_progress": "in progress", "done": "done",
-           "errored": "errored", "not_needed": "not needed"}
+           "errored": "errored", "not_needed": "not needed", "cancelled": "cancelled"}
+TAGS_SHOWN = 8  # run tags a table shows per app, the most recently active (--json: all)
 
 
 def render(status: project_status.Status) -> RenderableType:
@@ -60,13 +62,14 @@ def render(status: project_status.Status) -> RenderableType:
         if not status.apps:
             work.add_row("(no apps)", *["-"] * len(project_status.RESULT_STATES))
         parts.append(work)
+        parts.extend(tasks_parts(status))
         if status.failures:
             failures = Table(title="recent failures", title_justify="left")
             for column in ("when", "app", "what", "reason"):
                 failures.add_column(column, overflow="fold")
             for f in status.failures:
                 # names and reasons come from the database and volunteers: text, not markup
-                failures.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(f.when)),
+                failures.add_row(_when(f.when),
                                  Text(shown_line(f.app)), Text(shown_line(f"{f.kind} {f.name}")),
                                  Text(shown_line(f.reason)))
             parts.append(failures)
@@ -75,6 +78,93 @@ def render(status: project_status.Status) -> RenderableType:
                      else Text("no volunteer host has contacted the project yet", style="dim"))
     parts.append(runs_table(status.runs) if status.runs else Text("no runs", style="dim"))
     return Group(*parts)
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(seconds)) if seconds else "-"
+
+
+def _tag_label(tag: str) -> Text:
+    # names from the database and the owner's files: text, not markup
+    return Text("  " + (shown_line(tag) if tag else "(not a master's)"))
+
+
+def _shown_tags(app: project_status.TaskOutcomes) -> list[project_status.TaskOutcomes]:
+    return [t for t in app.tags if t.active][:TAGS_SHOWN]
+
+
+def _tasks_row(one: project_status.TaskOutcomes) -> list[str]:
+    wus = one.workunits
+    tallied = one.ok or one.raised or one.unreadable  # nothing filed since the tally began: "-"
+    raised = sum(one.raised.values())
+    result_failures = sum(f.count for f in one.failed if f.kind == "result")
+    return [
+        ", ".join(one.runs) or "-", str(wus["unsent"] + wus["in_progress"]), str(wus["done"]),
+        str(one.ok) if tallied else "-",
+        (f"[red]{raised}[/]" if raised else "0") if tallied else "-",
+        f"[red]{wus['errored']} / {result_failures}[/]" if wus["errored"] or result_failures
+        else "0 / 0",
+        f"{wus['cancelled']} / {one.cancelled_results}"]
+
+
+def tasks_parts(status: project_status.Status) -> list[RenderableType]:
+    """What each app's tasks did, per run tag: a table of counts, the exceptions tasks raised
+    with their newest examples, and the failures by reason."""
+    apps = [a for a in status.tasks if a.active]
+    parts: list[RenderableType] = []
+    if status.tasks_error:
+        parts.append(Text(f"tasks: {shown_line(status.tasks_error)}", style="yellow"))
+    if not apps:
+        return parts
+    table = Table(title="tasks (work units; of those done, what the tasks did)",
+                  title_justify="left")
+    for column in ("app / run tag", "runs", "waiting", "done", "returned", "raised",
+                   "failed wus / results", "cancelled wus / results"):
+        table.add_column(column, justify="left" if column in ("app / run tag", "runs")
+                         else "right")
+    raised = Table(title="tasks that raised (newest first)", title_justify="left")
+    for column in ("app / run tag", "exception", "tasks", "when", "work unit: message"):
+        raised.add_column(column, overflow="fold", justify="right" if column == "tasks"
+                          else "left")
+    failed = Table(title="failures by reason", title_justify="left")
+    for column in ("app / run tag", "what", "count", "newest", "reason"):
+        failed.add_column(column, overflow="fold", justify="right" if column == "count"
+                          else "left")
+    notes: list[RenderableType] = []
+    for of_app in apps:
+        table.add_row(Text(shown_line(of_app.app), style="bold"), *_tasks_row(of_app))
+        tags = _shown_tags(of_app)
+        for tag in tags:
+            table.add_row(_tag_label(tag.tag or ""), *_tasks_row(tag))
+            where = Text(f"{shown_line(of_app.app)} {shown_line(tag.tag) if tag.tag else '-'}")
+            for error_type, count in sorted(tag.raised.items(), key=lambda item: -item[1]):
+                examples: list[project_status.RaisedExample | None] = [
+                    e for e in tag.examples if e.error_type == error_type]
+                examples = examples or [None]  # counted, its examples no longer kept
+                for i, e in enumerate(examples):  # a row each: a long message folds in its own
+                    first = i == 0
+                    raised.add_row(where if first else "",
+                                   Text(shown_line(error_type)) if first else "",
+                                   str(count) if first else "", _when(e.when) if e else "-",
+                                   Text(shown_line(f"{e.workunit}: {e.message}") if e else ""))
+            for failure in sorted(tag.failed, key=lambda f: -f.count):
+                failed.add_row(where, "results" if failure.kind == "result" else "work units",
+                               str(failure.count), _when(failure.last),
+                               Text(shown_line(failure.reason)))
+        more = len([t for t in of_app.tags if t.active]) - len(tags)
+        if more > 0:
+            notes.append(Text(f"{shown_line(of_app.app)}: {more} more run tag(s), older "
+                              "(status --json lists them)", style="dim"))
+        if of_app.unreadable:
+            notes.append(Text(f"{shown_line(of_app.app)}: {of_app.unreadable} result(s) whose "
+                              "record could not be read (not a pymw result record)",
+                              style="yellow"))
+    parts.append(table)
+    if raised.row_count:
+        parts.append(raised)
+    if failed.row_count:
+        parts.append(failed)
+    return parts + notes
 
 
 def reach_line(reach: project_status.VersionReach) -> Text:
@@ -120,8 +210,10 @@ def status_command(
     project: opt.ProjectOpt = None, owner: opt.OwnerOpt = None,
     project_dir: opt.ProjectDirOpt = None, connect_timeout: opt.TimeoutOpt = 10.0,
 ) -> None:
-    """Show daemons, work units and results by state per app, recent failures, volunteer hosts
-    and runs. Exits 1 when the project is unhealthy (web server, database, daemons)."""
+    """Show daemons, work units and results by state per app, what the tasks did per app and
+    run tag (returned, raised by exception type, failed by reason, cancelled), recent failures,
+    volunteer hosts and runs. Exits 1 when the project is unhealthy (web server, database,
+    daemons)."""
     if watch and as_json:
         raise fail("--watch and --json do not go together", 2)
     if interval <= 0:

@@ -7,6 +7,8 @@ beside the project scripts as ``pymw_boinc_contract.py``, and they import it fro
 
 from __future__ import annotations
 
+import re
+
 APP_NAME = "pymw"  # the app deploy-app registers unless told another name
 TASK_NAME = "pymw_task"  # logical (open) names in the work-unit and result templates
 RESULT_NAME = "pymw_result"
@@ -36,6 +38,22 @@ WORKER_FEATURES = (INLINE_TASK_FEATURE, SHARED_FILES_FEATURE)
 FEATURES_FILE = ".pymw-features"
 RESULT_SUFFIX = ".result"  # RESULTS_DIR/WU_NAME.result: the canonical result record
 ERROR_SUFFIX = ".error"  # RESULTS_DIR/WU_NAME.error: JSON, BOINC gave the work unit up
+# OUTCOMES_DIR/APP.json: what the app's filed results said, tallied by the assimilator per run
+# tag (tasks that returned, tasks that raised by exception type with the newest examples); status
+# shows it
+OUTCOMES_DIR = ("pymw", "outcomes")
+OUTCOMES_SUFFIX = ".json"
+OUTCOMES_FORMAT = 1
+
+# how the BOINC interface names a work unit: pymw_TAG_TASK, TASK the task's id (8 hex digits, a
+# number) with "_" for "-"; the tag is the master's (-a tag=NAME or its script's name)
+WU_NAME = re.compile(r"^pymw_(?P<tag>[A-Za-z0-9_]+)_[0-9a-f]{8}_[0-9]+$")
+
+
+def run_tag(wu_name: str) -> str:
+    """The tag of the master that made the work unit; "" for a name no master of ours made."""
+    match = WU_NAME.match(wu_name)
+    return match.group("tag") if match else ""
 
 # a work unit's error_mask bits (BOINC's WU_ERROR_*), in words
 WU_ERRORS = {

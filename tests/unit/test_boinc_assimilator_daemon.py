@@ -138,3 +138,57 @@ def test_a_broken_config_xml_is_said_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1 and not done.stderr, done.stderr
     assert len(done.stdout.strip().splitlines()) == 1
     assert "cannot read the project's config.xml" in done.stdout
+
+
+def _record(ok: bool, error_type: str = "", message: str = "") -> bytes:
+    from pymw_admin.wire.encoding import ResultRecord, encode_result
+
+    return encode_result(ResultRecord(task_id="ab-1", ok=ok, python="3.11", error_type=error_type,
+                                      error_message=message, payload=b"\x80\x05never loaded"))
+
+
+def _three_results(tmp_path: Path, root: Path) -> Path:
+    names = ("pymw_mc_deadbeef_1", "pymw_mc_deadbeef_2", "pymw_mc_deadbeef_3")
+    records = (_record(True), _record(False, "ValueError", "bad x\nmore"),
+               _record(False, "ValueError", "bad y"))
+    for name, record in zip(names, records, strict=True):
+        upload(root, f"{name}_0_r5_0", record)
+    return fake_mysql.install(tmp_path / "fake", [
+        ("from app", APP_ID),
+        ("from workunit", b"".join(b"%d\t%s\t%d\t0\n" % (n, name.encode(), 10 + n)
+                                   for n, name in enumerate(names, 1))),
+        ("select id, xml_doc_in", b"".join(b"%d\t%s\n" % (10 + n, xml_doc_in(f"{name}_0_r5_0"))
+                                           for n, name in enumerate(names, 1))),
+    ])
+
+
+def test_a_pass_tallies_what_the_tasks_did(tmp_path: Path) -> None:
+    """A task that raised is a BOINC success: its record's header says so, and the tally
+    counts it by run tag and exception type for status."""
+    root = project(tmp_path)
+    _three_results(tmp_path, root)
+    done = one_pass(tmp_path, root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "filed 3 work unit(s)" in done.stdout
+    tally = json.loads((root / "pymw" / "outcomes" / "pymw.json").read_text())
+    mc = tally["tags"]["mc"]
+    assert (mc["ok"], mc["raised"], mc["unreadable"]) == (1, {"ValueError": 2}, 0)
+    assert {e["wu"]: e["message"] for e in mc["examples"]["ValueError"]} == {
+        "pymw_mc_deadbeef_2": "bad x", "pymw_mc_deadbeef_3": "bad y"}
+    # filing is unchanged: each record moved whole
+    assert (root / "pymw" / "results" / "pymw_mc_deadbeef_2.result").read_bytes() == _record(
+        False, "ValueError", "bad x\nmore")
+
+
+def test_a_tally_that_cannot_be_written_holds_back_no_filing(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    fake = _three_results(tmp_path, root)
+    (root / "pymw").mkdir()
+    (root / "pymw" / "outcomes").write_text("a file where the directory goes")
+    done = one_pass(tmp_path, root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout.strip().splitlines()
+    assert len([ln for ln in said if "cannot write what the tasks did" in ln]) == 1, said
+    assert "filed 3 work unit(s)" in said[-1]
+    assert len(list((root / "pymw" / "results").glob("*.result"))) == 3
+    assert "where id in (1,2,3) and assimilate_state=1" in fake_mysql.calls(fake)[-1]["statements"]

@@ -71,3 +71,49 @@ def test_the_runs_table_shows_each_runs_tag() -> None:
         ended=1.7e9 + 5, stopped=False, tag="null_test")]))
     text = console.export_text()
     assert "null_test.py" in text and "reused/new" not in text
+
+
+def test_status_shows_what_the_tasks_did_as_text() -> None:
+    """Exception types, messages and tags come from volunteers (through the assimilator's
+    tally) and the database: shown as text, never markup or terminal controls."""
+    from rich.console import Console
+
+    from pymw_admin.admin import status as project_status
+
+    tag = project_status.TaskOutcomes(
+        app="pymw", tag="[b]mc", runs=["3"], ok=2, raised={"[red]Value\x1bError": 3},
+        examples=[project_status.RaisedExample("[red]Value\x1bError", "bad [/x] \x1b]0;t\x07",
+                                               "pymw_mc_deadbeef_1", 1.0)],
+        failed=[project_status.FailureCount("result", "client error [/y]", 2, 1.0)],
+        cancelled_results=4)
+    tag.workunits.update(done=5, cancelled=1)
+    app = project_status.TaskOutcomes(app="pymw")
+    app.tags.append(tag)
+    app.add(tag)
+    status = project_status.Status(
+        project="p", host="h", time=0.0, daemons={"feeder": True}, daemons_disabled=False,
+        apps=[project_status.AppCounts(name="pymw")], failures=[], runs=[], tasks=[app])
+    console = Console(record=True, width=250)
+    console.print(status_cli.render(status))
+    text = console.export_text()
+    assert "\x1b" not in text and "\x07" not in text
+    for shown in ("[b]mc", "[red]Value\\x1bError", "bad [/x] \\x1b]0;t\\x07",
+                  "client error [/y]", "tasks that raised", "failures by reason"):
+        assert shown in text, shown
+    row = next(line for line in text.splitlines() if "[b]mc" in line)
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    # runs, waiting, done, returned, raised, failed wus / results, cancelled wus / results
+    assert cells[1:] == ["3", "0", "5", "2", "3", "0 / 2", "1 / 4"]
+
+
+def test_status_says_a_tally_it_could_not_read() -> None:
+    from rich.console import Console
+
+    from pymw_admin.admin import status as project_status
+
+    status = project_status.Status(
+        project="p", host="h", time=0.0, daemons={"feeder": True}, daemons_disabled=False,
+        apps=[], failures=[], runs=[], tasks_error="tally unreadable for app(s) [x]")
+    console = Console(record=True, width=200)
+    console.print(status_cli.render(status))
+    assert "tasks: tally unreadable for app(s) [x]" in console.export_text()

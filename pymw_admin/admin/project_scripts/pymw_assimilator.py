@@ -23,14 +23,21 @@ script_assimilator, it cannot update the database and leaves an empty file in th
 for the file deleter instead. A failure goes to
 WU_NAME.error, a JSON record with BOINC's error mask, its meaning and the stderr the task's hosts
 reported. Standard library only: the server's python3 runs it, without pymw-admin.
+
+A task that raised is a BOINC success (its record says ok false), so the daemon also reads each
+canonical result's header (the JSON before the payload, bounded, never the pickle) and tallies
+what the app's tasks did in PROJECT/pymw/outcomes/APP.json: per run tag, the tasks that returned,
+those that raised by exception type with the newest examples; ``pymw-admin status`` shows it.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -42,7 +49,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 # deploy-app installs pymw_admin.wire.boinc_contract beside this script
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
@@ -97,12 +104,13 @@ def write_json(record: dict[str, object], target: str) -> None:
     os.replace(tmp, target)
 
 
-def file_result(wu_name: str, paths: list[str], results: str, placeholder: bool = False) -> None:
+def file_result(wu_name: str, paths: list[str], results: str, placeholder: bool = False) -> bool:
     """Move the canonical result's upload to WU_NAME.result (with ``placeholder``, leaving an
-    empty file for BOINC's file deleter). A missing or empty upload beside a filed result is one
-    an earlier run filed already (a work unit whose database update failed is filed again);
-    without one, the volunteer sent nothing, and the master hears so."""
+    empty file for BOINC's file deleter); whether an upload moved. A missing or empty upload
+    beside a filed result is one an earlier run filed already (a work unit whose database update
+    failed is filed again); without one, the volunteer sent nothing, and the master hears so."""
     target = os.path.join(results, wu_name + contract.RESULT_SUFFIX)
+    moved = False
     for path in paths:
         try:
             if os.path.getsize(path) == 0:
@@ -131,8 +139,10 @@ def file_result(wu_name: str, paths: list[str], results: str, placeholder: bool 
             os.chmod(tmp, 0o664)
             os.replace(tmp, target)
             os.unlink(path)
+        moved = True
         if placeholder:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o664))
+    return moved
 
 
 def file_error(wu_name: str, wu_id: int, mask: int, stderr: str, results: str,
@@ -183,6 +193,261 @@ def clean_stderr(rows: str) -> str:
         lines = (body.group(1).rstrip() if body else text.strip()).splitlines()
         parts.append(head + "".join(f"\n  {line}" for line in lines))
     return "\n".join(parts)
+
+
+# --- what the tasks did -------------------------------------------------------------------------
+
+# a result record: this line, then its header (one line of JSON), then the pickle payload
+RESULT_MAGIC = b"PYMW-RESULT 1\n"
+HEADER_MAX = 1 << 20  # bytes of a header read: past them (a task that printed megabytes), what
+# came before still counts (ok and the error's type come before stdout in an honest header)
+FIELDS_MAX = 32  # a header has 12
+TEXT_MAX = 4096  # bytes of a string value decoded: enough for a message's first line
+MESSAGE_MAX = 200  # characters of a message kept
+TYPE_MAX = 100
+OUTCOMES_TAGS = 50  # run tags kept per app: the most recently active
+OUTCOMES_TYPES = 10  # exception types counted per tag; later ones together as OTHER_TYPES
+OTHER_TYPES = "(other types)"
+OUTCOMES_EXAMPLES = 3  # newest tasks kept per exception type
+OUTCOMES_FILE_MAX = 16 << 20  # a tally bigger than this is not ours (its bounds keep it
+# under 6 MB, every text at its longest): it starts afresh
+
+_WS = rb"[ \t\r\n]*"
+_OPEN = re.compile(_WS + rb"\{")
+_KEY = re.compile(_WS + rb'"([A-Za-z_]{1,40})"' + _WS + rb":" + _WS)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_SCALAR = re.compile(rb"true|false|null|-?[0-9][0-9.eE+-]{0,40}")
+_NEXT = re.compile(_WS + rb"([,}])")
+_WANTED = {"ok": bool, "error_type": str, "error_message": str}
+# C0 and C1 controls, DEL, bidi marks, embeddings and isolates: volunteers' text shown on a
+# terminal must not move its cursor, set its title or reorder what it shows
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")  # and lone surrogates, which no terminal can take
+
+
+def _json_string(raw: bytes) -> str:
+    """A JSON string's text from its quoted bytes, the first TEXT_MAX bytes only: a cut that
+    splits an escape or a character is backed off until it decodes."""
+    body = raw[1 : min(len(raw) - 1, TEXT_MAX + 1)]
+    for cut in range(13):  # \uXXXX\uXXXX, the longest thing a cut can split
+        try:
+            value = json.loads(b'"' + body[: len(body) - cut] + b'"')
+        except (ValueError, RecursionError):
+            continue
+        # a cut between a surrogate pair's halves leaves the first alone
+        return re.sub("[\ud800-\udbff]$", "", value) if isinstance(value, str) else ""
+    return ""
+
+
+def header_fields(data: bytes) -> dict[str, object]:
+    """The fields status needs (ok, error_type, error_message) from a result
+    record's header line, read as a flat JSON object by patterns: never more than the bytes
+    given, no nesting, each string decoded up to TEXT_MAX bytes. A field of the wrong type is
+    left out; what comes after something that is not a flat JSON object (or after the end of a
+    header cut off at HEADER_MAX) is not read."""
+    fields: dict[str, object] = {}
+    start = _OPEN.match(data)
+    if start is None:
+        return fields
+    pos = start.end()
+    for _ in range(FIELDS_MAX):
+        key = _KEY.match(data, pos)
+        if key is None:
+            break
+        name, pos = key.group(1).decode(), key.end()
+        value: object
+        string = _STRING.match(data, pos)
+        if string is not None:
+            value, pos = (_json_string(string.group()) if name in _WANTED else ""), string.end()
+        else:
+            scalar = _SCALAR.match(data, pos)
+            if scalar is None:  # a list, an object, or the header's cut-off end
+                break
+            value = {b"true": True, b"false": False}.get(scalar.group())
+            pos = scalar.end()
+        wanted = _WANTED.get(name)
+        if wanted is not None and isinstance(value, wanted) and name not in fields:
+            fields[name] = value
+        more = _NEXT.match(data, pos)
+        if more is None or more.group(1) == b"}":
+            break
+        pos = more.end()
+    return fields
+
+
+def plain(text: str, limit: int) -> str:
+    """``text``'s first line, its control and bidi characters written out visibly, at most
+    ``limit`` characters."""
+    lines = text[: limit * 8].splitlines()
+    line = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", lines[0].strip() if lines else "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a canonical result's record says its task did."""
+
+    kind: str  # "ok", "raised" or "unreadable" (not a result record we can read)
+    error_type: str = ""
+    message: str = ""
+
+
+def task_outcome(paths: list[str]) -> Outcome:
+    """The outcome in the first non-empty upload of ``paths`` (the volunteer's record: its
+    header alone is read, HEADER_MAX bytes at most, its payload never)."""
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                magic = f.read(len(RESULT_MAGIC))
+                if not magic:
+                    continue
+                line = f.readline(HEADER_MAX) if magic == RESULT_MAGIC else b""
+        except OSError:
+            continue
+        fields = header_fields(line)
+        if fields.get("ok") is True:
+            return Outcome("ok")
+        if fields.get("ok") is False:
+            error_type = plain(str(fields.get("error_type", "")), TYPE_MAX).replace(" ", "")
+            return Outcome("raised", error_type or "(no type)",
+                           plain(str(fields.get("error_message", "")), MESSAGE_MAX))
+        return Outcome("unreadable")
+    return Outcome("unreadable")
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _when(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0  # JSON allows NaN and Infinity
+
+
+@dataclass
+class TagTally:
+    """What the filed results of one run tag said. ``examples``: per exception type, the newest
+    tasks that raised it first ({"wu", "message", "time"})."""
+
+    ok: int = 0
+    unreadable: int = 0
+    raised: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
+
+    @classmethod
+    def from_json(cls, raw: object) -> TagTally:
+        """As :func:`record_outcomes` wrote it; a field of the wrong type is taken as empty."""
+        if not isinstance(raw, dict):
+            return cls()
+        raised, examples = raw.get("raised"), raw.get("examples")
+        tally = cls(_count(raw.get("ok")), _count(raw.get("unreadable")),
+                    first=_when(raw.get("first")), last=_when(raw.get("last")))
+        if isinstance(raised, dict):
+            tally.raised = {str(k): _count(v) for k, v in raised.items()}
+        for error_type, listed in examples.items() if isinstance(examples, dict) else ():
+            if isinstance(listed, list):
+                tally.examples[str(error_type)] = [
+                    {"wu": str(e.get("wu", "")), "message": str(e.get("message", "")),
+                     "time": _when(e.get("time"))}
+                    for e in listed[:OUTCOMES_EXAMPLES] if isinstance(e, dict)]
+        return tally
+
+    def add(self, wu_name: str, outcome: Outcome, now: float) -> None:
+        self.first = self.first or now
+        self.last = now
+        if outcome.kind == "ok":
+            self.ok += 1
+            return
+        if outcome.kind != "raised":
+            self.unreadable += 1
+            return
+        error_type = outcome.error_type
+        example: dict[str, object] = {"wu": wu_name, "message": outcome.message, "time": now}
+        if error_type not in self.raised and len(self.raised) >= OUTCOMES_TYPES:
+            error_type = OTHER_TYPES
+            # which type it was, where the count cannot say
+            example["message"] = plain(f"{outcome.error_type}: {outcome.message}", MESSAGE_MAX)
+        self.raised[error_type] = self.raised.get(error_type, 0) + 1
+        self.examples[error_type] = [example, *self.examples.get(error_type, [])][
+            :OUTCOMES_EXAMPLES]
+
+
+def load_outcomes(path: str) -> dict[str, TagTally]:
+    """The tags' tallies in an outcomes file; none when there is none."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(OUTCOMES_FILE_MAX + 1)
+    except FileNotFoundError:
+        return {}
+    if len(data) > OUTCOMES_FILE_MAX:
+        raise ValueError(f"{path} is larger than a tally grows")
+    try:
+        loaded = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{path} is not a tally") from None
+    tags = loaded.get("tags") if isinstance(loaded, dict) else None
+    if not isinstance(tags, dict):
+        raise ValueError(f"{path} is not a tally")
+    return {str(tag): TagTally.from_json(tally) for tag, tally in tags.items()}
+
+
+def trim_outcomes(tags: dict[str, TagTally]) -> dict[str, TagTally]:
+    """The OUTCOMES_TAGS most recently active tags: the file stays small whatever runs came."""
+    newest = sorted(tags.items(), key=lambda item: item[1].last, reverse=True)
+    return dict(newest[:OUTCOMES_TAGS])
+
+
+def outcomes_dir() -> str:
+    path = os.path.join(project_dir(), *contract.OUTCOMES_DIR)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def record_outcomes(app: str, filed: list[tuple[str, Outcome]], now: float | None = None) -> None:
+    """Add what the tasks of ``filed`` (work-unit name, outcome) did to the app's tally."""
+    if not filed:
+        return
+    directory = outcomes_dir()
+    path = os.path.join(directory, app + contract.OUTCOMES_SUFFIX)
+    now = time.time() if now is None else now
+    lock = os.open(os.path.join(directory, f".{app}.lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o664)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two daemons of one app would lose each other's
+        try:
+            tags = load_outcomes(path)
+        except ValueError as exc:  # a tally that is not one counts for nothing: start afresh
+            log(f"{exc}; starting its tally afresh")
+            tags = {}
+        for wu_name, outcome in filed:
+            tags.setdefault(contract.run_tag(wu_name), TagTally()).add(wu_name, outcome, now)
+        write_json({"format": contract.OUTCOMES_FORMAT, "app": app, "updated": now,
+                    "tags": {tag: asdict(tally) for tag, tally in trim_outcomes(tags).items()}},
+                   path)
+    finally:
+        os.close(lock)
+
+
+class _Said:
+    tally_error = ""  # the tally's failure, said once until it works again
+
+
+def tally_outcomes(app: str, filed: list[tuple[str, Outcome]]) -> None:
+    """:func:`record_outcomes`, which never holds back filing: status only shows less."""
+    try:
+        record_outcomes(app, filed)
+    except Exception as exc:  # whatever it is: the batch's uploads have moved, mark them done
+        if str(exc) != _Said.tally_error:
+            _Said.tally_error = str(exc)
+            log(f"cannot write what the tasks did (status shows less): {exc}")
+        return
+    if _Said.tally_error:
+        _Said.tally_error = ""
+        log("writing what the tasks did again")
 
 
 # --- the project's database --------------------------------------------------------------------
@@ -282,9 +547,10 @@ def upload_path(config: dict[str, str], name: str) -> str:
     return os.path.join(config["upload_dir"], f"{int(digest[1:8], 16) % fanout:x}", name)
 
 
-def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) -> int:
+def one_pass(db: Database, config: dict[str, str], app_id: int, results: str,
+             app: str = "") -> int:
     """File one batch of the app's work units that are ready, and mark those filed done; how
-    many."""
+    many. With ``app``, what the filed results' tasks did goes to its tally."""
     ready = db.rows(f"select id, name, canonical_resultid, error_mask from workunit "
                     f"where appid={app_id} and assimilate_state={ASSIMILATE_READY} "
                     f"order by id limit {BATCH}")
@@ -316,6 +582,7 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
     filed: list[int] = []  # canonical results whose upload moved
     lost: list[int] = []
     unfiled: list[str] = []
+    outcomes: list[tuple[str, Outcome]] = []
     for wu_field, name, canonical_id, mask in ready:
         wu_id, error_mask = int(wu_field), int(mask)
         rows = stderr.get(wu_id, "")
@@ -323,7 +590,10 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
             if not SAFE_NAME.match(name):
                 log(f"work unit {wu_id}: a name that cannot be a file's; marked done unfiled")
             elif wu_id not in failed:
-                file_result(name, outputs[int(canonical_id)], results)
+                paths = outputs[int(canonical_id)]
+                outcome = task_outcome(paths) if app else Outcome("unreadable")
+                if file_result(name, paths, results):  # not one an earlier pass counted
+                    outcomes.append((name, outcome))
                 filed.append(int(canonical_id))
             elif int(canonical_id) in outputs:  # the server's own template named no output file
                 file_error(name, wu_id, error_mask, clean_stderr(rows), results,
@@ -346,6 +616,8 @@ def one_pass(db: Database, config: dict[str, str], app_id: int, results: str) ->
             f"{unfiled[0]}")
     if not done:
         return 0
+    if app:
+        tally_outcomes(app, outcomes)
     statements = []
     if filed:  # before the work units: the transitioner acts on DONE work units only
         statements.append(f"update result set file_delete_state={FILE_DELETE_DONE} "
@@ -410,7 +682,7 @@ def daemon(argv: list[str]) -> int:
                         return 1
                     app_id = int(found[0][0])
                     log(f"filing {args.app}'s work units into {results}")
-                count = one_pass(db, config, app_id, results)
+                count = one_pass(db, config, app_id, results, args.app)
                 if failing:
                     log("working again")
                     failing = ""
