@@ -4,6 +4,7 @@ drop TAG` cancels what a tag's earlier masters left, after which a plain master 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -98,5 +99,7 @@ def test_stop_cancels_the_runs_work_units(project: Project, tmp_path: object) ->
         time.sleep(1)
     stopped = pymw_admin("stop", run_id, "--project-file", str(project.project_file))
     assert stopped.returncode == 0, stopped.stderr
+    # stop says what the master settled (a work unit the client finished first is kept)
+    assert re.search(r"pymw: cancelled \d+ work unit\(s\)", stopped.stdout), stopped.stdout
     masks = _wait_masks(mine, 2)
     assert len(masks) == 2 and all(m & CANCELLED for m in masks), masks
