@@ -22,8 +22,8 @@ from tests.helpers.bundle_node import (
     payload_digest,
 )
 
-SHELLS = {"sh": (), "dash": ("dash",), "bash --posix": ("bash", "--posix"),
-          "busybox sh": ("busybox", "sh")}
+# the shells a Debian node has (sh is dash there); every one of them is on this test's machine
+SHELLS = {"sh": (), "dash": ("dash",), "bash --posix": ("bash", "--posix")}
 
 
 @pytest.fixture()
@@ -35,8 +35,6 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Node:
 def test_the_first_job_unpacks_into_the_cache_and_later_jobs_run_from_it(
     node: Node, shell: str
 ) -> None:
-    if SHELLS[shell] and shutil.which(SHELLS[shell][0]) is None:
-        pytest.skip(f"no {SHELLS[shell][0]} here")
     first = node.run("t 1.task", "t 1.result", shell=SHELLS[shell]).ok()
     assert first.ran_from == node.cached.resolve()
     assert first.args == ["t 1.task", "t 1.result"]
