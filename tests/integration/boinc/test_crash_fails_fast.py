@@ -5,12 +5,14 @@ the error, as the real client reported it from the bundle's stderr."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
 
 from testbed.boinc_project import NAME
 from tests.helpers.boinc_master import Project, record_timing, start_master, tag, write_script
+from tests.helpers.cli import pymw_admin
 
 pytestmark = [pytest.mark.boinc, pytest.mark.ssh, pytest.mark.bundle]
 
@@ -63,3 +65,9 @@ def test_a_task_that_aborts_fails_after_two_replicas_with_its_last_words(
     outcomes = [row[0] for row in _sql(f"SELECT outcome FROM result WHERE workunitid={limits[2]}")]
     sent = [o for o in outcomes if o != "5"]  # 5: didn't need (made, never sent)
     assert sorted(sent) == ["3", "3"], outcomes  # two client errors, no third host
+    # and status shows what the task said before it died
+    status = json.loads(pymw_admin("status", "--json", "--project-file",
+                                   str(project.project_file)).stdout)
+    mine = [f for f in status["failures"] if f["workunit"] == wu]
+    assert mine and all("about to abort" in f["reason"] for f in mine if f["kind"] == "result"), \
+        mine

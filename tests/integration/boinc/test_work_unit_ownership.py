@@ -103,3 +103,7 @@ def test_stop_cancels_the_runs_work_units(project: Project, tmp_path: object) ->
     assert re.search(r"pymw: cancelled \d+ work unit\(s\)", stopped.stdout), stopped.stdout
     masks = _wait_masks(mine, 2)
     assert len(masks) == 2 and all(m & CANCELLED for m in masks), masks
+    # a stop is a clean end: the same script on the same tag runs again, not refused
+    again = pymw_admin("run", "--project-file", str(project.project_file), str(script), "--",
+                       "-a", f"tag={mine}")
+    assert again.returncode == 0 and "SUBMITTED" in again.stdout, again.stdout + again.stderr
