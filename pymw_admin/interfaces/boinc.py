@@ -309,10 +309,11 @@ class BoincInterface:
         self._sweep_cancelled()
 
     def _sweep_cancelled(self) -> None:
-        """Cancelled work units are assimilated as errors after they were cancelled: remove
-        what the assimilator filed for them since."""
+        """Cancelled work units are assimilated as errors after they were cancelled, and settled
+        ones may be assimilated after the run ended: remove what the assimilator filed for them
+        since."""
         for entry in self._read_log(self._collected_log):
-            if entry.get("cancelled"):
+            if entry.get("cancelled") or entry.get("settled"):
                 name = self.wu_name(entry["task_id"])
                 (self.results_dir / f"{name}.error").unlink(missing_ok=True)
                 (self.results_dir / f"{name}.result").unlink(missing_ok=True)

@@ -107,3 +107,37 @@ def test_stop_cancels_the_runs_work_units(project: Project, tmp_path: object) ->
     again = pymw_admin("run", "--project-file", str(project.project_file), str(script), "--",
                        "-a", f"tag={mine}")
     assert again.returncode == 0 and "SUBMITTED" in again.stdout, again.stdout + again.stderr
+
+
+def _done(wanted_tag: str) -> list[tuple[int, int]]:
+    """(assimilated: 1 or 0, error mask) of the tag's work units."""
+    query = (f"SELECT canonical_resultid<>0 AND assimilate_state=2, error_mask FROM workunit "
+             f"WHERE name LIKE 'pymw\\_{wanted_tag}\\_%'")
+    out = subprocess.run(["mysql", "-N", "-B", NAME, "-e", query], capture_output=True,
+                         text=True, check=True).stdout
+    return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
+
+
+def test_finished_work_stays_done_through_stop_and_drop(project: Project, kicker: None) -> None:
+    """A run stopped after the client finished its work units (validated, not collected):
+    they stay done (never marked cancelled), their result files go with the run's end, and
+    `runs drop` finds nothing left to cancel."""
+    script = write_script("submit_and_wait.py", SUBMIT_AND_LEAVE)
+    mine = tag("finished")
+    started = pymw_admin("run", "--detach", "--project-file", str(project.project_file),
+                         str(script), "--", "-a", f"tag={mine}", "wait")
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    deadline = time.monotonic() + 600
+    while not ((done := _done(mine)) and len(done) == 2 and all(c for c, _ in done)):
+        assert time.monotonic() < deadline, f"the client never finished them: {done}"
+        time.sleep(2)
+    stopped = pymw_admin("stop", run_id, "--project-file", str(project.project_file))
+    assert stopped.returncode == 0, stopped.stderr
+    time.sleep(5)  # the transitioner and assimilator have their turn
+    assert [mask for _, mask in _done(mine)] == [0, 0]  # done, not cancelled
+    results = project.dir / "pymw" / "results"
+    assert not [p.name for p in results.iterdir() if p.name.startswith(f"pymw_{mine}_")]
+    dropped = pymw_admin("runs", "drop", mine, "--project-file", str(project.project_file))
+    assert dropped.returncode == 0, dropped.stderr
+    assert [mask for _, mask in _done(mine)] == [0, 0]
