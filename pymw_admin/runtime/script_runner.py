@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{sys.executable}: can't open file {script!r}: [Errno {exc.errno}] "
               f"{exc.strerror}", file=sys.stderr)
         raise SystemExit(2) from None
-    exec(compile(source, script, "exec"), main_module.__dict__)
+    # dont_inherit: the script gets none of this module's __future__ flags (its code objects,
+    # and so its tasks' digests, are those plain python makes)
+    exec(compile(source, script, "exec", dont_inherit=True), main_module.__dict__)
 
 
 if __name__ == "__main__":

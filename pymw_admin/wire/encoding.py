@@ -215,7 +215,38 @@ class BlobStaging(Protocol):
         """Start sending ``blob``; the result is called with its digest once hashed."""
 
 
-class _SharingPickler(cloudpickle.Pickler):
+class _PathFreePickler(cloudpickle.Pickler):
+    """cloudpickle whose functions sent by value carry no path of the master."""
+
+    def _function_getnewargs(self, func: Any) -> Any:
+        args = super()._function_getnewargs(func)
+        _strip_master_paths(args[1])  # the module attributes the function takes along
+        return args
+
+    def _dynamic_function_reduce(self, func: Any) -> Any:
+        reduced = super()._dynamic_function_reduce(func)
+        state = reduced[2]
+        slots = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+        if isinstance(slots, dict) and isinstance(slots.get("__globals__"), dict):
+            _strip_master_paths(slots["__globals__"])  # the globals it reads (a copy)
+        return reduced
+
+
+def _strip_master_paths(namespace: dict[str, Any]) -> None:
+    """A module's ``__file__`` and ``__path__`` as a function sent by value takes them: a path
+    on the master means nothing on a worker, and would give one script's same task another
+    digest in another directory (each `pymw-admin run` is one), so no re-run would find its
+    results. The file's name is kept."""
+    where = namespace.get("__file__")
+    if isinstance(where, str) and os.path.isabs(where):
+        namespace["__file__"] = os.path.basename(where)
+    paths = namespace.get("__path__")
+    if isinstance(paths, list) and any(isinstance(p, str) and os.path.isabs(p) for p in paths):
+        namespace["__path__"] = [os.path.basename(p) if isinstance(p, str) else p
+                                 for p in paths]
+
+
+class _SharingPickler(_PathFreePickler):
     """cloudpickle that leaves large objects (and Shared handles) out, as persistent ids."""
 
     def __init__(self, file: io.BytesIO, shared: dict[str, bytes], extract: bool,
@@ -275,9 +306,10 @@ class _SharingPickler(cloudpickle.Pickler):
 def _dumps_sharing(obj: object, shared: dict[str, bytes] | None, extract: bool,
                    staging: BlobStaging | None = None,
                    codes: list[types.CodeType] | None = None) -> bytes:
-    if shared is None and codes is None:
-        return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
     out = io.BytesIO()
+    if shared is None and codes is None:
+        _PathFreePickler(out, protocol=PICKLE_PROTOCOL).dump(obj)
+        return out.getvalue()
     _SharingPickler(out, {} if shared is None else shared, extract and shared is not None,
                     staging, codes).dump(obj)
     return out.getvalue()

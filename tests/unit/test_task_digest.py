@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,34 @@ def test_the_same_script_gives_the_same_digests_in_two_processes(tmp_path: Path)
         runs.append(out.stdout)
     assert runs[0] == runs[1]
     assert len(set(json.loads(runs[0]))) == 7
+
+
+def test_the_same_script_in_another_directory_gives_the_same_digests(tmp_path: Path) -> None:
+    """Each `pymw-admin run` is a directory of its own (PROJECT/pymw/runs/ID), and runs the
+    script through runtime.script_runner: a re-run must find the earlier run's tasks."""
+    root = Path(__file__).resolve().parents[2]
+    runs = []
+    for where, runner in (("a", ()), ("b", ()), ("c", ("-m", "pymw_admin.runtime.script_runner"))):
+        folder = tmp_path / "runs" / where
+        folder.mkdir(parents=True)
+        (folder / "digests.py").write_text(textwrap.dedent(PROGRAM))
+        out = subprocess.run([sys.executable, *runner, "digests.py"], capture_output=True,
+                             text=True, check=True, cwd=folder,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+        runs.append(out.stdout)
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_a_function_sent_by_value_takes_no_path_of_the_master() -> None:
+    """cloudpickle takes a module's __file__ along: on a worker it is the file's name only."""
+    import types
+
+    module = types.ModuleType("placed")
+    module.__file__ = "/home/someone/projects/p/pymw/runs/7/placed.py"
+    exec("def f():\n    return __file__\n", module.__dict__)
+    blob = encoding.pickle_function(module.f)
+    assert b"/home/someone" not in blob
+    assert pickle.loads(blob)() == "placed.py"
 
 
 def test_a_task_file_gives_back_its_digest(tmp_path: Path) -> None:

@@ -142,23 +142,3 @@ def test_task_signatures_are_checked_in_a_client_made_slot(foreign: Bundle,
     assert (bad.ok, bad.error_kind, bad.error_type) == (False, "signature", "TaskSignatureError")
     assert "error: pymw_task refused: the task file was altered" in stderr
 
-
-def test_the_numpy_sweep_runs_in_the_platforms_numpy_bundle(foreign: Bundle,
-                                                             tmp_path: Path) -> None:
-    """examples/numpy_sweep.py rehearsed in that platform's numpy bundle (the wheel pip gives for
-    it), results decoded as a volunteer's: arrays and numpy scalars come back as themselves."""
-    pytest.importorskip("numpy")
-    platform = foreign.manifest.platform
-    bundle = targets.build(platform, tmp_path / "dist", python=python_minor(),
-                           with_packages=["numpy"], sysroot=foreign_root(platform))
-    assert "numpy" in bundle.manifest.packages  # the build imported it there (selfcheck)
-    assert sum(f.size for f in bundle.manifest.files.values()) <= 60_000_000
-    env = dict(os.environ, PYMW_BUNDLE=str(bundle.root))
-    done = subprocess.run(
-        [sys.executable, "-m", "pymw_admin.cli", "rehearse",
-         str(REPO / "examples" / "numpy_sweep.py"), "--bundle", "--platform", platform, "-n", "2",
-         "-q", "--", "--points", "4", "--steps", "2000"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 damping ratios, 2000 steps each: trajectories (4, 2000) float64, start " \
-        "1.000..1.000, mean energy falls monotonically" in done.stdout, done.stdout
