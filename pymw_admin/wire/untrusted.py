@@ -30,6 +30,7 @@ slower on lists of numbers of mixed widths or of strings of mixed lengths.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime
 import decimal
@@ -285,20 +286,41 @@ def _copies(data: bytes, start: int, size: int, limit: int) -> int:
 
 # A call whose callable and first argument are memo gets, its second argument short bytes:
 # numpy.scalar(dtype, raw) a list item after another, ``h.h.C.{n}\x94\x86\x94R\x94`` each
-_GET = re.compile(rb"h(.)|j(.{4})", re.S)
+_GET = re.compile(rb"h.|j.{4}", re.S)
 _CALL_TAIL = b"\x94\x86\x94R\x94"
 
 
-@functools.lru_cache(maxsize=64)
-def _call_run(callable_get: bytes, args_get: bytes, size: int) -> re.Pattern[bytes]:
-    item = (re.escape(callable_get + args_get + b"C" + bytes([size])) + b".{%d}" % size
-            + re.escape(_CALL_TAIL))
-    return re.compile(b"(?:" + item + b")*+", re.S)
+class _CallsAlike(NamedTuple):
+    """``calls`` calls alike from ``start``: ``callable_get args_get SHORT_BINBYTES(size bytes)
+    MEMOIZE TUPLE2 MEMOIZE REDUCE MEMOIZE`` each, only the bytes differing."""
+
+    start: int
+    calls: int
+    callable_get: bytes
+    args_get: bytes
+    size: int
+
+    @property
+    def raw(self) -> int:
+        """Where an item's bytes begin, from its start."""
+        return len(self.callable_get) + len(self.args_get) + 2
+
+    @property
+    def stride(self) -> int:
+        return self.raw + self.size + len(_CALL_TAIL)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.calls * self.stride
 
 
-def _calls_alike(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
-    """How many calls alike (see _call_run) begin at ``pos``, where they end, and the memo
-    indexes of their callable and first argument; None if none does."""
+def _memo_index(get: bytes) -> int:
+    return int.from_bytes(get[1:], "little")
+
+
+def _calls_alike(data: bytes, pos: int) -> _CallsAlike | None:
+    """The calls alike that begin at ``pos`` (up to _COPIES of them), None if none does: the first
+    parsed, the others compared with it by a strided slice a byte that must not differ."""
     first = _GET.match(data, pos)
     if first is None:
         return None
@@ -307,40 +329,52 @@ def _calls_alike(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
             or second.end() + 1 >= len(data):
         return None
     size = data[second.end() + 1]
-    one = second.end() + 2 + size + len(_CALL_TAIL) - pos
-    run = _call_run(data[pos : first.end()], data[first.end() : second.end()], size).match(
-        data, pos)
-    if run is None or run.end() == pos:
+    run = _CallsAlike(pos, 1, data[pos : first.end()], data[first.end() : second.end()], size)
+    raw, stride = run.raw, run.stride
+    if data[pos + raw + size : pos + stride] != _CALL_TAIL:
         return None
-    end = run.end()
-    return ((end - pos) // one, end, _u(data, first.start() + 1, 4 if data[pos] == 0x6A else 1),
-            _u(data, second.start() + 1, 4 if data[first.end()] == 0x6A else 1))
+    count = min(_COPIES, (len(data) - pos) // stride)
+    for at in itertools.chain(range(raw), range(raw + size, stride)):
+        same = data[pos + at : pos + at + stride * count : stride]
+        if same != same[:1] * len(same):
+            count = len(same) - len(same.lstrip(same[:1]))
+    return run._replace(calls=count)
 
 
 class _Unsure(Exception):
     """A limit met after skipping a batch, when the memo was no longer known exactly."""
 
 
-def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
-    """Refuse ``data`` unless unpickling it is bounded (see the module's docstring)."""
+def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[_CallsAlike]:
+    """Refuse ``data`` unless unpickling it is bounded (see the module's docstring). Returns the
+    runs of calls alike it modelled a run at a time, in their order (loads takes them so too)."""
     n = len(data)
     if n > limits.max_bytes:
         raise LimitExceeded("max_bytes", f"{n} bytes (limit {limits.max_bytes})")
     prepare()  # a first decode's pattern compiling is not the data's time
     deadline = time.monotonic() + limits.max_seconds
+    found: list[_CallsAlike] = []
     try:
-        _scan(data, limits, deadline, skip_batches=True)
+        _scan(data, limits, deadline, skip_batches=True, found=found)
     except _Unsure:  # the model was too coarse, maybe: the exact one decides, in the same time
+        found.clear()
         _scan(data, limits, deadline, skip_batches=False)
+    return found
 
 
-def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> None:
+def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
+          found: list[_CallsAlike] | None = None) -> None:
     n = len(data)
     stack: list[Any] = []
     marks: list[int] = []
     # The memo, exactly until a skipped batch may have memoized an unknown number of items: from
     # then on, a get from index ``uncertain_from`` on is the heaviest item memoized (``heavy``).
     memo: dict[int, Any] = {}
+    # The memo entries of runs of calls alike, not in ``memo`` (one each would cost more than
+    # the run): (first index, index after the last, the arguments tuple), and how many there are
+    alike: list[tuple[int, int, Any]] = []
+    alike_starts: list[int] = []
+    in_alike = 0
     uncertain_from = 1 << 62
     heavy = _MUTABLE
     skippable = skip_batches  # and no memo get can fetch more than a skipped batch may hold
@@ -367,10 +401,32 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
             raise LimitExceeded("max_collidable",
                                 f"over {limits.max_collidable} hashed big numbers")
 
+    def alike_at(index: int) -> int:
+        """Which run of calls alike memoized ``index``; -1 if none did."""
+        at = bisect.bisect_right(alike_starts, index) - 1
+        return at if at >= 0 and index < alike[at][1] else -1
+
+    def recalled(index: int) -> Any:
+        """The memo entry at ``index`` (KeyError: none, a malformed pickle)."""
+        item = memo.get(index)
+        if item is not None:
+            return item
+        at = alike_at(index)
+        if at < 0:
+            raise KeyError(index)
+        base, _end, args = alike[at]
+        return (_SCALAR, args, _BUILT)[(index - base) % 3]
+
     def memoized(index: int, item: tuple[int, int, int]) -> None:
-        nonlocal heavy, skippable
+        nonlocal in_alike
         if index < uncertain_from:
+            if alike and index not in memo and alike_at(index) >= 0:  # a PUT over a run's
+                in_alike -= 1
             memo[index] = item
+        heavier(item)
+
+    def heavier(item: tuple[int, int, int]) -> None:
+        nonlocal heavy, skippable
         heavy = (max(heavy[0], item[0]), max(heavy[1], item[1]), heavy[2] | item[2])
         skippable = (skip_batches and heavy[0] <= _SMALL_TUPLE[0]
                      and heavy[1] <= _SMALL_TUPLE[1] and not heavy[2])
@@ -415,15 +471,15 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
             elif op == 0x94:  # MEMOIZE
                 item = stack[-1]
                 if item[0] == 1 and not item[2]:  # a scalar or an unhashable container
-                    memo[len(memo)] = item
+                    memo[len(memo) + in_alike] = item
                 else:
-                    memoized(len(memo), item)
+                    memoized(len(memo) + in_alike, item)
             elif op in len1:
                 pos += 1 + data[pos]
                 push(_SCALAR)
             elif op == 0x68:  # BINGET
                 index = data[pos]
-                push(memo[index] if index < uncertain_from else heavy)
+                push((memo.get(index) or recalled(index)) if index < uncertain_from else heavy)
                 pos += 1
             elif op == 0x28:  # MARK
                 marks.append(len(stack))
@@ -432,8 +488,8 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                     end = _batch_end(data, pos)
                     if end != pos:
                         pos = end
-                        if uncertain_from > len(memo):  # the batch may have memoized items
-                            uncertain_from = len(memo)
+                        if uncertain_from > len(memo) + in_alike:  # the batch may have
+                            uncertain_from = len(memo) + in_alike  # memoized items
                             memoized(uncertain_from, _SMALL_TUPLE)
             elif op == 0x65:  # APPENDS
                 pop_mark()
@@ -481,7 +537,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 push(_SCALAR)
             elif op == 0x6A:  # LONG_BINGET
                 index = _u(data, pos, 4)
-                push(memo[index] if index < uncertain_from else heavy)
+                push(recalled(index) if index < uncertain_from else heavy)
                 pos += 4
             elif op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
                 puts = True
@@ -505,7 +561,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 index = int(data[pos:end])
                 pos = end + 1
                 if op == 0x67:
-                    push(memo[index] if index < uncertain_from else heavy)
+                    push(recalled(index) if index < uncertain_from else heavy)
                 else:
                     if not 0 <= index <= n:
                         raise LimitExceeded("max_bytes", f"memo index {index} beyond the input")
@@ -520,22 +576,24 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 del stack[-2:]
                 push(_BUILT)
                 if op == 0x52 and skip_batches and data[pos : pos + 1] == b"\x94" and not puts \
-                        and len(memo) + 1 < uncertain_from:
+                        and len(memo) + in_alike + 1 < uncertain_from:
                     # then calls alike (a list of numpy scalars) are modelled a run at a time,
                     # as the exact scan (no skipping: the tests' oracle) models them a step each
                     run = _calls_alike(data, pos + 1)
-                    if run is not None:
-                        count, end, callable_at, args_at = run
-                        base = len(memo) + 1
-                        if (callable_at < base and args_at < base
-                                and base + 3 * count <= uncertain_from):
-                            memoized(base - 1, _BUILT)  # this call's MEMOIZE
-                            args = hashable([memo[args_at], _SCALAR], "tuple")
-                            memoized(base + 1, args)
-                            memo.update(zip(range(base, base + 3 * count),
-                                            itertools.cycle((_SCALAR, args, _BUILT))))
-                            stack.extend(itertools.repeat(_BUILT, count))
-                            pos = end
+                    base = len(memo) + in_alike + 1
+                    if (run is not None and _memo_index(run.callable_get) < base
+                            and _memo_index(run.args_get) < base
+                            and base + 3 * run.calls <= uncertain_from):
+                        memoized(base - 1, _BUILT)  # this call's MEMOIZE
+                        args = hashable([recalled(_memo_index(run.args_get)), _SCALAR], "tuple")
+                        heavier(args)
+                        alike.append((base, base + 3 * run.calls, args))
+                        alike_starts.append(base)
+                        in_alike += 3 * run.calls
+                        stack.extend(itertools.repeat(_BUILT, run.calls))
+                        pos = run.end
+                        if found is not None:
+                            found.append(run)
             elif op == 0x92:  # NEWOBJ_EX
                 del stack[-3:]
                 push(_BUILT)
