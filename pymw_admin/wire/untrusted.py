@@ -20,7 +20,8 @@ nesting crash the interpreter (hashing recurses in C) and a few bytes allocate g
    that refuse amplifying arguments (a count instead of contents, ``range`` as an iterable, a
    ``Fraction`` string with an exponent) and charge what they copy or hash to one budget.
    numpy arrays and scalars are rebuilt from a dtype on an allow-list, a shape and bytes, never by
-   numpy's own pickled constructors (see "numpy values" below).
+   numpy's own pickled constructors (see "numpy values" below); a list of numpy scalars a run of
+   calls at a time where numpy is installed (see "runs of numpy scalars").
 
 Every refusal is a :class:`LimitExceeded` naming the limit. Standard library only (Python 3.11 or
 newer: possessive regex quantifiers): BOINC's validator runs this module through ``pymw_compare``
@@ -291,23 +292,17 @@ _CALL_TAIL = b"\x94\x86\x94R\x94"
 
 
 class _CallsAlike(NamedTuple):
-    """``calls`` calls alike from ``start``: ``callable_get args_get SHORT_BINBYTES(size bytes)
-    MEMOIZE TUPLE2 MEMOIZE REDUCE MEMOIZE`` each, only the bytes differing."""
+    """``calls`` calls alike from ``start``, ``stride`` bytes each: ``callable_get args_get
+    SHORT_BINBYTES MEMOIZE TUPLE2 MEMOIZE REDUCE MEMOIZE``, only the ``size`` bytes (from ``raw``
+    in each) differing."""
 
     start: int
     calls: int
+    stride: int
+    raw: int
+    size: int
     callable_get: bytes
     args_get: bytes
-    size: int
-
-    @property
-    def raw(self) -> int:
-        """Where an item's bytes begin, from its start."""
-        return len(self.callable_get) + len(self.args_get) + 2
-
-    @property
-    def stride(self) -> int:
-        return self.raw + self.size + len(_CALL_TAIL)
 
     @property
     def end(self) -> int:
@@ -329,16 +324,17 @@ def _calls_alike(data: bytes, pos: int) -> _CallsAlike | None:
             or second.end() + 1 >= len(data):
         return None
     size = data[second.end() + 1]
-    run = _CallsAlike(pos, 1, data[pos : first.end()], data[first.end() : second.end()], size)
-    raw, stride = run.raw, run.stride
+    raw = second.end() + 2 - pos
+    stride = raw + size + len(_CALL_TAIL)
     if data[pos + raw + size : pos + stride] != _CALL_TAIL:
         return None
     count = min(_COPIES, (len(data) - pos) // stride)
     for at in itertools.chain(range(raw), range(raw + size, stride)):
         same = data[pos + at : pos + at + stride * count : stride]
-        if same != same[:1] * len(same):
+        if same.count(same[:1]) != len(same):
             count = len(same) - len(same.lstrip(same[:1]))
-    return run._replace(calls=count)
+    return _CallsAlike(pos, count, stride, raw, size, data[pos : first.end()],
+                       data[first.end() : second.end()])
 
 
 class _Unsure(Exception):
@@ -1128,6 +1124,7 @@ class _BoundedUnpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
         self.budget = _Budget(limits, numpy_describe)
         self._found: dict[tuple[str, str], Any] | None = None  # made when first needed
+        self.value: Any = None  # what load() returned
 
     def find_class(self, module: str, name: str) -> Any:
         if self._found is None:
@@ -1137,18 +1134,137 @@ class _BoundedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"untrusted result refers to {module}.{name}; refused")
         return found
 
+    def found(self, module: str, name: str) -> Any:
+        """What ``module.name`` has resolved to in this load; None if nothing was resolved."""
+        return None if self._found is None else self._found.get((module, name))
+
+
+# --- runs of numpy scalars, a run at a time --------------------------------------------------
+#
+# A list of numpy scalars is a call of numpy's scalar(dtype, raw) an item after another, and the
+# unpickler calling the constructor above for each costs twice numpy's own work. So on a master
+# each run of calls alike the scan found (_CallsAlike) is rewritten before loading, each call
+#
+#   callable_get args_get C raw MEMOIZE TUPLE2 MEMOIZE REDUCE MEMOIZE    becomes
+#   MARK POP_MARK args_get C raw MEMOIZE TUPLE2 MEMOIZE BINPERSID MEMOIZE
+#
+# (MARK NONE... POP_MARK as long as the callable's get): the same memo entries (the bytes, the
+# arguments tuple, the scalar) and the same object pushed, the scalar, which persistent_load
+# hands out. Before them, the run's first calls, each without its callable get, make room for
+#
+#   NONE BINPERSID callable_get args_get TUPLE2 REDUCE POP
+#
+# which calls the check with the objects the run's calls would call and take: unless they are
+# this load's numpy scalar constructor and a dtype the allow-list built, of the run's bytes'
+# item size, it raises; else it charges the budget for the run as the constructor would a call
+# at a time and hands out the run's scalars next, built by numpy from the run's bytes at once
+# (as the constructor makes each). The rewriting keeps every offset (frames stay whole) and every
+# memo index. On any error the plain load decides: what this loads is what the plain load would.
+
+_SCALAR_NAME = (f"{_NUMPY_MODULES[0]}.multiarray", "scalar")
+
+
+class _StartOver(Exception):
+    """A run is not what its rewriting takes it for: the plain load decides."""
+
+
+def _padding(size: int) -> bytes:
+    """Opcodes of ``size`` bytes (not 1) that leave the stack and the memo as they were."""
+    if size < 6:  # MARK, NONE..., POP_MARK
+        return b"(" + b"N" * (size - 2) + b"1" if size else b""
+    return b"B" + (size - 6).to_bytes(4, "little") + bytes(size - 6) + b"0"  # BINBYTES, POP
+
+
+def _rewritten(data: bytes, runs: list[_CallsAlike]) -> tuple[bytes, list[_CallsAlike]]:
+    """``data`` with each run long enough to make room for its check rewritten; those runs."""
+    out = bytearray(data)
+    taken = []
+    for run in runs:
+        get, stride = len(run.callable_get), run.stride
+        check = b"NQ" + run.callable_get + run.args_get + b"\x86R0"
+        first = -(-len(check) // get)  # calls that make room for it, the rest padding
+        if first * get - len(check) == 1:
+            first += 1
+        if first > run.calls:
+            continue
+        rest, calls = run.start + first * stride, run.calls - first
+        # the bytes replaced are what the scan found there (a slip would rewrite others)
+        for at, byte in [*enumerate(run.callable_get), (stride - 2, ord("R"))]:
+            if data[run.start + at : run.end : stride] != bytes([byte]) * run.calls:
+                raise _StartOver
+        head = [check, _padding(first * get - len(check))]
+        for item in range(run.start, rest, stride):
+            head += [data[item + get : item + stride - 2], b"Q\x94"]
+        out[run.start : rest] = b"".join(head)
+        for at, byte in enumerate(_padding(get)):
+            out[rest + at : run.end : stride] = bytes([byte]) * calls
+        out[rest + stride - 2 : run.end : stride] = b"Q" * calls
+        taken.append(run)
+    return bytes(out), taken
+
+
+def _load_runs_at_a_time(data: bytes, limits: Limits,
+                         runs: list[_CallsAlike]) -> _BoundedUnpickler | None:
+    """The unpickler that loaded ``data`` with its runs rewritten (its value in ``value``); None
+    if no run was long enough. Raises anything where the plain load must decide."""
+    numpy = _numpy()
+    rewritten, taken = _rewritten(data, runs)
+    if not taken:
+        return None
+    unpickler = _BoundedUnpickler(rewritten, limits, numpy_describe=False)
+    budget = unpickler.budget
+    handed: list[Any] = []
+    left = iter(taken)
+
+    def check(make: Any, dtype: Any) -> None:
+        run = next(left)
+        if make is None or make is not unpickler.found(*_SCALAR_NAME) \
+                or type(dtype) is not _NumpyDType or dtype.real is None \
+                or _NUMPY_CODES[dtype.code] != run.size:
+            raise _StartOver
+        # what the constructor charges a call at a time, within the same limits
+        copied, built = budget.copied + run.calls, budget.numpy_built + run.calls * run.size
+        if copied > limits.max_copied or built > limits.max_bytes:
+            raise _StartOver
+        budget.copied, budget.numpy_built = copied, built
+        # numpy scalars, as scalar() makes them: each from its bytes, in the original data
+        handed.extend(numpy.ndarray((run.calls,), dtype.real, data, run.start + run.raw,
+                                    (run.stride,)))
+        handed.append(check)
+
+    handed.append(check)
+    hand = iter(handed)
+    unpickler.persistent_load = functools.partial(next, hand)  # type: ignore[method-assign]
+    try:
+        unpickler.value = unpickler.load()
+        # each check, each scalar taken once, in order: one check left, never called
+        if next(left, None) is not None or next(hand, None) is not check \
+                or next(hand, None) is not None:
+            raise _StartOver
+    finally:
+        handed.clear()  # the check in it holds the unpickler: a cycle, freed only by the gc
+    return unpickler
+
 
 def loads(data: bytes, limits: Limits = DEFAULT_LIMITS, numpy_describe: bool = False) -> Any:
     """Unpickle plain data from an untrusted source, within ``limits``. numpy arrays and scalars
     come back as themselves, or as :class:`NumpyValue` with ``numpy_describe`` (without numpy)."""
-    scan(data, limits)
+    runs = scan(data, limits)
     # building leaves no garbage: pausing the cycle collector saves its passes over every
     # container built (a tenth of the time for a list of small dicts) and frees nothing later
     collecting = gc.isenabled()
     gc.disable()
     try:
-        unpickler = _BoundedUnpickler(data, limits, numpy_describe)
-        value = unpickler.load()
+        unpickler = None
+        if runs and not numpy_describe:
+            try:
+                unpickler = _load_runs_at_a_time(data, limits, runs)
+            except Exception:  # the plain load decides, and says why
+                unpickler = None
+        if unpickler is None:
+            unpickler = _BoundedUnpickler(data, limits, numpy_describe)
+            unpickler.value = unpickler.load()
+        value = unpickler.value
         if unpickler.budget.numpy_seen:  # a dtype or a _reconstruct-ed array may be in it
             value = _numpy_finished(value, numpy_describe)
         return value
