@@ -45,9 +45,10 @@ import re
 import struct
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 # The plain-items scan in C (_plainscan.c), when it was built: the match of the regex
 # _regexes().items[3], without a regex step per item. Without it (no compiler where the package was
@@ -331,8 +332,8 @@ def _calls_alike(data: bytes, pos: int) -> _CallsAlike | None:
     count = min(_COPIES, (len(data) - pos) // stride)
     for at in itertools.chain(range(raw), range(raw + size, stride)):
         same = data[pos + at : pos + at + stride * count : stride]
-        if same.count(same[:1]) != len(same):
-            count = len(same) - len(same.lstrip(same[:1]))
+        if same.count(same[0]) != count:
+            count = count - len(same.lstrip(same[:1]))
     return _CallsAlike(pos, count, stride, raw, size, data[pos : first.end()],
                        data[first.end() : second.end()])
 
@@ -487,8 +488,10 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
                         if uncertain_from > len(memo) + in_alike:  # the batch may have
                             uncertain_from = len(memo) + in_alike  # memoized items
                             memoized(uncertain_from, _SMALL_TUPLE)
-            elif op == 0x65:  # APPENDS
-                pop_mark()
+            elif op == 0x65:  # APPENDS: the items go, unseen (not copied: a run's thousand)
+                if not marks:
+                    raise pickle.UnpicklingError("no MARK on the stack")
+                del stack[marks.pop() :]
             elif op == 0x75:  # SETITEMS
                 hashed(pop_mark()[0::2])
             elif op == 0x5D or op == 0x7D or op == 0x8F:  # EMPTY_LIST, EMPTY_DICT, EMPTY_SET
@@ -625,6 +628,10 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
 # --- 2. bounded constructors -----------------------------------------------------------------
 
 
+_Made = TypeVar("_Made")
+_PLACEHOLDERS_FOLLOWED = 64  # an honest result makes one dtype each, memoized: a few
+
+
 class _Budget:
     """What the constructors of one load may still copy and hash."""
 
@@ -637,6 +644,21 @@ class _Budget:
         self.numpy_seen = False  # a numpy name was met: dtypes or arrays may need finishing
         self.numpy_pending = False
         self.numpy_built = 0  # bytes of numpy arrays and scalars
+        # the placeholders made (dtypes, arrays awaiting their state), weakly, while few: once
+        # the unpickler and its memo are gone, only the value can hold one still alive
+        self.placeholders: list[weakref.ref[Any]] | None = []
+
+    def placeholder(self, made: _Made) -> _Made:
+        if self.placeholders is not None:
+            if len(self.placeholders) < _PLACEHOLDERS_FOLLOWED:
+                self.placeholders.append(weakref.ref(made))
+            else:
+                self.placeholders = None  # too many to follow: the value is walked for them
+        return made
+
+    def placeholders_left(self) -> bool:
+        """Whether a placeholder may be in the value (call it once the unpickler is gone)."""
+        return self.placeholders is None or any(ref() is not None for ref in self.placeholders)
 
     def numpy_used(self) -> None:
         if not self.numpy_seen:
@@ -996,9 +1018,9 @@ def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
             raise pickle.UnpicklingError(f"numpy dtype {shown!r} refused: only bool, int, uint, "
                                          "float and complex dtypes are accepted")
         if budget.numpy_describe:
-            return _NumpyDType(code)
+            return budget.placeholder(_NumpyDType(code))
         make_scalar = _numpy_parts.get("scalar")
-        return _NumpyDType(code, real=make_scalar is not None)
+        return budget.placeholder(_NumpyDType(code, real=make_scalar is not None))
 
     def value(raw: Any, dtype: Any, memory: Any, shape: Any, scalar: bool = False) -> NumpyValue:
         if type(dtype) is not _NumpyDType:
@@ -1040,7 +1062,7 @@ def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
                 or type(typecode) is not bytes or typecode != b"b" or extra:
             raise pickle.UnpicklingError("numpy _reconstruct with unexpected arguments refused")
         budget.numpy_pending = True
-        return _NumpyArrayState(value)
+        return budget.placeholder(_NumpyArrayState(value))
 
     def scalar(dtype: Any = None, raw: Any = None, *extra: Any) -> Any:
         # the common case (a list of them) without a NumpyValue, value()'s checks inlined: a call
@@ -1230,7 +1252,7 @@ def _load_runs_at_a_time(data: bytes, limits: Limits,
         # numpy scalars, as scalar() makes them: each from its bytes, in the original data
         handed.extend(numpy.ndarray((run.calls,), dtype.real, data, run.start + run.raw,
                                     (run.stride,)))
-        handed.append(check)
+        handed.append(handed[0])  # itself, for the next run (by name: a cycle, as below)
 
     handed.append(check)
     hand = iter(handed)
@@ -1264,9 +1286,10 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS, numpy_describe: bool = F
         if unpickler is None:
             unpickler = _BoundedUnpickler(data, limits, numpy_describe)
             unpickler.value = unpickler.load()
-        value = unpickler.value
-        if unpickler.budget.numpy_seen:  # a dtype or a _reconstruct-ed array may be in it
-            value = _numpy_finished(value, numpy_describe)
+        value, budget = unpickler.value, unpickler.budget
+        del unpickler  # and its memo, which holds every placeholder made: none left, none in it
+        if budget.numpy_seen and budget.placeholders_left():  # a dtype or a _reconstruct-ed
+            value = _numpy_finished(value, numpy_describe)  # array may be in it
         return value
     except RecursionError:
         raise LimitExceeded("max_depth", "nested too deep to rebuild") from None
