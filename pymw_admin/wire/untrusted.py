@@ -344,7 +344,8 @@ class _Unsure(Exception):
 
 def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[_CallsAlike]:
     """Refuse ``data`` unless unpickling it is bounded (see the module's docstring). Returns the
-    runs of calls alike it modelled a run at a time, in their order (loads takes them so too)."""
+    runs of calls alike it modelled a run at a time, in their order (loads takes them so too):
+    none if a memo get read a call's bytes or arguments (after a run, the scan sees every get)."""
     n = len(data)
     if n > limits.max_bytes:
         raise LimitExceeded("max_bytes", f"{n} bytes (limit {limits.max_bytes})")
@@ -405,6 +406,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
 
     def recalled(index: int) -> Any:
         """The memo entry at ``index`` (KeyError: none, a malformed pickle)."""
+        nonlocal found
         item = memo.get(index)
         if item is not None:
             return item
@@ -412,7 +414,11 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
         if at < 0:
             raise KeyError(index)
         base, _end, args = alike[at]
-        return (_SCALAR, args, _BUILT)[(index - base) % 3]
+        kind = (index - base) % 3
+        if kind != 2 and found is not None:  # a call's bytes or arguments read: loads takes
+            found.clear()  # no run a run at a time (it leaves them out)
+            found = None
+        return (_SCALAR, args, _BUILT)[kind]
 
     def memoized(index: int, item: tuple[int, int, int]) -> None:
         nonlocal in_alike
@@ -584,6 +590,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
                             and _memo_index(run.args_get) < base
                             and base + 3 * run.calls <= uncertain_from):
                         memoized(base - 1, _BUILT)  # this call's MEMOIZE
+                        recalled(_memo_index(run.callable_get))  # read by each call, as the args
                         args = hashable([recalled(_memo_index(run.args_get)), _SCALAR], "tuple")
                         heavier(args)
                         alike.append((base, base + 3 * run.calls, args))
@@ -1165,25 +1172,24 @@ class _BoundedUnpickler(pickle.Unpickler):
 #
 # A list of numpy scalars is a call of numpy's scalar(dtype, raw) an item after another, and the
 # unpickler calling the constructor above for each costs twice numpy's own work. So on a master
-# each run of calls alike the scan found (_CallsAlike) is rewritten before loading, each call
+# each run of calls alike the scan found (_CallsAlike) is rewritten before loading, in as many
+# bytes (offsets and frames unchanged):
 #
-#   callable_get args_get C raw MEMOIZE TUPLE2 MEMOIZE REDUCE MEMOIZE    becomes
-#   MARK POP_MARK args_get C raw MEMOIZE TUPLE2 MEMOIZE BINPERSID MEMOIZE
+#   NONE BINPERSID callable_get args_get TUPLE2 REDUCE POP  padding
+#   (NONE BINPERSID MEMOIZE MEMOIZE MEMOIZE) * calls
 #
-# (MARK NONE... POP_MARK as long as the callable's get): the same memo entries (the bytes, the
-# arguments tuple, the scalar) and the same object pushed, the scalar, which persistent_load
-# hands out. Before them, the run's first calls, each without its callable get, make room for
-#
-#   NONE BINPERSID callable_get args_get TUPLE2 REDUCE POP
-#
-# which calls the check with the objects the run's calls would call and take: unless they are
-# this load's numpy scalar constructor and a dtype the allow-list built, of the run's bytes'
-# item size, it raises; else it charges the budget for the run as the constructor would a call
-# at a time and hands out the run's scalars next, built by numpy from the run's bytes at once
-# (as the constructor makes each). The rewriting keeps every offset (frames stay whole) and every
-# memo index. On any error the plain load decides: what this loads is what the plain load would.
+# The first BINPERSID gives the check (persistent_load hands out, in order, the entries of one
+# list), called with the objects the run's calls would call and take: unless they are this
+# load's numpy scalar constructor and a dtype the allow-list built, of the run's bytes' item
+# size, it raises; else it charges the budget for the run as the constructor would a call at a
+# time, and the run's scalars are handed out next, built by numpy from the run's bytes at once
+# (as the constructor makes each). Each call pushes its scalar and makes its three memo entries
+# (the indexes unchanged): the bytes' and the arguments' hold the scalar too, which is the same
+# load because no get reads them (the scan sees every get after a run, and returns no run where
+# one does). On any error the plain load decides: what this loads is what the plain load would.
 
 _SCALAR_NAME = (f"{_NUMPY_MODULES[0]}.multiarray", "scalar")
+_HANDED = b"NQ\x94\x94\x94"  # a call rewritten: its scalar handed out, memoized thrice
 
 
 class _StartOver(Exception):
@@ -1198,31 +1204,25 @@ def _padding(size: int) -> bytes:
 
 
 def _rewritten(data: bytes, runs: list[_CallsAlike]) -> tuple[bytes, list[_CallsAlike]]:
-    """``data`` with each run long enough to make room for its check rewritten; those runs."""
-    out = bytearray(data)
+    """``data`` with each run that has room for its check rewritten; those runs."""
+    pieces: list[Any] = []
     taken = []
+    done = 0
+    whole = memoryview(data)
     for run in runs:
-        get, stride = len(run.callable_get), run.stride
         check = b"NQ" + run.callable_get + run.args_get + b"\x86R0"
-        first = -(-len(check) // get)  # calls that make room for it, the rest padding
-        if first * get - len(check) == 1:
-            first += 1
-        if first > run.calls:
+        room = run.calls * (run.stride - len(_HANDED)) - len(check)
+        if room < 0 or room == 1:
             continue
-        rest, calls = run.start + first * stride, run.calls - first
-        # the bytes replaced are what the scan found there (a slip would rewrite others)
-        for at, byte in [*enumerate(run.callable_get), (stride - 2, ord("R"))]:
-            if data[run.start + at : run.end : stride] != bytes([byte]) * run.calls:
+        # the bytes replaced are the calls the scan found there (a slip would rewrite others)
+        for at, byte in [*enumerate(run.callable_get), (run.stride - 2, ord("R"))]:
+            if data[run.start + at : run.end : run.stride] != bytes([byte]) * run.calls:
                 raise _StartOver
-        head = [check, _padding(first * get - len(check))]
-        for item in range(run.start, rest, stride):
-            head += [data[item + get : item + stride - 2], b"Q\x94"]
-        out[run.start : rest] = b"".join(head)
-        for at, byte in enumerate(_padding(get)):
-            out[rest + at : run.end : stride] = bytes([byte]) * calls
-        out[rest + stride - 2 : run.end : stride] = b"Q" * calls
+        pieces += [whole[done : run.start], check, _padding(room), _HANDED * run.calls]
+        done = run.end
         taken.append(run)
-    return bytes(out), taken
+    pieces.append(whole[done:])
+    return b"".join(pieces), taken
 
 
 def _load_runs_at_a_time(data: bytes, limits: Limits,
