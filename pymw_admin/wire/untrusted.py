@@ -20,7 +20,8 @@ nesting crash the interpreter (hashing recurses in C) and a few bytes allocate g
    that refuse amplifying arguments (a count instead of contents, ``range`` as an iterable, a
    ``Fraction`` string with an exponent) and charge what they copy or hash to one budget.
    numpy arrays and scalars are rebuilt from a dtype on an allow-list, a shape and bytes, never by
-   numpy's own pickled constructors (see "numpy values" below).
+   numpy's own pickled constructors (see "numpy values" below); a list of numpy scalars a run of
+   calls at a time where numpy is installed (see "runs of numpy scalars").
 
 Every refusal is a :class:`LimitExceeded` naming the limit. Standard library only (Python 3.11 or
 newer: possessive regex quantifiers): BOINC's validator runs this module through ``pymw_compare``
@@ -30,6 +31,7 @@ slower on lists of numbers of mixed widths or of strings of mixed lengths.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime
 import decimal
@@ -43,9 +45,10 @@ import re
 import struct
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 # The plain-items scan in C (_plainscan.c), when it was built: the match of the regex
 # _regexes().items[3], without a regex step per item. Without it (no compiler where the package was
@@ -285,20 +288,35 @@ def _copies(data: bytes, start: int, size: int, limit: int) -> int:
 
 # A call whose callable and first argument are memo gets, its second argument short bytes:
 # numpy.scalar(dtype, raw) a list item after another, ``h.h.C.{n}\x94\x86\x94R\x94`` each
-_GET = re.compile(rb"h(.)|j(.{4})", re.S)
+_GET = re.compile(rb"h.|j.{4}", re.S)
 _CALL_TAIL = b"\x94\x86\x94R\x94"
 
 
-@functools.lru_cache(maxsize=64)
-def _call_run(callable_get: bytes, args_get: bytes, size: int) -> re.Pattern[bytes]:
-    item = (re.escape(callable_get + args_get + b"C" + bytes([size])) + b".{%d}" % size
-            + re.escape(_CALL_TAIL))
-    return re.compile(b"(?:" + item + b")*+", re.S)
+class _CallsAlike(NamedTuple):
+    """``calls`` calls alike from ``start``, ``stride`` bytes each: ``callable_get args_get
+    SHORT_BINBYTES MEMOIZE TUPLE2 MEMOIZE REDUCE MEMOIZE``, only the ``size`` bytes (from ``raw``
+    in each) differing."""
+
+    start: int
+    calls: int
+    stride: int
+    raw: int
+    size: int
+    callable_get: bytes
+    args_get: bytes
+
+    @property
+    def end(self) -> int:
+        return self.start + self.calls * self.stride
 
 
-def _calls_alike(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
-    """How many calls alike (see _call_run) begin at ``pos``, where they end, and the memo
-    indexes of their callable and first argument; None if none does."""
+def _memo_index(get: bytes) -> int:
+    return int.from_bytes(get[1:], "little")
+
+
+def _calls_alike(data: bytes, pos: int) -> _CallsAlike | None:
+    """The calls alike that begin at ``pos`` (up to _COPIES of them), None if none does: the first
+    parsed, the others compared with it by a strided slice a byte that must not differ."""
     first = _GET.match(data, pos)
     if first is None:
         return None
@@ -307,40 +325,54 @@ def _calls_alike(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
             or second.end() + 1 >= len(data):
         return None
     size = data[second.end() + 1]
-    one = second.end() + 2 + size + len(_CALL_TAIL) - pos
-    run = _call_run(data[pos : first.end()], data[first.end() : second.end()], size).match(
-        data, pos)
-    if run is None or run.end() == pos:
+    raw = second.end() + 2 - pos
+    stride = raw + size + len(_CALL_TAIL)
+    if data[pos + raw + size : pos + stride] != _CALL_TAIL:
         return None
-    end = run.end()
-    return ((end - pos) // one, end, _u(data, first.start() + 1, 4 if data[pos] == 0x6A else 1),
-            _u(data, second.start() + 1, 4 if data[first.end()] == 0x6A else 1))
+    count = min(_COPIES, (len(data) - pos) // stride)
+    for at in itertools.chain(range(raw), range(raw + size, stride)):
+        same = data[pos + at : pos + at + stride * count : stride]
+        if same.count(same[0]) != count:
+            count = count - len(same.lstrip(same[:1]))
+    return _CallsAlike(pos, count, stride, raw, size, data[pos : first.end()],
+                       data[first.end() : second.end()])
 
 
 class _Unsure(Exception):
     """A limit met after skipping a batch, when the memo was no longer known exactly."""
 
 
-def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
-    """Refuse ``data`` unless unpickling it is bounded (see the module's docstring)."""
+def scan(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[_CallsAlike]:
+    """Refuse ``data`` unless unpickling it is bounded (see the module's docstring). Returns the
+    runs of calls alike it modelled a run at a time, in their order (loads takes them so too):
+    none if a memo get read a call's bytes or arguments (after a run, the scan sees every get)."""
     n = len(data)
     if n > limits.max_bytes:
         raise LimitExceeded("max_bytes", f"{n} bytes (limit {limits.max_bytes})")
     prepare()  # a first decode's pattern compiling is not the data's time
     deadline = time.monotonic() + limits.max_seconds
+    found: list[_CallsAlike] = []
     try:
-        _scan(data, limits, deadline, skip_batches=True)
+        _scan(data, limits, deadline, skip_batches=True, found=found)
     except _Unsure:  # the model was too coarse, maybe: the exact one decides, in the same time
+        found.clear()
         _scan(data, limits, deadline, skip_batches=False)
+    return found
 
 
-def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> None:
+def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool,
+          found: list[_CallsAlike] | None = None) -> None:
     n = len(data)
     stack: list[Any] = []
     marks: list[int] = []
     # The memo, exactly until a skipped batch may have memoized an unknown number of items: from
     # then on, a get from index ``uncertain_from`` on is the heaviest item memoized (``heavy``).
     memo: dict[int, Any] = {}
+    # The memo entries of runs of calls alike, not in ``memo`` (one each would cost more than
+    # the run): (first index, index after the last, the arguments tuple), and how many there are
+    alike: list[tuple[int, int, Any]] = []
+    alike_starts: list[int] = []
+    in_alike = 0
     uncertain_from = 1 << 62
     heavy = _MUTABLE
     skippable = skip_batches  # and no memo get can fetch more than a skipped batch may hold
@@ -367,10 +399,37 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
             raise LimitExceeded("max_collidable",
                                 f"over {limits.max_collidable} hashed big numbers")
 
+    def alike_at(index: int) -> int:
+        """Which run of calls alike memoized ``index``; -1 if none did."""
+        at = bisect.bisect_right(alike_starts, index) - 1
+        return at if at >= 0 and index < alike[at][1] else -1
+
+    def recalled(index: int) -> Any:
+        """The memo entry at ``index`` (KeyError: none, a malformed pickle)."""
+        nonlocal found
+        item = memo.get(index)
+        if item is not None:
+            return item
+        at = alike_at(index)
+        if at < 0:
+            raise KeyError(index)
+        base, _end, args = alike[at]
+        kind = (index - base) % 3
+        if kind != 2 and found is not None:  # a call's bytes or arguments read: loads takes
+            found.clear()  # no run a run at a time (it leaves them out)
+            found = None
+        return (_SCALAR, args, _BUILT)[kind]
+
     def memoized(index: int, item: tuple[int, int, int]) -> None:
-        nonlocal heavy, skippable
+        nonlocal in_alike
         if index < uncertain_from:
+            if alike and index not in memo and alike_at(index) >= 0:  # a PUT over a run's
+                in_alike -= 1
             memo[index] = item
+        heavier(item)
+
+    def heavier(item: tuple[int, int, int]) -> None:
+        nonlocal heavy, skippable
         heavy = (max(heavy[0], item[0]), max(heavy[1], item[1]), heavy[2] | item[2])
         skippable = (skip_batches and heavy[0] <= _SMALL_TUPLE[0]
                      and heavy[1] <= _SMALL_TUPLE[1] and not heavy[2])
@@ -415,15 +474,15 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
             elif op == 0x94:  # MEMOIZE
                 item = stack[-1]
                 if item[0] == 1 and not item[2]:  # a scalar or an unhashable container
-                    memo[len(memo)] = item
+                    memo[len(memo) + in_alike] = item
                 else:
-                    memoized(len(memo), item)
+                    memoized(len(memo) + in_alike, item)
             elif op in len1:
                 pos += 1 + data[pos]
                 push(_SCALAR)
             elif op == 0x68:  # BINGET
                 index = data[pos]
-                push(memo[index] if index < uncertain_from else heavy)
+                push((memo.get(index) or recalled(index)) if index < uncertain_from else heavy)
                 pos += 1
             elif op == 0x28:  # MARK
                 marks.append(len(stack))
@@ -432,11 +491,13 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                     end = _batch_end(data, pos)
                     if end != pos:
                         pos = end
-                        if uncertain_from > len(memo):  # the batch may have memoized items
-                            uncertain_from = len(memo)
+                        if uncertain_from > len(memo) + in_alike:  # the batch may have
+                            uncertain_from = len(memo) + in_alike  # memoized items
                             memoized(uncertain_from, _SMALL_TUPLE)
-            elif op == 0x65:  # APPENDS
-                pop_mark()
+            elif op == 0x65:  # APPENDS: the items go, unseen (not copied: a run's thousand)
+                if not marks:
+                    raise pickle.UnpicklingError("no MARK on the stack")
+                del stack[marks.pop() :]
             elif op == 0x75:  # SETITEMS
                 hashed(pop_mark()[0::2])
             elif op == 0x5D or op == 0x7D or op == 0x8F:  # EMPTY_LIST, EMPTY_DICT, EMPTY_SET
@@ -481,7 +542,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 push(_SCALAR)
             elif op == 0x6A:  # LONG_BINGET
                 index = _u(data, pos, 4)
-                push(memo[index] if index < uncertain_from else heavy)
+                push(recalled(index) if index < uncertain_from else heavy)
                 pos += 4
             elif op == 0x71 or op == 0x72:  # BINPUT, LONG_BINPUT
                 puts = True
@@ -505,7 +566,7 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 index = int(data[pos:end])
                 pos = end + 1
                 if op == 0x67:
-                    push(memo[index] if index < uncertain_from else heavy)
+                    push(recalled(index) if index < uncertain_from else heavy)
                 else:
                     if not 0 <= index <= n:
                         raise LimitExceeded("max_bytes", f"memo index {index} beyond the input")
@@ -520,22 +581,25 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
                 del stack[-2:]
                 push(_BUILT)
                 if op == 0x52 and skip_batches and data[pos : pos + 1] == b"\x94" and not puts \
-                        and len(memo) + 1 < uncertain_from:
+                        and len(memo) + in_alike + 1 < uncertain_from:
                     # then calls alike (a list of numpy scalars) are modelled a run at a time,
                     # as the exact scan (no skipping: the tests' oracle) models them a step each
                     run = _calls_alike(data, pos + 1)
-                    if run is not None:
-                        count, end, callable_at, args_at = run
-                        base = len(memo) + 1
-                        if (callable_at < base and args_at < base
-                                and base + 3 * count <= uncertain_from):
-                            memoized(base - 1, _BUILT)  # this call's MEMOIZE
-                            args = hashable([memo[args_at], _SCALAR], "tuple")
-                            memoized(base + 1, args)
-                            memo.update(zip(range(base, base + 3 * count),
-                                            itertools.cycle((_SCALAR, args, _BUILT))))
-                            stack.extend(itertools.repeat(_BUILT, count))
-                            pos = end
+                    base = len(memo) + in_alike + 1
+                    if (run is not None and _memo_index(run.callable_get) < base
+                            and _memo_index(run.args_get) < base
+                            and base + 3 * run.calls <= uncertain_from):
+                        memoized(base - 1, _BUILT)  # this call's MEMOIZE
+                        recalled(_memo_index(run.callable_get))  # read by each call, as the args
+                        args = hashable([recalled(_memo_index(run.args_get)), _SCALAR], "tuple")
+                        heavier(args)
+                        alike.append((base, base + 3 * run.calls, args))
+                        alike_starts.append(base)
+                        in_alike += 3 * run.calls
+                        stack.extend(itertools.repeat(_BUILT, run.calls))
+                        pos = run.end
+                        if found is not None:
+                            found.append(run)
             elif op == 0x92:  # NEWOBJ_EX
                 del stack[-3:]
                 push(_BUILT)
@@ -571,6 +635,10 @@ def _scan(data: bytes, limits: Limits, deadline: float, skip_batches: bool) -> N
 # --- 2. bounded constructors -----------------------------------------------------------------
 
 
+_Made = TypeVar("_Made")
+_PLACEHOLDERS_FOLLOWED = 64  # an honest result makes one dtype each, memoized: a few
+
+
 class _Budget:
     """What the constructors of one load may still copy and hash."""
 
@@ -583,6 +651,21 @@ class _Budget:
         self.numpy_seen = False  # a numpy name was met: dtypes or arrays may need finishing
         self.numpy_pending = False
         self.numpy_built = 0  # bytes of numpy arrays and scalars
+        # the placeholders made (dtypes, arrays awaiting their state), weakly, while few: once
+        # the unpickler and its memo are gone, only the value can hold one still alive
+        self.placeholders: list[weakref.ref[Any]] | None = []
+
+    def placeholder(self, made: _Made) -> _Made:
+        if self.placeholders is not None:
+            if len(self.placeholders) < _PLACEHOLDERS_FOLLOWED:
+                self.placeholders.append(weakref.ref(made))
+            else:
+                self.placeholders = None  # too many to follow: the value is walked for them
+        return made
+
+    def placeholders_left(self) -> bool:
+        """Whether a placeholder may be in the value (call it once the unpickler is gone)."""
+        return self.placeholders is None or any(ref() is not None for ref in self.placeholders)
 
     def numpy_used(self) -> None:
         if not self.numpy_seen:
@@ -942,9 +1025,9 @@ def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
             raise pickle.UnpicklingError(f"numpy dtype {shown!r} refused: only bool, int, uint, "
                                          "float and complex dtypes are accepted")
         if budget.numpy_describe:
-            return _NumpyDType(code)
+            return budget.placeholder(_NumpyDType(code))
         make_scalar = _numpy_parts.get("scalar")
-        return _NumpyDType(code, real=make_scalar is not None)
+        return budget.placeholder(_NumpyDType(code, real=make_scalar is not None))
 
     def value(raw: Any, dtype: Any, memory: Any, shape: Any, scalar: bool = False) -> NumpyValue:
         if type(dtype) is not _NumpyDType:
@@ -986,7 +1069,7 @@ def _numpy_constructors(budget: _Budget) -> dict[tuple[str, str], Any]:
                 or type(typecode) is not bytes or typecode != b"b" or extra:
             raise pickle.UnpicklingError("numpy _reconstruct with unexpected arguments refused")
         budget.numpy_pending = True
-        return _NumpyArrayState(value)
+        return budget.placeholder(_NumpyArrayState(value))
 
     def scalar(dtype: Any = None, raw: Any = None, *extra: Any) -> Any:
         # the common case (a list of them) without a NumpyValue, value()'s checks inlined: a call
@@ -1070,6 +1153,7 @@ class _BoundedUnpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
         self.budget = _Budget(limits, numpy_describe)
         self._found: dict[tuple[str, str], Any] | None = None  # made when first needed
+        self.value: Any = None  # what load() returned
 
     def find_class(self, module: str, name: str) -> Any:
         if self._found is None:
@@ -1079,20 +1163,133 @@ class _BoundedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"untrusted result refers to {module}.{name}; refused")
         return found
 
+    def found(self, module: str, name: str) -> Any:
+        """What ``module.name`` has resolved to in this load; None if nothing was resolved."""
+        return None if self._found is None else self._found.get((module, name))
+
+
+# --- runs of numpy scalars, a run at a time --------------------------------------------------
+#
+# A list of numpy scalars is a call of numpy's scalar(dtype, raw) an item after another, and the
+# unpickler calling the constructor above for each costs twice numpy's own work. So on a master
+# each run of calls alike the scan found (_CallsAlike) is rewritten before loading, in as many
+# bytes (offsets and frames unchanged):
+#
+#   NONE BINPERSID callable_get args_get TUPLE2 REDUCE POP  padding
+#   (NONE BINPERSID MEMOIZE MEMOIZE MEMOIZE) * calls
+#
+# The first BINPERSID gives the check (persistent_load hands out, in order, the entries of one
+# list), called with the objects the run's calls would call and take: unless they are this
+# load's numpy scalar constructor and a dtype the allow-list built, of the run's bytes' item
+# size, it raises; else it charges the budget for the run as the constructor would a call at a
+# time, and the run's scalars are handed out next, built by numpy from the run's bytes at once
+# (as the constructor makes each). Each call pushes its scalar and makes its three memo entries
+# (the indexes unchanged): the bytes' and the arguments' hold the scalar too, which is the same
+# load because no get reads them (the scan sees every get after a run, and returns no run where
+# one does). On any error the plain load decides: what this loads is what the plain load would.
+
+_SCALAR_NAME = (f"{_NUMPY_MODULES[0]}.multiarray", "scalar")
+_HANDED = b"NQ\x94\x94\x94"  # a call rewritten: its scalar handed out, memoized thrice
+
+
+class _StartOver(Exception):
+    """A run is not what its rewriting takes it for: the plain load decides."""
+
+
+def _padding(size: int) -> bytes:
+    """Opcodes of ``size`` bytes (not 1) that leave the stack and the memo as they were."""
+    if size < 6:  # MARK, NONE..., POP_MARK
+        return b"(" + b"N" * (size - 2) + b"1" if size else b""
+    return b"B" + (size - 6).to_bytes(4, "little") + bytes(size - 6) + b"0"  # BINBYTES, POP
+
+
+def _rewritten(data: bytes, runs: list[_CallsAlike]) -> tuple[bytes, list[_CallsAlike]]:
+    """``data`` with each run that has room for its check rewritten; those runs."""
+    pieces: list[Any] = []
+    taken = []
+    done = 0
+    whole = memoryview(data)
+    for run in runs:
+        check = b"NQ" + run.callable_get + run.args_get + b"\x86R0"
+        room = run.calls * (run.stride - len(_HANDED)) - len(check)
+        if room < 0 or room == 1:
+            continue
+        # the bytes replaced are the calls the scan found there (a slip would rewrite others)
+        for at, byte in [*enumerate(run.callable_get), (run.stride - 2, ord("R"))]:
+            if data[run.start + at : run.end : run.stride] != bytes([byte]) * run.calls:
+                raise _StartOver
+        pieces += [whole[done : run.start], check, _padding(room), _HANDED * run.calls]
+        done = run.end
+        taken.append(run)
+    pieces.append(whole[done:])
+    return b"".join(pieces), taken
+
+
+def _load_runs_at_a_time(data: bytes, limits: Limits,
+                         runs: list[_CallsAlike]) -> _BoundedUnpickler | None:
+    """The unpickler that loaded ``data`` with its runs rewritten (its value in ``value``); None
+    if no run was long enough. Raises anything where the plain load must decide."""
+    numpy = _numpy()
+    rewritten, taken = _rewritten(data, runs)
+    if not taken:
+        return None
+    unpickler = _BoundedUnpickler(rewritten, limits, numpy_describe=False)
+    budget = unpickler.budget
+    handed: list[Any] = []
+    left = iter(taken)
+
+    def check(make: Any, dtype: Any) -> None:
+        run = next(left)
+        if make is None or make is not unpickler.found(*_SCALAR_NAME) \
+                or type(dtype) is not _NumpyDType or dtype.real is None \
+                or _NUMPY_CODES[dtype.code] != run.size:
+            raise _StartOver
+        # what the constructor charges a call at a time, within the same limits
+        copied, built = budget.copied + run.calls, budget.numpy_built + run.calls * run.size
+        if copied > limits.max_copied or built > limits.max_bytes:
+            raise _StartOver
+        budget.copied, budget.numpy_built = copied, built
+        # numpy scalars, as scalar() makes them: each from its bytes, in the original data
+        handed.extend(numpy.ndarray((run.calls,), dtype.real, data, run.start + run.raw,
+                                    (run.stride,)))
+        handed.append(handed[0])  # itself, for the next run (by name: a cycle, as below)
+
+    handed.append(check)
+    hand = iter(handed)
+    unpickler.persistent_load = functools.partial(next, hand)  # type: ignore[method-assign]
+    try:
+        unpickler.value = unpickler.load()
+        # each check, each scalar taken once, in order: one check left, never called
+        if next(left, None) is not None or next(hand, None) is not check \
+                or next(hand, None) is not None:
+            raise _StartOver
+    finally:
+        handed.clear()  # the check in it holds the unpickler: a cycle, freed only by the gc
+    return unpickler
+
 
 def loads(data: bytes, limits: Limits = DEFAULT_LIMITS, numpy_describe: bool = False) -> Any:
     """Unpickle plain data from an untrusted source, within ``limits``. numpy arrays and scalars
     come back as themselves, or as :class:`NumpyValue` with ``numpy_describe`` (without numpy)."""
-    scan(data, limits)
+    runs = scan(data, limits)
     # building leaves no garbage: pausing the cycle collector saves its passes over every
     # container built (a tenth of the time for a list of small dicts) and frees nothing later
     collecting = gc.isenabled()
     gc.disable()
     try:
-        unpickler = _BoundedUnpickler(data, limits, numpy_describe)
-        value = unpickler.load()
-        if unpickler.budget.numpy_seen:  # a dtype or a _reconstruct-ed array may be in it
-            value = _numpy_finished(value, numpy_describe)
+        unpickler = None
+        if runs and not numpy_describe:
+            try:
+                unpickler = _load_runs_at_a_time(data, limits, runs)
+            except Exception:  # the plain load decides, and says why
+                unpickler = None
+        if unpickler is None:
+            unpickler = _BoundedUnpickler(data, limits, numpy_describe)
+            unpickler.value = unpickler.load()
+        value, budget = unpickler.value, unpickler.budget
+        del unpickler  # and its memo, which holds every placeholder made: none left, none in it
+        if budget.numpy_seen and budget.placeholders_left():  # a dtype or a _reconstruct-ed
+            value = _numpy_finished(value, numpy_describe)  # array may be in it
         return value
     except RecursionError:
         raise LimitExceeded("max_depth", "nested too deep to rebuild") from None

@@ -112,6 +112,35 @@ def test_numpy_values_nested_in_containers_come_back() -> None:
     assert got["dtype"] == arr.dtype and got["plain"] == [1, 2.5, "x"]
 
 
+@pytest.mark.usefixtures("scan_path")
+def test_more_placeholders_than_followed_are_finished_all_the_same() -> None:
+    """The decoder follows a few dtypes and arrays awaiting their state (alive once it is done:
+    in the value); past that many, it looks for them in the whole value."""
+    many = untrusted._PLACEHOLDERS_FOLLOWED + 36
+    views = [(sample("i2", (4, 6)) + k)[:, ::2] for k in range(many)]  # _reconstruct, BUILD
+    dtypes = [np.dtype("i2").newbyteorder(">") for _ in range(many)]  # one object each
+    got = as_volunteer_sends({"views": views, "dtypes": dtypes})
+    for view, want in zip(got["views"], views, strict=True):
+        assert_same_array(view, want)
+    assert all(isinstance(d, np.dtype) and d == dtypes[0] for d in got["dtypes"])
+
+
+def test_a_value_is_walked_for_placeholders_only_when_one_is_left(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    walked: list[Any] = []
+    real = untrusted._numpy_finished
+
+    def spied(value: Any, describe: bool) -> Any:
+        walked.append(value)
+        return real(value, describe)
+
+    monkeypatch.setattr(untrusted, "_numpy_finished", spied)
+    scalars = [np.float64(i) for i in range(1000)]
+    assert as_volunteer_sends(scalars) == scalars and walked == []  # its dtype was memo only
+    got = as_volunteer_sends([np.float64(1), np.dtype("f4")])
+    assert got[1] == np.dtype("f4") and len(walked) == 1
+
+
 def test_without_numpy_the_master_refuses_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     data = pickle.dumps([1, np.zeros(3)], protocol=5)
     monkeypatch.setattr(untrusted, "_numpy_parts", {})
@@ -164,7 +193,8 @@ def scan_outcome(data: bytes, skip_batches: bool) -> str:
 @pytest.mark.usefixtures("scan_path")
 def test_calls_alike_are_modelled_as_the_exact_scan_models_them() -> None:
     """The scan takes a list of numpy scalars a run of calls at a time; mutated (gets of other
-    memo entries, a heavy tuple's among them, lengths, opcodes), it decides as step by step."""
+    memo entries, a heavy tuple's among them, PUTs over them, lengths, opcodes), it decides as
+    step by step."""
     rng = random.Random(26)
     heavy = tuple(range(300))
     honest = [[np.float64(i) for i in range(3000)], [heavy, np.int8(1), np.int8(2)] * 400,
@@ -175,7 +205,7 @@ def test_calls_alike_are_modelled_as_the_exact_scan_models_them() -> None:
         data = bytearray(pickle.dumps(rng.choice(honest), protocol=5))
         for _ in range(rng.randrange(1, 6)):
             at = rng.randrange(12, len(data))
-            data[at] = rng.choice(b"hjC\x94\x86R\x85\x91(e" + bytes([rng.randrange(256)]))
+            data[at] = rng.choice(b"hjqC\x94\x86R\x85\x91(e" + bytes([rng.randrange(256)]))
         fast = scan_outcome(bytes(data), True)
         assert fast == "unsure" or fast == scan_outcome(bytes(data), False), bytes(data[:80])
     # calls alike whose argument tuples hold a memo DAG, then hashed in a frozenset
